@@ -1,0 +1,432 @@
+//! `meridian bench`: the `rados bench` workload and report, against a pool.
+//!
+//! `write` stores objects of `-b` bytes with `-t` ops in flight for the given
+//! seconds and records what it wrote in `benchmark_last_metadata`; `seq` and
+//! `rand` read those objects back (checking every byte); without
+//! `--no-cleanup` a write run removes its objects at the end.
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use meridian_client::Cluster;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Name of the object recording the last write run (as rados bench does).
+pub const METADATA_OBJECT: &str = "benchmark_last_metadata";
+
+/// Which workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Write new objects.
+    Write,
+    /// Read the objects of the last write run in order.
+    Seq,
+    /// Read random objects of the last write run.
+    Rand,
+}
+
+/// `meridian bench -p POOL SECONDS MODE [-b SIZE] [-t N] [--no-cleanup]`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Pool to run against.
+    #[arg(short = 'p', long)]
+    pub pool: String,
+    /// Duration in seconds.
+    pub seconds: u64,
+    /// write, seq or rand.
+    #[arg(value_enum)]
+    pub mode: Mode,
+    /// Object size for writes (e.g. 4M, 4K).
+    #[arg(short = 'b', long = "block-size", default_value = "4M")]
+    pub block_size: String,
+    /// Concurrent operations.
+    #[arg(short = 't', long = "concurrent-ios", default_value_t = 16)]
+    pub concurrency: usize,
+    /// Keep the written objects (for a following seq/rand run).
+    #[arg(long = "no-cleanup")]
+    pub no_cleanup: bool,
+    /// Prefix of object names.
+    #[arg(long = "run-name", default_value = "benchmark_data")]
+    pub run_name: String,
+}
+
+/// `meridian cleanup -p POOL`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CleanupArgs {
+    /// Pool to clean.
+    #[arg(short = 'p', long)]
+    pub pool: String,
+    /// Prefix of the objects to remove.
+    #[arg(long = "prefix", default_value = "benchmark_data")]
+    pub prefix: String,
+}
+
+/// The summary numbers `rados bench` prints.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// write / seq / rand.
+    pub mode: String,
+    /// Seconds the run took.
+    pub total_time_s: f64,
+    /// Operations completed.
+    pub ops: u64,
+    /// Bytes per op.
+    pub op_size: u64,
+    /// MB/s (10^6 bytes, as rados bench).
+    pub bandwidth_mb_s: f64,
+    /// Stddev of per-second bandwidth.
+    pub stddev_bandwidth: f64,
+    /// Max per-second bandwidth.
+    pub max_bandwidth: f64,
+    /// Min per-second bandwidth.
+    pub min_bandwidth: f64,
+    /// Average IOPS.
+    pub iops: f64,
+    /// Stddev of per-second IOPS.
+    pub stddev_iops: f64,
+    /// Max per-second IOPS.
+    pub max_iops: u64,
+    /// Min per-second IOPS.
+    pub min_iops: u64,
+    /// Latency in seconds.
+    pub avg_latency_s: f64,
+    /// Latency stddev in seconds.
+    pub stddev_latency_s: f64,
+    /// Max latency in seconds.
+    pub max_latency_s: f64,
+    /// Min latency in seconds.
+    pub min_latency_s: f64,
+    /// Errors seen (the run fails if non-zero).
+    pub errors: u64,
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
+}
+
+/// Deterministic object content, so reads can be verified without storing it.
+fn payload(seed: u64, size: usize) -> Bytes {
+    let mut v = vec![0u8; size];
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for chunk in v.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let b = x.to_le_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
+    }
+    Bytes::from(v)
+}
+
+fn object_name(prefix: &str, run: &str, i: u64) -> String {
+    format!("{prefix}_{run}_object{i}")
+}
+
+struct Shared {
+    next: AtomicU64,
+    done: AtomicU64,
+    errors: AtomicU64,
+    stop: AtomicBool,
+    lat: std::sync::Mutex<Vec<f64>>,
+    last_lat: std::sync::Mutex<f64>,
+}
+
+/// Runs a bench and prints rados-bench-style progress and summary.
+pub async fn run(c: &Cluster, a: BenchArgs, json_out: bool) -> anyhow::Result<()> {
+    if a.concurrency == 0 || a.concurrency > 1024 {
+        bail!("-t must be 1..=1024");
+    }
+    if c.map().pool_by_name(&a.pool).is_none() {
+        bail!("pool '{}' does not exist", a.pool);
+    }
+    let (size, count_limit, run_id) = match a.mode {
+        Mode::Write => {
+            let size = meridian_common::size::parse_size(&a.block_size)
+                .map_err(anyhow::Error::msg)? as usize;
+            if size == 0 {
+                bail!("-b must be at least 1 byte");
+            }
+            let run_id = format!("{}_{}", hostname(), std::process::id());
+            (size, u64::MAX, run_id)
+        }
+        Mode::Seq | Mode::Rand => {
+            let meta = c.read(&a.pool, METADATA_OBJECT).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "no previous `bench write --no-cleanup` run in pool '{}' ({e})",
+                    a.pool
+                )
+            })?;
+            let m: serde_json::Value =
+                serde_json::from_slice(&meta).context("decode bench metadata")?;
+            let size = m["op_size"].as_u64().unwrap_or(0) as usize;
+            let count = m["objects"].as_u64().unwrap_or(0);
+            let run_id = m["run"].as_str().unwrap_or("").to_string();
+            if count == 0 {
+                bail!("the last write run left no objects");
+            }
+            (size, count, run_id)
+        }
+    };
+    let shared = Arc::new(Shared {
+        next: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        lat: std::sync::Mutex::new(Vec::new()),
+        last_lat: std::sync::Mutex::new(0.0),
+    });
+    let mode_name = format!("{:?}", a.mode).to_lowercase();
+    if !json_out {
+        println!(
+            "Maintaining {} concurrent writes of {} bytes to objects of size {} for up to {} seconds or 0 objects",
+            a.concurrency, size, size, a.seconds
+        );
+        println!("Object prefix: {}_{run_id}", a.run_name);
+    }
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(a.seconds);
+    let mut workers = Vec::new();
+    for _ in 0..a.concurrency {
+        let (c, a, shared, run_id) = (c.clone(), a.clone(), shared.clone(), run_id.clone());
+        workers.push(tokio::spawn(async move {
+            while !shared.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let i = match a.mode {
+                    Mode::Rand => rand::random::<u64>() % count_limit,
+                    _ => {
+                        let i = shared.next.fetch_add(1, Ordering::Relaxed);
+                        if i >= count_limit {
+                            shared.stop.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                        i
+                    }
+                };
+                let name = object_name(&a.run_name, &run_id, i);
+                let t0 = Instant::now();
+                let ok = match a.mode {
+                    Mode::Write => c.write_full(&a.pool, &name, payload(i, size)).await.is_ok(),
+                    Mode::Seq | Mode::Rand => match c.read(&a.pool, &name).await {
+                        Ok(d) => d == payload(i, size),
+                        Err(_) => false,
+                    },
+                };
+                let l = t0.elapsed().as_secs_f64();
+                if ok {
+                    shared.done.fetch_add(1, Ordering::Relaxed);
+                    shared.lat.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+                    *shared.last_lat.lock().unwrap_or_else(|p| p.into_inner()) = l;
+                } else {
+                    shared.errors.fetch_add(1, Ordering::Relaxed);
+                    eprintln!(
+                        "error: {mode:?} {name} failed or read back wrong bytes",
+                        mode = a.mode
+                    );
+                }
+            }
+        }));
+    }
+    // Per-second progress.
+    let mut per_sec_ops: Vec<u64> = Vec::new();
+    let mut prev_done = 0;
+    let mut sec = 0u64;
+    if !json_out {
+        println!("  sec Cur ops   started  finished  avg MB/s  cur MB/s last lat(s)  avg lat(s)");
+    }
+    while workers.iter().any(|w| !w.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let elapsed = start.elapsed().as_secs();
+        if elapsed > sec {
+            sec = elapsed;
+            let done = shared.done.load(Ordering::Relaxed);
+            let cur = done - prev_done;
+            prev_done = done;
+            per_sec_ops.push(cur);
+            if !json_out {
+                let lat = shared.lat.lock().unwrap_or_else(|p| p.into_inner());
+                let avg_lat = if lat.is_empty() {
+                    0.0
+                } else {
+                    lat.iter().sum::<f64>() / lat.len() as f64
+                };
+                let started = shared.next.load(Ordering::Relaxed).max(done);
+                println!(
+                    "{:>5} {:>7} {:>9} {:>9} {:>9.3} {:>9.3} {:>11.6} {:>11.6}",
+                    sec - 1,
+                    started.saturating_sub(done).min(a.concurrency as u64),
+                    started,
+                    done,
+                    (done as f64 * size as f64 / 1e6) / sec as f64,
+                    cur as f64 * size as f64 / 1e6,
+                    *shared.last_lat.lock().unwrap_or_else(|p| p.into_inner()),
+                    avg_lat
+                );
+            }
+        }
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    let total = start.elapsed().as_secs_f64();
+    let ops = shared.done.load(Ordering::Relaxed);
+    let errors = shared.errors.load(Ordering::Relaxed);
+    let lat = shared.lat.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let (lat_avg, lat_sd) = mean_sd(&lat);
+    let bw: Vec<f64> = per_sec_ops
+        .iter()
+        .map(|o| *o as f64 * size as f64 / 1e6)
+        .collect();
+    let iops: Vec<f64> = per_sec_ops.iter().map(|o| *o as f64).collect();
+    let (_, bw_sd) = mean_sd(&bw);
+    let (_, iops_sd) = mean_sd(&iops);
+    let report = Report {
+        mode: mode_name.clone(),
+        total_time_s: total,
+        ops,
+        op_size: size as u64,
+        bandwidth_mb_s: ops as f64 * size as f64 / 1e6 / total,
+        stddev_bandwidth: bw_sd,
+        max_bandwidth: bw.iter().cloned().fold(0.0, f64::max),
+        min_bandwidth: bw
+            .iter()
+            .cloned()
+            .fold(f64::INFINITY, f64::min)
+            .min(f64::MAX),
+        iops: ops as f64 / total,
+        stddev_iops: iops_sd,
+        max_iops: per_sec_ops.iter().cloned().max().unwrap_or(0),
+        min_iops: per_sec_ops.iter().cloned().min().unwrap_or(0),
+        avg_latency_s: lat_avg,
+        stddev_latency_s: lat_sd,
+        max_latency_s: lat.iter().cloned().fold(0.0, f64::max),
+        min_latency_s: lat
+            .iter()
+            .cloned()
+            .fold(f64::INFINITY, f64::min)
+            .min(f64::MAX),
+        errors,
+    };
+    if a.mode == Mode::Write {
+        let meta = json!({"run": run_id, "objects": ops_written(&shared), "op_size": size});
+        c.write_full(&a.pool, METADATA_OBJECT, Bytes::from(meta.to_string()))
+            .await
+            .context("record bench metadata")?;
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let verb = if a.mode == Mode::Write {
+            "writes"
+        } else {
+            "reads"
+        };
+        println!("Total time run:         {:.4}", report.total_time_s);
+        println!("Total {verb} made:      {}", report.ops);
+        println!(
+            "{} size:             {}",
+            if a.mode == Mode::Write {
+                "Write"
+            } else {
+                "Read "
+            },
+            size
+        );
+        println!("Object size:            {size}");
+        println!("Bandwidth (MB/sec):     {:.3}", report.bandwidth_mb_s);
+        println!("Stddev Bandwidth:       {:.3}", report.stddev_bandwidth);
+        println!("Max bandwidth (MB/sec): {:.3}", report.max_bandwidth);
+        println!("Min bandwidth (MB/sec): {:.3}", report.min_bandwidth);
+        println!("Average IOPS:           {:.0}", report.iops);
+        println!("Stddev IOPS:            {:.3}", report.stddev_iops);
+        println!("Max IOPS:               {}", report.max_iops);
+        println!("Min IOPS:               {}", report.min_iops);
+        println!("Average Latency(s):     {:.6}", report.avg_latency_s);
+        println!("Stddev Latency(s):      {:.6}", report.stddev_latency_s);
+        println!("Max latency(s):         {:.6}", report.max_latency_s);
+        println!("Min latency(s):         {:.6}", report.min_latency_s);
+    }
+    if a.mode == Mode::Write && !a.no_cleanup {
+        let n = ops_written(&shared);
+        if !json_out {
+            println!("Cleaning up (deleting benchmark objects)");
+        }
+        remove_run(c, &a.pool, &a.run_name, &run_id, n, a.concurrency).await?;
+        let _ = c.remove(&a.pool, METADATA_OBJECT).await;
+    }
+    if errors > 0 {
+        bail!("{errors} operations failed");
+    }
+    Ok(())
+}
+
+/// Objects 0..n were attempted; n is where a following read run stops.
+fn ops_written(s: &Shared) -> u64 {
+    s.next.load(Ordering::Relaxed)
+}
+
+async fn remove_run(
+    c: &Cluster,
+    pool: &str,
+    prefix: &str,
+    run: &str,
+    n: u64,
+    conc: usize,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..conc.max(1) {
+        let (c, pool, prefix, run, next) = (
+            c.clone(),
+            pool.to_string(),
+            prefix.to_string(),
+            run.to_string(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                let _ = c.remove(&pool, &object_name(&prefix, &run, i)).await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+/// Removes every object whose name starts with the prefix (and the metadata object).
+pub async fn cleanup(c: &Cluster, a: CleanupArgs) -> anyhow::Result<()> {
+    let names = c.list(&a.pool).await?;
+    let victims: Vec<String> = names
+        .into_iter()
+        .filter(|n| n.starts_with(&a.prefix) || n == METADATA_OBJECT)
+        .collect();
+    for n in &victims {
+        match c.remove(&a.pool, n).await {
+            Ok(()) | Err(meridian_client::ClientError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!("Removed {} objects", victims.len());
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}

@@ -1,0 +1,301 @@
+//! The per-host configuration file (`/etc/meridian/meridian.toml`).
+//!
+//! Like `ceph.conf`: a `[global]` section every process reads, and one
+//! `[mon.ID]` / `[osd.ID]` section per daemon on the host. Every command takes
+//! `-c/--conf FILE`, else `$MERIDIAN_CONF`, else the default path.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where a host's configuration lives when neither `-c` nor `$MERIDIAN_CONF` say otherwise.
+pub const DEFAULT_CONF_PATH: &str = "/etc/meridian/meridian.toml";
+/// Environment variable naming the configuration file (like `CEPH_CONF`).
+pub const CONF_ENV: &str = "MERIDIAN_CONF";
+
+/// Errors loading or validating the configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}; pass -c FILE or set $MERIDIAN_CONF")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// The file parses but says something impossible.
+    #[error("invalid config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    /// A daemon asked for a section that is not there.
+    #[error("config {path} has no [{section}] section")]
+    MissingSection { path: PathBuf, section: String },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Settings every process reads.
+    #[serde(default)]
+    pub global: GlobalSection,
+    /// Monitor sections by monitor id.
+    #[serde(default)]
+    pub mon: BTreeMap<String, MonSection>,
+    /// OSD sections by OSD id.
+    #[serde(default)]
+    pub osd: BTreeMap<String, OsdSection>,
+    /// Where this file was loaded from (not serialized).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// Cluster-wide settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlobalSection {
+    /// The cluster's unique id; every daemon refuses data of another fsid.
+    pub fsid: String,
+    /// Monitor addresses clients contact (`host:port`).
+    pub mon_host: Vec<String>,
+    /// How often an OSD sends a heartbeat to the monitors.
+    pub osd_heartbeat_interval_ms: u64,
+    /// An OSD silent for this long is marked down.
+    pub osd_heartbeat_grace_ms: u64,
+    /// A down OSD is marked out after this long, so its PGs remap.
+    pub mon_osd_down_out_interval_s: u64,
+    /// Largest object a client may write (Ceph's osd_max_object_size).
+    pub osd_max_object_size: u64,
+    /// Raft election tick in milliseconds (elections after 10 ticks of silence).
+    pub mon_tick_ms: u64,
+    /// Client op timeout, including retries across map changes.
+    pub client_op_timeout_ms: u64,
+    /// Default pool size for `osd pool create` without `--size`.
+    pub osd_pool_default_size: u32,
+    /// Default min_size; 0 means size - size/2 like Ceph.
+    pub osd_pool_default_min_size: u32,
+    /// Failure domain of the default CRUSH rule ("host"; "osd" for one-machine clusters).
+    pub osd_crush_chooseleaf_type: String,
+}
+
+impl Default for GlobalSection {
+    fn default() -> Self {
+        Self {
+            fsid: String::new(),
+            mon_host: Vec::new(),
+            osd_heartbeat_interval_ms: 1000,
+            osd_heartbeat_grace_ms: 6000,
+            mon_osd_down_out_interval_s: 600,
+            osd_max_object_size: 64 << 20,
+            mon_tick_ms: 100,
+            client_op_timeout_ms: 30_000,
+            osd_pool_default_size: 3,
+            osd_pool_default_min_size: 0,
+            osd_crush_chooseleaf_type: "host".into(),
+        }
+    }
+}
+
+/// One monitor daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonSection {
+    /// gRPC listen and advertised address.
+    pub addr: String,
+    /// Data directory (Raft log, snapshots).
+    pub data: PathBuf,
+    /// Prometheus metrics listen address (optional).
+    #[serde(default)]
+    pub metrics_addr: Option<String>,
+}
+
+/// One OSD daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OsdSection {
+    /// gRPC listen and advertised address.
+    pub addr: String,
+    /// Data directory (block file and metadata KV).
+    pub data: PathBuf,
+    /// CRUSH location: host name (defaults to the machine's hostname).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// CRUSH location: rack.
+    #[serde(default)]
+    pub rack: Option<String>,
+    /// CRUSH location: datacenter.
+    #[serde(default)]
+    pub datacenter: Option<String>,
+    /// Device class (hdd, ssd, nvme).
+    #[serde(default)]
+    pub device_class: Option<String>,
+    /// CRUSH weight (1.0 per TiB by convention; defaults to the block size in TiB, at least 0.01).
+    #[serde(default)]
+    pub weight: Option<f64>,
+    /// Size of the preallocated block file, e.g. "8G".
+    #[serde(default = "default_block_size")]
+    pub block_size: String,
+    /// I/O engine: "auto" (io_uring, falling back to pread), "io_uring" or "pread".
+    #[serde(default = "default_engine")]
+    pub engine: String,
+    /// Memory the store may use for caches, e.g. "1G".
+    #[serde(default = "default_cache")]
+    pub cache_size: String,
+    /// Prometheus metrics listen address (optional).
+    #[serde(default)]
+    pub metrics_addr: Option<String>,
+}
+
+fn default_block_size() -> String {
+    "8G".into()
+}
+fn default_engine() -> String {
+    "auto".into()
+}
+fn default_cache() -> String {
+    "1G".into()
+}
+
+impl Config {
+    /// Resolves the path the way every command does: flag, then `$MERIDIAN_CONF`, then the default.
+    pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
+        if let Some(p) = flag {
+            return p.to_path_buf();
+        }
+        match std::env::var_os(CONF_ENV) {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(DEFAULT_CONF_PATH),
+        }
+    }
+
+    /// Loads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        cfg.path = path.to_path_buf();
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what the schema cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: self.path.clone(),
+            message,
+        };
+        if self.monitor_addrs().is_empty() {
+            return Err(invalid(
+                "no monitors: set global.mon_host or add [mon.ID] sections".into(),
+            ));
+        }
+        for id in self.mon.keys() {
+            id.parse::<u64>()
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| invalid(format!("[mon.{id}]: monitor ids are positive integers")))?;
+        }
+        for (id, osd) in &self.osd {
+            id.parse::<u32>()
+                .map_err(|_| invalid(format!("[osd.{id}]: OSD ids are integers")))?;
+            crate::size::parse_size(&osd.block_size)
+                .map_err(|e| invalid(format!("[osd.{id}] block_size: {e}")))?;
+            crate::size::parse_size(&osd.cache_size)
+                .map_err(|e| invalid(format!("[osd.{id}] cache_size: {e}")))?;
+            if !["auto", "io_uring", "pread"].contains(&osd.engine.as_str()) {
+                return Err(invalid(format!(
+                    "[osd.{id}] engine {:?}: use auto, io_uring or pread",
+                    osd.engine
+                )));
+            }
+        }
+        if self.global.osd_heartbeat_grace_ms <= self.global.osd_heartbeat_interval_ms {
+            return Err(invalid(
+                "osd_heartbeat_grace_ms must exceed osd_heartbeat_interval_ms".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Monitor addresses: `mon_host`, or the addresses of the `[mon.ID]` sections.
+    pub fn monitor_addrs(&self) -> Vec<String> {
+        if !self.global.mon_host.is_empty() {
+            return self.global.mon_host.clone();
+        }
+        self.mon.values().map(|m| m.addr.clone()).collect()
+    }
+
+    /// The initial monitor membership `(id, addr)` from the `[mon.ID]` sections.
+    pub fn monitors(&self) -> Vec<(u64, String)> {
+        let mut v: Vec<(u64, String)> = self
+            .mon
+            .iter()
+            .filter_map(|(id, m)| id.parse().ok().map(|id| (id, m.addr.clone())))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The section of monitor `id`.
+    pub fn mon_section(&self, id: u64) -> Result<&MonSection, ConfigError> {
+        self.mon
+            .get(&id.to_string())
+            .ok_or_else(|| ConfigError::MissingSection {
+                path: self.path.clone(),
+                section: format!("mon.{id}"),
+            })
+    }
+
+    /// The section of OSD `id`.
+    pub fn osd_section(&self, id: u32) -> Result<&OsdSection, ConfigError> {
+        self.osd
+            .get(&id.to_string())
+            .ok_or_else(|| ConfigError::MissingSection {
+                path: self.path.clone(),
+                section: format!("osd.{id}"),
+            })
+    }
+
+    /// Serializes to TOML (used by `dev up` to write the cluster's file).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_sections_and_rejects_bad_values() {
+        let dir = std::env::temp_dir().join(format!("meridian-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("m.toml");
+        std::fs::write(
+            &p,
+            "[global]\nfsid = \"abc\"\n[mon.1]\naddr = \"127.0.0.1:1\"\ndata = \"/tmp/x\"\n[osd.0]\naddr = \"127.0.0.1:2\"\ndata = \"/tmp/y\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.monitors(), vec![(1, "127.0.0.1:1".to_string())]);
+        assert_eq!(c.osd_section(0).unwrap().engine, "auto");
+        assert!(c.osd_section(7).is_err());
+        std::fs::write(&p, "[global]\nfsid = \"abc\"\nbogus = 1\n").unwrap();
+        assert!(matches!(Config::load(&p), Err(ConfigError::Parse { .. })));
+        std::fs::write(&p, "[global]\nfsid = \"abc\"\n").unwrap();
+        assert!(matches!(Config::load(&p), Err(ConfigError::Invalid { .. })));
+        std::fs::write(
+            &p,
+            "[global]\nmon_host=[\"a:1\"]\n[osd.0]\naddr=\"x\"\ndata=\"/y\"\nengine=\"spdk\"\n",
+        )
+        .unwrap();
+        assert!(matches!(Config::load(&p), Err(ConfigError::Invalid { .. })));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,15 @@
+//! Shared pieces every Meridian component needs: the cluster configuration
+//! file, size parsing and wall-clock helpers.
+
+pub mod config;
+pub mod size;
+
+pub use config::{Config, ConfigError, GlobalSection, MonSection, OsdSection};
+
+/// Milliseconds since the Unix epoch (wall clock; used for mtimes and down timers).
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,63 @@
+//! The Meridian monitor: a Raft group (tikv `raft`) replicating the cluster
+//! map, serving it to clients and daemons over gRPC.
+//!
+//! `run` is the whole daemon; the `meridian mon` subcommand only parses flags.
+
+pub mod crush_edit;
+pub mod node;
+pub mod service;
+pub mod state;
+pub mod storage;
+pub mod transport;
+
+use anyhow::Context as _;
+use meridian_common::Config;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Runs monitor `id` described by `cfg` until the process is killed.
+pub async fn run(cfg: Config, id: u64) -> anyhow::Result<()> {
+    let section = cfg.mon_section(id)?.clone();
+    if cfg.global.fsid.is_empty() {
+        anyhow::bail!(
+            "config {} has no global.fsid; every cluster needs one",
+            cfg.path.display()
+        );
+    }
+    let members = cfg.monitors();
+    if !members.iter().any(|(m, _)| *m == id) {
+        anyhow::bail!("mon.{id} is not among the configured monitors");
+    }
+    let voters: Vec<u64> = members.iter().map(|(m, _)| *m).collect();
+    let storage = storage::MonStorage::open(&section.data, &cfg.global.fsid, voters)
+        .with_context(|| format!("open monitor store in {}", section.data.display()))?;
+    let peers: Vec<(u64, String)> = members.iter().filter(|(m, _)| *m != id).cloned().collect();
+    let transport = transport::RaftTransport::start(cfg.global.fsid.clone(), peers);
+    let node = node::spawn(
+        id,
+        storage,
+        transport,
+        Duration::from_millis(cfg.global.mon_tick_ms),
+    )?;
+    let all: HashMap<u64, String> = members.into_iter().collect();
+    let server =
+        service::MonServer::new(id, cfg.global.fsid.clone(), node, all, cfg.global.clone());
+    tokio::spawn(server.clone().leader_duties());
+    let addr = section
+        .addr
+        .parse()
+        .with_context(|| format!("mon.{id} addr {:?} is not host:port", section.addr))?;
+    tracing::info!(mon = id, %addr, "monitor listening");
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(
+            meridian_proto::mon::mon_service_server::MonServiceServer::new(server)
+                .max_decoding_message_size(meridian_proto::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(meridian_proto::MAX_MESSAGE_BYTES),
+        )
+        .add_service(meridian_proto::reflection_service())
+        .serve(addr)
+        .await
+        .with_context(|| format!("serve mon.{id} on {addr}"))?;
+    Ok(())
+}

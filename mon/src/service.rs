@@ -1,0 +1,511 @@
+//! The MonService gRPC front: map subscription, OSD boot/heartbeat,
+//! administrative commands (forwarded to the leader), status; plus the
+//! leader's failure detector that marks silent OSDs down and then out.
+
+use crate::node::{NodeHandle, NodeInput, ProposeError};
+use crate::state::{self, CommandError};
+use meridian_common::GlobalSection;
+use meridian_proto::mon::mon_command::Cmd;
+use meridian_proto::mon::mon_service_client::MonServiceClient;
+use meridian_proto::mon::mon_service_server::MonService;
+use meridian_proto::mon::*;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// Header marking a request another monitor already forwarded (no second hop).
+const FORWARDED: &str = "x-meridian-forwarded";
+/// How long a command may wait for a leader and its commit.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the leader knows about one OSD from its heartbeats (not replicated).
+#[derive(Debug, Clone)]
+struct OsdLiveness {
+    last_seen: Instant,
+    nonce: u64,
+    pg_stats: Vec<PgStat>,
+    used: u64,
+    total: u64,
+    engine: String,
+}
+
+/// The monitor's gRPC service.
+#[derive(Clone)]
+pub struct MonServer {
+    id: u64,
+    fsid: String,
+    node: NodeHandle,
+    peers: Arc<HashMap<u64, String>>,
+    global: Arc<GlobalSection>,
+    live: Arc<Mutex<HashMap<u32, OsdLiveness>>>,
+    clients: Arc<Mutex<HashMap<u64, MonServiceClient<tonic::transport::Channel>>>>,
+}
+
+fn to_status(e: CommandError) -> Status {
+    match e {
+        CommandError::NotFound(m) => Status::not_found(m),
+        CommandError::Exists(m) => Status::already_exists(m),
+        CommandError::Invalid(m) => Status::invalid_argument(m),
+    }
+}
+
+impl MonServer {
+    /// Creates the service; `peers` maps every monitor id (including this one) to its address.
+    pub fn new(
+        id: u64,
+        fsid: String,
+        node: NodeHandle,
+        peers: HashMap<u64, String>,
+        global: GlobalSection,
+    ) -> Self {
+        Self {
+            id,
+            fsid,
+            node,
+            peers: Arc::new(peers),
+            global: Arc::new(global),
+            live: Arc::new(Mutex::new(HashMap::new())),
+            clients: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        self.node.status.borrow().is_leader
+    }
+
+    fn leader_client(
+        &self,
+        leader: u64,
+    ) -> Result<MonServiceClient<tonic::transport::Channel>, Status> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&leader) {
+            return Ok(c.clone());
+        }
+        let addr = self.peers.get(&leader).ok_or_else(|| {
+            Status::unavailable(format!("leader mon.{leader} has no known address"))
+        })?;
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| Status::internal(e.to_string()))?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(COMMAND_TIMEOUT)
+            .connect_lazy();
+        let c = MonServiceClient::new(ch)
+            .max_decoding_message_size(meridian_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(meridian_proto::MAX_MESSAGE_BYTES);
+        clients.insert(leader, c.clone());
+        Ok(c)
+    }
+
+    /// Waits (bounded) until some monitor is known to lead; returns its id.
+    async fn wait_leader(&self, deadline: Instant) -> Result<u64, Status> {
+        let mut rx = self.node.status.clone();
+        loop {
+            let leader = rx.borrow().leader;
+            if leader != 0 {
+                return Ok(leader);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Status::unavailable(
+                    "no monitor quorum: fewer than a majority of monitors are reachable",
+                ));
+            }
+            let _ = tokio::time::timeout(left, rx.changed()).await;
+        }
+    }
+
+    /// Proposes a command on the leader (forwarding if needed) and waits for it to apply.
+    pub async fn propose(&self, cmd: Cmd, forwarded: bool) -> Result<CommandReply, Status> {
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        loop {
+            let leader = self.wait_leader(deadline).await?;
+            if leader != self.id {
+                if forwarded {
+                    return Err(Status::unavailable("leadership is changing; retry"));
+                }
+                let mut client = self.leader_client(leader)?;
+                let mut req = Request::new(MonCommand {
+                    cmd: Some(cmd.clone()),
+                });
+                req.metadata_mut()
+                    .insert(FORWARDED, "1".parse().expect("static header value"));
+                match client.command(req).await {
+                    Ok(r) => return Ok(r.into_inner()),
+                    Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    Err(s) => return Err(s),
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            let p = state::proposal(
+                rand::random(),
+                self.id,
+                meridian_common::now_unix_ms(),
+                cmd.clone(),
+            );
+            self.node
+                .tx
+                .send(NodeInput::Propose(Box::new(p), tx))
+                .await
+                .map_err(|_| Status::internal("raft loop stopped"))?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, rx).await {
+                Ok(Ok(Ok(Ok((epoch, message))))) => return Ok(CommandReply { epoch, message }),
+                Ok(Ok(Ok(Err(e)))) => return Err(to_status(e)),
+                Ok(Ok(Err(ProposeError::NotLeader { .. })))
+                | Ok(Ok(Err(ProposeError::Dropped(_)))) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if Instant::now() >= deadline {
+                        return Err(Status::unavailable("command not committed in time; retry"));
+                    }
+                }
+                Ok(Err(_)) => return Err(Status::internal("raft loop dropped the proposal")),
+                Err(_) => {
+                    return Err(Status::deadline_exceeded(
+                        "command not committed in time; retry",
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Runs the leader's periodic duties: bootstrap, mark silent OSDs down, then out.
+    pub async fn leader_duties(self) {
+        let mut was_leader = false;
+        let mut interval = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            interval.tick().await;
+            let leader = self.is_leader();
+            if !leader {
+                was_leader = false;
+                continue;
+            }
+            let map = self.node.map.borrow().clone();
+            if map.fsid.is_empty() {
+                let mons = self
+                    .peers
+                    .iter()
+                    .map(|(id, addr)| MonInfo {
+                        id: *id,
+                        addr: addr.clone(),
+                    })
+                    .collect::<Vec<_>>();
+                let mut mons = mons;
+                mons.sort_by_key(|m| m.id);
+                let fd = self.global.osd_crush_chooseleaf_type.clone();
+                let _ = self
+                    .propose(
+                        Cmd::Bootstrap(Bootstrap {
+                            fsid: self.fsid.clone(),
+                            mons,
+                            default_failure_domain: fd,
+                        }),
+                        false,
+                    )
+                    .await;
+                continue;
+            }
+            let now = Instant::now();
+            if !was_leader {
+                // A new leader has no heartbeat history: give every OSD a full grace period.
+                was_leader = true;
+                let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+                for o in &map.osds {
+                    live.entry(o.id)
+                        .or_insert(OsdLiveness {
+                            last_seen: now,
+                            nonce: o.boot_nonce,
+                            pg_stats: vec![],
+                            used: 0,
+                            total: 0,
+                            engine: String::new(),
+                        })
+                        .last_seen = now;
+                }
+                continue;
+            }
+            let grace = Duration::from_millis(self.global.osd_heartbeat_grace_ms);
+            let mut to_mark_down = Vec::new();
+            {
+                let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+                for o in map.osds.iter().filter(|o| o.up) {
+                    let silent = live
+                        .get(&o.id)
+                        .map(|l| now.duration_since(l.last_seen) > grace)
+                        .unwrap_or(true);
+                    if silent {
+                        to_mark_down.push((o.id, o.boot_nonce));
+                    }
+                }
+            }
+            for (id, nonce) in to_mark_down {
+                tracing::info!(osd = id, "no heartbeat within grace; marking down");
+                if let Err(e) = self
+                    .propose(
+                        Cmd::OsdMarkDown(OsdMarkDown {
+                            osd_id: id,
+                            boot_nonce: nonce,
+                            reason: "heartbeat grace expired".into(),
+                        }),
+                        false,
+                    )
+                    .await
+                {
+                    tracing::warn!(osd = id, error = %e, "mark down failed");
+                }
+            }
+            let now_s = meridian_common::now_unix_ms() / 1000;
+            for o in map.osds.iter().filter(|o| !o.up && o.r#in) {
+                if o.down_since_unix > 0
+                    && now_s >= o.down_since_unix + self.global.mon_osd_down_out_interval_s
+                {
+                    tracing::info!(
+                        osd = o.id,
+                        "down longer than down_out_interval; marking out"
+                    );
+                    let _ = self
+                        .propose(Cmd::OsdMarkOut(OsdMarkOut { osd_id: o.id }), false)
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn forward_status(&self) -> Result<StatusReply, Status> {
+        let leader = self.wait_leader(Instant::now() + COMMAND_TIMEOUT).await?;
+        let mut c = self.leader_client(leader)?;
+        let mut req = Request::new(StatusRequest {});
+        req.metadata_mut()
+            .insert(FORWARDED, "1".parse().expect("static header value"));
+        Ok(c.status(req).await?.into_inner())
+    }
+}
+
+fn is_forwarded<T>(r: &Request<T>) -> bool {
+    r.metadata().get(FORWARDED).is_some()
+}
+
+type MapStream = Pin<Box<dyn Stream<Item = Result<ClusterMap, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl MonService for MonServer {
+    type SubscribeStream = MapStream;
+
+    async fn subscribe(
+        &self,
+        req: Request<SubscribeRequest>,
+    ) -> Result<Response<MapStream>, Status> {
+        let mut have = req.into_inner().have_epoch;
+        let mut rx = self.node.map.clone();
+        let stream = async_stream(move |tx| async move {
+            loop {
+                let map = rx.borrow_and_update().clone();
+                if map.epoch > have && !map.fsid.is_empty() {
+                    have = map.epoch;
+                    if tx.send(Ok((*map).clone())).await.is_err() {
+                        return;
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn get_map(&self, _req: Request<GetMapRequest>) -> Result<Response<ClusterMap>, Status> {
+        let map = self.node.map.borrow().clone();
+        if map.fsid.is_empty() {
+            return Err(Status::unavailable("cluster not bootstrapped yet; retry"));
+        }
+        Ok(Response::new((*map).clone()))
+    }
+
+    async fn osd_boot(
+        &self,
+        req: Request<OsdBootRequest>,
+    ) -> Result<Response<OsdBootReply>, Status> {
+        let forwarded = is_forwarded(&req);
+        let b = req.into_inner();
+        if b.fsid != self.fsid {
+            return Err(Status::failed_precondition(format!(
+                "osd.{} belongs to cluster {} but this monitor serves cluster {}",
+                b.osd_id, b.fsid, self.fsid
+            )));
+        }
+        let (id, nonce) = (b.osd_id, b.boot_nonce);
+        let reply = self.propose(Cmd::OsdBoot(b), forwarded).await?;
+        if self.is_leader() {
+            self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                id,
+                OsdLiveness {
+                    last_seen: Instant::now(),
+                    nonce,
+                    pg_stats: vec![],
+                    used: 0,
+                    total: 0,
+                    engine: String::new(),
+                },
+            );
+        }
+        Ok(Response::new(OsdBootReply { epoch: reply.epoch }))
+    }
+
+    async fn osd_heartbeat(
+        &self,
+        req: Request<OsdHeartbeatRequest>,
+    ) -> Result<Response<OsdHeartbeatReply>, Status> {
+        if !self.is_leader() {
+            if is_forwarded(&req) {
+                return Err(Status::unavailable("not the leader"));
+            }
+            let leader = self
+                .wait_leader(Instant::now() + Duration::from_secs(3))
+                .await?;
+            let mut c = self.leader_client(leader)?;
+            let mut fwd = Request::new(req.into_inner());
+            fwd.metadata_mut()
+                .insert(FORWARDED, "1".parse().expect("static header value"));
+            return c.osd_heartbeat(fwd).await;
+        }
+        let hb = req.into_inner();
+        let map = self.node.map.borrow().clone();
+        let known = map
+            .osds
+            .iter()
+            .find(|o| o.id == hb.osd_id)
+            .map(|o| o.up && o.boot_nonce == hb.boot_nonce)
+            .unwrap_or(false);
+        if known {
+            self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                hb.osd_id,
+                OsdLiveness {
+                    last_seen: Instant::now(),
+                    nonce: hb.boot_nonce,
+                    pg_stats: hb.pg_stats,
+                    used: hb.used_bytes,
+                    total: hb.total_bytes,
+                    engine: hb.store_engine,
+                },
+            );
+        }
+        Ok(Response::new(OsdHeartbeatReply {
+            epoch: map.epoch,
+            reboot: !known,
+        }))
+    }
+
+    async fn command(&self, req: Request<MonCommand>) -> Result<Response<CommandReply>, Status> {
+        let forwarded = is_forwarded(&req);
+        let cmd = req
+            .into_inner()
+            .cmd
+            .ok_or_else(|| Status::invalid_argument("empty command"))?;
+        if matches!(
+            cmd,
+            Cmd::Bootstrap(_) | Cmd::OsdMarkDown(_) | Cmd::OsdMarkOut(_)
+        ) && !forwarded
+        {
+            return Err(Status::permission_denied(
+                "internal command: use `osd out`/`osd in` to change an OSD's state",
+            ));
+        }
+        Ok(Response::new(self.propose(cmd, forwarded).await?))
+    }
+
+    async fn status(&self, req: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+        if !self.is_leader() {
+            if is_forwarded(&req) {
+                return Err(Status::unavailable("not the leader"));
+            }
+            return Ok(Response::new(self.forward_status().await?));
+        }
+        let map = self.node.map.borrow().clone();
+        let st = self.node.status.borrow().clone();
+        let now = Instant::now();
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pg_stats = Vec::new();
+        let mut osd_usage = Vec::new();
+        for o in map.osds.iter() {
+            if let Some(l) = live.get(&o.id) {
+                if o.up && l.nonce == o.boot_nonce {
+                    pg_stats.extend(l.pg_stats.iter().cloned());
+                }
+                osd_usage.push(OsdUsage {
+                    osd_id: o.id,
+                    used_bytes: l.used,
+                    total_bytes: l.total,
+                    store_engine: l.engine.clone(),
+                    last_heartbeat_ms_ago: now.duration_since(l.last_seen).as_millis() as u64,
+                });
+            }
+        }
+        // Keep only the newest report per PG (a PG may be reported by an old primary too).
+        pg_stats.sort_by(|a, b| (a.pool, a.seed, b.map_epoch).cmp(&(b.pool, b.seed, a.map_epoch)));
+        pg_stats.dedup_by(|a, b| a.pool == b.pool && a.seed == b.seed);
+        let matched: HashMap<u64, u64> = st.progress.iter().cloned().collect();
+        let last = matched.get(&self.id).cloned().unwrap_or(0);
+        let mut mons: Vec<MonPeerStatus> = self
+            .peers
+            .iter()
+            .map(|(id, addr)| {
+                let m = matched.get(id).cloned().unwrap_or(0);
+                MonPeerStatus {
+                    id: *id,
+                    addr: addr.clone(),
+                    reachable: *id == self.id || (m > 0 && last.saturating_sub(m) < 1000),
+                    matched_index: m,
+                }
+            })
+            .collect();
+        mons.sort_by_key(|m| m.id);
+        let quorum = mons.iter().filter(|m| m.reachable).map(|m| m.id).collect();
+        Ok(Response::new(StatusReply {
+            fsid: map.fsid.clone(),
+            epoch: map.epoch,
+            leader_id: st.leader,
+            quorum,
+            raft_term: st.term,
+            pg_stats,
+            osd_usage,
+            map: Some((*map).clone()),
+            mons,
+        }))
+    }
+
+    async fn raft(&self, req: Request<RaftEnvelope>) -> Result<Response<RaftAck>, Status> {
+        let env = req.into_inner();
+        if env.fsid != self.fsid {
+            return Err(Status::permission_denied(format!(
+                "raft message from cluster {} rejected by cluster {}",
+                env.fsid, self.fsid
+            )));
+        }
+        let m = crate::node::decode_raft_message(&env.message)
+            .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
+        self.node
+            .tx
+            .send(NodeInput::Raft(Box::new(m)))
+            .await
+            .map_err(|_| Status::unavailable("raft loop stopped"))?;
+        Ok(Response::new(RaftAck {}))
+    }
+}
+
+/// A small channel-backed stream (avoids pulling in async-stream).
+fn async_stream<F, Fut>(f: F) -> MapStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<ClusterMap, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(f(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

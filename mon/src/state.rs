@@ -1,0 +1,396 @@
+//! The monitors' replicated state machine: the cluster map and the commands
+//! that change it. Pure: `apply` is a function of (state, proposal), with the
+//! clock carried inside the proposal, so every monitor and every replay of
+//! the Raft log computes the same map and the same epochs.
+
+use crate::crush_edit;
+use meridian_proto::mon::{
+    Bootstrap, ClusterMap, CrushRuleCreate, MonCommand, MonProposal, OsdBootRequest, OsdInfo, Pool,
+    PoolCreate, PoolRemove, PoolSet, mon_command::Cmd,
+};
+
+/// Why a command was refused. The entry still occupies its Raft slot; the map is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The request names something that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current map.
+    #[error("{0}")]
+    Exists(String),
+    /// The request is malformed or out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Most replicas a pool may have.
+pub const MAX_POOL_SIZE: u32 = 10;
+/// Most PGs a pool may have.
+pub const MAX_PG_NUM: u32 = 65_536;
+/// Name of the rule every new cluster starts with (as Ceph's).
+pub const DEFAULT_RULE: &str = "replicated_rule";
+
+/// The replicated state: the cluster map.
+#[derive(Debug, Clone, Default)]
+pub struct MonState {
+    /// The current cluster map.
+    pub map: ClusterMap,
+}
+
+impl MonState {
+    /// Restores the state from a snapshot's cluster map.
+    pub fn from_map(map: ClusterMap) -> Self {
+        Self { map }
+    }
+
+    /// Applies one committed proposal; `Ok` carries a human message for the caller.
+    pub fn apply(&mut self, p: &MonProposal) -> Result<String, CommandError> {
+        let Some(cmd) = p.command.as_ref().and_then(|c| c.cmd.as_ref()) else {
+            return Err(CommandError::Invalid("empty command".into()));
+        };
+        if self.map.fsid.is_empty() && !matches!(cmd, Cmd::Bootstrap(_)) {
+            return Err(CommandError::Invalid(
+                "the cluster is not bootstrapped yet; retry in a moment".into(),
+            ));
+        }
+        let now = p.now_unix_ms;
+        match cmd {
+            Cmd::Bootstrap(b) => self.bootstrap(b),
+            Cmd::OsdBoot(b) => self.osd_boot(b),
+            Cmd::OsdMarkDown(d) => {
+                let epoch = self.map.epoch + 1;
+                let osd = self.osd_mut(d.osd_id)?;
+                if !osd.up || (d.boot_nonce != 0 && osd.boot_nonce != d.boot_nonce) {
+                    return Ok(format!("osd.{} already down", d.osd_id));
+                }
+                osd.up = false;
+                osd.down_at = epoch;
+                osd.down_since_unix = now / 1000;
+                self.bump();
+                Ok(format!("marked osd.{} down ({})", d.osd_id, d.reason))
+            }
+            Cmd::OsdMarkOut(o) => {
+                let osd = self.osd_mut(o.osd_id)?;
+                if osd.up || !osd.r#in {
+                    return Ok(format!(
+                        "osd.{} not marked out (up or already out)",
+                        o.osd_id
+                    ));
+                }
+                osd.r#in = false;
+                osd.reweight = 0;
+                self.bump();
+                Ok(format!("marked osd.{} out", o.osd_id))
+            }
+            Cmd::OsdSetIn(s) => {
+                let osd = self.osd_mut(s.osd_id)?;
+                if osd.r#in == s.r#in && osd.admin_out != s.r#in {
+                    return Ok(format!(
+                        "osd.{} is already {}",
+                        s.osd_id,
+                        if s.r#in { "in" } else { "out" }
+                    ));
+                }
+                osd.r#in = s.r#in;
+                osd.admin_out = !s.r#in;
+                osd.reweight = if s.r#in { 0x10000 } else { 0 };
+                self.bump();
+                Ok(format!(
+                    "marked {} osd.{}",
+                    if s.r#in { "in" } else { "out" },
+                    s.osd_id
+                ))
+            }
+            Cmd::OsdCrushReweight(r) => {
+                self.osd_mut(r.osd_id)?.weight = r.weight;
+                self.map.crush_text =
+                    crush_edit::set_weight(&self.map.crush_text, r.osd_id, r.weight)
+                        .map_err(CommandError::Invalid)?;
+                self.bump();
+                Ok(format!(
+                    "reweighted osd.{} to {:.4}",
+                    r.osd_id,
+                    r.weight as f64 / 65536.0
+                ))
+            }
+            Cmd::PoolCreate(c) => self.pool_create(c),
+            Cmd::PoolRemove(r) => self.pool_remove(r),
+            Cmd::PoolSet(s) => self.pool_set(s),
+            Cmd::CrushRuleCreate(r) => self.rule_create(r),
+        }
+    }
+
+    fn bump(&mut self) {
+        self.map.epoch += 1;
+    }
+
+    fn osd_mut(&mut self, id: u32) -> Result<&mut OsdInfo, CommandError> {
+        self.map
+            .osds
+            .iter_mut()
+            .find(|o| o.id == id)
+            .ok_or_else(|| CommandError::NotFound(format!("osd.{id} does not exist")))
+    }
+
+    fn bootstrap(&mut self, b: &Bootstrap) -> Result<String, CommandError> {
+        if !self.map.fsid.is_empty() {
+            return Ok("already bootstrapped".into());
+        }
+        let fd = if b.default_failure_domain.is_empty() {
+            "host"
+        } else {
+            &b.default_failure_domain
+        };
+        let (text, _) =
+            crush_edit::add_rule(&crush_edit::empty_map(), DEFAULT_RULE, "default", fd, "")
+                .map_err(CommandError::Invalid)?;
+        self.map = ClusterMap {
+            fsid: b.fsid.clone(),
+            epoch: 1,
+            mons: b.mons.clone(),
+            crush_text: text,
+            ..Default::default()
+        };
+        Ok(format!("created cluster {}", b.fsid))
+    }
+
+    fn osd_boot(&mut self, b: &OsdBootRequest) -> Result<String, CommandError> {
+        if b.fsid != self.map.fsid {
+            return Err(CommandError::Invalid(format!(
+                "osd.{} belongs to cluster {} but this is cluster {}",
+                b.osd_id, b.fsid, self.map.fsid
+            )));
+        }
+        let epoch = self.map.epoch + 1;
+        let host = if b.host.is_empty() {
+            "localhost"
+        } else {
+            &b.host
+        };
+        let location = crush_edit::Location {
+            host: host.to_string(),
+            rack: b.rack.clone(),
+            datacenter: b.datacenter.clone(),
+        };
+        self.map.crush_text = crush_edit::place_osd(
+            &self.map.crush_text,
+            b.osd_id,
+            b.weight,
+            &b.device_class,
+            &location,
+        )
+        .map_err(CommandError::Invalid)?;
+        let existing = self.map.osds.iter_mut().find(|o| o.id == b.osd_id);
+        let osd = match existing {
+            Some(o) => o,
+            None => {
+                self.map.osds.push(OsdInfo {
+                    id: b.osd_id,
+                    r#in: true,
+                    reweight: 0x10000,
+                    ..Default::default()
+                });
+                self.map.osds.sort_by_key(|o| o.id);
+                self.map
+                    .osds
+                    .iter_mut()
+                    .find(|o| o.id == b.osd_id)
+                    .ok_or_else(|| CommandError::Invalid("osd vanished".into()))?
+            }
+        };
+        osd.addr = b.addr.clone();
+        osd.up = true;
+        osd.up_from = epoch;
+        osd.down_since_unix = 0;
+        osd.boot_nonce = b.boot_nonce;
+        osd.weight = b.weight;
+        osd.device_class = b.device_class.clone();
+        osd.host = host.to_string();
+        osd.rack = b.rack.clone();
+        osd.datacenter = b.datacenter.clone();
+        if !osd.admin_out {
+            osd.r#in = true;
+            osd.reweight = 0x10000;
+        }
+        self.bump();
+        Ok(format!("osd.{} booted at epoch {epoch}", b.osd_id))
+    }
+
+    fn pool_create(&mut self, c: &PoolCreate) -> Result<String, CommandError> {
+        validate_pool_name(&c.name)?;
+        if self.map.pools.iter().any(|p| p.name == c.name) {
+            return Err(CommandError::Exists(format!(
+                "pool '{}' already exists",
+                c.name
+            )));
+        }
+        if c.pg_num == 0 || c.pg_num > MAX_PG_NUM {
+            return Err(CommandError::Invalid(format!(
+                "pg_num {} out of range: use 1..={MAX_PG_NUM}",
+                c.pg_num
+            )));
+        }
+        if c.size == 0 || c.size > MAX_POOL_SIZE {
+            return Err(CommandError::Invalid(format!(
+                "size {} out of range: use 1..={MAX_POOL_SIZE}",
+                c.size
+            )));
+        }
+        let min_size = if c.min_size == 0 {
+            c.size - c.size / 2
+        } else {
+            c.min_size
+        };
+        if min_size > c.size {
+            return Err(CommandError::Invalid(format!(
+                "min_size {min_size} exceeds size {}",
+                c.size
+            )));
+        }
+        let rule_name = if c.crush_rule.is_empty() {
+            DEFAULT_RULE
+        } else {
+            &c.crush_rule
+        };
+        let rule = crush_edit::rule_id(&self.map.crush_text, rule_name).ok_or_else(|| {
+            CommandError::NotFound(format!(
+                "crush rule '{rule_name}' does not exist; create it with `meridian osd crush rule create-replicated`"
+            ))
+        })?;
+        self.map.last_pool_id += 1;
+        let epoch = self.map.epoch + 1;
+        self.map.pools.push(Pool {
+            id: self.map.last_pool_id,
+            name: c.name.clone(),
+            pg_num: c.pg_num,
+            pgp_num: c.pg_num,
+            size: c.size,
+            min_size,
+            crush_rule: rule,
+            application: c.application.clone(),
+            created_epoch: epoch,
+            options: Default::default(),
+        });
+        self.bump();
+        Ok(format!("pool '{}' created", c.name))
+    }
+
+    fn pool_remove(&mut self, r: &PoolRemove) -> Result<String, CommandError> {
+        let idx = self
+            .map
+            .pools
+            .iter()
+            .position(|p| p.name == r.name)
+            .ok_or_else(|| CommandError::NotFound(format!("pool '{}' does not exist", r.name)))?;
+        if r.confirm != r.name {
+            return Err(CommandError::Invalid(format!(
+                "removing pool '{}' destroys its data: repeat the pool name to confirm",
+                r.name
+            )));
+        }
+        self.map.pools.remove(idx);
+        self.bump();
+        Ok(format!("pool '{}' removed", r.name))
+    }
+
+    fn pool_set(&mut self, s: &PoolSet) -> Result<String, CommandError> {
+        let text = self.map.crush_text.clone();
+        let pool = self
+            .map
+            .pools
+            .iter_mut()
+            .find(|p| p.name == s.name)
+            .ok_or_else(|| CommandError::NotFound(format!("pool '{}' does not exist", s.name)))?;
+        let num = |v: &str| -> Result<u32, CommandError> {
+            v.parse()
+                .map_err(|_| CommandError::Invalid(format!("{}: {v:?} is not a number", s.key)))
+        };
+        match s.key.as_str() {
+            "size" => {
+                let v = num(&s.value)?;
+                if v == 0 || v > MAX_POOL_SIZE {
+                    return Err(CommandError::Invalid(format!(
+                        "size must be 1..={MAX_POOL_SIZE}"
+                    )));
+                }
+                pool.size = v;
+                if pool.min_size > v {
+                    pool.min_size = v;
+                }
+            }
+            "min_size" => {
+                let v = num(&s.value)?;
+                if v == 0 || v > pool.size {
+                    return Err(CommandError::Invalid(format!(
+                        "min_size must be 1..={} (the pool's size)",
+                        pool.size
+                    )));
+                }
+                pool.min_size = v;
+            }
+            "crush_rule" => {
+                pool.crush_rule = crush_edit::rule_id(&text, &s.value).ok_or_else(|| {
+                    CommandError::NotFound(format!("crush rule '{}' does not exist", s.value))
+                })?;
+            }
+            "application" => pool.application = s.value.clone(),
+            "pg_num" | "pgp_num" => {
+                return Err(CommandError::Invalid(
+                    "changing pg_num of an existing pool (PG split/merge) is not supported yet"
+                        .into(),
+                ));
+            }
+            other => {
+                return Err(CommandError::Invalid(format!(
+                    "unknown pool option {other:?}: use size, min_size, crush_rule or application"
+                )));
+            }
+        }
+        self.bump();
+        Ok(format!("set pool '{}' {} to {}", s.name, s.key, s.value))
+    }
+
+    fn rule_create(&mut self, r: &CrushRuleCreate) -> Result<String, CommandError> {
+        if crush_edit::rule_id(&self.map.crush_text, &r.name).is_some() {
+            return Err(CommandError::Exists(format!(
+                "rule '{}' already exists",
+                r.name
+            )));
+        }
+        let (text, id) = crush_edit::add_rule(
+            &self.map.crush_text,
+            &r.name,
+            &r.root,
+            &r.failure_domain,
+            &r.device_class,
+        )
+        .map_err(CommandError::Invalid)?;
+        self.map.crush_text = text;
+        self.bump();
+        Ok(format!("created rule '{}' (id {id})", r.name))
+    }
+}
+
+/// Pool names follow Ceph's rules loosely: non-empty, printable, no '/'.
+fn validate_pool_name(name: &str) -> Result<(), CommandError> {
+    if name.is_empty()
+        || name.len() > 128
+        || name.contains('/')
+        || name.chars().any(char::is_control)
+    {
+        return Err(CommandError::Invalid(format!(
+            "invalid pool name {name:?}: 1-128 printable characters, no '/'"
+        )));
+    }
+    Ok(())
+}
+
+/// Wraps a command in a proposal stamped with the proposer's clock.
+pub fn proposal(id: u64, origin: u64, now_unix_ms: u64, cmd: Cmd) -> MonProposal {
+    MonProposal {
+        id,
+        origin,
+        now_unix_ms,
+        command: Some(MonCommand { cmd: Some(cmd) }),
+    }
+}

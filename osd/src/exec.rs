@@ -1,0 +1,706 @@
+//! Execution of a client's compound op at the primary: guards, reads, and the
+//! resolution of mutations into one logged transaction that is applied locally
+//! and on every replica before the client hears back.
+
+use crate::daemon::Osd;
+use crate::error::OsdError;
+use crate::objstate::{self, META_XATTR, ObjectMeta, USER_XATTR_PREFIX};
+use crate::pg::{Pg, Phase, Role};
+use crate::pglog::{self, Ev, ev, pgref, ver};
+use bytes::Bytes;
+use meridian_client::MapView;
+use meridian_objectstore::{ObjectKey, ObjectStore, PgId, StoreError, Transaction};
+use meridian_proto::osd::mutation::M;
+use meridian_proto::osd::sub_op::Op;
+use meridian_proto::osd::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn reply(code: ResultCode, message: impl Into<String>) -> OpReply {
+    OpReply {
+        code: code as i32,
+        message: message.into(),
+        ..Default::default()
+    }
+}
+
+fn store_code(e: &OsdError) -> ResultCode {
+    match e {
+        OsdError::Store(StoreError::NotFound { .. }) => ResultCode::NotFound,
+        OsdError::Store(StoreError::Corrupt { .. }) => ResultCode::Corrupt,
+        OsdError::Store(StoreError::NoSpace { .. }) => ResultCode::NoSpace,
+        _ => ResultCode::IoError,
+    }
+}
+
+/// Translates resolved mutations into store ops on `key` (shared by primary and replicas).
+pub fn mutations_txn(mut txn: Transaction, key: &ObjectKey, muts: &[Mutation]) -> Transaction {
+    for m in muts {
+        let Some(m) = &m.m else { continue };
+        txn = match m {
+            M::Write(w) => txn.write(key, w.offset, w.data.clone()),
+            M::WriteFull(d) => txn.write_full(key, d.clone()),
+            M::Truncate(s) => txn.truncate(key, *s),
+            M::Remove(_) => txn.remove(key),
+            M::Touch(_) => txn.touch(key),
+            M::SetXattrs(x) => txn.set_xattrs(
+                key,
+                x.xattrs
+                    .iter()
+                    .map(|x| (x.name.clone(), x.value.clone()))
+                    .collect(),
+            ),
+            M::RmXattr(n) => txn.rm_xattr(key, n),
+            M::OmapSet(kv) => txn.omap_set(
+                key,
+                kv.entries
+                    .iter()
+                    .map(|e| (e.key.clone(), e.value.clone()))
+                    .collect(),
+            ),
+            M::OmapRm(k) => txn.omap_rm(key, k.keys.clone()),
+            M::OmapClear(_) => txn.omap_clear(key),
+        };
+    }
+    txn
+}
+
+/// The full logged transaction of one op: object mutations, PG log entry, info, trim.
+pub fn logged_txn(
+    pg: PgId,
+    object: &str,
+    muts: &[Mutation],
+    entry: &LogEntry,
+    summary: &pglog::PgSummary,
+    trim: Option<Ev>,
+) -> Transaction {
+    let key = ObjectKey::new(pg, object);
+    let mut txn = mutations_txn(Transaction::new(), &key, muts);
+    txn = pglog::put_entry(txn, pg, entry);
+    txn = pglog::put_info(txn, pg, summary);
+    if let Some(t) = trim {
+        txn = pglog::trim_to(txn, pg, t);
+    }
+    txn
+}
+
+fn cmp_ok(op: CmpOp, have: Option<&Bytes>, want: &Bytes) -> bool {
+    let Some(have) = have else {
+        return false;
+    };
+    let o = have.as_ref().cmp(want.as_ref());
+    match op {
+        CmpOp::CmpEq => o.is_eq(),
+        CmpOp::CmpNe => !o.is_eq(),
+        CmpOp::CmpGt => o.is_gt(),
+        CmpOp::CmpGte => o.is_ge(),
+        CmpOp::CmpLt => o.is_lt(),
+        CmpOp::CmpLte => o.is_le(),
+    }
+}
+
+/// Handles a client op end to end.
+pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
+    // Map checks: our map must be at least the client's.
+    if req.map_epoch > osd.view().epoch()
+        && !osd
+            .wait_for_epoch(req.map_epoch, Duration::from_secs(2))
+            .await
+    {
+        return reply(ResultCode::MapBehind, "osd map behind the client's; retry");
+    }
+    let view = osd.view();
+    let Some(pool) = view.pool(req.pool).cloned() else {
+        return reply(
+            ResultCode::NoPool,
+            format!("pool {} does not exist", req.pool),
+        );
+    };
+    if req.object.is_empty() || req.object.len() > meridian_objectstore::MAX_OBJECT_NAME_LEN {
+        return reply(
+            ResultCode::Invalid,
+            format!(
+                "object names must be 1..={} bytes",
+                meridian_objectstore::MAX_OBJECT_NAME_LEN
+            ),
+        );
+    }
+    let expect = MapView::object_pg(&pool, &req.object);
+    if expect.seed != req.pg_seed {
+        return reply(
+            ResultCode::Invalid,
+            format!("object maps to pg {expect}, not seed {:x}", req.pg_seed),
+        );
+    }
+    let id = PgId::new(pool.id, req.pg_seed);
+    let Some(pg) = osd.pg(id) else {
+        return reply(ResultCode::WrongPrimary, "this OSD does not serve the PG");
+    };
+    let r = pg.routing();
+    if r.role != Role::Primary {
+        return reply(
+            ResultCode::WrongPrimary,
+            format!("not primary for pg {expect}"),
+        );
+    }
+    if r.phase != Phase::Active {
+        return reply(
+            ResultCode::PgNotActive,
+            format!("pg {expect} is {}", r.phase.as_str()),
+        );
+    }
+    let mutating = req.ops.iter().any(|o| {
+        matches!(
+            o.op,
+            Some(
+                Op::WriteFull(_)
+                    | Op::Write(_)
+                    | Op::Append(_)
+                    | Op::Truncate(_)
+                    | Op::Remove(_)
+                    | Op::Create(_)
+                    | Op::SetXattr(_)
+                    | Op::RmXattr(_)
+                    | Op::OmapSet(_)
+                    | Op::OmapRm(_)
+                    | Op::OmapClear(_)
+            )
+        )
+    });
+    if mutating && (r.acting.len() as u32) < pool.min_size {
+        return reply(
+            ResultCode::BelowMinSize,
+            format!(
+                "pg {expect} has {} of min_size {} replicas up; writes wait for recovery",
+                r.acting.len(),
+                pool.min_size
+            ),
+        );
+    }
+    let mut core = pg.core.lock().await;
+    // The interval may have ended while we waited for the lock.
+    let r2 = pg.routing();
+    if r2.interval != r.interval || r2.phase != Phase::Active {
+        return reply(ResultCode::PgNotActive, "interval changed; retry");
+    }
+    let reqid = req.reqid.as_ref().map(|r| (r.client, r.tid));
+    if mutating
+        && let Some(rid) = reqid
+        && let Some((v, uv)) = core.reqids.get(&rid).cloned()
+    {
+        // A resend of an op already applied (e.g. after a failover): answer, don't redo.
+        return OpReply {
+            code: ResultCode::Ok as i32,
+            user_version: uv,
+            version: ver(v),
+            map_epoch: view.epoch(),
+            ..Default::default()
+        };
+    }
+    let key = ObjectKey::new(id, req.object.clone());
+    let k2 = key.clone();
+    let ops = req.ops.clone();
+    let max_size = osd.max_object_size;
+    let prepared = osd
+        .blocking(move |s| Ok(prepare(s, &k2, &ops, max_size)))
+        .await
+        .unwrap_or_else(|e| Err(reply(store_code(&e), e.to_string())));
+    let mut prepared = match prepared {
+        Ok(p) => p,
+        Err(rep) => {
+            if rep.code == ResultCode::Corrupt as i32 {
+                drop(core);
+                return repair_and_retry(osd, &pg, r.acting.clone(), key, req).await;
+            }
+            return rep;
+        }
+    };
+    prepared.reply.map_epoch = view.epoch();
+    if prepared.mutations.is_empty() {
+        return prepared.reply;
+    }
+    // Log the mutation.
+    let prior = core.summary.last_update;
+    let v: Ev = (r.interval, prior.1 + 1);
+    let now = meridian_common::now_unix_ms();
+    let user_version = prepared.old_user_version + 1;
+    let entry = LogEntry {
+        version: ver(v),
+        prior_version: ver(prepared.old_version),
+        object: req.object.clone(),
+        op: if prepared.deletes {
+            LogOp::Delete
+        } else {
+            LogOp::Modify
+        } as i32,
+        reqid: req.reqid,
+        user_version,
+        mtime_unix_ms: now,
+    };
+    if !prepared.deletes {
+        prepared.mutations.push(Mutation {
+            m: Some(M::SetXattrs(XattrList {
+                xattrs: vec![Xattr {
+                    name: META_XATTR.into(),
+                    value: objstate::meta_value(&ObjectMeta {
+                        version: ver(v),
+                        user_version,
+                        mtime_unix_ms: now,
+                    }),
+                }],
+            })),
+        });
+    }
+    let mut summary = core.summary.clone();
+    let old_versions = core.log_versions.clone();
+    let trim = core.note_entry(v, reqid, user_version);
+    summary.last_update = v;
+    if let Some(t) = trim {
+        summary.log_tail = t;
+    }
+    let txn = logged_txn(id, &req.object, &prepared.mutations, &entry, &summary, trim);
+    // Apply locally and on every replica concurrently.
+    let local = osd.blocking(move |s| s.submit(txn).map_err(Into::into));
+    let reps = r.acting.iter().skip(1).map(|&o| {
+        let rep = RepOpRequest {
+            pg: pgref(id),
+            map_epoch: r.interval,
+            from_osd: osd.id(),
+            mutations: prepared.mutations.clone(),
+            entry: Some(entry.clone()),
+            fsid: osd.ident.fsid.clone(),
+            pg_prior: ver(prior),
+        };
+        let osd = osd.clone();
+        async move {
+            let mut c = osd.peer(o)?;
+            let rr = tokio::time::timeout(Duration::from_secs(10), c.rep_op(rep))
+                .await
+                .map_err(|_| OsdError::Peer {
+                    osd: o,
+                    reason: "rep op timed out".into(),
+                })?
+                .map_err(|s| OsdError::Peer {
+                    osd: o,
+                    reason: s.message().to_string(),
+                })?
+                .into_inner();
+            if rr.code != ResultCode::Ok as i32 {
+                return Err(OsdError::Peer {
+                    osd: o,
+                    reason: rr.message,
+                });
+            }
+            Ok(())
+        }
+    });
+    let (local, reps) = tokio::join!(local, futures::future::join_all(reps));
+    if let Err(e) = local {
+        // Our own copy failed: undo the in-memory note and make the PG peer again.
+        core.summary.last_update = prior;
+        core.log_versions = old_versions;
+        if let Some(rid) = reqid {
+            core.reqids.remove(&rid);
+        }
+        tracing::error!(pg = %id, error = %e, "local commit failed");
+        repeer(osd, &pg, r.interval);
+        return reply(store_code(&e), format!("local commit failed: {e}"));
+    }
+    core.summary = summary;
+    if prepared.creates {
+        core.objects += 1;
+    }
+    if prepared.deletes && prepared.old_exists {
+        core.objects = core.objects.saturating_sub(1);
+    }
+    if let Some(Err(e)) = reps.into_iter().find(|r| r.is_err()) {
+        // A replica may be missing the entry: never acknowledge; re-peer to repair.
+        tracing::warn!(pg = %id, error = %e, "replication failed; re-peering");
+        repeer(osd, &pg, r.interval);
+        return reply(
+            ResultCode::ReplicaFailed,
+            format!("replication failed: {e}"),
+        );
+    }
+    let mut rep = prepared.reply;
+    rep.user_version = user_version;
+    rep.version = ver(v);
+    rep
+}
+
+/// Restarts peering within the same acting set (after a replication failure).
+fn repeer(osd: &Arc<Osd>, pg: &Arc<Pg>, interval: u64) {
+    let mut restarted = None;
+    pg.set_routing(|r| {
+        if r.interval == interval && r.role == Role::Primary {
+            r.phase = Phase::Peering;
+            r.interval = osd.view().epoch().max(interval + 1);
+            restarted = Some(r.interval);
+        }
+    });
+    if let Some(iv) = restarted {
+        crate::peering::start(osd.clone(), pg.clone(), iv);
+    }
+}
+
+/// A local copy failed its checksum: fetch the object from a replica, repair, retry once.
+async fn repair_and_retry(
+    osd: &Arc<Osd>,
+    pg: &Arc<Pg>,
+    acting: Vec<u32>,
+    key: ObjectKey,
+    req: OpRequest,
+) -> OpReply {
+    tracing::warn!(object = %key, "checksum error on read; repairing from a replica");
+    for &o in acting.iter().skip(1) {
+        let Ok(mut c) = osd.peer(o) else { continue };
+        let pull = PullRequest {
+            pg: pgref(key.pg),
+            map_epoch: pg.routing().interval,
+            object: key.name.clone(),
+        };
+        let Ok(r) = c.pull(pull).await else { continue };
+        let r = r.into_inner();
+        if r.code != ResultCode::Ok as i32 {
+            continue;
+        }
+        let state = r.state.unwrap_or_default();
+        let _core = pg.core.lock().await;
+        let k = key.clone();
+        let repaired = osd
+            .blocking(move |s| {
+                s.submit(objstate::write_state(Transaction::new(), &k, &state))
+                    .map_err(Into::into)
+            })
+            .await;
+        if repaired.is_ok() {
+            tracing::info!(object = %key, from = o, "repaired object from replica");
+            drop(_core);
+            return Box::pin(handle_op(osd, req)).await;
+        }
+    }
+    reply(
+        ResultCode::Corrupt,
+        format!("{key}: no intact replica found"),
+    )
+}
+
+/// Result of evaluating an op against the current object.
+struct Prepared {
+    reply: OpReply,
+    mutations: Vec<Mutation>,
+    old_version: Ev,
+    old_user_version: u64,
+    old_exists: bool,
+    creates: bool,
+    deletes: bool,
+}
+
+/// Evaluates guards and reads, and resolves mutations (pure over the store's current state).
+fn prepare(
+    s: &dyn ObjectStore,
+    key: &ObjectKey,
+    ops: &[SubOp],
+    max_size: u64,
+) -> Result<Prepared, OpReply> {
+    let err = |e: OsdError| reply(store_code(&e), e.to_string());
+    let meta = objstate::load_meta(s, key).map_err(err)?;
+    let exists = meta.is_some();
+    let meta = meta.unwrap_or_default();
+    let mut size = match s.stat(key).map_err(|e| err(e.into()))? {
+        Some(st) => st.size,
+        None => 0,
+    };
+    let mut cur_exists = exists;
+    let mut results = Vec::with_capacity(ops.len());
+    let mut muts = Vec::new();
+    let ok = |r: SubOpResult| SubOpResult {
+        code: ResultCode::Ok as i32,
+        ..r
+    };
+    let too_large = |n: u64| {
+        reply(
+            ResultCode::TooLarge,
+            format!(
+                "object would be {n} bytes, over the {max_size}-byte object size limit (osd_max_object_size)"
+            ),
+        )
+    };
+    for op in ops {
+        let Some(op) = &op.op else {
+            return Err(reply(ResultCode::Invalid, "empty sub-op"));
+        };
+        match op {
+            Op::CmpXattr(c) => {
+                let have = s
+                    .getxattr(key, &format!("{USER_XATTR_PREFIX}{}", c.name))
+                    .map_err(|e| err(e.into()))?;
+                let cop = CmpOp::try_from(c.op).unwrap_or(CmpOp::CmpEq);
+                if !cmp_ok(cop, have.as_ref(), &c.value) {
+                    return Err(reply(
+                        ResultCode::GuardFailed,
+                        format!("cmpxattr {} failed", c.name),
+                    ));
+                }
+                results.push(ok(SubOpResult::default()));
+            }
+            Op::AssertVersion(v) => {
+                if meta.user_version != *v {
+                    return Err(reply(
+                        ResultCode::GuardFailed,
+                        format!("version is {}, not {v}", meta.user_version),
+                    ));
+                }
+                results.push(ok(SubOpResult::default()));
+            }
+            Op::AssertExists(_) => {
+                if !cur_exists {
+                    return Err(reply(ResultCode::NotFound, "object does not exist"));
+                }
+                results.push(ok(SubOpResult::default()));
+            }
+            Op::Read(r) => {
+                if !exists {
+                    return Err(reply(ResultCode::NotFound, "object does not exist"));
+                }
+                let len = if r.length == 0 { None } else { Some(r.length) };
+                let data = s.read(key, r.offset, len).map_err(|e| err(e.into()))?;
+                results.push(ok(SubOpResult {
+                    data,
+                    ..Default::default()
+                }));
+            }
+            Op::Stat(_) => {
+                if !exists {
+                    return Err(reply(ResultCode::NotFound, "object does not exist"));
+                }
+                results.push(ok(SubOpResult {
+                    size,
+                    mtime_unix_ms: meta.mtime_unix_ms,
+                    ..Default::default()
+                }));
+            }
+            Op::GetXattr(n) => {
+                if !exists {
+                    return Err(reply(ResultCode::NotFound, "object does not exist"));
+                }
+                match s
+                    .getxattr(key, &format!("{USER_XATTR_PREFIX}{n}"))
+                    .map_err(|e| err(e.into()))?
+                {
+                    Some(v) => results.push(ok(SubOpResult {
+                        data: v,
+                        ..Default::default()
+                    })),
+                    None => return Err(reply(ResultCode::NotFound, format!("no xattr {n}"))),
+                }
+            }
+            Op::GetXattrs(_) => {
+                if !exists {
+                    return Err(reply(ResultCode::NotFound, "object does not exist"));
+                }
+                let xs = s.getxattrs(key).map_err(|e| err(e.into()))?;
+                results.push(ok(SubOpResult {
+                    xattrs: xs
+                        .into_iter()
+                        .filter_map(|(n, v)| {
+                            n.strip_prefix(USER_XATTR_PREFIX).map(|n| Xattr {
+                                name: n.to_string(),
+                                value: v,
+                            })
+                        })
+                        .collect(),
+                    ..Default::default()
+                }));
+            }
+            Op::OmapGetRange(g) => {
+                if !exists {
+                    return Err(reply(ResultCode::NotFound, "object does not exist"));
+                }
+                let max = if g.max == 0 { 1000 } else { g.max.min(10_000) } as usize;
+                let after = (!g.start_after.is_empty()).then_some(g.start_after.as_ref());
+                let mut entries = s
+                    .omap_get(key, after, &g.prefix, max + 1)
+                    .map_err(|e| err(e.into()))?;
+                let more = entries.len() > max;
+                entries.truncate(max);
+                results.push(ok(SubOpResult {
+                    entries: entries
+                        .into_iter()
+                        .map(|(key, value)| KeyValue { key, value })
+                        .collect(),
+                    more,
+                    ..Default::default()
+                }));
+            }
+            Op::OmapGetValues(k) => {
+                if !exists {
+                    return Err(reply(ResultCode::NotFound, "object does not exist"));
+                }
+                let entries = s.omap_get_values(key, &k.keys).map_err(|e| err(e.into()))?;
+                results.push(ok(SubOpResult {
+                    entries: entries
+                        .into_iter()
+                        .map(|(key, value)| KeyValue { key, value })
+                        .collect(),
+                    ..Default::default()
+                }));
+            }
+            Op::WriteFull(d) => {
+                if d.len() as u64 > max_size {
+                    return Err(too_large(d.len() as u64));
+                }
+                size = d.len() as u64;
+                cur_exists = true;
+                muts.push(Mutation {
+                    m: Some(M::WriteFull(d.clone())),
+                });
+                results.push(ok(SubOpResult::default()));
+            }
+            Op::Write(w) => {
+                let end = w.offset.saturating_add(w.data.len() as u64);
+                if end > max_size {
+                    return Err(too_large(end));
+                }
+                size = size.max(end);
+                cur_exists = true;
+                muts.push(Mutation {
+                    m: Some(M::Write(w.clone())),
+                });
+                results.push(ok(SubOpResult::default()));
+            }
+            Op::Append(d) => {
+                let end = size.saturating_add(d.len() as u64);
+                if end > max_size {
+                    return Err(too_large(end));
+                }
+                muts.push(Mutation {
+                    m: Some(M::Write(WriteAt {
+                        offset: size,
+                        data: d.clone(),
+                    })),
+                });
+                size = end;
+                cur_exists = true;
+                results.push(ok(SubOpResult::default()));
+            }
+            Op::Truncate(t) => {
+                if *t > max_size {
+                    return Err(too_large(*t));
+                }
+                size = *t;
+                cur_exists = true;
+                muts.push(Mutation {
+                    m: Some(M::Truncate(*t)),
+                });
+                results.push(ok(SubOpResult::default()));
+            }
+            Op::Remove(_) => {
+                if !cur_exists {
+                    return Err(reply(ResultCode::NotFound, "object does not exist"));
+                }
+                cur_exists = false;
+                size = 0;
+                muts.push(Mutation {
+                    m: Some(M::Remove(Empty {})),
+                });
+                results.push(ok(SubOpResult::default()));
+            }
+            Op::Create(exclusive) => {
+                if *exclusive && cur_exists {
+                    return Err(reply(ResultCode::Exists, "object exists"));
+                }
+                cur_exists = true;
+                muts.push(Mutation {
+                    m: Some(M::Touch(Empty {})),
+                });
+                results.push(ok(SubOpResult::default()));
+            }
+            Op::SetXattr(x) => {
+                if x.name.is_empty() {
+                    return Err(reply(ResultCode::Invalid, "xattr names must not be empty"));
+                }
+                cur_exists = true;
+                muts.push(Mutation {
+                    m: Some(M::Touch(Empty {})),
+                });
+                muts.push(Mutation {
+                    m: Some(M::SetXattrs(XattrList {
+                        xattrs: vec![Xattr {
+                            name: format!("{USER_XATTR_PREFIX}{}", x.name),
+                            value: x.value.clone(),
+                        }],
+                    })),
+                });
+                results.push(ok(SubOpResult::default()));
+            }
+            Op::RmXattr(n) => {
+                muts.push(Mutation {
+                    m: Some(M::RmXattr(format!("{USER_XATTR_PREFIX}{n}"))),
+                });
+                results.push(ok(SubOpResult::default()));
+            }
+            Op::OmapSet(kv) => {
+                cur_exists = true;
+                muts.push(Mutation {
+                    m: Some(M::Touch(Empty {})),
+                });
+                muts.push(Mutation {
+                    m: Some(M::OmapSet(kv.clone())),
+                });
+                results.push(ok(SubOpResult::default()));
+            }
+            Op::OmapRm(k) => {
+                muts.push(Mutation {
+                    m: Some(M::OmapRm(k.clone())),
+                });
+                results.push(ok(SubOpResult::default()));
+            }
+            Op::OmapClear(_) => {
+                muts.push(Mutation {
+                    m: Some(M::OmapClear(Empty {})),
+                });
+                results.push(ok(SubOpResult::default()));
+            }
+        }
+    }
+    if !muts.is_empty() && !cur_exists {
+        // The op ends with the object deleted: one remove is the whole effect.
+        muts = vec![Mutation {
+            m: Some(M::Remove(Empty {})),
+        }];
+    }
+    Ok(Prepared {
+        reply: OpReply {
+            code: ResultCode::Ok as i32,
+            results,
+            user_version: meta.user_version,
+            version: ver(meta.ev()),
+            ..Default::default()
+        },
+        deletes: !muts.is_empty() && !cur_exists,
+        creates: !exists && cur_exists,
+        old_exists: exists,
+        mutations: muts,
+        old_version: meta.ev(),
+        old_user_version: meta.user_version,
+    })
+}
+
+/// Applies a replicated op on a replica (after the caller checked the interval).
+pub fn apply_rep_op(
+    s: &dyn ObjectStore,
+    pg: PgId,
+    req: &RepOpRequest,
+    summary: &pglog::PgSummary,
+    trim: Option<Ev>,
+) -> Result<(), OsdError> {
+    let entry = req.entry.clone().unwrap_or_default();
+    let txn = logged_txn(pg, &entry.object, &req.mutations, &entry, summary, trim);
+    s.submit(txn).map_err(Into::into)
+}
+
+/// The PG version of a log entry.
+pub fn entry_version(e: &LogEntry) -> Ev {
+    ev(&e.version)
+}

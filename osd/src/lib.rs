@@ -1,0 +1,131 @@
+//! The Meridian OSD: serves the PGs CRUSH assigns it from a local object
+//! store, replicates each write to the whole acting set before acknowledging
+//! it, peers and recovers on every map change, and scrubs on request.
+//!
+//! `run` is the whole daemon; the `meridian osd` subcommand only parses flags.
+
+pub mod daemon;
+pub mod error;
+pub mod exec;
+pub mod objstate;
+pub mod peering;
+pub mod pg;
+pub mod pglog;
+pub mod scrub;
+pub mod service;
+
+use anyhow::Context as _;
+use meridian_common::Config;
+use meridian_common::size::parse_size;
+use meridian_objectstore::{BlockStore, IoEngine, ObjectStore, StoreConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Opens the OSD's store, creating it on first start (an empty or missing data dir).
+pub fn open_store(cfg: &Config, id: u32) -> anyhow::Result<BlockStore> {
+    let s = cfg.osd_section(id)?;
+    let engine = match s.engine.as_str() {
+        "io_uring" => IoEngine::IoUring,
+        "pread" => IoEngine::Pread,
+        _ => IoEngine::Auto,
+    };
+    let sc = StoreConfig {
+        fsid: cfg.global.fsid.clone(),
+        osd_id: id,
+        block_size_bytes: parse_size(&s.block_size).map_err(anyhow::Error::msg)?,
+        engine,
+        cache_bytes: parse_size(&s.cache_size).map_err(anyhow::Error::msg)?,
+        ..StoreConfig::default()
+    };
+    let fresh = !s.data.exists()
+        || std::fs::read_dir(&s.data)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true);
+    if fresh {
+        std::fs::create_dir_all(&s.data)
+            .with_context(|| format!("create OSD data dir {}", s.data.display()))?;
+        BlockStore::mkfs(&s.data, &sc)
+            .with_context(|| format!("mkfs osd.{id} in {}", s.data.display()))?;
+        tracing::info!(osd = id, dir = %s.data.display(), "created a new object store");
+    }
+    BlockStore::open(&s.data, &sc)
+        .with_context(|| format!("open osd.{id} store in {}", s.data.display()))
+}
+
+/// Runs OSD `id` described by `cfg` until the process is killed.
+pub async fn run(cfg: Config, id: u32) -> anyhow::Result<()> {
+    if cfg.global.fsid.is_empty() {
+        anyhow::bail!("config {} has no global.fsid", cfg.path.display());
+    }
+    let section = cfg.osd_section(id)?.clone();
+    let store = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || open_store(&cfg, id)
+    })
+    .await??;
+    let engine = store.engine_name().to_string();
+    tracing::info!(osd = id, engine = %engine, "object store open");
+    let total = store.statfs().map(|u| u.total_bytes).unwrap_or(1 << 40);
+    let weight = match section.weight {
+        Some(w) if w > 0.0 => (w * 65536.0) as u32,
+        _ => ((total as f64 / (1u64 << 40) as f64 * 65536.0) as u32).max(655),
+    };
+    let host = section.host.clone().unwrap_or_else(hostname);
+    let ident = daemon::OsdIdentity {
+        id,
+        fsid: cfg.global.fsid.clone(),
+        addr: section.addr.clone(),
+        weight,
+        device_class: section.device_class.clone().unwrap_or_default(),
+        host,
+        rack: section.rack.clone().unwrap_or_default(),
+        datacenter: section.datacenter.clone().unwrap_or_default(),
+    };
+    let mons = cfg.monitor_addrs();
+    let (tx, rx) =
+        tokio::sync::watch::channel(Arc::new(meridian_client::MapView::new(Default::default())));
+    tokio::spawn(meridian_client::subscribe_maps(mons.clone(), tx));
+    let osd = daemon::Osd::new(
+        ident,
+        Arc::new(store),
+        engine,
+        rx,
+        mons,
+        cfg.global.osd_max_object_size,
+        Duration::from_millis(cfg.global.osd_heartbeat_interval_ms),
+    );
+    let n = osd.load_local_pgs()?;
+    tracing::info!(osd = id, pgs = n, "loaded local PGs");
+    let addr = section
+        .addr
+        .parse()
+        .with_context(|| format!("osd.{id} addr {:?} is not host:port", section.addr))?;
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(
+            meridian_proto::osd::osd_service_server::OsdServiceServer::new(
+                service::OsdServer::new(osd.clone()),
+            )
+            .max_decoding_message_size(meridian_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(meridian_proto::MAX_MESSAGE_BYTES),
+        )
+        .add_service(meridian_proto::reflection_service())
+        .serve(addr);
+    let serving = tokio::spawn(server);
+    let epoch = osd.boot().await?;
+    tracing::info!(osd = id, epoch, %addr, "booted");
+    tokio::spawn(osd.clone().map_loop());
+    tokio::spawn(osd.clone().heartbeat_loop());
+    serving
+        .await?
+        .with_context(|| format!("serve osd.{id} on {addr}"))?;
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

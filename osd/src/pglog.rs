@@ -1,0 +1,183 @@
+//! The PG log and PG info, persisted in the omap of each PG's meta object so
+//! they change atomically with the objects they describe.
+//!
+//! Keys: `info` → [`PgInfo`] (without the log); `log.<epoch:016x>.<seq:016x>`
+//! → [`LogEntry`]. Hex keys sort in version order, so the log reads back in
+//! order and trims by range.
+
+use crate::error::OsdError;
+use bytes::Bytes;
+use meridian_objectstore::{ObjectKey, ObjectStore, PgId, Transaction};
+use meridian_proto::osd::{LogEntry, PgInfo, PgRef, Version};
+use prost::Message as _;
+
+/// Entries kept per PG before the oldest are trimmed (bounds memory and disk).
+pub const MAX_LOG_ENTRIES: usize = 1000;
+/// Omap key of the PG info record.
+pub const INFO_KEY: &[u8] = b"info";
+const LOG_PREFIX: &[u8] = b"log.";
+
+/// A version as a sortable pair.
+pub type Ev = (u64, u64);
+
+/// Converts a wire version.
+pub fn ev(v: &Option<Version>) -> Ev {
+    v.as_ref().map(|v| (v.epoch, v.seq)).unwrap_or((0, 0))
+}
+
+/// Converts to a wire version.
+pub fn ver(e: Ev) -> Option<Version> {
+    Some(Version {
+        epoch: e.0,
+        seq: e.1,
+    })
+}
+
+/// Omap key of a log entry.
+pub fn log_key(v: Ev) -> Bytes {
+    Bytes::from(format!("log.{:016x}.{:016x}", v.0, v.1))
+}
+
+/// Wire PG reference of a store PG id.
+pub fn pgref(pg: PgId) -> Option<PgRef> {
+    Some(PgRef {
+        pool: pg.pool,
+        seed: pg.seed,
+    })
+}
+
+/// Store PG id of a wire PG reference.
+pub fn pgid(r: &Option<PgRef>) -> PgId {
+    r.as_ref()
+        .map(|r| PgId::new(r.pool, r.seed))
+        .unwrap_or(PgId::new(0, 0))
+}
+
+/// The persisted summary of one PG copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PgSummary {
+    /// Newest logged version.
+    pub last_update: Ev,
+    /// Versions at or below this are no longer in the log.
+    pub log_tail: Ev,
+    /// Epoch this copy last became active.
+    pub last_epoch_started: u64,
+    /// True while a backfill into this copy is incomplete.
+    pub backfilling: bool,
+}
+
+impl PgSummary {
+    /// Encodes as a wire PgInfo (no log).
+    pub fn to_info(&self, pg: PgId) -> PgInfo {
+        PgInfo {
+            pg: pgref(pg),
+            exists: true,
+            last_update: ver(self.last_update),
+            log_tail: ver(self.log_tail),
+            last_epoch_started: self.last_epoch_started,
+            log: vec![],
+            object_count: 0,
+            backfilling: self.backfilling,
+        }
+    }
+
+    /// Decodes the summary part of a wire PgInfo.
+    pub fn from_info(i: &PgInfo) -> Self {
+        Self {
+            last_update: ev(&i.last_update),
+            log_tail: ev(&i.log_tail),
+            last_epoch_started: i.last_epoch_started,
+            backfilling: i.backfilling,
+        }
+    }
+}
+
+/// Adds "write the info record" to a transaction.
+pub fn put_info(txn: Transaction, pg: PgId, s: &PgSummary) -> Transaction {
+    txn.omap_set(
+        &ObjectKey::meta(pg),
+        vec![(
+            Bytes::from_static(INFO_KEY),
+            Bytes::from(s.to_info(pg).encode_to_vec()),
+        )],
+    )
+}
+
+/// Adds "append this entry" to a transaction.
+pub fn put_entry(txn: Transaction, pg: PgId, e: &LogEntry) -> Transaction {
+    txn.omap_set(
+        &ObjectKey::meta(pg),
+        vec![(log_key(ev(&e.version)), Bytes::from(e.encode_to_vec()))],
+    )
+}
+
+/// Reads a PG copy's summary; `None` if this OSD holds nothing of the PG.
+pub fn load_summary(store: &dyn ObjectStore, pg: PgId) -> Result<Option<PgSummary>, OsdError> {
+    let v = store.omap_get_values(&ObjectKey::meta(pg), &[Bytes::from_static(INFO_KEY)]);
+    match v {
+        Ok(v) => match v.first() {
+            Some((_, val)) => {
+                let info = PgInfo::decode(val.as_ref())
+                    .map_err(|e| OsdError::Decode(format!("pg {pg:?} info: {e}")))?;
+                Ok(Some(PgSummary::from_info(&info)))
+            }
+            None => Ok(None),
+        },
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads the whole log of a PG copy, oldest first.
+pub fn load_log(store: &dyn ObjectStore, pg: PgId) -> Result<Vec<LogEntry>, OsdError> {
+    let key = ObjectKey::meta(pg);
+    let mut out = Vec::new();
+    let mut after: Option<Bytes> = None;
+    loop {
+        let page = match store.omap_get(&key, after.as_deref(), LOG_PREFIX, 1024) {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() => return Ok(out),
+            Err(e) => return Err(e.into()),
+        };
+        let n = page.len();
+        for (k, v) in page {
+            out.push(
+                LogEntry::decode(v.as_ref())
+                    .map_err(|e| OsdError::Decode(format!("pg {pg:?} log entry: {e}")))?,
+            );
+            after = Some(k);
+        }
+        if n < 1024 {
+            return Ok(out);
+        }
+    }
+}
+
+/// Adds "replace the whole log with `log`" to a transaction.
+pub fn replace_log(txn: Transaction, pg: PgId, log: &[LogEntry]) -> Transaction {
+    let key = ObjectKey::meta(pg);
+    let mut txn = txn.omap_rm_range(
+        &key,
+        Bytes::from_static(LOG_PREFIX),
+        Bytes::from_static(b"log/"),
+    );
+    if !log.is_empty() {
+        txn = txn.omap_set(
+            &key,
+            log.iter()
+                .map(|e| (log_key(ev(&e.version)), Bytes::from(e.encode_to_vec())))
+                .collect(),
+        );
+    }
+    txn
+}
+
+/// Adds "trim entries at or below `upto`" to a transaction.
+pub fn trim_to(txn: Transaction, pg: PgId, upto: Ev) -> Transaction {
+    let end = format!("log.{:016x}.{:016x}\u{1}", upto.0, upto.1);
+    txn.omap_rm_range(
+        &ObjectKey::meta(pg),
+        Bytes::from_static(LOG_PREFIX),
+        Bytes::from(end),
+    )
+}

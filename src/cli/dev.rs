@@ -1,0 +1,402 @@
+//! `meridian dev up|status|down`: a complete local cluster on loopback,
+//! run by this same binary as background processes under one directory.
+
+use super::Ctx;
+use anyhow::{Context as _, bail};
+use meridian_client::{ClientOptions, Cluster};
+use meridian_common::{Config, GlobalSection, MonSection, OsdSection};
+use meridian_proto::mon::PoolCreate;
+use meridian_proto::mon::mon_command::Cmd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Name of the pool `dev up` creates.
+pub const DEV_POOL: &str = "data";
+
+/// `meridian dev ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum DevCmd {
+    /// Start a local cluster (or restart the one in --dir) and wait until it is healthy.
+    Up {
+        /// Number of monitors (1, 3 or 5).
+        #[arg(long, default_value_t = 1)]
+        mons: u32,
+        /// Number of OSDs.
+        #[arg(long, default_value_t = 3)]
+        osds: u32,
+        /// Directory holding the config, data, logs and pids.
+        #[arg(long, default_value = ".meridian-dev")]
+        dir: PathBuf,
+        /// Size of each OSD's block file.
+        #[arg(long, default_value = "4G")]
+        osd_size: String,
+        /// PGs of the default pool.
+        #[arg(long, default_value_t = 32)]
+        pg_num: u32,
+        /// I/O engine of the OSDs: auto, io_uring or pread.
+        #[arg(long, default_value = "auto")]
+        engine: String,
+    },
+    /// Show the daemons of a dev cluster and whether they run.
+    Status {
+        /// Directory of the dev cluster.
+        #[arg(long, default_value = ".meridian-dev")]
+        dir: PathBuf,
+    },
+    /// Stop the daemons of a dev cluster (data is kept; `--purge` deletes it).
+    Down {
+        /// Directory of the dev cluster.
+        #[arg(long, default_value = ".meridian-dev")]
+        dir: PathBuf,
+        /// Delete the directory after stopping.
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+/// Runs a dev subcommand.
+pub async fn run(_ctx: &Ctx, cmd: DevCmd) -> anyhow::Result<()> {
+    match cmd {
+        DevCmd::Up {
+            mons,
+            osds,
+            dir,
+            osd_size,
+            pg_num,
+            engine,
+        } => up(&dir, mons, osds, &osd_size, pg_num, &engine).await,
+        DevCmd::Status { dir } => status(&dir),
+        DevCmd::Down { dir, purge } => down(&dir, purge),
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("find a free loopback port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn random_fsid() -> String {
+    let a: u128 = rand::random();
+    let h = format!("{a:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Writes a fresh cluster config into `dir`.
+pub fn write_config(
+    dir: &Path,
+    mons: u32,
+    osds: u32,
+    osd_size: &str,
+    engine: &str,
+) -> anyhow::Result<Config> {
+    if ![1, 3, 5].contains(&mons) {
+        bail!("--mons must be 1, 3 or 5 (a Raft majority needs an odd count)");
+    }
+    if osds == 0 {
+        bail!("--osds must be at least 1");
+    }
+    meridian_common::size::parse_size(osd_size).map_err(anyhow::Error::msg)?;
+    let dir = std::path::absolute(dir)?;
+    let mut cfg = Config {
+        global: GlobalSection {
+            fsid: random_fsid(),
+            osd_heartbeat_interval_ms: 500,
+            osd_heartbeat_grace_ms: 4000,
+            mon_osd_down_out_interval_s: 120,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    for m in 1..=mons as u64 {
+        cfg.mon.insert(
+            m.to_string(),
+            MonSection {
+                addr: format!("127.0.0.1:{}", free_port()?),
+                data: dir.join(format!("mon.{m}")),
+                metrics_addr: None,
+            },
+        );
+    }
+    for o in 0..osds {
+        cfg.osd.insert(
+            o.to_string(),
+            OsdSection {
+                addr: format!("127.0.0.1:{}", free_port()?),
+                data: dir.join(format!("osd.{o}")),
+                // One simulated host per OSD, so the default rule (failure domain host) spreads replicas.
+                host: Some(format!("dev-host-{o}")),
+                rack: None,
+                datacenter: None,
+                device_class: Some("ssd".into()),
+                weight: Some(1.0),
+                block_size: osd_size.into(),
+                engine: engine.into(),
+                cache_size: "256M".into(),
+                metrics_addr: None,
+            },
+        );
+    }
+    cfg.global.mon_host = cfg.mon.values().map(|m| m.addr.clone()).collect();
+    cfg.path = dir.join("meridian.toml");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    std::fs::write(&cfg.path, cfg.to_toml())
+        .with_context(|| format!("write {}", cfg.path.display()))?;
+    Ok(cfg)
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // Only count it if it is still one of ours (pids are recycled).
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("meridian"))
+        .unwrap_or(false)
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Starts one daemon in the background (own session, logs to `dir/log`).
+pub fn spawn_daemon(cfg: &Config, dir: &Path, kind: &str, id: &str) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe().context("locate the meridian binary")?;
+    std::fs::create_dir_all(dir.join("log"))?;
+    std::fs::create_dir_all(dir.join("run"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log").join(format!("{kind}.{id}.log")))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("-c")
+        .arg(&cfg.path)
+        .arg(kind)
+        .arg("--id")
+        .arg(id)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "info");
+    }
+    // SAFETY: setsid is async-signal-safe; it detaches the daemon from our terminal.
+    unsafe {
+        use std::os::unix::process::CommandExt as _;
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().with_context(|| format!("start {kind}.{id}"))?;
+    let pid = child.id() as i32;
+    std::fs::write(
+        dir.join("run").join(format!("{kind}.{id}.pid")),
+        pid.to_string(),
+    )?;
+    Ok(pid)
+}
+
+async fn up(
+    dir: &Path,
+    mons: u32,
+    osds: u32,
+    osd_size: &str,
+    pg_num: u32,
+    engine: &str,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let conf_path = dir.join("meridian.toml");
+    let (cfg, fresh) = if conf_path.exists() {
+        (Config::load(&conf_path)?, false)
+    } else {
+        (write_config(dir, mons, osds, osd_size, engine)?, true)
+    };
+    let dir = std::path::absolute(dir)?;
+    let mut started_now = Vec::new();
+    for id in cfg.mon.keys() {
+        let pidf = dir.join("run").join(format!("mon.{id}.pid"));
+        if read_pid(&pidf).map(pid_alive).unwrap_or(false) {
+            continue;
+        }
+        started_now.push(format!(
+            "mon.{id} (pid {})",
+            spawn_daemon(&cfg, &dir, "mon", id)?
+        ));
+    }
+    for id in cfg.osd.keys() {
+        let pidf = dir.join("run").join(format!("osd.{id}.pid"));
+        if read_pid(&pidf).map(pid_alive).unwrap_or(false) {
+            continue;
+        }
+        started_now.push(format!(
+            "osd.{id} (pid {})",
+            spawn_daemon(&cfg, &dir, "osd", id)?
+        ));
+    }
+    for s in &started_now {
+        eprintln!("started {s}");
+    }
+    let cluster = Cluster::connect(cfg.monitor_addrs(), ClientOptions::default())
+        .await
+        .with_context(|| format!("monitors did not form a quorum; see {}/log/", dir.display()))?;
+    // All OSDs up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = cluster.map();
+        let up = v.map.osds.iter().filter(|o| o.up).count();
+        if up == cfg.osd.len() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {up} of {} OSDs came up within 60s; see {}/log/",
+                cfg.osd.len(),
+                dir.display()
+            );
+        }
+        eprintln!("waiting for OSDs: {up}/{} up", cfg.osd.len());
+        cluster
+            .wait_for_newer_map(v.epoch(), Duration::from_secs(2))
+            .await;
+    }
+    if fresh || cluster.map().pool_by_name(DEV_POOL).is_none() {
+        let size = (cfg.osd.len() as u32).min(3);
+        cluster
+            .mon_command(Cmd::PoolCreate(PoolCreate {
+                name: DEV_POOL.into(),
+                pg_num,
+                size,
+                min_size: 0,
+                crush_rule: String::new(),
+                application: String::new(),
+            }))
+            .await
+            .context("create the default pool")?;
+    }
+    // Healthy: every PG active+clean.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = String::new();
+    loop {
+        let st = cluster.status().await?;
+        let (word, checks) = super::admin::health_checks(&st);
+        if word == "HEALTH_OK" {
+            break;
+        }
+        let now = checks.join("; ");
+        if now != last {
+            eprintln!("waiting for health: {word} {now}");
+            last = now;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "cluster not healthy within 120s: {word} {last}; see {}/log/",
+                dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let conf = cfg.path.display();
+    println!(
+        "Meridian dev cluster is up (HEALTH_OK) in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    println!("  directory: {}", dir.display());
+    println!("  monitors:  {}", cfg.monitor_addrs().join(", "));
+    println!(
+        "  osds:      {}",
+        cfg.osd
+            .values()
+            .map(|o| o.addr.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  pool:      {DEV_POOL} (replicated, size {})",
+        (cfg.osd.len()).min(3)
+    );
+    println!();
+    println!("Talk to it:");
+    println!("  export MERIDIAN_CONF={conf}");
+    println!("  meridian status");
+    println!(
+        "  echo hello | meridian put -p {DEV_POOL} greeting - && meridian get -p {DEV_POOL} greeting -"
+    );
+    println!(
+        "  meridian bench -p {DEV_POOL} 10 write --no-cleanup && meridian bench -p {DEV_POOL} 10 seq"
+    );
+    println!("Stop it:  meridian dev down --dir {}", dir.display());
+    Ok(())
+}
+
+fn daemons(dir: &Path) -> Vec<(String, Option<i32>)> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir.join("run")) {
+        for e in rd.flatten() {
+            let name = e
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".pid")
+                .to_string();
+            out.push((name, read_pid(&e.path())));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn status(dir: &Path) -> anyhow::Result<()> {
+    let list = daemons(dir);
+    if list.is_empty() {
+        bail!(
+            "no dev cluster in {} (start one with `meridian dev up`)",
+            dir.display()
+        );
+    }
+    for (name, pid) in list {
+        let state = match pid {
+            Some(p) if pid_alive(p) => format!("running (pid {p})"),
+            _ => "stopped".into(),
+        };
+        println!("{name:<8} {state}");
+    }
+    println!(
+        "config: {}",
+        std::path::absolute(dir.join("meridian.toml"))?.display()
+    );
+    Ok(())
+}
+
+fn down(dir: &Path, purge: bool) -> anyhow::Result<()> {
+    let list = daemons(dir);
+    if list.is_empty() && !dir.exists() {
+        bail!("no dev cluster in {}", dir.display());
+    }
+    let mut alive: Vec<(String, i32)> = Vec::new();
+    for (name, pid) in list {
+        if let Some(p) = pid.filter(|p| pid_alive(*p)) {
+            // SAFETY: plain kill(2) on a pid we started and verified is still a meridian process.
+            unsafe { libc::kill(p, libc::SIGTERM) };
+            alive.push((name, p));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive.iter().any(|(_, p)| pid_alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (name, p) in &alive {
+        if pid_alive(*p) {
+            // SAFETY: as above; the daemon ignored SIGTERM for 10s.
+            unsafe { libc::kill(*p, libc::SIGKILL) };
+        }
+        println!("stopped {name} (pid {p})");
+    }
+    if purge {
+        std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
+        println!("removed {}", dir.display());
+    }
+    Ok(())
+}

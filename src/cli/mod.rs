@@ -1,0 +1,95 @@
+//! Shared plumbing of the CLI: configuration lookup, connection, output.
+
+pub mod admin;
+pub mod dev;
+pub mod objects;
+
+use anyhow::Context as _;
+use meridian_client::{ClientOptions, Cluster};
+use meridian_common::Config;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Output format of every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable text.
+    Plain,
+    /// JSON (stable field names).
+    Json,
+}
+
+/// What every command gets: where the config is and how to print.
+pub struct Ctx {
+    /// `-c/--conf`.
+    pub conf: Option<PathBuf>,
+    /// `--format`.
+    pub format: Format,
+}
+
+impl Ctx {
+    /// Loads the configuration the way Ceph tools do: flag, env, default path.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let path = Config::resolve_path(self.conf.as_deref());
+        Ok(Config::load(&path)?)
+    }
+
+    /// Connects a client to the configured monitors.
+    pub async fn connect(&self) -> anyhow::Result<Cluster> {
+        let cfg = self.config()?;
+        let opts = ClientOptions {
+            op_timeout: Duration::from_millis(cfg.global.client_op_timeout_ms),
+            ..Default::default()
+        };
+        Cluster::connect(cfg.monitor_addrs(), opts)
+            .await
+            .with_context(|| format!("connect to the cluster of {}", cfg.path.display()))
+    }
+
+    /// Prints `value` as JSON, or `plain` as text.
+    pub fn print(&self, value: &serde_json::Value, plain: impl FnOnce() -> String) {
+        match self.format {
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            ),
+            Format::Plain => {
+                let s = plain();
+                if !s.is_empty() {
+                    println!("{}", s.trim_end());
+                }
+            }
+        }
+    }
+}
+
+/// `meridian mon` arguments.
+#[derive(clap::Args, Debug)]
+pub struct MonArgs {
+    /// Run the monitor with this id (its [mon.ID] config section).
+    #[arg(long)]
+    pub id: Option<u64>,
+}
+
+/// `meridian osd` arguments: `--id N` runs the daemon, a subcommand administers.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct OsdArgs {
+    /// Run the OSD daemon with this id (its [osd.ID] config section).
+    #[arg(long)]
+    pub id: Option<u32>,
+    #[command(subcommand)]
+    pub cmd: Option<admin::OsdCmd>,
+}
+
+/// Logs go to stderr; daemons default to `info`, tools to `warn` (override with RUST_LOG).
+pub fn init_tracing(daemon: bool) {
+    let default = if daemon { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}

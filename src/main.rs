@@ -1,0 +1,128 @@
+//! `meridian`: one binary for every daemon, the admin CLI, the bench tool and
+//! the local dev cluster. This file only parses arguments and dispatches.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use cli::{admin, dev, objects};
+use std::path::PathBuf;
+
+/// Meridian: a placement-aware, gRPC-native storage cluster.
+#[derive(Parser, Debug)]
+#[command(name = "meridian", version, about, propagate_version = true)]
+struct Cli {
+    /// Configuration file (else $MERIDIAN_CONF, else /etc/meridian/meridian.toml).
+    #[arg(short = 'c', long = "conf", global = true)]
+    conf: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = cli::Format::Plain)]
+    format: cli::Format,
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a monitor daemon (`--id N`).
+    Mon(cli::MonArgs),
+    /// Run an OSD daemon (`--id N`), or administer OSDs, pools and CRUSH.
+    Osd(cli::OsdArgs),
+    /// Cluster status summary.
+    Status,
+    /// HEALTH_OK / HEALTH_WARN / HEALTH_ERR, with `detail` for the reasons.
+    Health {
+        /// Show every reason.
+        #[arg(value_parser = ["detail"])]
+        detail: Option<String>,
+    },
+    /// Placement group commands.
+    Pg {
+        #[command(subcommand)]
+        cmd: admin::PgCmd,
+    },
+    /// Store an object from a file (`-` for stdin), like `rados put`.
+    Put(objects::PutArgs),
+    /// Fetch an object into a file (`-` for stdout), like `rados get`.
+    Get(objects::GetArgs),
+    /// List a pool's objects.
+    Ls(objects::PoolArg),
+    /// Remove objects.
+    Rm(objects::RmArgs),
+    /// Show an object's size and mtime.
+    Stat(objects::ObjArgs),
+    /// Set an xattr on an object.
+    Setxattr(objects::SetXattrArgs),
+    /// List an object's xattrs.
+    Listxattr(objects::ObjArgs),
+    /// Set an omap entry on an object.
+    Setomapval(objects::SetOmapArgs),
+    /// List an object's omap entries.
+    Listomapvals(objects::ObjArgs),
+    /// Scrub every PG of a pool (compare replicas), like `ceph osd pool scrub`.
+    Scrub(admin::ScrubArgs),
+    /// rados-bench-style load: `bench -p POOL SECONDS write|seq|rand`.
+    Bench(meridian_bench::BenchArgs),
+    /// Remove objects a `bench --no-cleanup` run left behind.
+    Cleanup(meridian_bench::CleanupArgs),
+    /// Local development cluster.
+    Dev {
+        #[command(subcommand)]
+        cmd: dev::DevCmd,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let daemon = matches!(&cli.cmd, Command::Mon(a) if a.id.is_some())
+        || matches!(&cli.cmd, Command::Osd(a) if a.id.is_some());
+    cli::init_tracing(daemon);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let ctx = cli::Ctx {
+        conf: cli.conf.clone(),
+        format: cli.format,
+    };
+    let result = rt.block_on(async move {
+        match cli.cmd {
+            Command::Mon(a) => admin::mon(&ctx, a).await,
+            Command::Osd(a) => admin::osd(&ctx, a).await,
+            Command::Status => admin::status(&ctx).await,
+            Command::Health { detail } => admin::health(&ctx, detail.is_some()).await,
+            Command::Pg { cmd } => admin::pg(&ctx, cmd).await,
+            Command::Put(a) => objects::put(&ctx, a).await,
+            Command::Get(a) => objects::get(&ctx, a).await,
+            Command::Ls(a) => objects::ls(&ctx, a).await,
+            Command::Rm(a) => objects::rm(&ctx, a).await,
+            Command::Stat(a) => objects::stat(&ctx, a).await,
+            Command::Setxattr(a) => objects::setxattr(&ctx, a).await,
+            Command::Listxattr(a) => objects::listxattr(&ctx, a).await,
+            Command::Setomapval(a) => objects::setomapval(&ctx, a).await,
+            Command::Listomapvals(a) => objects::listomapvals(&ctx, a).await,
+            Command::Scrub(a) => admin::scrub(&ctx, a).await,
+            Command::Bench(a) => {
+                let cluster = ctx.connect().await?;
+                meridian_bench::run(&cluster, a, ctx.format == cli::Format::Json).await
+            }
+            Command::Cleanup(a) => {
+                let cluster = ctx.connect().await?;
+                meridian_bench::cleanup(&cluster, a).await
+            }
+            Command::Dev { cmd } => dev::run(&ctx, cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
