@@ -33,10 +33,10 @@ pub struct MapView {
 impl MapView {
     /// Decodes the CRUSH text once; a map whose CRUSH does not parse places nothing.
     pub fn new(map: ClusterMap) -> Self {
-        let crush = match meridian_crush::text::parse(&map.crush_text) {
+        let crush = match meridian_crush::binary::decode(&map.crush) {
             Ok(c) => Some(c),
             Err(e) => {
-                if !map.crush_text.is_empty() {
+                if !map.crush.is_empty() {
                     tracing::error!(epoch = map.epoch, error = %e, "CRUSH map in cluster map does not parse");
                 }
                 None
@@ -59,6 +59,11 @@ impl MapView {
             osd_weights,
             osds,
         }
+    }
+
+    /// The decoded CRUSH map (None before bootstrap).
+    pub fn crush(&self) -> Option<&CrushMap> {
+        self.crush.as_ref()
     }
 
     /// The map epoch.

@@ -263,10 +263,8 @@ impl CrushBuilder {
             .ok_or_else(|| CrushError::NoSuchRule(name.to_string()))?
             .id;
         self.atomically(|map| {
+            // Ceph never shrinks the rule array (`max_rules`).
             map.rules[id as usize] = None;
-            while matches!(map.rules.last(), Some(None)) {
-                map.rules.pop();
-            }
             map.rebuild_shadow_trees()
         })
     }

@@ -12,10 +12,12 @@
 //! - [`CrushBuilder`]: monitor-style edits (`ceph osd crush add` & co.),
 //!   including device-class shadow trees with Ceph's ids.
 //! - [`text`]: crushtool's text format (`crushtool -c` / `-d`).
+//! - [`binary`]: Ceph's binary map encoding (lossless; `crushtool -i`).
 //! - [`pg`]: object name -> PG seed -> CRUSH input (`raw_pg_to_pps`).
 
 #![deny(missing_docs)]
 
+pub mod binary;
 pub mod builder;
 pub mod hash;
 pub mod ln;
@@ -42,6 +44,14 @@ pub enum CrushError {
     Parse {
         /// 1-based line of the offending token.
         line: usize,
+        /// What was wrong.
+        message: String,
+    },
+    /// A binary map is malformed.
+    #[error("crush map binary at byte {offset}: {message}")]
+    Decode {
+        /// Byte offset where decoding stopped.
+        offset: usize,
         /// What was wrong.
         message: String,
     },

@@ -243,6 +243,9 @@ pub struct CrushMap {
     pub(crate) class_buckets: BTreeMap<i32, BTreeMap<i32, i32>>,
     /// One past the largest device id in any bucket (`crush_finalize`).
     pub(crate) max_devices: i32,
+    /// Ceph's bucket array size (`max_buckets`): grows 8, 16, 32, ... and
+    /// never shrinks; only the binary encoding shows it.
+    pub(crate) bucket_capacity: usize,
 }
 
 impl CrushMap {
@@ -257,6 +260,7 @@ impl CrushMap {
             classes: BTreeMap::new(),
             class_buckets: BTreeMap::new(),
             max_devices: 0,
+            bucket_capacity: 0,
         }
     }
 
@@ -431,6 +435,14 @@ impl CrushMap {
         };
         if self.buckets.len() <= slot {
             self.buckets.resize(slot + 1, None);
+        }
+        // crush_add_bucket: the array doubles, starting at 8.
+        while slot >= self.bucket_capacity {
+            self.bucket_capacity = if self.bucket_capacity == 0 {
+                8
+            } else {
+                self.bucket_capacity * 2
+            };
         }
         if self.buckets[slot].is_some() {
             return Err(CrushError::DuplicateBucketId(bucket.id));

@@ -4,7 +4,7 @@
 //! `parse_bucket`, `parse_rule`, `decompile`) and its grammar in
 //! `src/crush/grammar.h`. Parsing starts from legacy tunables and builds
 //! the device-class shadow trees when the first rule is seen, reusing
-//! the `id N class C` ids, exactly as `crushtool -c` does; [`format`]
+//! the `id N class C` ids, exactly as `crushtool -c` does; [`format()`]
 //! prints byte-for-byte what `crushtool -d` prints for the same map.
 //!
 //! Only `alg straw2` with `hash 0` (rjenkins1) is accepted, and

@@ -12,6 +12,7 @@
 #                          for device classes included). The tests parse
 #                          maps/<map>.txt *and* this file and require
 #                          text::format to reproduce it byte for byte.
+#   <map>.bin              the compiled binary map (Ceph's encoding).
 #   <map>.recompiled.txt   the decompiled text compiled and decompiled
 #                          again (3-decimal weights can drift by 0.001).
 #   <map>.r<R>.n<N>[.<tag>].mappings
@@ -24,6 +25,7 @@
 #                          --reweight then --rebuild-class-roots, --create-replicated-rule,
 #                          --reweight-item, --remove-item), the decompiled
 #                          map after every step.
+#   builder.bin            the final builder map, binary.
 #   builder.r<R>.n3.mappings  mappings of the final builder map.
 #   osdmap-<name>.objects  osdmaptool <osdmap> --mark-up-in
 #                            --test-map-object NAME --pool 1
@@ -82,6 +84,7 @@ record() {
 
 for map in flat racks weighted classes legacy big builder_start; do
   crushtool -c "maps/$map.txt" -o "$tmp/$map.bin"
+  cp "$tmp/$map.bin" "golden/$map.bin"
   crushtool -d "$tmp/$map.bin" -o "golden/$map.decompiled.txt"
   # Text keeps 3 decimals, so recompiling crushtool's own output can move
   # a printed bucket weight by 0.001; record that too.
@@ -194,6 +197,7 @@ while read -r op a b c d; do
     crushtool -d "$tmp/builder.bin"
   } >> golden/builder.steps.txt
 done < builder_ops.txt
+cp "$tmp/builder.bin" golden/builder.bin
 for r in 0 1 2 3 4; do record builder $r 3; done
 
 # Object -> PG -> OSDs through a real OSDMap.

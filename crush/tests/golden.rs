@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use meridian_crush::binary;
 use meridian_crush::text::{self, parse_weight};
 use meridian_crush::{CrushBuilder, CrushMap, PgPlacement, object_to_pg};
 
@@ -116,6 +117,27 @@ fn compiled_maps_decompile_like_crushtool() {
             "{name}: format(parse(decompiled)) differs from crushtool's recompile"
         );
         assert_same_up_to_printed_weights(&from_src, &from_decompiled, name);
+    }
+}
+
+fn read_bytes(rel: &str) -> Vec<u8> {
+    let p = testdata().join(rel);
+    fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+#[test]
+fn binary_encoding_matches_crushtool_bytes() {
+    for name in MAPS.iter().copied().chain(["builder"]) {
+        let bin = read_bytes(&format!("golden/{name}.bin"));
+        let map = golden_map(name);
+        assert!(
+            binary::encode(&map) == bin,
+            "{name}: encode differs from crushtool -c"
+        );
+        // Binary is lossless: decoding gives back the very same map.
+        let decoded = binary::decode(&bin).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(decoded, map, "{name}: decode");
+        assert!(binary::encode(&decoded) == bin, "{name}: re-encode");
     }
 }
 

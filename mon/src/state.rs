@@ -103,8 +103,8 @@ impl MonState {
             }
             Cmd::OsdCrushReweight(r) => {
                 self.osd_mut(r.osd_id)?.weight = r.weight;
-                self.map.crush_text =
-                    crush_edit::set_weight(&self.map.crush_text, r.osd_id, r.weight)
+                self.map.crush =
+                    crush_edit::set_weight(&self.map.crush, r.osd_id, r.weight)
                         .map_err(CommandError::Invalid)?;
                 self.bump();
                 Ok(format!(
@@ -141,14 +141,14 @@ impl MonState {
         } else {
             &b.default_failure_domain
         };
-        let (text, _) =
+        let (crush, _) =
             crush_edit::add_rule(&crush_edit::empty_map(), DEFAULT_RULE, "default", fd, "")
                 .map_err(CommandError::Invalid)?;
         self.map = ClusterMap {
             fsid: b.fsid.clone(),
             epoch: 1,
             mons: b.mons.clone(),
-            crush_text: text,
+            crush,
             ..Default::default()
         };
         Ok(format!("created cluster {}", b.fsid))
@@ -172,8 +172,8 @@ impl MonState {
             rack: b.rack.clone(),
             datacenter: b.datacenter.clone(),
         };
-        self.map.crush_text = crush_edit::place_osd(
-            &self.map.crush_text,
+        self.map.crush = crush_edit::place_osd(
+            &self.map.crush,
             b.osd_id,
             b.weight,
             &b.device_class,
@@ -252,7 +252,7 @@ impl MonState {
         } else {
             &c.crush_rule
         };
-        let rule = crush_edit::rule_id(&self.map.crush_text, rule_name).ok_or_else(|| {
+        let rule = crush_edit::rule_id(&self.map.crush, rule_name).ok_or_else(|| {
             CommandError::NotFound(format!(
                 "crush rule '{rule_name}' does not exist; create it with `meridian osd crush rule create-replicated`"
             ))
@@ -294,7 +294,7 @@ impl MonState {
     }
 
     fn pool_set(&mut self, s: &PoolSet) -> Result<String, CommandError> {
-        let text = self.map.crush_text.clone();
+        let text = self.map.crush.clone();
         let pool = self
             .map
             .pools
@@ -351,21 +351,21 @@ impl MonState {
     }
 
     fn rule_create(&mut self, r: &CrushRuleCreate) -> Result<String, CommandError> {
-        if crush_edit::rule_id(&self.map.crush_text, &r.name).is_some() {
+        if crush_edit::rule_id(&self.map.crush, &r.name).is_some() {
             return Err(CommandError::Exists(format!(
                 "rule '{}' already exists",
                 r.name
             )));
         }
-        let (text, id) = crush_edit::add_rule(
-            &self.map.crush_text,
+        let (crush, id) = crush_edit::add_rule(
+            &self.map.crush,
             &r.name,
             &r.root,
             &r.failure_domain,
             &r.device_class,
         )
         .map_err(CommandError::Invalid)?;
-        self.map.crush_text = text;
+        self.map.crush = crush;
         self.bump();
         Ok(format!("created rule '{}' (id {id})", r.name))
     }

@@ -196,7 +196,8 @@ pub async fn osd(ctx: &Ctx, a: OsdArgs) -> anyhow::Result<()> {
         OsdCmd::Crush { cmd } => crush(ctx, &c, cmd).await,
         OsdCmd::Getcrushmap => {
             let v = c.map();
-            print!("{}", v.map.crush_text);
+            let crush = v.crush().ok_or_else(|| anyhow::anyhow!("the cluster map has no CRUSH map yet"))?;
+            print!("{}", meridian_crush::text::format(crush));
             Ok(())
         }
     }
@@ -217,8 +218,7 @@ async fn set_in(ctx: &Ctx, c: &Cluster, ids: Vec<u32>, r#in: bool) -> anyhow::Re
 
 fn osd_tree(ctx: &Ctx, c: &Cluster) -> anyhow::Result<()> {
     let v = c.map();
-    let crush = meridian_crush::text::parse(&v.map.crush_text)
-        .map_err(|e| anyhow::anyhow!("CRUSH map does not parse: {e}"))?;
+    let crush = v.crush().cloned().ok_or_else(|| anyhow::anyhow!("the cluster map has no CRUSH map yet"))?;
     let mut rows = Vec::new();
     let type_name = |t: i32| -> String {
         crush
@@ -309,8 +309,8 @@ fn osd_tree(ctx: &Ctx, c: &Cluster) -> anyhow::Result<()> {
 }
 
 fn pool_json(p: &Pool, v: &MapView) -> serde_json::Value {
-    let rule = meridian_crush::text::parse(&v.map.crush_text)
-        .ok()
+    let rule = v
+        .crush()
         .and_then(|c| c.rule(p.crush_rule).map(|r| r.name.clone()))
         .unwrap_or_else(|| p.crush_rule.to_string());
     json!({"pool_id": p.id, "pool_name": p.name, "size": p.size, "min_size": p.min_size,
@@ -442,8 +442,7 @@ async fn crush(ctx: &Ctx, c: &Cluster, cmd: CrushCmd) -> anyhow::Result<()> {
         }
         CrushCmd::Rule { cmd: RuleCmd::Ls } => {
             let v = c.map();
-            let crush = meridian_crush::text::parse(&v.map.crush_text)
-                .map_err(|e| anyhow::anyhow!("CRUSH map does not parse: {e}"))?;
+            let crush = v.crush().ok_or_else(|| anyhow::anyhow!("the cluster map has no CRUSH map yet"))?;
             let names: Vec<String> = crush.rules().map(|r| r.name.clone()).collect();
             ctx.print(&json!(names), || {
                 names.iter().map(|n| format!("{n}\n")).collect()

@@ -98,6 +98,8 @@
 //! 1 GiB). The submit queue is bounded (`submit_queue_depth`) and a group
 //! commit stops taking transactions past `max_batch_bytes` of payload.
 
+#![warn(missing_docs)]
+
 mod block;
 mod error;
 mod mem;

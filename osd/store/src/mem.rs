@@ -144,6 +144,9 @@ fn apply_op(cols: &mut Collections, op: StoreOp) {
         }
         StoreOp::OmapRmRange { key, start, end } => {
             if let Some(o) = obj_existing(cols, &key) {
+                if !end.is_empty() && start >= end {
+                    return;
+                }
                 let upper = if end.is_empty() {
                     Bound::Unbounded
                 } else {

@@ -233,6 +233,7 @@ fn verify(dir: &Path, seen: &HashMap<String, Seen>) {
     assert!(fsck.errors.is_empty(), "{:?}", fsck.errors);
     assert_eq!(fsck.unaccounted_bytes, 0, "{fsck:?}");
     let mut checked = 0;
+    let mut unacked_but_committed = 0;
     for (name, st) in seen {
         let k = ObjectKey::new(pg(), name.clone());
         let allowed: Vec<(u64, bool)> = st.acked.into_iter().chain(st.inflight).collect();
@@ -246,6 +247,9 @@ fn verify(dir: &Path, seen: &HashMap<String, Seen>) {
                     st.acked,
                     st.inflight
                 );
+                if st.inflight == Some((ver, false)) {
+                    unacked_but_committed += 1;
+                }
                 // Data, xattr and omap of one transaction are all there or none.
                 let x = s.getxattr(&k, "ver").unwrap().unwrap();
                 assert_eq!(
@@ -270,6 +274,11 @@ fn verify(dir: &Path, seen: &HashMap<String, Seen>) {
         }
     }
     assert!(checked > 0);
+    let inflight = seen.values().filter(|s| s.inflight.is_some()).count();
+    eprintln!(
+        "{checked} objects verified; {inflight} transactions were in flight at the kill, \
+         {unacked_but_committed} of them had committed"
+    );
     // The store keeps working after recovery.
     let k = ObjectKey::new(pg(), "after-crash");
     s.submit(Transaction::new().write_full(&k, vec![1u8; 100_000]))

@@ -479,6 +479,9 @@ impl TxnCtx<'_> {
         lower: Vec<u8>,
         upper: Option<Vec<u8>>,
     ) -> Result<(), StoreError> {
+        if upper.as_ref().is_some_and(|u| lower >= *u) {
+            return Ok(());
+        }
         let mut present: BTreeSet<Vec<u8>> = BTreeSet::new();
         let ub = match &upper {
             Some(u) => Bound::Excluded(u.clone()),

@@ -74,7 +74,8 @@ pub struct StoreConfig {
     pub fsid: String,
     /// OSD id; `open` refuses a store of another OSD.
     pub osd_id: u32,
-    /// Size of the block file created by mkfs (rounded down to 4 KiB). Default 10 GiB.
+    /// Size of the block file created by mkfs (rounded down to 4 KiB; open uses the
+    /// size recorded at mkfs). Default 10 GiB.
     pub block_size_bytes: u64,
     /// I/O engine. Default `auto`.
     pub engine: IoEngine,
@@ -232,8 +233,13 @@ pub(crate) struct Inner {
     /// Test hook: microseconds a read sleeps between reading the record and
     /// reading the data (widens the window the reclaim gate protects).
     read_pause_us: AtomicU64,
+    /// Consecutive failed attempts to recycle freed space.
+    reclaim_streak: AtomicU64,
     _lock: File,
 }
+
+/// After this many deferred recycling attempts, the committer waits for readers.
+const MAX_RECLAIM_STREAK: u64 = 32;
 
 struct Submission {
     txn: Transaction,
@@ -391,7 +397,8 @@ impl BlockStore {
     /// Refuses a directory that already holds a store. Creates the block file
     /// (fallocate'd to `block_size_bytes`) with its label, then the KV
     /// superblock, which marks the store as formatted.
-    pub fn mkfs(dir: &Path, cfg: &StoreConfig) -> Result<(), StoreError> {
+    pub fn mkfs(dir: impl AsRef<Path>, cfg: &StoreConfig) -> Result<(), StoreError> {
+        let dir = dir.as_ref();
         cfg.validate()?;
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::io(format!("create {}", dir.display()), e))?;
@@ -461,8 +468,8 @@ impl BlockStore {
     /// Opens a formatted store, checking that it belongs to `cfg.fsid` and
     /// `cfg.osd_id` before anything is written; rebuilds the allocator from the
     /// object records and starts the I/O and committer threads.
-    pub fn open(dir: &Path, cfg: &StoreConfig) -> Result<BlockStore, StoreError> {
-        Self::open_with(dir, cfg, io_uring::IoUring::new)
+    pub fn open(dir: impl AsRef<Path>, cfg: &StoreConfig) -> Result<BlockStore, StoreError> {
+        Self::open_with(dir.as_ref(), cfg, io_uring::IoUring::new)
     }
 
     pub(crate) fn open_with(
@@ -592,6 +599,7 @@ impl BlockStore {
             counters: Counters::default(),
             poisoned: Mutex::new(None),
             read_pause_us: AtomicU64::new(0),
+            reclaim_streak: AtomicU64::new(0),
             _lock: lock,
         });
         let (tx, rx) = channel::bounded(cfg.submit_queue_depth);
@@ -874,8 +882,19 @@ impl Inner {
         // they are done with its extents; with it exclusive, none can still be
         // using an extent that a durable commit has freed.
         match self.gate.try_write() {
-            Ok(_g) => Self::release_pending(&mut space),
-            Err(_) => Counters::add(&self.counters.reclaim_deferred, 1),
+            Ok(_g) => {
+                Self::release_pending(&mut space);
+                self.reclaim_streak.store(0, Ordering::Relaxed);
+            }
+            Err(_) => {
+                Counters::add(&self.counters.reclaim_deferred, 1);
+                // Under a constant stream of readers, stop waiting for a gap.
+                if self.reclaim_streak.fetch_add(1, Ordering::Relaxed) + 1 >= MAX_RECLAIM_STREAK {
+                    drop(space);
+                    self.reclaim_blocking();
+                    self.reclaim_streak.store(0, Ordering::Relaxed);
+                }
+            }
         }
     }
 
@@ -1002,7 +1021,11 @@ impl ObjectStore for BlockStore {
             None => Bound::Unbounded,
         };
         let mut out = Vec::new();
-        if max == 0 {
+        let empty_range = match (&lower, &upper) {
+            (Bound::Excluded(l) | Bound::Included(l), Bound::Excluded(u)) => l >= u,
+            _ => false,
+        };
+        if max == 0 || empty_range {
             return Ok(out);
         }
         for item in snap.range(&self.inner.ks.omap, (lower, upper)) {

@@ -217,10 +217,13 @@ pub(crate) fn decode_record(
                 for i in 0..nchunks {
                     let hash = r.hash().ok_or_else(trunc)?;
                     let clen = (len - i * CHUNK).min(CHUNK) as u32;
+                    let cphys = phys
+                        .checked_add(i * CHUNK)
+                        .ok_or_else(|| bad("extent passes the end of the address space".into()))?;
                     chunks.insert(
                         logical / CHUNK + i,
                         Chunk {
-                            phys: phys + i * CHUNK,
+                            phys: cphys,
                             len: clen,
                             hash,
                         },

@@ -506,6 +506,19 @@ pub fn omap(s: &impl ObjectStore) {
         Vec::<String>::new()
     );
     assert!(s.omap_get(&k, None, b"", 0).unwrap().is_empty());
+    // start_after past the whole prefix range, or equal to its last key.
+    assert!(s.omap_get(&k, Some(b"c"), b"b/", 10).unwrap().is_empty());
+    assert!(s.omap_get(&k, Some(b"b0"), b"b/", 10).unwrap().is_empty());
+    assert!(s.omap_get(&k, Some(b"e"), b"", 10).unwrap().is_empty());
+    assert!(s.omap_get(&k, Some(b"\xff"), b"", 10).unwrap().is_empty());
+    // Inverted and empty removal ranges remove nothing.
+    s.submit(
+        Transaction::new()
+            .omap_rm_range(&k, b("c"), b("a"))
+            .omap_rm_range(&k, b("b/1"), b("b/1")),
+    )
+    .unwrap();
+    assert_eq!(s.omap_get(&k, None, b"", 100).unwrap(), entries);
     // Pagination visits everything once.
     let mut all = Vec::new();
     let mut after: Option<Bytes> = None;

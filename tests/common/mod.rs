@@ -1,0 +1,153 @@
+//! Shared helpers of the cluster tests: start a real cluster with `meridian
+//! dev up` in a temporary directory, run CLI commands, kill daemons by PID.
+
+#![allow(dead_code)]
+
+use meridian_client::{ClientOptions, Cluster};
+use meridian_common::Config;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// A running test cluster; its daemons are killed when it is dropped.
+pub struct TestCluster {
+    /// Directory with config, data, logs and pid files.
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+/// Path of the `meridian` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_meridian")
+}
+
+impl TestCluster {
+    /// `dev up` with the given shape; panics with the daemon logs if it fails.
+    pub fn start(mons: u32, osds: u32, osd_size: &str) -> TestCluster {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cluster");
+        let tc = TestCluster { dir, _tmp: tmp };
+        let out = Command::new(bin())
+            .args(["dev", "up", "--mons", &mons.to_string(), "--osds", &osds.to_string(), "--osd-size", osd_size, "--pg-num", "16", "--dir"])
+            .arg(&tc.dir)
+            .output()
+            .expect("run meridian dev up");
+        if !out.status.success() {
+            tc.dump_logs();
+            panic!("dev up failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        }
+        tc
+    }
+
+    /// Restarts every stopped daemon and waits for HEALTH_OK.
+    pub fn up_again(&self) {
+        let out = Command::new(bin())
+            .args(["dev", "up", "--dir"])
+            .arg(&self.dir)
+            .output()
+            .expect("run meridian dev up");
+        if !out.status.success() {
+            self.dump_logs();
+            panic!("dev up (restart) failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+
+    /// The cluster's config file.
+    pub fn conf(&self) -> PathBuf {
+        self.dir.join("meridian.toml")
+    }
+
+    /// The parsed config.
+    pub fn config(&self) -> Config {
+        Config::load(&self.conf()).expect("load config")
+    }
+
+    /// A connected client.
+    pub async fn client(&self) -> Cluster {
+        Cluster::connect(self.config().monitor_addrs(), ClientOptions { op_timeout: Duration::from_secs(60), ..Default::default() })
+            .await
+            .expect("connect")
+    }
+
+    /// Runs `meridian -c CONF args...`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin()).arg("-c").arg(self.conf()).args(args).output().expect("run meridian")
+    }
+
+    /// PID of a daemon (`mon.1`, `osd.3`).
+    pub fn pid(&self, name: &str) -> i32 {
+        std::fs::read_to_string(self.dir.join("run").join(format!("{name}.pid")))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid")
+    }
+
+    /// kill -9 a daemon and wait until it is gone.
+    pub fn kill9(&self, name: &str) {
+        let pid = self.pid(name);
+        // SAFETY: kill(2) on a process this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        for _ in 0..100 {
+            if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Prints every daemon log (on failure).
+    pub fn dump_logs(&self) {
+        if let Ok(rd) = std::fs::read_dir(self.dir.join("log")) {
+            for e in rd.flatten() {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(60).collect();
+                eprintln!("===== {} (last 60 lines) =====", e.path().display());
+                for l in tail.into_iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+
+    /// Lines logged at ERROR by any daemon.
+    pub fn error_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(self.dir.join("log")) {
+            for e in rd.flatten() {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                out.extend(text.lines().filter(|l| l.contains(" ERROR ")).map(|l| format!("{}: {l}", e.file_name().to_string_lossy())));
+            }
+        }
+        out
+    }
+
+    /// Waits until `meridian health` prints HEALTH_OK.
+    pub fn wait_healthy(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let out = self.cli(&["health"]);
+            let s = String::from_utf8_lossy(&out.stdout).to_string();
+            if s.starts_with("HEALTH_OK") {
+                return;
+            }
+            if std::time::Instant::now() > deadline {
+                self.dump_logs();
+                panic!("not healthy within {timeout:?}: {s}");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.split(' ').nth(2) == Some("Z"))
+        .unwrap_or(true)
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(bin()).args(["dev", "down", "--dir"]).arg(&self.dir).output();
+    }
+}
