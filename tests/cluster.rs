@@ -66,10 +66,22 @@ async fn write_object(c: &Cluster, i: u64) -> Result<(), ClientError> {
 
 async fn verify_object(c: &Cluster, i: u64) {
     let name = format!("obj-{i}");
-    let data = c.read(POOL, &name).await.unwrap_or_else(|e| panic!("read {name}: {e}"));
-    assert!(data == content(i), "{name}: content differs ({} vs {} bytes)", data.len(), content(i).len());
+    let data = c
+        .read(POOL, &name)
+        .await
+        .unwrap_or_else(|e| panic!("read {name}: {e}"));
+    assert!(
+        data == content(i),
+        "{name}: content differs ({} vs {} bytes)",
+        data.len(),
+        content(i).len()
+    );
     let xs = c.get_xattrs(POOL, &name).await.expect("xattrs");
-    assert_eq!(xs, vec![("idx".to_string(), Bytes::from(i.to_string()))], "{name} xattrs");
+    assert_eq!(
+        xs,
+        vec![("idx".to_string(), Bytes::from(i.to_string()))],
+        "{name} xattrs"
+    );
     let om = c.omap_get_all(POOL, &name).await.expect("omap");
     assert_eq!(om.len(), 2, "{name} omap");
     assert_eq!(om[1].1, Bytes::from(format!("v2-{i}")));
@@ -127,7 +139,10 @@ async fn acknowledged_writes_survive_leader_and_osd_kills() {
     }
     let acked: Vec<u64> = acked.lock().unwrap().keys().cloned().collect();
     eprintln!("{} acknowledged, {} failed", acked.len(), failures.len());
-    assert!(acked.len() as u64 >= N * 9 / 10, "too few writes acknowledged: {failures:?}");
+    assert!(
+        acked.len() as u64 >= N * 9 / 10,
+        "too few writes acknowledged: {failures:?}"
+    );
     for i in &acked {
         verify_object(&c, *i).await;
     }
@@ -139,15 +154,33 @@ async fn acknowledged_writes_survive_leader_and_osd_kills() {
     }
     let out = tc.cli(&["scrub", "-p", POOL, "--deep", "--format", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!("scrub output: {} {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "scrub output: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     assert!(out.status.success(), "scrub failed: {report}");
     assert_eq!(report["inconsistent"], 0, "replicas differ: {report}");
-    assert!(report["objects"].as_u64().unwrap() >= acked.len() as u64, "{report}");
+    assert!(
+        report["objects"].as_u64().unwrap() >= acked.len() as u64,
+        "{report}"
+    );
     // Every PG has 3 replicas again.
     let st = c.status().await.expect("status");
-    for p in st.pg_stats.iter().filter(|p| p.pool == c.map().pool_by_name(POOL).unwrap().id) {
-        assert_eq!(p.acting.len(), 3, "pg {}.{:x} acting {:?}", p.pool, p.seed, p.acting);
+    for p in st
+        .pg_stats
+        .iter()
+        .filter(|p| p.pool == c.map().pool_by_name(POOL).unwrap().id)
+    {
+        assert_eq!(
+            p.acting.len(),
+            3,
+            "pg {}.{:x} acting {:?}",
+            p.pool,
+            p.seed,
+            p.acting
+        );
     }
 
     // All monitors stopped and started again: same maps, same epochs, same pools.
@@ -161,7 +194,12 @@ async fn acknowledged_writes_survive_leader_and_osd_kills() {
     assert_eq!(after.fsid, before.fsid);
     assert_eq!(after.pools, before.pools);
     assert_eq!(after.crush, before.crush);
-    assert!(after.epoch >= before.epoch, "epoch went back: {} < {}", after.epoch, before.epoch);
+    assert!(
+        after.epoch >= before.epoch,
+        "epoch went back: {} < {}",
+        after.epoch,
+        before.epoch
+    );
     let fresh = meridian_client::mon_client(&tc.config().monitor_addrs()[0])
         .unwrap()
         .get_map(meridian_proto::mon::GetMapRequest {})
@@ -171,7 +209,11 @@ async fn acknowledged_writes_survive_leader_and_osd_kills() {
     assert_eq!(fresh.pools, before.pools);
     verify_object(&c2, acked[0]).await;
     let errors = tc.error_lines();
-    assert!(errors.is_empty(), "daemons logged errors:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "daemons logged errors:\n{}",
+        errors.join("\n")
+    );
 }
 
 /// A byte flipped in an OSD's block file is caught by the checksum and the
@@ -184,21 +226,33 @@ async fn flipped_byte_is_detected_and_repaired() {
     // A recognisable 256 KiB pattern (far above any inline threshold).
     let marker = b"MERIDIAN-CORRUPTION-TEST-PATTERN";
     let data: Vec<u8> = marker.iter().cycle().take(256 << 10).cloned().collect();
-    c.write_full(POOL, "victim", Bytes::from(data.clone())).await.expect("write");
+    c.write_full(POOL, "victim", Bytes::from(data.clone()))
+        .await
+        .expect("write");
     let view = c.map();
     let pool = view.pool_by_name(POOL).unwrap().clone();
     let pg = meridian_client::MapView::object_pg(&pool, "victim");
     let primary = view.pg_acting(&pool, pg.seed)[0];
     let block = tc.config().osd_section(primary).unwrap().data.join("block");
     let mut raw = std::fs::read(&block).expect("read block file");
-    let pos = raw.windows(marker.len()).position(|w| w == marker).expect("pattern on disk");
+    let pos = raw
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("pattern on disk");
     raw[pos + 3] ^= 0xff;
-    let f = std::fs::OpenOptions::new().write(true).open(&block).unwrap();
-    std::os::unix::fs::FileExt::write_all_at(&f, &raw[pos..pos + marker.len()], pos as u64).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&block)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &raw[pos..pos + marker.len()], pos as u64)
+        .unwrap();
     f.sync_all().unwrap();
     drop(raw);
     let back = c.read(POOL, "victim").await.expect("read after corruption");
-    assert!(back.as_ref() == data.as_slice(), "wrong bytes returned after corruption");
+    assert!(
+        back.as_ref() == data.as_slice(),
+        "wrong bytes returned after corruption"
+    );
     // The repair rewrote the primary's copy: a deep scrub finds nothing.
     let out = tc.cli(&["scrub", "-p", POOL, "--deep", "--format", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("scrub json");
@@ -211,7 +265,9 @@ async fn bad_input_is_refused_clearly() {
     let tc = TestCluster::start(1, 3, "1G");
     let c = tc.client().await;
     create_pool(&c, POOL, 8).await;
-    c.write_full(POOL, "keep", Bytes::from_static(b"safe")).await.unwrap();
+    c.write_full(POOL, "keep", Bytes::from_static(b"safe"))
+        .await
+        .unwrap();
 
     // Unknown pool.
     let e = c.write_full("nope", "x", Bytes::new()).await.unwrap_err();
@@ -224,7 +280,10 @@ async fn bad_input_is_refused_clearly() {
     let big = Bytes::from(vec![0u8; (64 << 20) + 1]);
     let e = c.write_full(POOL, "keep", big).await.unwrap_err();
     assert!(matches!(e, ClientError::TooLarge(_)), "{e}");
-    assert_eq!(c.read(POOL, "keep").await.unwrap(), Bytes::from_static(b"safe"));
+    assert_eq!(
+        c.read(POOL, "keep").await.unwrap(),
+        Bytes::from_static(b"safe")
+    );
 
     // Malformed requests straight to an OSD: wrong PG, empty name, empty sub-op.
     let view = c.map();
@@ -242,15 +301,27 @@ async fn bad_input_is_refused_clearly() {
         balance_reads: false,
     };
     for bad in [
-        meridian_proto::osd::OpRequest { pg_seed: pg.seed ^ 1, ..base.clone() },
-        meridian_proto::osd::OpRequest { object: String::new(), ..base.clone() },
-        meridian_proto::osd::OpRequest { ops: vec![meridian_proto::osd::SubOp { op: None }], ..base.clone() },
+        meridian_proto::osd::OpRequest {
+            pg_seed: pg.seed ^ 1,
+            ..base.clone()
+        },
+        meridian_proto::osd::OpRequest {
+            object: String::new(),
+            ..base.clone()
+        },
+        meridian_proto::osd::OpRequest {
+            ops: vec![meridian_proto::osd::SubOp { op: None }],
+            ..base.clone()
+        },
     ] {
         let r = osd.op(bad).await.unwrap().into_inner();
         assert_ne!(r.code, 0, "malformed op accepted");
         assert!(!r.message.is_empty());
     }
-    assert_eq!(c.read(POOL, "keep").await.unwrap(), Bytes::from_static(b"safe"));
+    assert_eq!(
+        c.read(POOL, "keep").await.unwrap(),
+        Bytes::from_static(b"safe")
+    );
 
     // A bad CLI flag.
     let out = tc.cli(&["osd", "pool", "create", "x", "8", "--sise", "3"]);
@@ -264,7 +335,11 @@ async fn bad_input_is_refused_clearly() {
     let other = TestCluster::start(1, 1, "1G");
     other.kill9("osd.0");
     let other_dir = other.config().osd_section(0).unwrap().data.clone();
-    let before: Vec<_> = std::fs::read_dir(&other_dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    let before: Vec<_> = std::fs::read_dir(&other_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     let mut cfg = tc.config();
     let mut sec = cfg.osd_section(0).unwrap().clone();
     sec.data = other_dir.clone();
@@ -280,7 +355,14 @@ async fn bad_input_is_refused_clearly() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("fsid"), "{err}");
-    let after: Vec<_> = std::fs::read_dir(&other_dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    let after: Vec<_> = std::fs::read_dir(&other_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(before, after);
-    assert_eq!(c.read(POOL, "keep").await.unwrap(), Bytes::from_static(b"safe"));
+    assert_eq!(
+        c.read(POOL, "keep").await.unwrap(),
+        Bytes::from_static(b"safe")
+    );
 }

@@ -103,9 +103,8 @@ impl MonState {
             }
             Cmd::OsdCrushReweight(r) => {
                 self.osd_mut(r.osd_id)?.weight = r.weight;
-                self.map.crush =
-                    crush_edit::set_weight(&self.map.crush, r.osd_id, r.weight)
-                        .map_err(CommandError::Invalid)?;
+                self.map.crush = crush_edit::set_weight(&self.map.crush, r.osd_id, r.weight)
+                    .map_err(CommandError::Invalid)?;
                 self.bump();
                 Ok(format!(
                     "reweighted osd.{} to {:.4}",

@@ -178,7 +178,7 @@ impl Osd {
                     anyhow::bail!("monitors refused boot: {}", s.message())
                 }
                 Err(s) => {
-                    if attempt % self.mons.len() == 0 {
+                    if attempt.is_multiple_of(self.mons.len()) {
                         tracing::warn!(error = %s.message(), "boot not acknowledged yet; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }

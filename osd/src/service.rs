@@ -28,7 +28,7 @@ impl OsdServer {
     }
 
     /// True if `from` is the primary of `pg` in our map (after catching up to `epoch`).
-    async fn from_primary(&self, pg: PgId, from: u32, epoch: u64) -> bool {
+    async fn sender_is_primary(&self, pg: PgId, from: u32, epoch: u64) -> bool {
         self.osd.wait_for_epoch(epoch, Duration::from_secs(3)).await;
         let view = self.osd.view();
         view.acting(meridian_client::PgId {
@@ -147,7 +147,10 @@ impl OsdService for OsdServer {
     ) -> Result<Response<PgActivateReply>, Status> {
         let req = req.into_inner();
         let id = pgid(&req.pg);
-        if !self.from_primary(id, req.from_osd, req.map_epoch).await {
+        if !self
+            .sender_is_primary(id, req.from_osd, req.map_epoch)
+            .await
+        {
             return Ok(Response::new(PgActivateReply {
                 code: ResultCode::WrongPrimary as i32,
                 message: format!("osd.{} is not primary of pg {id} in our map", req.from_osd),
@@ -215,7 +218,10 @@ impl OsdService for OsdServer {
     async fn push(&self, req: Request<PushRequest>) -> Result<Response<PushReply>, Status> {
         let req = req.into_inner();
         let id = pgid(&req.pg);
-        if !self.from_primary(id, req.from_osd, req.map_epoch).await {
+        if !self
+            .sender_is_primary(id, req.from_osd, req.map_epoch)
+            .await
+        {
             return Ok(Response::new(PushReply {
                 code: ResultCode::WrongPrimary as i32,
                 message: format!("osd.{} is not primary of pg {id}", req.from_osd),

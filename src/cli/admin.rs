@@ -196,7 +196,9 @@ pub async fn osd(ctx: &Ctx, a: OsdArgs) -> anyhow::Result<()> {
         OsdCmd::Crush { cmd } => crush(ctx, &c, cmd).await,
         OsdCmd::Getcrushmap => {
             let v = c.map();
-            let crush = v.crush().ok_or_else(|| anyhow::anyhow!("the cluster map has no CRUSH map yet"))?;
+            let crush = v
+                .crush()
+                .ok_or_else(|| anyhow::anyhow!("the cluster map has no CRUSH map yet"))?;
             print!("{}", meridian_crush::text::format(crush));
             Ok(())
         }
@@ -218,7 +220,10 @@ async fn set_in(ctx: &Ctx, c: &Cluster, ids: Vec<u32>, r#in: bool) -> anyhow::Re
 
 fn osd_tree(ctx: &Ctx, c: &Cluster) -> anyhow::Result<()> {
     let v = c.map();
-    let crush = v.crush().cloned().ok_or_else(|| anyhow::anyhow!("the cluster map has no CRUSH map yet"))?;
+    let crush = v
+        .crush()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the cluster map has no CRUSH map yet"))?;
     let mut rows = Vec::new();
     let type_name = |t: i32| -> String {
         crush
@@ -442,7 +447,9 @@ async fn crush(ctx: &Ctx, c: &Cluster, cmd: CrushCmd) -> anyhow::Result<()> {
         }
         CrushCmd::Rule { cmd: RuleCmd::Ls } => {
             let v = c.map();
-            let crush = v.crush().ok_or_else(|| anyhow::anyhow!("the cluster map has no CRUSH map yet"))?;
+            let crush = v
+                .crush()
+                .ok_or_else(|| anyhow::anyhow!("the cluster map has no CRUSH map yet"))?;
             let names: Vec<String> = crush.rules().map(|r| r.name.clone()).collect();
             ctx.print(&json!(names), || {
                 names.iter().map(|n| format!("{n}\n")).collect()

@@ -28,13 +28,29 @@ impl TestCluster {
         let dir = tmp.path().join("cluster");
         let tc = TestCluster { dir, _tmp: tmp };
         let out = Command::new(bin())
-            .args(["dev", "up", "--mons", &mons.to_string(), "--osds", &osds.to_string(), "--osd-size", osd_size, "--pg-num", "16", "--dir"])
+            .args([
+                "dev",
+                "up",
+                "--mons",
+                &mons.to_string(),
+                "--osds",
+                &osds.to_string(),
+                "--osd-size",
+                osd_size,
+                "--pg-num",
+                "16",
+                "--dir",
+            ])
             .arg(&tc.dir)
             .output()
             .expect("run meridian dev up");
         if !out.status.success() {
             tc.dump_logs();
-            panic!("dev up failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "dev up failed: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         tc
     }
@@ -48,7 +64,10 @@ impl TestCluster {
             .expect("run meridian dev up");
         if !out.status.success() {
             self.dump_logs();
-            panic!("dev up (restart) failed: {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "dev up (restart) failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 
@@ -64,14 +83,25 @@ impl TestCluster {
 
     /// A connected client.
     pub async fn client(&self) -> Cluster {
-        Cluster::connect(self.config().monitor_addrs(), ClientOptions { op_timeout: Duration::from_secs(60), ..Default::default() })
-            .await
-            .expect("connect")
+        Cluster::connect(
+            self.config().monitor_addrs(),
+            ClientOptions {
+                op_timeout: Duration::from_secs(60),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("connect")
     }
 
     /// Runs `meridian -c CONF args...`.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin()).arg("-c").arg(self.conf()).args(args).output().expect("run meridian")
+        Command::new(bin())
+            .arg("-c")
+            .arg(self.conf())
+            .args(args)
+            .output()
+            .expect("run meridian")
     }
 
     /// PID of a daemon (`mon.1`, `osd.3`).
@@ -116,7 +146,11 @@ impl TestCluster {
         if let Ok(rd) = std::fs::read_dir(self.dir.join("log")) {
             for e in rd.flatten() {
                 let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-                out.extend(text.lines().filter(|l| l.contains(" ERROR ")).map(|l| format!("{}: {l}", e.file_name().to_string_lossy())));
+                out.extend(
+                    text.lines()
+                        .filter(|l| l.contains(" ERROR "))
+                        .map(|l| format!("{}: {l}", e.file_name().to_string_lossy())),
+                );
             }
         }
         out
@@ -148,6 +182,9 @@ fn is_zombie(pid: i32) -> bool {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
-        let _ = Command::new(bin()).args(["dev", "down", "--dir"]).arg(&self.dir).output();
+        let _ = Command::new(bin())
+            .args(["dev", "down", "--dir"])
+            .arg(&self.dir)
+            .output();
     }
 }
