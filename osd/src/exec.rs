@@ -699,8 +699,3 @@ pub fn apply_rep_op(
     let txn = logged_txn(pg, &entry.object, &req.mutations, &entry, summary, trim);
     s.submit(txn).map_err(Into::into)
 }
-
-/// The PG version of a log entry.
-pub fn entry_version(e: &LogEntry) -> Ev {
-    ev(&e.version)
-}

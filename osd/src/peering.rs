@@ -358,7 +358,6 @@ pub async fn reload_core(
 ) -> Result<(), OsdError> {
     core.summary = summary;
     core.log_versions = log.iter().map(|e| ev(&e.version)).collect();
-    core.log_len = log.len();
     core.reqids = log
         .iter()
         .filter_map(|e| {
@@ -368,7 +367,6 @@ pub async fn reload_core(
         })
         .collect();
     core.objects = list_local(osd, id).await?.len() as u64;
-    core.loaded = true;
     Ok(())
 }
 

@@ -65,16 +65,12 @@ pub struct PgRouting {
 pub struct PgCore {
     /// Persisted summary (mirrors the `info` record).
     pub summary: PgSummary,
-    /// Entries currently in the persisted log.
-    pub log_len: usize,
     /// Oldest logged version still stored (for trimming).
     pub log_versions: VecDeque<Ev>,
     /// Recent request ids → (version, user version), to answer resent ops.
     pub reqids: HashMap<(u64, u64), (Ev, u64)>,
     /// Approximate object count (reported in PG stats).
     pub objects: u64,
-    /// True once the core was loaded from the store.
-    pub loaded: bool,
 }
 
 impl PgCore {
