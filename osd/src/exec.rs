@@ -6,7 +6,7 @@ use crate::daemon::Osd;
 use crate::error::OsdError;
 use crate::objstate::{self, META_XATTR, ObjectMeta, USER_XATTR_PREFIX};
 use crate::pg::{Pg, Phase, Role};
-use crate::pglog::{self, Ev, ev, pgref, ver};
+use crate::pglog::{self, Ev, pgref, ver};
 use bytes::Bytes;
 use meridian_client::MapView;
 use meridian_objectstore::{ObjectKey, ObjectStore, PgId, StoreError, Transaction};
