@@ -152,16 +152,7 @@ async fn acknowledged_writes_survive_leader_and_osd_kills() {
     for i in &acked {
         verify_object(&c, *i).await;
     }
-    let out = tc.cli(&["scrub", "-p", POOL, "--deep", "--format", "json"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "scrub output: {} {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert!(out.status.success(), "scrub failed: {report}");
-    assert_eq!(report["inconsistent"], 0, "replicas differ: {report}");
+    let report = tc.deep_scrub_clean(POOL);
     assert!(
         report["objects"].as_u64().unwrap() >= acked.len() as u64,
         "{report}"
@@ -184,29 +175,49 @@ async fn acknowledged_writes_survive_leader_and_osd_kills() {
     }
 
     // All monitors stopped and started again: same maps, same epochs, same pools.
-    let before = c.map().map.clone();
+    // Every monitor is asked directly, before and after, so no subscriber lag hides a change.
+    let mon_addrs = tc.config().monitor_addrs();
+    let maps_of_all = || async {
+        let mut maps = Vec::new();
+        for a in &mon_addrs {
+            let m = meridian_client::mon_client(a)
+                .unwrap()
+                .get_map(meridian_proto::mon::GetMapRequest {})
+                .await
+                .map(|r| r.into_inner());
+            maps.push(m);
+        }
+        maps
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let maps = maps_of_all().await;
+        if let [Ok(a), Ok(b), Ok(c)] = &maps[..]
+            && a == b
+            && b == c
+        {
+            break a.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "monitors do not agree on one map"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     for m in 1..=3 {
         tc.kill9(&format!("mon.{m}"));
     }
     tc.up_again();
+    for (i, m) in maps_of_all().await.into_iter().enumerate() {
+        let m = m.unwrap_or_else(|e| panic!("mon #{i} after restart: {e}"));
+        assert_eq!(
+            m.epoch, before.epoch,
+            "a restarted monitor reports another epoch"
+        );
+        assert_eq!(m, before, "a restarted monitor reports another map");
+    }
     let c2 = tc.client().await;
-    let after = c2.map().map.clone();
-    assert_eq!(after.fsid, before.fsid);
-    assert_eq!(after.pools, before.pools);
-    assert_eq!(after.crush, before.crush);
-    assert!(
-        after.epoch >= before.epoch,
-        "epoch went back: {} < {}",
-        after.epoch,
-        before.epoch
-    );
-    let fresh = meridian_client::mon_client(&tc.config().monitor_addrs()[0])
-        .unwrap()
-        .get_map(meridian_proto::mon::GetMapRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(fresh.pools, before.pools);
+    assert_eq!(c2.map().map, before);
     verify_object(&c2, acked[0]).await;
     let errors = tc.error_lines();
     assert!(

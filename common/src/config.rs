@@ -28,6 +28,9 @@ pub enum ConfigError {
     /// The file parses but says something impossible.
     #[error("invalid config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// A `KEY=VALUE` override names no setting or has the wrong type.
+    #[error("option {key}: {message}")]
+    Option { key: String, message: String },
     /// A daemon asked for a section that is not there.
     #[error("config {path} has no [{section}] section")]
     MissingSection { path: PathBuf, section: String },
@@ -77,6 +80,41 @@ pub struct GlobalSection {
     pub osd_pool_default_min_size: u32,
     /// Failure domain of the default CRUSH rule ("host"; "osd" for one-machine clusters).
     pub osd_crush_chooseleaf_type: String,
+    /// PG log length kept per PG (Ceph's osd_max_pg_log_entries): a copy further
+    /// behind than this is backfilled object by object instead of replaying the log.
+    pub osd_max_pg_log_entries: usize,
+}
+
+impl GlobalSection {
+    /// Applies a `KEY=VALUE` override (like Ceph's `-o`); the value is read as
+    /// TOML (a number, a boolean, a list) and as a string when it is not one.
+    pub fn set_option(&mut self, assignment: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| ConfigError::Option {
+            key: key.to_string(),
+            message,
+        };
+        let (key, raw) = assignment
+            .split_once('=')
+            .ok_or_else(|| err(assignment, "expected KEY=VALUE".into()))?;
+        let (key, raw) = (key.trim(), raw.trim());
+        let mut table = toml::Table::try_from(&*self).map_err(|e| err(key, e.to_string()))?;
+        if !table.contains_key(key) && key != "fsid" {
+            let known: Vec<&str> = table.keys().map(String::as_str).collect();
+            return Err(err(
+                key,
+                format!("no such [global] setting; known: {}", known.join(", ")),
+            ));
+        }
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        table.insert(key.to_string(), value);
+        *self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| err(key, e.message().to_string()))?;
+        Ok(())
+    }
 }
 
 impl Default for GlobalSection {
@@ -93,6 +131,7 @@ impl Default for GlobalSection {
             osd_pool_default_size: 3,
             osd_pool_default_min_size: 0,
             osd_crush_chooseleaf_type: "host".into(),
+            osd_max_pg_log_entries: 1000,
         }
     }
 }
@@ -297,5 +336,26 @@ mod tests {
         .unwrap();
         assert!(matches!(Config::load(&p), Err(ConfigError::Invalid { .. })));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn global_options_are_typed_and_checked() {
+        let mut g = GlobalSection::default();
+        g.set_option("osd_max_pg_log_entries=20").unwrap();
+        assert_eq!(g.osd_max_pg_log_entries, 20);
+        g.set_option(" osd_crush_chooseleaf_type = osd ").unwrap();
+        assert_eq!(g.osd_crush_chooseleaf_type, "osd");
+        g.set_option("mon_host=[\"127.0.0.1:1\", \"127.0.0.1:2\"]")
+            .unwrap();
+        assert_eq!(g.mon_host.len(), 2);
+        let e = g.set_option("osd_heartbeat_grace=1").unwrap_err();
+        assert!(e.to_string().contains("osd_heartbeat_grace_ms"), "{e}");
+        let e = g.set_option("osd_max_pg_log_entries=lots").unwrap_err();
+        assert!(matches!(e, ConfigError::Option { .. }), "{e}");
+        assert!(g.set_option("no-equals-sign").is_err());
+        assert_eq!(
+            g.osd_max_pg_log_entries, 20,
+            "a failed option leaves the value"
+        );
     }
 }

@@ -160,6 +160,18 @@ impl MonState {
                 b.osd_id, b.fsid, self.map.fsid
             )));
         }
+        // A boot resent by the same running OSD (a lost reply, a retry through
+        // another monitor) must not publish a new epoch: nothing changed.
+        if let Some(o) = self.map.osds.iter().find(|o| o.id == b.osd_id)
+            && o.up
+            && o.boot_nonce == b.boot_nonce
+            && o.addr == b.addr
+        {
+            return Ok(format!(
+                "osd.{} already up since epoch {}",
+                b.osd_id, o.up_from
+            ));
+        }
         let epoch = self.map.epoch + 1;
         let host = if b.host.is_empty() {
             "localhost"

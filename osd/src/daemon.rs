@@ -35,6 +35,28 @@ pub struct OsdIdentity {
     pub datacenter: String,
 }
 
+/// Settings of the running OSD taken from the cluster config's `[global]`.
+#[derive(Debug, Clone)]
+pub struct OsdTunables {
+    /// Largest object a client may create.
+    pub max_object_size: u64,
+    /// How often heartbeats go to the monitors.
+    pub heartbeat_interval: Duration,
+    /// PG log entries kept per PG before the oldest are trimmed.
+    pub max_pg_log_entries: usize,
+}
+
+impl OsdTunables {
+    /// Reads the OSD's settings from the cluster-wide section.
+    pub fn from_global(g: &meridian_common::config::GlobalSection) -> Self {
+        Self {
+            max_object_size: g.osd_max_object_size,
+            heartbeat_interval: Duration::from_millis(g.osd_heartbeat_interval_ms),
+            max_pg_log_entries: g.osd_max_pg_log_entries.max(1),
+        }
+    }
+}
+
 /// Shared state of the running OSD.
 pub struct Osd {
     /// Who we are.
@@ -50,26 +72,23 @@ pub struct Osd {
     /// PGs this OSD holds or serves.
     pub pgs: std::sync::Mutex<HashMap<PgId, Arc<Pg>>>,
     peers: std::sync::Mutex<HashMap<(u32, String), OsdServiceClient<Channel>>>,
-    /// Largest object a client may create.
-    pub max_object_size: u64,
+    /// Settings from the config.
+    pub tunables: OsdTunables,
     /// Monitor addresses.
     pub mons: Vec<String>,
     /// Bounds concurrent peering/recovery work.
     pub recovery_slots: Semaphore,
-    heartbeat_interval: Duration,
 }
 
 impl Osd {
     /// Creates the OSD state around an opened store and a map subscription.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         ident: OsdIdentity,
         store: Arc<dyn ObjectStore>,
         engine: String,
         map: watch::Receiver<Arc<MapView>>,
         mons: Vec<String>,
-        max_object_size: u64,
-        heartbeat_interval: Duration,
+        tunables: OsdTunables,
     ) -> Arc<Self> {
         Arc::new(Self {
             ident,
@@ -79,10 +98,9 @@ impl Osd {
             map,
             pgs: std::sync::Mutex::new(HashMap::new()),
             peers: std::sync::Mutex::new(HashMap::new()),
-            max_object_size,
+            tunables,
             mons,
             recovery_slots: Semaphore::new(4),
-            heartbeat_interval,
         })
     }
 
@@ -191,7 +209,7 @@ impl Osd {
     pub async fn heartbeat_loop(self: Arc<Self>) {
         let mut attempt = 0usize;
         loop {
-            tokio::time::sleep(self.heartbeat_interval).await;
+            tokio::time::sleep(self.tunables.heartbeat_interval).await;
             let stats = self.pg_stats().await;
             let usage = self.store.statfs().ok();
             let req = OsdHeartbeatRequest {
@@ -207,7 +225,9 @@ impl Osd {
             let Ok(mut c) = mon_client(addr) else {
                 continue;
             };
-            match tokio::time::timeout(self.heartbeat_interval * 2, c.osd_heartbeat(req)).await {
+            match tokio::time::timeout(self.tunables.heartbeat_interval * 2, c.osd_heartbeat(req))
+                .await
+            {
                 Ok(Ok(r)) if r.get_ref().reboot => {
                     tracing::warn!("monitors marked this OSD down; booting again");
                     if let Err(e) = self.boot().await {
@@ -310,6 +330,7 @@ impl Osd {
                                 size: pool.size,
                                 activated_by: None,
                             },
+                            self.tunables.max_pg_log_entries,
                         ))
                     })
                     .clone();
@@ -368,6 +389,7 @@ impl Osd {
                         size: 0,
                         activated_by: None,
                     },
+                    self.tunables.max_pg_log_entries,
                 ))
             });
         }

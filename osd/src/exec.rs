@@ -200,7 +200,7 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
     let key = ObjectKey::new(id, req.object.clone());
     let k2 = key.clone();
     let ops = req.ops.clone();
-    let max_size = osd.max_object_size;
+    let max_size = osd.tunables.max_object_size;
     let prepared = osd
         .blocking(move |s| Ok(prepare(s, &k2, &ops, max_size)))
         .await

@@ -19,7 +19,6 @@ use meridian_common::Config;
 use meridian_common::size::parse_size;
 use meridian_objectstore::{BlockStore, IoEngine, ObjectStore, StoreConfig};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Opens the OSD's store, creating it on first start (an empty or missing data dir).
 pub fn open_store(cfg: &Config, id: u32) -> anyhow::Result<BlockStore> {
@@ -91,8 +90,7 @@ pub async fn run(cfg: Config, id: u32) -> anyhow::Result<()> {
         engine,
         rx,
         mons,
-        cfg.global.osd_max_object_size,
-        Duration::from_millis(cfg.global.osd_heartbeat_interval_ms),
+        daemon::OsdTunables::from_global(&cfg.global),
     );
     let n = osd.load_local_pgs()?;
     tracing::info!(osd = id, pgs = n, "loaded local PGs");

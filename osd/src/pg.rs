@@ -71,6 +71,8 @@ pub struct PgCore {
     pub reqids: HashMap<(u64, u64), (Ev, u64)>,
     /// Approximate object count (reported in PG stats).
     pub objects: u64,
+    /// Log entries kept before the oldest is trimmed (osd_max_pg_log_entries).
+    pub max_log_entries: usize,
 }
 
 impl PgCore {
@@ -86,7 +88,7 @@ impl PgCore {
         if let Some(r) = reqid {
             self.reqids.insert(r, (v, user_version));
         }
-        if self.log_versions.len() > crate::pglog::MAX_LOG_ENTRIES {
+        if self.log_versions.len() > self.max_log_entries {
             let old = self.log_versions.pop_front()?;
             self.summary.log_tail = old;
             self.reqids.retain(|_, (ver, _)| *ver > old);
@@ -108,11 +110,14 @@ pub struct Pg {
 
 impl Pg {
     /// A PG not yet peered.
-    pub fn new(id: PgId, routing: PgRouting) -> Self {
+    pub fn new(id: PgId, routing: PgRouting, max_log_entries: usize) -> Self {
         Self {
             id,
             routing: std::sync::Mutex::new(routing),
-            core: tokio::sync::Mutex::new(PgCore::default()),
+            core: tokio::sync::Mutex::new(PgCore {
+                max_log_entries,
+                ..PgCore::default()
+            }),
         }
     }
 

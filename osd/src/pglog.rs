@@ -11,8 +11,6 @@ use meridian_objectstore::{ObjectKey, ObjectStore, PgId, Transaction};
 use meridian_proto::osd::{LogEntry, PgInfo, PgRef, Version};
 use prost::Message as _;
 
-/// Entries kept per PG before the oldest are trimmed (bounds memory and disk).
-pub const MAX_LOG_ENTRIES: usize = 1000;
 /// Omap key of the PG info record.
 pub const INFO_KEY: &[u8] = b"info";
 const LOG_PREFIX: &[u8] = b"log.";

@@ -92,7 +92,7 @@ impl OsdService for OsdServer {
         let v = ev(&entry.version);
         let mut summary = core.summary.clone();
         summary.last_update = v;
-        let trim = if core.log_versions.len() >= pglog::MAX_LOG_ENTRIES {
+        let trim = if core.log_versions.len() >= core.max_log_entries {
             core.log_versions.front().copied()
         } else {
             None

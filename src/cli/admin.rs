@@ -498,10 +498,11 @@ fn summarize(st: &StatusReply) -> Summary {
     let mut total = 0;
     for pg in view.all_pgs() {
         total += 1;
-        // A report counts only if it comes from the PG's current primary.
-        let primary = view.acting(pg).first().copied();
+        // A report counts only if it describes the PG's current acting set (so a
+        // stale "active+clean" from before an `osd out` does not read as healthy).
+        let acting = view.acting(pg);
         match reported.get(&(pg.pool, pg.seed)) {
-            Some(p) if primary.is_some() && p.acting.first().copied() == primary => {
+            Some(p) if !acting.is_empty() && p.acting == acting => {
                 *states.entry(p.state.clone()).or_insert(0) += 1
             }
             _ => unreported += 1,

@@ -36,6 +36,10 @@ pub enum DevCmd {
         /// I/O engine of the OSDs: auto, io_uring or pread.
         #[arg(long, default_value = "auto")]
         engine: String,
+        /// Override a [global] setting of the new cluster's config, e.g.
+        /// `-o osd_heartbeat_grace_ms=3000` (repeatable; like vstart's -o).
+        #[arg(short = 'o', long = "option", value_name = "KEY=VALUE")]
+        options: Vec<String>,
     },
     /// Show the daemons of a dev cluster and whether they run.
     Status {
@@ -64,7 +68,17 @@ pub async fn run(_ctx: &Ctx, cmd: DevCmd) -> anyhow::Result<()> {
             osd_size,
             pg_num,
             engine,
-        } => up(&dir, mons, osds, &osd_size, pg_num, &engine).await,
+            options,
+        } => {
+            let shape = Shape {
+                mons,
+                osds,
+                osd_size,
+                engine,
+                options,
+            };
+            up(&dir, &shape, pg_num).await
+        }
         DevCmd::Status { dir } => status(&dir),
         DevCmd::Down { dir, purge } => down(&dir, purge),
     }
@@ -88,14 +102,30 @@ fn random_fsid() -> String {
     )
 }
 
+/// What a fresh dev cluster is made of.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// Monitors (1, 3 or 5).
+    pub mons: u32,
+    /// OSDs, one simulated host each.
+    pub osds: u32,
+    /// Block file size per OSD.
+    pub osd_size: String,
+    /// OSD I/O engine.
+    pub engine: String,
+    /// `KEY=VALUE` overrides of [global].
+    pub options: Vec<String>,
+}
+
 /// Writes a fresh cluster config into `dir`.
-pub fn write_config(
-    dir: &Path,
-    mons: u32,
-    osds: u32,
-    osd_size: &str,
-    engine: &str,
-) -> anyhow::Result<Config> {
+pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
+    let Shape {
+        mons,
+        osds,
+        ref osd_size,
+        ref engine,
+        ref options,
+    } = *shape;
     if ![1, 3, 5].contains(&mons) {
         bail!("--mons must be 1, 3 or 5 (a Raft majority needs an odd count)");
     }
@@ -114,6 +144,9 @@ pub fn write_config(
         },
         ..Default::default()
     };
+    for o in options {
+        cfg.global.set_option(o)?;
+    }
     for m in 1..=mons as u64 {
         cfg.mon.insert(
             m.to_string(),
@@ -200,20 +233,19 @@ pub fn spawn_daemon(cfg: &Config, dir: &Path, kind: &str, id: &str) -> anyhow::R
     Ok(pid)
 }
 
-async fn up(
-    dir: &Path,
-    mons: u32,
-    osds: u32,
-    osd_size: &str,
-    pg_num: u32,
-    engine: &str,
-) -> anyhow::Result<()> {
+async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
     let started = Instant::now();
     let conf_path = dir.join("meridian.toml");
     let (cfg, fresh) = if conf_path.exists() {
+        if !shape.options.is_empty() {
+            bail!(
+                "{} exists: -o applies to a new cluster only; edit the file and restart instead",
+                conf_path.display()
+            );
+        }
         (Config::load(&conf_path)?, false)
     } else {
-        (write_config(dir, mons, osds, osd_size, engine)?, true)
+        (write_config(dir, shape)?, true)
     };
     let dir = std::path::absolute(dir)?;
     let mut started_now = Vec::new();

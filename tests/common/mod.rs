@@ -24,6 +24,11 @@ pub fn bin() -> &'static str {
 impl TestCluster {
     /// `dev up` with the given shape; panics with the daemon logs if it fails.
     pub fn start(mons: u32, osds: u32, osd_size: &str) -> TestCluster {
+        Self::start_with(mons, osds, osd_size, &[])
+    }
+
+    /// `dev up` with extra flags (`--engine pread`, `-o KEY=VALUE`).
+    pub fn start_with(mons: u32, osds: u32, osd_size: &str, extra: &[&str]) -> TestCluster {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cluster");
         let tc = TestCluster { dir, _tmp: tmp };
@@ -42,6 +47,7 @@ impl TestCluster {
                 "--dir",
             ])
             .arg(&tc.dir)
+            .args(extra)
             .output()
             .expect("run meridian dev up");
         if !out.status.success() {
@@ -154,6 +160,22 @@ impl TestCluster {
             }
         }
         out
+    }
+
+    /// `meridian scrub -p POOL --deep --format json`; asserts that every
+    /// replica agrees and returns the report.
+    pub fn deep_scrub_clean(&self, pool: &str) -> serde_json::Value {
+        let out = self.cli(&["scrub", "-p", pool, "--deep", "--format", "json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "scrub output: {} {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert!(out.status.success(), "scrub failed: {report}");
+        assert_eq!(report["inconsistent"], 0, "replicas differ: {report}");
+        report
     }
 
     /// Waits until `meridian health` prints HEALTH_OK.
