@@ -265,9 +265,43 @@ async fn flipped_byte_is_detected_and_repaired() {
         "wrong bytes returned after corruption"
     );
     // The repair rewrote the primary's copy: a deep scrub finds nothing.
-    let out = tc.cli(&["scrub", "-p", POOL, "--deep", "--format", "json"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("scrub json");
-    assert_eq!(report["inconsistent"], 0, "{report}");
+    tc.deep_scrub_clean(POOL);
+
+    // Every daemon's Prometheus endpoint reports what just happened.
+    let cfg = tc.config();
+    let primary_metrics = tc.scrape(cfg.osd_section(primary).unwrap().metrics_addr.as_deref());
+    assert!(
+        metric_sum(
+            &primary_metrics,
+            "meridian_osd_ops_total{",
+            "kind=\"write\",result=\"OK\""
+        ) >= 1.0,
+        "the primary counted no successful write:\n{primary_metrics}"
+    );
+    assert!(
+        metric_sum(
+            &primary_metrics,
+            "meridian_osd_op_latency_seconds_count{",
+            "kind=\"read\""
+        ) >= 1.0,
+        "no read latency recorded:\n{primary_metrics}"
+    );
+    let mon_metrics = tc.scrape(cfg.mon_section(1).unwrap().metrics_addr.as_deref());
+    assert_eq!(
+        metric_sum(&mon_metrics, "meridian_mon_osds{", "state=\"up\""),
+        3.0,
+        "{mon_metrics}"
+    );
+    assert_eq!(metric_sum(&mon_metrics, "meridian_mon_is_leader", ""), 1.0);
+    assert!(metric_sum(&mon_metrics, "meridian_mon_map_epoch", "") >= c.map().epoch() as f64 - 1.0);
+}
+
+/// Sums the samples of `name_prefix` whose labels contain `labels`.
+fn metric_sum(text: &str, name_prefix: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name_prefix) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Bad input gets a clear error and changes nothing.

@@ -1,7 +1,8 @@
 //! Shared pieces every Meridian component needs: the cluster configuration
-//! file, size parsing and wall-clock helpers.
+//! file, size parsing, wall-clock helpers and the Prometheus endpoint.
 
 pub mod config;
+pub mod metrics;
 pub mod size;
 
 pub use config::{Config, ConfigError, GlobalSection, MonSection, OsdSection};

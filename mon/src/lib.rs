@@ -48,6 +48,12 @@ pub async fn run(cfg: Config, id: u64) -> anyhow::Result<()> {
         .parse()
         .with_context(|| format!("mon.{id} addr {:?} is not host:port", section.addr))?;
     tracing::info!(mon = id, %addr, "monitor listening");
+    if let Some(m) = &section.metrics_addr {
+        let bound = meridian_common::metrics::serve(m)
+            .await
+            .with_context(|| format!("serve mon.{id} metrics on {m}"))?;
+        tracing::info!(mon = id, %bound, "metrics on http://{bound}/metrics");
+    }
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(

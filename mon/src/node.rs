@@ -259,6 +259,13 @@ impl Driver {
             self.applied_since_compact += 1;
         }
         if changed {
+            let m = &self.state.map;
+            metrics::gauge!("meridian_mon_map_epoch").set(m.epoch as f64);
+            metrics::gauge!("meridian_mon_osds", "state" => "up")
+                .set(m.osds.iter().filter(|o| o.up).count() as f64);
+            metrics::gauge!("meridian_mon_osds", "state" => "in")
+                .set(m.osds.iter().filter(|o| o.r#in).count() as f64);
+            metrics::gauge!("meridian_mon_pools").set(m.pools.len() as f64);
             self.map_tx.send_replace(Arc::new(self.state.map.clone()));
         }
         // Proposals whose leader stepped down will never be applied here.
@@ -292,6 +299,9 @@ impl Driver {
                 || old.applied != st.applied
                 || old.progress != st.progress;
             if changed {
+                metrics::gauge!("meridian_mon_raft_term").set(st.term as f64);
+                metrics::gauge!("meridian_mon_raft_applied_index").set(st.applied as f64);
+                metrics::gauge!("meridian_mon_is_leader").set(if st.is_leader { 1.0 } else { 0.0 });
                 *old = st;
             }
             changed

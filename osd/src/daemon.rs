@@ -211,6 +211,7 @@ impl Osd {
         loop {
             tokio::time::sleep(self.tunables.heartbeat_interval).await;
             let stats = self.pg_stats().await;
+            publish_pg_state_gauges(&stats);
             let usage = self.store.statfs().ok();
             let req = OsdHeartbeatRequest {
                 osd_id: self.ident.id,
@@ -407,6 +408,29 @@ impl Osd {
             if rx.changed().await.is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// `meridian_osd_pgs{state}`: PGs this OSD leads, by state (a state that
+/// disappears is set to 0 so a dashboard does not keep the last value).
+fn publish_pg_state_gauges(stats: &[PgStat]) {
+    use std::collections::BTreeMap;
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in stats {
+        *counts.entry(p.state.as_str()).or_default() += 1;
+    }
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    for s in seen.iter() {
+        if !counts.contains_key(s.as_str()) {
+            metrics::gauge!("meridian_osd_pgs", "state" => s.clone()).set(0.0);
+        }
+    }
+    for (state, n) in &counts {
+        metrics::gauge!("meridian_osd_pgs", "state" => state.to_string()).set(*n as f64);
+        if !seen.iter().any(|s| s == state) {
+            seen.push(state.to_string());
         }
     }
 }

@@ -16,6 +16,33 @@ use meridian_proto::osd::*;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// True when any sub-op changes the object (the op needs the log and replicas).
+pub fn is_mutating(ops: &[SubOp]) -> bool {
+    ops.iter().any(|o| {
+        matches!(
+            o.op,
+            Some(
+                Op::WriteFull(_)
+                    | Op::Write(_)
+                    | Op::Append(_)
+                    | Op::Truncate(_)
+                    | Op::Remove(_)
+                    | Op::Create(_)
+                    | Op::SetXattr(_)
+                    | Op::RmXattr(_)
+                    | Op::OmapSet(_)
+                    | Op::OmapRm(_)
+                    | Op::OmapClear(_)
+            )
+        )
+    })
+}
+
+/// The metrics label of a compound op: "write" if it mutates, else "read".
+pub fn op_kind(ops: &[SubOp]) -> &'static str {
+    if is_mutating(ops) { "write" } else { "read" }
+}
+
 fn reply(code: ResultCode, message: impl Into<String>) -> OpReply {
     OpReply {
         code: code as i32,
@@ -149,24 +176,7 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
             format!("pg {expect} is {}", r.phase.as_str()),
         );
     }
-    let mutating = req.ops.iter().any(|o| {
-        matches!(
-            o.op,
-            Some(
-                Op::WriteFull(_)
-                    | Op::Write(_)
-                    | Op::Append(_)
-                    | Op::Truncate(_)
-                    | Op::Remove(_)
-                    | Op::Create(_)
-                    | Op::SetXattr(_)
-                    | Op::RmXattr(_)
-                    | Op::OmapSet(_)
-                    | Op::OmapRm(_)
-                    | Op::OmapClear(_)
-            )
-        )
-    });
+    let mutating = is_mutating(&req.ops);
     if mutating && (r.acting.len() as u32) < pool.min_size {
         return reply(
             ResultCode::BelowMinSize,

@@ -110,6 +110,12 @@ pub async fn run(cfg: Config, id: u32) -> anyhow::Result<()> {
         .add_service(meridian_proto::reflection_service())
         .serve(addr);
     let serving = tokio::spawn(server);
+    if let Some(m) = &section.metrics_addr {
+        let bound = meridian_common::metrics::serve(m)
+            .await
+            .with_context(|| format!("serve osd.{id} metrics on {m}"))?;
+        tracing::info!(osd = id, %bound, "metrics on http://{bound}/metrics");
+    }
     let epoch = osd.boot().await?;
     tracing::info!(osd = id, epoch, %addr, "booted");
     tokio::spawn(osd.clone().map_loop());

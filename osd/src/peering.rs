@@ -407,7 +407,13 @@ async fn push_objects(
             objects: batch,
         };
         let mut c = c.clone();
+        let (n, b) = (
+            req.objects.len() as u64,
+            req.objects.iter().map(|o| o.data.len() as u64).sum::<u64>(),
+        );
         async move {
+            metrics::counter!("meridian_osd_recovery_pushed_objects_total").increment(n);
+            metrics::counter!("meridian_osd_recovery_pushed_bytes_total").increment(b);
             let r = c
                 .push(req)
                 .await

@@ -52,9 +52,18 @@ fn code_of(e: &OsdError) -> ResultCode {
 #[tonic::async_trait]
 impl OsdService for OsdServer {
     async fn op(&self, req: Request<OpRequest>) -> Result<Response<OpReply>, Status> {
-        Ok(Response::new(
-            exec::handle_op(&self.osd, req.into_inner()).await,
-        ))
+        let started = std::time::Instant::now();
+        let req = req.into_inner();
+        let kind = crate::exec::op_kind(&req.ops);
+        let reply = exec::handle_op(&self.osd, req).await;
+        let result = ResultCode::try_from(reply.code)
+            .map(|c| c.as_str_name())
+            .unwrap_or("UNKNOWN");
+        metrics::histogram!("meridian_osd_op_latency_seconds", "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("meridian_osd_ops_total", "kind" => kind, "result" => result)
+            .increment(1);
+        Ok(Response::new(reply))
     }
 
     async fn rep_op(&self, req: Request<RepOpRequest>) -> Result<Response<RepOpReply>, Status> {

@@ -153,7 +153,7 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
             MonSection {
                 addr: format!("127.0.0.1:{}", free_port()?),
                 data: dir.join(format!("mon.{m}")),
-                metrics_addr: None,
+                metrics_addr: Some(format!("127.0.0.1:{}", free_port()?)),
             },
         );
     }
@@ -172,7 +172,7 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
                 block_size: osd_size.into(),
                 engine: engine.into(),
                 cache_size: "256M".into(),
-                metrics_addr: None,
+                metrics_addr: Some(format!("127.0.0.1:{}", free_port()?)),
             },
         );
     }

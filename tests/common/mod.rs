@@ -178,6 +178,22 @@ impl TestCluster {
         report
     }
 
+    /// `GET /metrics` from a daemon's metrics address (plain HTTP/1.0 on loopback).
+    pub fn scrape(&self, addr: Option<&str>) -> String {
+        use std::io::{Read as _, Write as _};
+        let addr = addr.expect("the daemon has a metrics_addr");
+        let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read metrics");
+        assert!(
+            out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"),
+            "{out}"
+        );
+        out
+    }
+
     /// Waits until `meridian health` prints HEALTH_OK.
     pub fn wait_healthy(&self, timeout: Duration) {
         let deadline = std::time::Instant::now() + timeout;
