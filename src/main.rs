@@ -4,7 +4,7 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
-use cli::{admin, dev, objects};
+use cli::{admin, dev, objects, rgw};
 use std::path::PathBuf;
 
 /// Meridian: a placement-aware, gRPC-native storage cluster.
@@ -27,6 +27,57 @@ enum Command {
     Mon(cli::MonArgs),
     /// Run an OSD daemon (`--id N`), or administer OSDs, pools and CRUSH.
     Osd(cli::OsdArgs),
+    /// Run an S3 gateway (`--id N`).
+    Gateway(rgw::GatewayArgs),
+    /// S3 users (radosgw-admin user ...).
+    User {
+        #[command(flatten)]
+        zone: rgw::ZoneArg,
+        #[command(subcommand)]
+        cmd: rgw::UserCmd,
+    },
+    /// S3 access keys.
+    Key {
+        #[command(flatten)]
+        zone: rgw::ZoneArg,
+        #[command(subcommand)]
+        cmd: rgw::KeyCmd,
+    },
+    /// S3 buckets: list, stats, check.
+    Bucket {
+        #[command(flatten)]
+        zone: rgw::ZoneArg,
+        #[command(subcommand)]
+        cmd: rgw::BucketCmd,
+    },
+    /// Garbage collection of replaced and deleted object data.
+    Gc {
+        #[command(flatten)]
+        zone: rgw::ZoneArg,
+        #[command(subcommand)]
+        cmd: rgw::GcCmd,
+    },
+    /// Bucket index logs.
+    Bilog {
+        #[command(flatten)]
+        zone: rgw::ZoneArg,
+        #[command(subcommand)]
+        cmd: rgw::BilogCmd,
+    },
+    /// The zone's data log.
+    Datalog {
+        #[command(flatten)]
+        zone: rgw::ZoneArg,
+        #[command(subcommand)]
+        cmd: rgw::LogCmd,
+    },
+    /// The zone's metadata log.
+    Mdlog {
+        #[command(flatten)]
+        zone: rgw::ZoneArg,
+        #[command(subcommand)]
+        cmd: rgw::LogCmd,
+    },
     /// Cluster status summary.
     Status,
     /// HEALTH_OK / HEALTH_WARN / HEALTH_ERR, with `detail` for the reasons.
@@ -74,7 +125,8 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let daemon = matches!(&cli.cmd, Command::Mon(a) if a.id.is_some())
-        || matches!(&cli.cmd, Command::Osd(a) if a.id.is_some());
+        || matches!(&cli.cmd, Command::Osd(a) if a.id.is_some())
+        || matches!(&cli.cmd, Command::Gateway(_));
     cli::init_tracing(daemon);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -94,6 +146,14 @@ fn main() -> std::process::ExitCode {
         match cli.cmd {
             Command::Mon(a) => admin::mon(&ctx, a).await,
             Command::Osd(a) => admin::osd(&ctx, a).await,
+            Command::Gateway(a) => rgw::gateway(&ctx, a).await,
+            Command::User { zone, cmd } => rgw::user(&ctx, zone, cmd).await,
+            Command::Key { zone, cmd } => rgw::key(&ctx, zone, cmd).await,
+            Command::Bucket { zone, cmd } => rgw::bucket(&ctx, zone, cmd).await,
+            Command::Gc { zone, cmd } => rgw::gc(&ctx, zone, cmd).await,
+            Command::Bilog { zone, cmd } => rgw::bilog(&ctx, zone, cmd).await,
+            Command::Datalog { zone, cmd } => rgw::log(&ctx, zone, false, cmd).await,
+            Command::Mdlog { zone, cmd } => rgw::log(&ctx, zone, true, cmd).await,
             Command::Status => admin::status(&ctx).await,
             Command::Health { detail } => admin::health(&ctx, detail.is_some()).await,
             Command::Pg { cmd } => admin::pg(&ctx, cmd).await,

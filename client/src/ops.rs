@@ -71,6 +71,18 @@ pub mod sub {
             op: Some(Op::Read(ReadAt { offset, length })),
         }
     }
+    /// Remove omap keys.
+    pub fn omap_rm(keys: Vec<Bytes>) -> SubOp {
+        SubOp {
+            op: Some(Op::OmapRm(KeyList { keys })),
+        }
+    }
+    /// The values of the given omap keys (absent keys are left out).
+    pub fn omap_get_values(keys: Vec<Bytes>) -> SubOp {
+        SubOp {
+            op: Some(Op::OmapGetValues(KeyList { keys })),
+        }
+    }
     /// Size and mtime.
     pub fn stat() -> SubOp {
         SubOp {
@@ -115,6 +127,30 @@ pub mod sub {
             op: Some(Op::AssertVersion(v)),
         }
     }
+    /// Set omap entries whose keys get the object's new user version appended
+    /// (20 digits): ordered log entries without a read-modify-write.
+    pub fn omap_set_seq(entries: Vec<(Bytes, Bytes)>) -> SubOp {
+        SubOp {
+            op: Some(Op::OmapSetSeq(KvList {
+                entries: entries
+                    .into_iter()
+                    .map(|(key, value)| KeyValue { key, value })
+                    .collect(),
+            })),
+        }
+    }
+
+    /// Guard: the omap key has exactly `value` (`None`: the key is absent).
+    pub fn omap_cmp(key: Bytes, value: Option<Bytes>) -> SubOp {
+        SubOp {
+            op: Some(Op::OmapCmp(OmapCmp {
+                key,
+                absent: value.is_none(),
+                value: value.unwrap_or_default(),
+            })),
+        }
+    }
+
     /// Fail with NotFound unless the object exists.
     pub fn assert_exists() -> SubOp {
         SubOp {

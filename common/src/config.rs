@@ -49,6 +49,9 @@ pub struct Config {
     /// OSD sections by OSD id.
     #[serde(default)]
     pub osd: BTreeMap<String, OsdSection>,
+    /// S3 gateway sections by gateway id.
+    #[serde(default)]
+    pub gateway: BTreeMap<String, GatewaySection>,
     /// Where this file was loaded from (not serialized).
     #[serde(skip)]
     pub path: PathBuf,
@@ -83,6 +86,30 @@ pub struct GlobalSection {
     /// PG log length kept per PG (Ceph's osd_max_pg_log_entries): a copy further
     /// behind than this is backfilled object by object instead of replaying the log.
     pub osd_max_pg_log_entries: usize,
+    /// Zone a gateway serves when its section names none (and no realm is configured).
+    pub rgw_zone: String,
+    /// Zonegroup of that zone (the S3 LocationConstraint).
+    pub rgw_zonegroup: String,
+    /// Bucket index shards of new buckets (Ceph: rgw_override_bucket_index_max_shards).
+    pub rgw_bucket_index_shards: u32,
+    /// Data log shards.
+    pub rgw_data_log_num_shards: u32,
+    /// Metadata log shards.
+    pub rgw_md_log_max_shards: u32,
+    /// Replaced and deleted object data is kept this long before GC deletes it.
+    pub rgw_gc_obj_min_wait_s: u64,
+    /// How often each gateway runs garbage collection.
+    pub rgw_gc_processor_period_s: u64,
+    /// An unfinished PUT older than this is treated as crashed and its data collected.
+    pub rgw_pending_expiry_s: u64,
+    /// pg_num of zone pools a gateway creates (the data pool gets twice this).
+    pub rgw_pool_pg_num: u32,
+    /// Bucket and user records are cached by each gateway for this long.
+    pub rgw_cache_ttl_ms: u64,
+    /// Largest single PUT or part (AWS: 5 GiB).
+    pub rgw_max_put_size: u64,
+    /// DNS name for virtual-host-style requests (`BUCKET.<name>`); empty = path style only.
+    pub rgw_dns_name: String,
 }
 
 impl GlobalSection {
@@ -132,6 +159,18 @@ impl Default for GlobalSection {
             osd_pool_default_min_size: 0,
             osd_crush_chooseleaf_type: "host".into(),
             osd_max_pg_log_entries: 1000,
+            rgw_zone: "default".into(),
+            rgw_zonegroup: "default".into(),
+            rgw_bucket_index_shards: 11,
+            rgw_data_log_num_shards: 32,
+            rgw_md_log_max_shards: 32,
+            rgw_gc_obj_min_wait_s: 7200,
+            rgw_gc_processor_period_s: 3600,
+            rgw_pending_expiry_s: 7200,
+            rgw_pool_pg_num: 16,
+            rgw_cache_ttl_ms: 2000,
+            rgw_max_put_size: 5 << 30,
+            rgw_dns_name: String::new(),
         }
     }
 }
@@ -181,6 +220,20 @@ pub struct OsdSection {
     /// Memory the store may use for caches, e.g. "1G".
     #[serde(default = "default_cache")]
     pub cache_size: String,
+    /// Prometheus metrics listen address (optional).
+    #[serde(default)]
+    pub metrics_addr: Option<String>,
+}
+
+/// One S3 gateway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// S3 (HTTP) listen address; Ceph's default port is 7480.
+    pub addr: String,
+    /// Zone served (defaults to global.rgw_zone).
+    #[serde(default)]
+    pub zone: Option<String>,
     /// Prometheus metrics listen address (optional).
     #[serde(default)]
     pub metrics_addr: Option<String>,
@@ -288,6 +341,16 @@ impl Config {
             .ok_or_else(|| ConfigError::MissingSection {
                 path: self.path.clone(),
                 section: format!("mon.{id}"),
+            })
+    }
+
+    /// The section of gateway `id`.
+    pub fn gateway_section(&self, id: &str) -> Result<&GatewaySection, ConfigError> {
+        self.gateway
+            .get(id)
+            .ok_or_else(|| ConfigError::MissingSection {
+                path: self.path.clone(),
+                section: format!("gateway.{id}"),
             })
     }
 

@@ -31,6 +31,7 @@ pub fn is_mutating(ops: &[SubOp]) -> bool {
                     | Op::SetXattr(_)
                     | Op::RmXattr(_)
                     | Op::OmapSet(_)
+                    | Op::OmapSetSeq(_)
                     | Op::OmapRm(_)
                     | Op::OmapClear(_)
             )
@@ -463,6 +464,28 @@ fn prepare(
                 }
                 results.push(ok(SubOpResult::default()));
             }
+            Op::OmapCmp(c) => {
+                let have = if exists {
+                    s.omap_get_values(key, std::slice::from_ref(&c.key))
+                        .map_err(|e| err(e.into()))?
+                        .into_iter()
+                        .next()
+                        .map(|(_, v)| v)
+                } else {
+                    None
+                };
+                let holds = match have {
+                    None => c.absent,
+                    Some(v) => !c.absent && v == c.value,
+                };
+                if !holds {
+                    return Err(reply(
+                        ResultCode::GuardFailed,
+                        format!("omap_cmp on {:?} failed", String::from_utf8_lossy(&c.key)),
+                    ));
+                }
+                results.push(ok(SubOpResult::default()));
+            }
             Op::AssertExists(_) => {
                 if !cur_exists {
                     return Err(reply(ResultCode::NotFound, "object does not exist"));
@@ -660,6 +683,30 @@ fn prepare(
                 });
                 results.push(ok(SubOpResult::default()));
             }
+            Op::OmapSetSeq(kv) => {
+                let seq = format!("{:020}", meta.user_version + 1);
+                let entries = kv
+                    .entries
+                    .iter()
+                    .map(|e| {
+                        let mut k = Vec::with_capacity(e.key.len() + seq.len());
+                        k.extend_from_slice(&e.key);
+                        k.extend_from_slice(seq.as_bytes());
+                        KeyValue {
+                            key: k.into(),
+                            value: e.value.clone(),
+                        }
+                    })
+                    .collect();
+                cur_exists = true;
+                muts.push(Mutation {
+                    m: Some(M::Touch(Empty {})),
+                });
+                muts.push(Mutation {
+                    m: Some(M::OmapSet(KvList { entries })),
+                });
+                results.push(ok(SubOpResult::default()));
+            }
             Op::OmapRm(k) => {
                 muts.push(Mutation {
                     m: Some(M::OmapRm(k.clone())),
@@ -708,4 +755,102 @@ pub fn apply_rep_op(
     let entry = req.entry.clone().unwrap_or_default();
     let txn = logged_txn(pg, &entry.object, &req.mutations, &entry, summary, trim);
     s.submit(txn).map_err(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meridian_objectstore::MemStore;
+
+    fn store_with_log_object(user_version: u64) -> (MemStore, ObjectKey) {
+        let s = MemStore::new();
+        let key = ObjectKey::new(PgId { pool: 1, seed: 0 }, "log");
+        let meta = ObjectMeta {
+            version: ver((1, user_version)),
+            user_version,
+            mtime_unix_ms: 1,
+        };
+        let txn = Transaction::new()
+            .touch(&key)
+            .set_xattrs(&key, vec![(META_XATTR.into(), objstate::meta_value(&meta))])
+            .omap_set(&key, vec![(Bytes::from("a"), Bytes::from("1"))]);
+        s.submit(txn).expect("seed object");
+        (s, key)
+    }
+
+    fn op(o: Op) -> SubOp {
+        SubOp { op: Some(o) }
+    }
+
+    #[test]
+    fn omap_set_seq_appends_the_new_user_version() {
+        let (s, key) = store_with_log_object(7);
+        let p = prepare(
+            &s,
+            &key,
+            &[op(Op::OmapSetSeq(KvList {
+                entries: vec![KeyValue {
+                    key: Bytes::from("log."),
+                    value: Bytes::from("x"),
+                }],
+            }))],
+            1 << 20,
+        )
+        .expect("prepare");
+        let keys: Vec<Bytes> = p
+            .mutations
+            .iter()
+            .filter_map(|m| match &m.m {
+                Some(M::OmapSet(kv)) => Some(kv.entries[0].key.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(keys, vec![Bytes::from("log.00000000000000000008")]);
+        assert_eq!(
+            p.old_user_version + 1,
+            8,
+            "the key names the version the op gets"
+        );
+    }
+
+    #[test]
+    fn omap_cmp_guards_one_key() {
+        let (s, key) = store_with_log_object(3);
+        let cmp = |k: &str, v: Option<&str>| {
+            op(Op::OmapCmp(OmapCmp {
+                key: Bytes::from(k.to_string()),
+                value: v.map(|v| Bytes::from(v.to_string())).unwrap_or_default(),
+                absent: v.is_none(),
+            }))
+        };
+        let set = op(Op::OmapSet(KvList {
+            entries: vec![KeyValue {
+                key: Bytes::from("b"),
+                value: Bytes::from("2"),
+            }],
+        }));
+        for (guard, holds) in [
+            (cmp("a", Some("1")), true),
+            (cmp("a", Some("2")), false),
+            (cmp("a", None), false),
+            (cmp("b", None), true),
+            (cmp("b", Some("")), false),
+        ] {
+            let r = prepare(&s, &key, &[guard.clone(), set.clone()], 1 << 20);
+            match r {
+                Ok(p) => {
+                    assert!(holds, "{guard:?} should have failed");
+                    assert!(!p.mutations.is_empty());
+                }
+                Err(rep) => {
+                    assert!(!holds, "{guard:?} should have held: {}", rep.message);
+                    assert_eq!(rep.code, ResultCode::GuardFailed as i32);
+                }
+            }
+        }
+        // On an object that does not exist every key is absent.
+        let missing = ObjectKey::new(PgId { pool: 1, seed: 0 }, "nothing");
+        assert!(prepare(&s, &missing, &[cmp("a", None)], 1 << 20).is_ok());
+        assert!(prepare(&s, &missing, &[cmp("a", Some("1"))], 1 << 20).is_err());
+    }
 }

@@ -4,7 +4,7 @@
 use super::Ctx;
 use anyhow::{Context as _, bail};
 use meridian_client::{ClientOptions, Cluster};
-use meridian_common::{Config, GlobalSection, MonSection, OsdSection};
+use meridian_common::{Config, GatewaySection, GlobalSection, MonSection, OsdSection};
 use meridian_proto::mon::PoolCreate;
 use meridian_proto::mon::mon_command::Cmd;
 use std::path::{Path, PathBuf};
@@ -40,6 +40,12 @@ pub enum DevCmd {
         /// `-o osd_heartbeat_grace_ms=3000` (repeatable; like vstart's -o).
         #[arg(short = 'o', long = "option", value_name = "KEY=VALUE")]
         options: Vec<String>,
+        /// S3 gateways (all serving the zone `default`).
+        #[arg(long, default_value_t = 1)]
+        gateways: u32,
+        /// S3 port of the first gateway (0: any free port); the others get free ports.
+        #[arg(long = "s3-port", default_value_t = 7480)]
+        s3_port: u16,
     },
     /// Show the daemons of a dev cluster and whether they run.
     Status {
@@ -69,6 +75,8 @@ pub async fn run(_ctx: &Ctx, cmd: DevCmd) -> anyhow::Result<()> {
             pg_num,
             engine,
             options,
+            gateways,
+            s3_port,
         } => {
             let shape = Shape {
                 mons,
@@ -76,6 +84,8 @@ pub async fn run(_ctx: &Ctx, cmd: DevCmd) -> anyhow::Result<()> {
                 osd_size,
                 engine,
                 options,
+                gateways,
+                s3_port,
             };
             up(&dir, &shape, pg_num).await
         }
@@ -115,6 +125,10 @@ pub struct Shape {
     pub engine: String,
     /// `KEY=VALUE` overrides of [global].
     pub options: Vec<String>,
+    /// S3 gateways.
+    pub gateways: u32,
+    /// Port of the first gateway (0 = free port).
+    pub s3_port: u16,
 }
 
 /// Writes a fresh cluster config into `dir`.
@@ -125,6 +139,8 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
         ref osd_size,
         ref engine,
         ref options,
+        gateways,
+        s3_port,
     } = *shape;
     if ![1, 3, 5].contains(&mons) {
         bail!("--mons must be 1, 3 or 5 (a Raft majority needs an odd count)");
@@ -140,6 +156,11 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
             osd_heartbeat_interval_ms: 500,
             osd_heartbeat_grace_ms: 4000,
             mon_osd_down_out_interval_s: 120,
+            // Small zone pools and a prompt GC suit a laptop-sized cluster.
+            rgw_pool_pg_num: 8,
+            osd_pool_default_size: osds.min(3),
+            rgw_gc_processor_period_s: 60,
+            rgw_gc_obj_min_wait_s: 60,
             ..Default::default()
         },
         ..Default::default()
@@ -172,6 +193,21 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
                 block_size: osd_size.into(),
                 engine: engine.into(),
                 cache_size: "256M".into(),
+                metrics_addr: Some(format!("127.0.0.1:{}", free_port()?)),
+            },
+        );
+    }
+    for g in 0..gateways {
+        let port = if g == 0 && s3_port != 0 {
+            s3_port
+        } else {
+            free_port()?
+        };
+        cfg.gateway.insert(
+            g.to_string(),
+            GatewaySection {
+                addr: format!("127.0.0.1:{port}"),
+                zone: None,
                 metrics_addr: Some(format!("127.0.0.1:{}", free_port()?)),
             },
         );
@@ -309,28 +345,12 @@ async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
             .await
             .context("create the default pool")?;
     }
-    // Healthy: every PG active+clean.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut last = String::new();
-    loop {
-        let st = cluster.status().await?;
-        let (word, checks) = super::admin::health_checks(&st);
-        if word == "HEALTH_OK" {
-            break;
-        }
-        let now = checks.join("; ");
-        if now != last {
-            eprintln!("waiting for health: {word} {now}");
-            last = now;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "cluster not healthy within 120s: {word} {last}; see {}/log/",
-                dir.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_healthy(&cluster, &dir).await?;
+    let s3 = if cfg.gateway.is_empty() {
+        None
+    } else {
+        Some(start_s3(&cfg, &dir, &cluster).await?)
+    };
     let conf = cfg.path.display();
     println!(
         "Meridian dev cluster is up (HEALTH_OK) in {:.1}s",
@@ -360,8 +380,153 @@ async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
     println!(
         "  meridian bench -p {DEV_POOL} 10 write --no-cleanup && meridian bench -p {DEV_POOL} 10 seq"
     );
+    if let Some(s3) = &s3 {
+        s3.print();
+    }
     println!("Stop it:  meridian dev down --dir {}", dir.display());
     Ok(())
+}
+
+/// Waits until every PG is active+clean.
+async fn wait_healthy(cluster: &Cluster, dir: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = String::new();
+    loop {
+        let st = cluster.status().await?;
+        let (word, checks) = super::admin::health_checks(&st);
+        if word == "HEALTH_OK" {
+            break;
+        }
+        let now = checks.join("; ");
+        if now != last {
+            eprintln!("waiting for health: {word} {now}");
+            last = now;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "cluster not healthy within 120s: {word} {last}; see {}/log/",
+                dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(())
+}
+
+/// The dev user's uid.
+pub const DEV_USER: &str = "dev";
+
+/// What `dev up` tells the user about S3.
+struct S3Info {
+    endpoints: Vec<String>,
+    access_key: String,
+    secret: String,
+    zonegroup: String,
+}
+
+impl S3Info {
+    fn print(&self) {
+        println!();
+        println!("S3:");
+        for (i, e) in self.endpoints.iter().enumerate() {
+            println!("  gateway.{i}: {e}");
+        }
+        println!(
+            "  user {DEV_USER}: access key {}  secret {}",
+            self.access_key, self.secret
+        );
+        println!(
+            "  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={}",
+            self.access_key, self.secret, self.zonegroup
+        );
+        println!(
+            "  aws --endpoint-url {} s3 mb s3://demo && aws --endpoint-url {} s3 ls",
+            self.endpoints[0], self.endpoints[0]
+        );
+    }
+}
+
+/// Opens the zone (its pools), makes sure the dev user exists, starts the
+/// gateways that are not running and waits until each answers HTTP.
+async fn start_s3(cfg: &Config, dir: &Path, cluster: &Cluster) -> anyhow::Result<S3Info> {
+    let params = meridian_zone::ZoneParams::from_global(
+        &cfg.global,
+        &cfg.global.rgw_zone,
+        &cfg.global.rgw_zonegroup,
+    );
+    let zonegroup = params.zonegroup.clone();
+    let zone = meridian_zone::Zone::open(cluster.clone(), params)
+        .await
+        .context("create the zone pools")?;
+    let user = match zone.user(DEV_USER).await {
+        Ok(u) => u,
+        Err(meridian_zone::ZoneError::NoSuchUser(_)) => zone
+            .create_user(meridian_zone::user::NewUser {
+                uid: DEV_USER.into(),
+                display_name: "dev cluster user".into(),
+                max_buckets: 1000,
+                ..Default::default()
+            })
+            .await
+            .context("create the dev user")?,
+        Err(e) => return Err(e).context("read the dev user"),
+    };
+    for id in cfg.gateway.keys() {
+        let pidf = dir.join("run").join(format!("gateway.{id}.pid"));
+        if read_pid(&pidf).map(pid_alive).unwrap_or(false) {
+            continue;
+        }
+        let pid = spawn_daemon(cfg, dir, "gateway", id)?;
+        eprintln!("started gateway.{id} (pid {pid})");
+    }
+    let mut endpoints = Vec::new();
+    for (id, g) in &cfg.gateway {
+        wait_http(&g.addr, Duration::from_secs(60))
+            .await
+            .with_context(|| {
+                format!(
+                    "gateway.{id} does not answer on {}; see {}/log/gateway.{id}.log",
+                    g.addr,
+                    dir.display()
+                )
+            })?;
+        endpoints.push(format!("http://{}", g.addr));
+    }
+    wait_healthy(cluster, dir).await?;
+    let key = user
+        .keys
+        .first()
+        .cloned()
+        .context("the dev user has no S3 key")?;
+    Ok(S3Info {
+        endpoints,
+        access_key: key.access_key,
+        secret: key.secret_key,
+        zonegroup,
+    })
+}
+
+/// Waits until `addr` answers an HTTP request (any status).
+async fn wait_http(addr: &str, timeout: Duration) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+            let _ = s
+                .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .await;
+            let mut buf = [0u8; 12];
+            if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await
+                && buf[..n].starts_with(b"HTTP/1.1")
+            {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("no HTTP answer within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn daemons(dir: &Path) -> Vec<(String, Option<i32>)> {

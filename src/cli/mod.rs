@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod dev;
 pub mod objects;
+pub mod rgw;
 
 use anyhow::Context as _;
 use meridian_client::{ClientOptions, Cluster};
@@ -82,11 +83,21 @@ pub struct OsdArgs {
     pub cmd: Option<admin::OsdCmd>,
 }
 
-/// Logs go to stderr; daemons default to `info`, tools to `warn` (override with RUST_LOG).
+/// Logs go to stderr; daemons default to `info`, tools to `warn` (override
+/// with RUST_LOG). s3s logs every S3 error response at ERROR; those are
+/// client errors, answered and counted, so its target stays quiet unless
+/// RUST_LOG names it.
 pub fn init_tracing(daemon: bool) {
     let default = if daemon { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let env = std::env::var("RUST_LOG").unwrap_or_default();
+    let mut filter =
+        tracing_subscriber::EnvFilter::try_new(if env.is_empty() { default } else { &env })
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    if !env.contains("s3s")
+        && let Ok(d) = "s3s=off".parse()
+    {
+        filter = filter.add_directive(d);
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

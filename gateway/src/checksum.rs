@@ -1,0 +1,186 @@
+//! Flexible checksums (`x-amz-checksum-*`): verified while the body streams,
+//! whether the value came as a header or as an aws-chunked trailer. A body
+//! whose checksum does not match ends in an error, so the write is abandoned
+//! before anything becomes visible.
+
+use futures::StreamExt as _;
+use http::HeaderMap;
+use meridian_zone::data;
+use s3s::checksum::ChecksumHasher;
+use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
+use s3s::{S3Result, TrailingHeaders, s3_error};
+
+const ALGOS: [&str; 5] = [
+    "x-amz-checksum-crc32",
+    "x-amz-checksum-crc32c",
+    "x-amz-checksum-sha1",
+    "x-amz-checksum-sha256",
+    "x-amz-checksum-crc64nvme",
+];
+
+/// Where the expected value is.
+enum Source {
+    Header(String),
+    Trailer(TrailingHeaders),
+}
+
+/// One checksum the client declared.
+pub struct Expected {
+    header: &'static str,
+    source: Source,
+}
+
+/// The checksums a request declares (headers, or the one its trailer will carry).
+pub fn expected(
+    headers: &HeaderMap,
+    trailers: Option<&TrailingHeaders>,
+) -> S3Result<Vec<Expected>> {
+    let mut out = Vec::new();
+    for h in ALGOS {
+        if let Some(v) = headers.get(h) {
+            let v = v
+                .to_str()
+                .map_err(|_| s3_error!(InvalidRequest, "{h} is not text"))?;
+            out.push(Expected {
+                header: h,
+                source: Source::Header(v.to_string()),
+            });
+        }
+    }
+    if let Some(t) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
+        for name in t.split(',').map(|n| n.trim().to_ascii_lowercase()) {
+            let Some(h) = ALGOS.iter().find(|a| **a == name) else {
+                continue;
+            };
+            let trailers = trailers.cloned().ok_or_else(|| {
+                s3_error!(
+                    InvalidRequest,
+                    "x-amz-trailer names {name} but the body is not aws-chunked"
+                )
+            })?;
+            out.push(Expected {
+                header: h,
+                source: Source::Trailer(trailers),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn hasher(expected: &[Expected]) -> ChecksumHasher {
+    let mut h = ChecksumHasher::default();
+    for e in expected {
+        match e.header {
+            "x-amz-checksum-crc32" => h.crc32 = Some(Crc32::new()),
+            "x-amz-checksum-crc32c" => h.crc32c = Some(Crc32c::new()),
+            "x-amz-checksum-sha1" => h.sha1 = Some(Sha1::new()),
+            "x-amz-checksum-sha256" => h.sha256 = Some(Sha256::new()),
+            _ => h.crc64nvme = Some(Crc64Nvme::new()),
+        }
+    }
+    h
+}
+
+fn verify(expected: &[Expected], h: ChecksumHasher) -> Result<(), String> {
+    let got = h.finalize();
+    for e in expected {
+        let want = match &e.source {
+            Source::Header(v) => v.clone(),
+            Source::Trailer(t) => t
+                .read(|m| {
+                    m.get(e.header)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                })
+                .flatten()
+                .ok_or_else(|| format!("FormatError: the trailer has no {}", e.header))?,
+        };
+        let have = match e.header {
+            "x-amz-checksum-crc32" => got.checksum_crc32.clone(),
+            "x-amz-checksum-crc32c" => got.checksum_crc32c.clone(),
+            "x-amz-checksum-sha1" => got.checksum_sha1.clone(),
+            "x-amz-checksum-sha256" => got.checksum_sha256.clone(),
+            _ => got.checksum_crc64nvme.clone(),
+        };
+        if have.as_deref() != Some(want.trim()) {
+            return Err(format!(
+                "ChecksumMismatch: {} of the body is {}, the request says {want}",
+                e.header,
+                have.unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `body`, checked against `expected` when it ends.
+pub fn checked(body: data::Body, expected: Vec<Expected>) -> data::Body {
+    if expected.is_empty() {
+        return body;
+    }
+    let h = hasher(&expected);
+    Box::pin(futures::stream::unfold(
+        Some((body, h, expected)),
+        |state| async move {
+            let (mut body, mut h, expected) = state?;
+            match body.next().await {
+                Some(Ok(b)) => {
+                    h.update(&b);
+                    Some((Ok(b), Some((body, h, expected))))
+                }
+                Some(Err(e)) => Some((Err(e), None)),
+                None => match verify(&expected, h) {
+                    Ok(()) => None,
+                    Err(m) => Some((Err(m), None)),
+                },
+            }
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn body(parts: &[&'static [u8]]) -> data::Body {
+        let v: Vec<Result<Bytes, String>> =
+            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        Box::pin(futures::stream::iter(v))
+    }
+
+    async fn drain(mut b: data::Body) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        while let Some(c) = b.next().await {
+            out.extend_from_slice(&c?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn header_checksums_are_verified_at_the_end() {
+        // CRC32 of "hello world" is 0x0d4a1185.
+        let good = base64_simd::STANDARD.encode_to_string(0x0d4a_1185u32.to_be_bytes());
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-checksum-crc32", good.parse().unwrap());
+        let exp = expected(&h, None).unwrap();
+        assert_eq!(
+            drain(checked(body(&[b"hello ", b"world"]), exp))
+                .await
+                .unwrap(),
+            b"hello world"
+        );
+        let exp = expected(&h, None).unwrap();
+        let err = drain(checked(body(&[b"hello there"]), exp))
+            .await
+            .unwrap_err();
+        assert!(err.starts_with("ChecksumMismatch"), "{err}");
+    }
+
+    #[test]
+    fn a_trailer_needs_an_aws_chunked_body() {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-trailer", "x-amz-checksum-crc32".parse().unwrap());
+        assert!(expected(&h, None).is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! The HTTP layer around s3s: request ids on every response (and inside every
+//! error body), a bound on request header size answered with an S3 error,
+//! request metrics, keep-alive, and a graceful drain on shutdown.
+
+use crate::auth::{ZoneAuth, ZoneHost};
+use crate::s3::MeridianS3;
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use meridian_zone::Zone;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{Body, HttpError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Request headers larger than this (all names and values) are refused with
+/// RequestHeaderSectionTooLarge; AWS's limit is 8 KiB, we allow presigned-URL
+/// headroom.
+pub const MAX_HEADER_BYTES: usize = 16 << 10;
+/// hyper's own read buffer bound (a request over it is cut off with 431).
+const MAX_HTTP_BUFFER: usize = 256 << 10;
+/// Largest XML request body (DeleteObjects with 1,000 long keys fits).
+const MAX_XML_BODY: usize = 4 << 20;
+/// Error bodies larger than this are passed through untouched.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// The gateway's request handler.
+pub struct Gateway {
+    s3: S3Service,
+}
+
+/// Builds the handler for one zone (`dns`: virtual-host base domain).
+pub fn service(zone: Zone, dns: Option<String>) -> Gateway {
+    let mut b = S3ServiceBuilder::new(MeridianS3::new(zone.clone()));
+    b.set_auth(ZoneAuth::new(zone));
+    b.set_access(crate::auth::OwnerChecksInHandlers);
+    if let Some(d) = dns {
+        b.set_host(ZoneHost::new(d));
+    }
+    let mut cfg = s3s::config::S3Config::default();
+    cfg.xml_max_body_size = MAX_XML_BODY;
+    b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        cfg,
+    ))));
+    Gateway { s3: b.build() }
+}
+
+/// A new request id (RGW style: `tx` + random + the time).
+fn request_id() -> String {
+    format!(
+        "tx{:016x}-{:08x}",
+        rand::random::<u64>(),
+        meridian_common::now_unix_ms() / 1000
+    )
+}
+
+fn xml_error(status: u16, code: &str, message: &str, rid: &str) -> http::Response<Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{}</Message><RequestId>{rid}</RequestId></Error>",
+        escape(message)
+    );
+    let mut r = http::Response::new(Body::from(body));
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    r
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Puts `<RequestId>` into an S3 error body that lacks one.
+fn with_request_id(body: &[u8], rid: &str) -> Option<Bytes> {
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.contains("<Error>") || text.contains("<RequestId>") {
+        return None;
+    }
+    let at = text.rfind("</Error>")?;
+    Some(Bytes::from(format!(
+        "{}<RequestId>{rid}</RequestId>{}",
+        &text[..at],
+        &text[at..]
+    )))
+}
+
+impl Gateway {
+    /// Handles one request.
+    pub async fn handle(
+        &self,
+        req: http::Request<Incoming>,
+    ) -> Result<http::Response<Body>, HttpError> {
+        let started = Instant::now();
+        let rid = request_id();
+        let method = req.method().clone();
+        let header_bytes: usize = req
+            .headers()
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum();
+        let mut resp = if header_bytes > MAX_HEADER_BYTES {
+            xml_error(
+                400,
+                "RequestHeaderSectionTooLarge",
+                &format!(
+                    "request headers are {header_bytes} bytes; the limit is {MAX_HEADER_BYTES}"
+                ),
+                &rid,
+            )
+        } else {
+            let req = req.map(Body::from);
+            let resp = self.s3.call(req).await?;
+            if resp.status().as_u16() >= 400 {
+                let (mut parts, body) = resp.into_parts();
+                let body = match hyper::body::Body::size_hint(&body).upper() {
+                    Some(n) if n as usize <= MAX_ERROR_BODY => {
+                        let bytes = body
+                            .collect()
+                            .await
+                            .map(|c| c.to_bytes())
+                            .unwrap_or_default();
+                        match with_request_id(&bytes, &rid) {
+                            Some(b) => {
+                                parts.headers.remove(http::header::CONTENT_LENGTH);
+                                Body::from(b)
+                            }
+                            None => Body::from(bytes),
+                        }
+                    }
+                    _ => body,
+                };
+                http::Response::from_parts(parts, body)
+            } else {
+                resp
+            }
+        };
+        let h = resp.headers_mut();
+        if let Ok(v) = http::HeaderValue::from_str(&rid) {
+            h.insert("x-amz-request-id", v.clone());
+            h.insert("x-amz-id-2", v);
+        }
+        h.insert(
+            http::header::SERVER,
+            http::HeaderValue::from_static("Meridian"),
+        );
+        let status = resp.status().as_u16();
+        let class = match status {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        metrics::counter!("meridian_gateway_requests_total", "method" => method.to_string(), "status" => class)
+            .increment(1);
+        metrics::histogram!("meridian_gateway_request_latency_seconds", "method" => method.to_string())
+            .record(started.elapsed().as_secs_f64());
+        if status >= 500 {
+            tracing::warn!(request_id = %rid, %method, status, "request failed");
+        }
+        Ok(resp)
+    }
+}
+
+/// Accepts connections until `shutdown` completes, then waits up to `drain`
+/// for requests in flight (no new ones are read; keep-alive connections close).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gw: Arc<Gateway>,
+    shutdown: impl std::future::Future<Output = ()>,
+    drain: Duration,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(MAX_HTTP_BUFFER)
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(Some(Duration::from_secs(60)));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let gw = gw.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let gw = gw.clone();
+                    async move { gw.handle(req).await }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("draining requests in flight");
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(drain) => tracing::warn!("drain timed out; closing remaining connections"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_goes_inside_error_bodies() {
+        let body = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code></Error>";
+        let out = with_request_id(body, "tx1").unwrap();
+        assert_eq!(
+            &out[..],
+            b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><RequestId>tx1</RequestId></Error>"
+        );
+        assert!(with_request_id(b"<Error><RequestId>a</RequestId></Error>", "b").is_none());
+        assert!(with_request_id(b"not xml", "b").is_none());
+    }
+}

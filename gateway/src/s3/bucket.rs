@@ -1,0 +1,267 @@
+//! Bucket operations.
+
+use super::{MeridianS3, OrS3, acl_from_policy, grants, owner};
+use crate::convert::{timestamp, validate_tags};
+use meridian_zone::{CannedAcl, Versioning};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+fn bucket_acl(a: Option<&BucketCannedACL>) -> S3Result<CannedAcl> {
+    match a {
+        None => Ok(CannedAcl::Private),
+        Some(a) => CannedAcl::parse(a.as_str())
+            .ok_or_else(|| s3_error!(InvalidArgument, "unknown canned ACL {:?}", a.as_str())),
+    }
+}
+
+fn tag_set(tags: &[(String, String)]) -> TagSet {
+    tags.iter()
+        .map(|(k, v)| Tag {
+            key: Some(k.clone()),
+            value: Some(v.clone()),
+        })
+        .collect()
+}
+
+/// A TagSet as pairs, validated.
+pub(super) fn tags_of(t: &Tagging) -> S3Result<Vec<(String, String)>> {
+    let tags: Vec<(String, String)> = t
+        .tag_set
+        .iter()
+        .map(|t| {
+            (
+                t.key.clone().unwrap_or_default(),
+                t.value.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    validate_tags(&tags)?;
+    Ok(tags)
+}
+
+pub(super) fn tag_set_of(tags: &[(String, String)]) -> TagSet {
+    tag_set(tags)
+}
+
+impl MeridianS3 {
+    pub(super) async fn do_create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let caller = self.caller(&req).await?;
+        let user = caller.require()?;
+        let input = &req.input;
+        let zonegroup = &self.zone.params().zonegroup;
+        if let Some(lc) = input
+            .create_bucket_configuration
+            .as_ref()
+            .and_then(|c| c.location_constraint.as_ref())
+            && !lc.as_str().is_empty()
+            && lc.as_str() != zonegroup
+        {
+            return Err(s3_error!(
+                InvalidLocationConstraint,
+                "this zonegroup is {zonegroup:?}; the LocationConstraint {:?} names another",
+                lc.as_str()
+            ));
+        }
+        let acl = bucket_acl(input.acl.as_ref())?;
+        self.zone
+            .create_bucket(&input.bucket, &user.user_id, acl)
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{}", input.bucket)),
+        }))
+    }
+
+    pub(super) async fn do_head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        let (_, b) = self.readable_bucket(&req, &req.input.bucket).await?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(b.zonegroup.clone()),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn do_list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let caller = self.caller(&req).await?;
+        let user = caller.require()?;
+        let prefix = req.input.prefix.clone().unwrap_or_default();
+        let buckets = self
+            .zone
+            .list_buckets(Some(&user.user_id))
+            .await
+            .or_s3()?
+            .into_iter()
+            .filter(|b| b.name.starts_with(&prefix))
+            .map(|b| Bucket {
+                name: Some(b.name),
+                creation_date: Some(timestamp(b.created_ms * 1_000_000)),
+                bucket_region: Some(self.zone.params().zonegroup.clone()),
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(owner(&user.user_id)),
+            prefix: req.input.prefix.clone(),
+            continuation_token: None,
+        }))
+    }
+
+    pub(super) async fn do_delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        self.zone.delete_bucket(&req.input.bucket).await.or_s3()?;
+        Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+
+    pub(super) async fn do_get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        let (_, b) = self.owned_bucket(&req, &req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint: Some(BucketLocationConstraint::from(b.zonegroup.clone())),
+        }))
+    }
+
+    pub(super) async fn do_get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        let (b, _) = self.zone.bucket_fresh(&req.input.bucket).await.or_s3()?;
+        let status = match b.versioning {
+            Versioning::Off => None,
+            Versioning::Enabled => Some(BucketVersioningStatus::from_static(
+                BucketVersioningStatus::ENABLED,
+            )),
+            Versioning::Suspended => Some(BucketVersioningStatus::from_static(
+                BucketVersioningStatus::SUSPENDED,
+            )),
+        };
+        Ok(S3Response::new(GetBucketVersioningOutput {
+            status,
+            mfa_delete: None,
+        }))
+    }
+
+    pub(super) async fn do_put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        let cfg = &req.input.versioning_configuration;
+        if cfg
+            .mfa_delete
+            .as_ref()
+            .is_some_and(|m| m.as_str() == MFADelete::ENABLED)
+        {
+            return Err(s3_error!(NotImplemented, "MFA delete is not supported"));
+        }
+        let state = match cfg.status.as_ref().map(|s| s.as_str()) {
+            Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+            Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "versioning Status must be Enabled or Suspended"
+                ));
+            }
+        };
+        self.zone
+            .set_versioning(&req.input.bucket, state)
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutBucketVersioningOutput {}))
+    }
+
+    pub(super) async fn do_get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        let (_, b) = self.owned_bucket(&req, &req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketAclOutput {
+            grants: Some(grants(&b.owner, b.acl)),
+            owner: Some(owner(&b.owner)),
+        }))
+    }
+
+    pub(super) async fn do_put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        let acl = match (&req.input.acl, &req.input.access_control_policy) {
+            (Some(a), _) => bucket_acl(Some(a))?,
+            (None, Some(p)) => acl_from_policy(p)?,
+            (None, None) => {
+                return Err(s3_error!(
+                    MissingSecurityHeader,
+                    "send x-amz-acl or an AccessControlPolicy body"
+                ));
+            }
+        };
+        self.zone
+            .update_bucket(&req.input.bucket, |b| {
+                b.acl = acl;
+                Ok(())
+            })
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutBucketAclOutput::default()))
+    }
+
+    pub(super) async fn do_get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        let (b, _) = self.zone.bucket_fresh(&req.input.bucket).await.or_s3()?;
+        if b.tags.is_empty() {
+            return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist"));
+        }
+        Ok(S3Response::new(GetBucketTaggingOutput {
+            tag_set: tag_set(&b.tags),
+        }))
+    }
+
+    pub(super) async fn do_put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        let tags = tags_of(&req.input.tagging)?;
+        self.zone
+            .update_bucket(&req.input.bucket, |b| {
+                b.tags = tags.clone();
+                Ok(())
+            })
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutBucketTaggingOutput {}))
+    }
+
+    pub(super) async fn do_delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        self.zone
+            .update_bucket(&req.input.bucket, |b| {
+                b.tags.clear();
+                Ok(())
+            })
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(DeleteBucketTaggingOutput {}))
+    }
+}

@@ -1,0 +1,528 @@
+//! The S3 operations, one module per family. Every handler resolves the
+//! caller (anonymous or a zone user), checks ownership / ACLs, then calls the
+//! zone layer and maps its errors to S3's.
+
+mod bucket;
+mod multipart;
+mod object;
+
+use crate::convert::s3_error;
+use meridian_zone::{BucketInfo, CannedAcl, IndexEntry, User, Zone, ZoneError};
+use s3s::dto::*;
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use std::sync::Arc;
+
+/// The S3 service of one zone.
+pub struct MeridianS3 {
+    zone: Zone,
+}
+
+impl MeridianS3 {
+    /// Serves `zone`.
+    pub fn new(zone: Zone) -> Self {
+        Self { zone }
+    }
+}
+
+/// Who is asking.
+pub(crate) struct Caller {
+    user: Option<Arc<User>>,
+}
+
+impl Caller {
+    fn uid(&self) -> Option<&str> {
+        self.user.as_ref().map(|u| u.user_id.as_str())
+    }
+
+    fn is(&self, uid: &str) -> bool {
+        self.user
+            .as_ref()
+            .is_some_and(|u| u.user_id == uid || u.system)
+    }
+
+    /// The authenticated user, or AccessDenied for anonymous requests.
+    fn require(&self) -> S3Result<&User> {
+        self.user
+            .as_deref()
+            .ok_or_else(|| s3_error!(AccessDenied, "anonymous requests may not do this"))
+    }
+
+    fn acl_allows_read(&self, acl: CannedAcl) -> bool {
+        match acl {
+            CannedAcl::PublicRead | CannedAcl::PublicReadWrite => true,
+            CannedAcl::AuthenticatedRead => self.user.is_some(),
+            CannedAcl::Private => false,
+        }
+    }
+
+    /// List / head the bucket.
+    fn can_read_bucket(&self, b: &BucketInfo) -> bool {
+        self.is(&b.owner) || self.acl_allows_read(b.acl)
+    }
+
+    /// Create / delete objects in the bucket.
+    fn can_write_bucket(&self, b: &BucketInfo) -> bool {
+        self.is(&b.owner) || b.acl == CannedAcl::PublicReadWrite
+    }
+
+    /// Read an object version.
+    fn can_read_object(&self, b: &BucketInfo, e: &IndexEntry) -> bool {
+        self.is(&b.owner) || self.is(&e.owner) || self.acl_allows_read(e.attrs.acl)
+    }
+}
+
+fn denied() -> S3Error {
+    s3_error!(AccessDenied, "Access Denied")
+}
+
+/// Maps zone errors inside handlers.
+trait OrS3<T> {
+    fn or_s3(self) -> S3Result<T>;
+}
+
+impl<T> OrS3<T> for Result<T, ZoneError> {
+    fn or_s3(self) -> S3Result<T> {
+        self.map_err(s3_error)
+    }
+}
+
+impl MeridianS3 {
+    async fn caller<T>(&self, req: &S3Request<T>) -> S3Result<Caller> {
+        let Some(c) = &req.credentials else {
+            return Ok(Caller { user: None });
+        };
+        let user = self.zone.user_by_key(&c.access_key).await.or_s3()?;
+        if user.suspended {
+            let mut e = S3Error::with_message(
+                S3ErrorCode::Custom("UserSuspended".into()),
+                "the user is suspended",
+            );
+            e.set_status_code(http::StatusCode::FORBIDDEN);
+            return Err(e);
+        }
+        Ok(Caller { user: Some(user) })
+    }
+
+    async fn bucket(&self, name: &str) -> S3Result<Arc<BucketInfo>> {
+        self.zone.bucket(name).await.or_s3()
+    }
+
+    /// The bucket, if `allow` lets the caller at it.
+    async fn checked_bucket<T>(
+        &self,
+        req: &S3Request<T>,
+        name: &str,
+        allow: fn(&Caller, &BucketInfo) -> bool,
+    ) -> S3Result<(Caller, Arc<BucketInfo>)> {
+        let caller = self.caller(req).await?;
+        let b = self.bucket(name).await?;
+        if !allow(&caller, &b) {
+            return Err(denied());
+        }
+        Ok((caller, b))
+    }
+
+    /// The bucket, if the caller may read it.
+    async fn readable_bucket<T>(
+        &self,
+        req: &S3Request<T>,
+        name: &str,
+    ) -> S3Result<(Caller, Arc<BucketInfo>)> {
+        self.checked_bucket(req, name, Caller::can_read_bucket)
+            .await
+    }
+
+    /// The bucket, if the caller may write objects into it.
+    async fn writable_bucket<T>(
+        &self,
+        req: &S3Request<T>,
+        name: &str,
+    ) -> S3Result<(Caller, Arc<BucketInfo>)> {
+        self.checked_bucket(req, name, Caller::can_write_bucket)
+            .await
+    }
+
+    /// The bucket, if the caller owns it (bucket configuration).
+    async fn owned_bucket<T>(
+        &self,
+        req: &S3Request<T>,
+        name: &str,
+    ) -> S3Result<(Caller, Arc<BucketInfo>)> {
+        self.checked_bucket(req, name, |c, b| c.is(&b.owner)).await
+    }
+}
+
+fn owner(uid: &str) -> Owner {
+    Owner {
+        display_name: Some(uid.to_string()),
+        id: Some(uid.to_string()),
+    }
+}
+
+/// Percent-encodes for `encoding-type=url` (all but unreserved characters and '/').
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn encoder(t: &Option<EncodingType>) -> S3Result<fn(&str) -> String> {
+    match t.as_ref().map(|e| e.as_str()) {
+        None => Ok(str::to_string),
+        Some("url") => Ok(url_encode),
+        Some(o) => Err(s3_error!(
+            InvalidArgument,
+            "Invalid Encoding Method specified: {o}"
+        )),
+    }
+}
+
+fn max_keys(m: Option<i32>) -> S3Result<usize> {
+    match m {
+        None => Ok(1000),
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must not be negative")),
+        Some(n) => Ok((n as usize).min(1000)),
+    }
+}
+
+/// Canned ACL → the grants AWS reports for it.
+fn grants(owner_id: &str, acl: CannedAcl) -> Vec<Grant> {
+    let user = |id: &str, p: &'static str| Grant {
+        grantee: Some(Grantee {
+            display_name: Some(id.to_string()),
+            id: Some(id.to_string()),
+            type_: Type::from_static(Type::CANONICAL_USER),
+            email_address: None,
+            uri: None,
+        }),
+        permission: Some(Permission::from_static(p)),
+    };
+    let group = |uri: &str, p: &'static str| Grant {
+        grantee: Some(Grantee {
+            display_name: None,
+            id: None,
+            type_: Type::from_static(Type::GROUP),
+            email_address: None,
+            uri: Some(uri.to_string()),
+        }),
+        permission: Some(Permission::from_static(p)),
+    };
+    const ALL: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+    const AUTH: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
+    let mut g = vec![user(owner_id, Permission::FULL_CONTROL)];
+    match acl {
+        CannedAcl::Private => {}
+        CannedAcl::PublicRead => g.push(group(ALL, Permission::READ)),
+        CannedAcl::PublicReadWrite => {
+            g.push(group(ALL, Permission::READ));
+            g.push(group(ALL, Permission::WRITE));
+        }
+        CannedAcl::AuthenticatedRead => g.push(group(AUTH, Permission::READ)),
+    }
+    g
+}
+
+/// The canned ACL an AccessControlPolicy body expresses (only canned shapes are supported).
+fn acl_from_policy(p: &AccessControlPolicy) -> S3Result<CannedAcl> {
+    let mut all_read = false;
+    let mut all_write = false;
+    let mut auth_read = false;
+    for g in p.grants.iter().flatten() {
+        let Some(gr) = &g.grantee else { continue };
+        let perm = g.permission.as_ref().map(|p| p.as_str()).unwrap_or("");
+        match gr.uri.as_deref() {
+            Some(u) if u.ends_with("/AllUsers") => match perm {
+                "READ" => all_read = true,
+                "WRITE" => all_write = true,
+                _ => {
+                    return Err(s3_error!(
+                        NotImplemented,
+                        "only READ/WRITE grants to AllUsers are supported"
+                    ));
+                }
+            },
+            Some(u) if u.ends_with("/AuthenticatedUsers") && perm == "READ" => auth_read = true,
+            Some(_) => {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "grants to that group are not supported"
+                ));
+            }
+            None => {
+                if perm != "FULL_CONTROL" {
+                    return Err(s3_error!(
+                        NotImplemented,
+                        "per-user grants are not supported; use a canned ACL"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(match (all_read, all_write, auth_read) {
+        (true, true, _) => CannedAcl::PublicReadWrite,
+        (true, false, _) => CannedAcl::PublicRead,
+        (false, false, true) => CannedAcl::AuthenticatedRead,
+        (false, false, false) => CannedAcl::Private,
+        (false, true, _) => {
+            return Err(s3_error!(
+                NotImplemented,
+                "WRITE without READ is not supported"
+            ));
+        }
+    })
+}
+
+#[async_trait::async_trait]
+impl S3 for MeridianS3 {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.do_create_bucket(req).await
+    }
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.do_head_bucket(req).await
+    }
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        self.do_list_buckets(req).await
+    }
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.do_delete_bucket(req).await
+    }
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.do_get_bucket_location(req).await
+    }
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.do_get_bucket_versioning(req).await
+    }
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        self.do_put_bucket_versioning(req).await
+    }
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        self.do_get_bucket_acl(req).await
+    }
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        self.do_put_bucket_acl(req).await
+    }
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        self.do_get_bucket_tagging(req).await
+    }
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        self.do_put_bucket_tagging(req).await
+    }
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        self.do_delete_bucket_tagging(req).await
+    }
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        Err(s3_error!(
+            NoSuchBucketPolicy,
+            "The bucket policy does not exist"
+        ))
+    }
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        Err(s3_error!(
+            NotImplemented,
+            "bucket policies are not supported yet; use canned ACLs (private, public-read, public-read-write, authenticated-read)"
+        ))
+    }
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        self.do_list_objects(req).await
+    }
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        self.do_list_objects_v2(req).await
+    }
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        self.do_list_object_versions(req).await
+    }
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        self.do_put_object(req).await
+    }
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        self.do_get_object(req).await
+    }
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.do_head_object(req).await
+    }
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.do_delete_object(req).await
+    }
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        self.do_delete_objects(req).await
+    }
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        self.do_copy_object(req).await
+    }
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        self.do_get_object_tagging(req).await
+    }
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        self.do_put_object_tagging(req).await
+    }
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        self.do_delete_object_tagging(req).await
+    }
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        self.do_get_object_acl(req).await
+    }
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        self.do_put_object_acl(req).await
+    }
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        self.do_create_multipart_upload(req).await
+    }
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        self.do_upload_part(req).await
+    }
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        self.do_upload_part_copy(req).await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        self.do_complete_multipart_upload(req).await
+    }
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        self.do_abort_multipart_upload(req).await
+    }
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        self.do_list_parts(req).await
+    }
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        self.do_list_multipart_uploads(req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding_keeps_slashes_and_unreserved() {
+        assert_eq!(url_encode("a b/c+d%e~f"), "a%20b/c%2Bd%25e~f");
+        assert_eq!(url_encode("ü"), "%C3%BC");
+    }
+
+    #[test]
+    fn canned_acls_round_trip_through_grants() {
+        for acl in [
+            CannedAcl::Private,
+            CannedAcl::PublicRead,
+            CannedAcl::PublicReadWrite,
+            CannedAcl::AuthenticatedRead,
+        ] {
+            let p = AccessControlPolicy {
+                grants: Some(grants("u", acl)),
+                owner: Some(owner("u")),
+            };
+            assert_eq!(acl_from_policy(&p).unwrap(), acl);
+        }
+    }
+}

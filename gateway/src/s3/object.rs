@@ -1,0 +1,1041 @@
+//! Object operations: PUT/GET/HEAD/DELETE, copy, listings, tagging, ACLs.
+
+use super::bucket::{tag_set_of, tags_of};
+use super::{Caller, MeridianS3, OrS3, denied, encoder, grants, max_keys, owner};
+use crate::convert::{self, AttrHeaders, etag, timestamp, timestamp_ns};
+use futures::StreamExt as _;
+use meridian_zone::object::{ListParams, PutOptions, WriteConditions};
+use meridian_zone::{BucketInfo, CannedAcl, IndexEntry, Versioning, ZoneError, data};
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+/// A request body as the zone consumes it.
+pub(super) fn body(b: Option<StreamingBlob>) -> data::Body {
+    match b {
+        Some(b) => Box::pin(b.map(|r| r.map_err(|e| e.to_string()))),
+        None => Box::pin(futures::stream::empty()),
+    }
+}
+
+/// Object bytes as s3s sends them: the zone stream runs in its own task
+/// (bounded by a small channel), so the body is Sync and a client that goes
+/// away stops the reads.
+fn blob(mut s: data::ByteStream) -> StreamingBlob {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
+    tokio::spawn(async move {
+        while let Some(item) = s.next().await {
+            let item = item.map_err(|e| {
+                tracing::warn!(error = %e, "object read failed mid-stream");
+                std::io::Error::other(e.to_string())
+            });
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    StreamingBlob::wrap(tokio_stream_wrapper(rx))
+}
+
+fn tokio_stream_wrapper<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + Sync + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// The declared payload length (decoded length for aws-chunked bodies).
+pub(super) fn declared_length<T>(req: &S3Request<T>, content_length: Option<i64>) -> Option<u64> {
+    req.headers
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .or(content_length.and_then(|l| u64::try_from(l).ok()))
+}
+
+pub(super) fn cond_str(c: &Option<ETagCondition>) -> Option<String> {
+    c.as_ref().map(|c| match c {
+        ETagCondition::Any => "*".to_string(),
+        ETagCondition::ETag(e) => format!("\"{}\"", e.value()),
+    })
+}
+
+/// The version id header: absent for objects that never had versioning.
+fn version_header(b: &BucketInfo, vid: &str) -> Option<String> {
+    (vid != "null" || b.versioning != Versioning::Off).then(|| vid.to_string())
+}
+
+fn storage_class(e: &IndexEntry) -> String {
+    e.attrs
+        .storage_class
+        .clone()
+        .unwrap_or_else(|| "STANDARD".into())
+}
+
+/// 304, carrying the validators (ETag, Last-Modified) the client compares.
+fn not_modified(e: &IndexEntry) -> S3Error {
+    let mut err = S3Error::new(S3ErrorCode::NotModified);
+    let mut h = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", e.etag)) {
+        h.insert(http::header::ETAG, v);
+    }
+    if let Some(d) = convert::http_date(&timestamp(e.mtime_ns))
+        && let Ok(v) = http::HeaderValue::from_str(&d)
+    {
+        h.insert(http::header::LAST_MODIFIED, v);
+    }
+    err.set_headers(h);
+    err
+}
+
+/// What GET and HEAD share.
+struct ReadRequest<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    version_id: Option<&'a str>,
+    if_match: &'a Option<ETagCondition>,
+    if_none_match: &'a Option<ETagCondition>,
+    if_modified_since: &'a Option<Timestamp>,
+    if_unmodified_since: &'a Option<Timestamp>,
+    range: &'a Option<Range>,
+    part_number: Option<i32>,
+}
+
+/// Outcome of the GET/HEAD preconditions.
+enum Precondition {
+    Proceed,
+    NotModified,
+}
+
+fn check_read_conditions(
+    e: &IndexEntry,
+    if_match: &Option<ETagCondition>,
+    if_none_match: &Option<ETagCondition>,
+    if_modified_since: &Option<Timestamp>,
+    if_unmodified_since: &Option<Timestamp>,
+) -> S3Result<Precondition> {
+    let secs = (e.mtime_ns / 1_000_000_000) as i128;
+    let t_secs = |t: &Timestamp| timestamp_ns(t).div_euclid(1_000_000_000);
+    let matches = |c: &ETagCondition| match c {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(t) => t.value() == e.etag,
+    };
+    if let Some(c) = if_match {
+        if !matches(c) {
+            return Err(s3_error!(PreconditionFailed, "If-Match does not match"));
+        }
+    } else if let Some(t) = if_unmodified_since
+        && secs > t_secs(t)
+    {
+        return Err(s3_error!(
+            PreconditionFailed,
+            "modified since If-Unmodified-Since"
+        ));
+    }
+    if let Some(c) = if_none_match {
+        if matches(c) {
+            return Ok(Precondition::NotModified);
+        }
+    } else if let Some(t) = if_modified_since
+        && secs <= t_secs(t)
+    {
+        return Ok(Precondition::NotModified);
+    }
+    Ok(Precondition::Proceed)
+}
+
+/// Resolves a Range header (or a part number) against an object of `size`:
+/// (start, end exclusive, Content-Range if partial).
+fn resolve_range(
+    e: &IndexEntry,
+    range: &Option<Range>,
+    part: Option<i32>,
+) -> S3Result<(u64, u64, Option<String>)> {
+    let size = e.size;
+    if let Some(p) = part {
+        if range.is_some() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Range and partNumber cannot both be given"
+            ));
+        }
+        let sizes: Vec<u64> = if e.parts == 0 {
+            vec![size]
+        } else {
+            e.part_sizes.clone()
+        };
+        if p < 1 || p as usize > sizes.len() {
+            let mut err = S3Error::with_message(
+                S3ErrorCode::Custom("InvalidPartNumber".into()),
+                "The requested partnumber is not satisfiable",
+            );
+            err.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+            return Err(err);
+        }
+        let start: u64 = sizes[..p as usize - 1].iter().sum();
+        let end = start + sizes[p as usize - 1];
+        let cr = (e.parts > 0).then(|| format!("bytes {start}-{}/{size}", end.saturating_sub(1)));
+        return Ok((start, end, cr));
+    }
+    let Some(r) = range else {
+        return Ok((0, size, None));
+    };
+    let unsatisfiable = || {
+        let mut err = S3Error::with_message(
+            S3ErrorCode::InvalidRange,
+            "The requested range is not satisfiable",
+        );
+        let mut h = http::HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_str(&format!("bytes */{size}")) {
+            h.insert(http::header::CONTENT_RANGE, v);
+        }
+        err.set_headers(h);
+        err
+    };
+    let (start, end) = match *r {
+        Range::Int { first, last } => {
+            if first >= size {
+                return Err(unsatisfiable());
+            }
+            let last = last.map_or(size - 1, |l| l.min(size - 1));
+            if last < first {
+                return Err(unsatisfiable());
+            }
+            (first, last + 1)
+        }
+        Range::Suffix { length } => {
+            if length == 0 || size == 0 {
+                return Err(unsatisfiable());
+            }
+            (size - length.min(size), size)
+        }
+    };
+    Ok((
+        start,
+        end,
+        Some(format!("bytes {start}-{}/{size}", end - 1)),
+    ))
+}
+
+impl MeridianS3 {
+    /// The object version, if the caller may read it (delete markers: 404 / 405).
+    async fn readable_object<T>(
+        &self,
+        req: &S3Request<T>,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<(Caller, std::sync::Arc<BucketInfo>, IndexEntry)> {
+        let caller = self.caller(req).await?;
+        let b = self.bucket(bucket).await?;
+        let e = match self.zone.lookup(&b, key, version_id).await {
+            Ok(e) => e,
+            Err(err @ ZoneError::DeleteMarker { .. }) => {
+                // Without ListBucket permission the caller only learns "access denied".
+                if !caller.can_read_bucket(&b) {
+                    return Err(denied());
+                }
+                return Err(convert::s3_error(err));
+            }
+            Err(ZoneError::NoSuchKey(_) | ZoneError::NoSuchVersion { .. })
+                if !caller.can_read_bucket(&b) =>
+            {
+                return Err(denied());
+            }
+            Err(err) => return Err(convert::s3_error(err)),
+        };
+        if e.delete_marker {
+            let mut err = S3Error::with_message(
+                S3ErrorCode::MethodNotAllowed,
+                "The specified method is not allowed against this resource (a delete marker)",
+            );
+            let mut h = http::HeaderMap::new();
+            h.insert(
+                "x-amz-delete-marker",
+                http::HeaderValue::from_static("true"),
+            );
+            if let Ok(v) = http::HeaderValue::from_str(&e.version_id) {
+                h.insert("x-amz-version-id", v);
+            }
+            err.set_headers(h);
+            return Err(err);
+        }
+        if !caller.can_read_object(&b, &e) {
+            return Err(denied());
+        }
+        Ok((caller, b, e))
+    }
+
+    pub(super) async fn do_put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let (caller, b) = self.writable_bucket(&req, &req.input.bucket).await?;
+        let length = declared_length(&req, req.input.content_length);
+        let expected = crate::checksum::expected(&req.headers, req.trailing_headers.as_ref())?;
+        let mut req = req;
+        let input = &mut req.input;
+        let attrs = convert::attrs(AttrHeaders {
+            content_type: input.content_type.as_deref(),
+            cache_control: input.cache_control.as_deref(),
+            content_disposition: input.content_disposition.as_deref(),
+            content_encoding: input.content_encoding.as_deref(),
+            content_language: input.content_language.as_deref(),
+            expires: input.expires.as_ref(),
+            metadata: input.metadata.as_ref(),
+            tagging: input.tagging.as_deref(),
+            acl: input.acl.as_ref().map(|a| a.as_str()),
+            storage_class: input.storage_class.as_ref().map(|s| s.as_str()),
+        })?;
+        let opts = PutOptions {
+            owner: caller.uid().unwrap_or(&b.owner).to_string(),
+            attrs,
+            content_md5: convert::content_md5(input.content_md5.as_deref())?,
+            length,
+            conditions: WriteConditions {
+                if_match: cond_str(&input.if_match),
+                if_none_match: cond_str(&input.if_none_match),
+            },
+        };
+        let r = self
+            .zone
+            .put_object(
+                &b,
+                &input.key,
+                crate::checksum::checked(body(input.body.take()), expected),
+                opts,
+            )
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(etag(&r.etag)),
+            version_id: version_header(&b, &r.version_id),
+            ..Default::default()
+        }))
+    }
+
+    /// GET and HEAD: the version, its preconditions and range, the response headers.
+    async fn read_object<T>(
+        &self,
+        req: &S3Request<T>,
+        r: ReadRequest<'_>,
+        with_body: bool,
+    ) -> S3Result<GetObjectOutput> {
+        let (_, b, e) = self
+            .readable_object(req, r.bucket, r.key, r.version_id)
+            .await?;
+        if let Precondition::NotModified = check_read_conditions(
+            &e,
+            r.if_match,
+            r.if_none_match,
+            r.if_modified_since,
+            r.if_unmodified_since,
+        )? {
+            return Err(not_modified(&e));
+        }
+        let (start, end, content_range) = resolve_range(&e, r.range, r.part_number)?;
+        let a = &e.attrs;
+        Ok(GetObjectOutput {
+            body: with_body.then(|| blob(self.zone.read_runs(&b.id, &e.manifest.runs, start, end))),
+            e_tag: Some(etag(&e.etag)),
+            last_modified: Some(timestamp(e.mtime_ns)),
+            version_id: version_header(&b, &e.version_id),
+            content_length: Some((end - start) as i64),
+            content_range,
+            accept_ranges: Some("bytes".into()),
+            parts_count: (r.part_number.is_some() && e.parts > 0).then_some(e.parts as i32),
+            content_type: Some(
+                a.content_type
+                    .clone()
+                    .unwrap_or_else(|| "binary/octet-stream".into()),
+            ),
+            cache_control: a.cache_control.clone(),
+            content_disposition: a.content_disposition.clone(),
+            content_encoding: a.content_encoding.clone(),
+            content_language: a.content_language.clone(),
+            expires: a.expires.as_deref().and_then(convert::parse_http_date),
+            metadata: (!a.metadata.is_empty()).then(|| {
+                a.metadata
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
+            storage_class: a
+                .storage_class
+                .clone()
+                .filter(|s| s != "STANDARD")
+                .map(StorageClass::from),
+            tag_count: (!a.tags.is_empty()).then_some(a.tags.len() as i32),
+            ..Default::default()
+        })
+    }
+
+    pub(super) async fn do_get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let i = &req.input;
+        let r = ReadRequest {
+            bucket: &i.bucket,
+            key: &i.key,
+            version_id: i.version_id.as_deref(),
+            if_match: &i.if_match,
+            if_none_match: &i.if_none_match,
+            if_modified_since: &i.if_modified_since,
+            if_unmodified_since: &i.if_unmodified_since,
+            range: &i.range,
+            part_number: i.part_number,
+        };
+        Ok(S3Response::new(self.read_object(&req, r, true).await?))
+    }
+
+    pub(super) async fn do_head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let i = &req.input;
+        let r = ReadRequest {
+            bucket: &i.bucket,
+            key: &i.key,
+            version_id: i.version_id.as_deref(),
+            if_match: &i.if_match,
+            if_none_match: &i.if_none_match,
+            if_modified_since: &i.if_modified_since,
+            if_unmodified_since: &i.if_unmodified_since,
+            range: &i.range,
+            part_number: i.part_number,
+        };
+        let g = self.read_object(&req, r, false).await?;
+        Ok(S3Response::new(HeadObjectOutput {
+            accept_ranges: g.accept_ranges,
+            cache_control: g.cache_control,
+            content_disposition: g.content_disposition,
+            content_encoding: g.content_encoding,
+            content_language: g.content_language,
+            content_length: g.content_length,
+            content_range: g.content_range,
+            content_type: g.content_type,
+            e_tag: g.e_tag,
+            expires: g.expires,
+            last_modified: g.last_modified,
+            metadata: g.metadata,
+            parts_count: g.parts_count,
+            storage_class: g.storage_class,
+            version_id: g.version_id,
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn do_delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let (caller, b) = self.writable_bucket(&req, &req.input.bucket).await?;
+        let i = &req.input;
+        let r = self
+            .zone
+            .delete_object(
+                &b,
+                &i.key,
+                i.version_id.as_deref(),
+                caller.uid().unwrap_or(&b.owner),
+            )
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(DeleteObjectOutput {
+            delete_marker: r.delete_marker.then_some(true),
+            version_id: r.version_id.and_then(|v| version_header(&b, &v)),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn do_delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let (caller, b) = self.writable_bucket(&req, &req.input.bucket).await?;
+        let objects = &req.input.delete.objects;
+        if objects.len() > 1000 {
+            return Err(s3_error!(
+                MalformedXML,
+                "at most 1000 keys per DeleteObjects request"
+            ));
+        }
+        let quiet = req.input.delete.quiet.unwrap_or(false);
+        let who = caller.uid().unwrap_or(&b.owner).to_string();
+        let todo: Vec<(String, Option<String>)> = objects
+            .iter()
+            .map(|o| (o.key.clone(), o.version_id.clone()))
+            .collect();
+        let zone = self.zone.clone();
+        let results: Vec<_> = futures::stream::iter(todo)
+            .map(|(key, vid)| {
+                let (zone, b, who) = (zone.clone(), b.clone(), who.clone());
+                async move {
+                    let r = zone.delete_object(&b, &key, vid.as_deref(), &who).await;
+                    ((key, vid), r)
+                }
+            })
+            .buffered(16)
+            .collect()
+            .await;
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for ((key, vid), r) in results {
+            match r {
+                Ok(d) => {
+                    if !quiet {
+                        deleted.push(DeletedObject {
+                            key: Some(key),
+                            version_id: vid.clone(),
+                            delete_marker: d.delete_marker.then_some(true),
+                            delete_marker_version_id: if d.delete_marker && vid.is_none() {
+                                d.version_id.clone()
+                            } else {
+                                None
+                            },
+                        });
+                    }
+                }
+                Err(e) => {
+                    let s = convert::s3_error(e);
+                    errors.push(Error {
+                        code: Some(s.code().as_str().to_string()),
+                        key: Some(key),
+                        message: s.message().map(str::to_string),
+                        version_id: vid,
+                    });
+                }
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn do_copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let (caller, dst) = self.writable_bucket(&req, &req.input.bucket).await?;
+        let i = &req.input;
+        let CopySource::Bucket {
+            bucket: sb,
+            key: sk,
+            version_id: sv,
+        } = &i.copy_source
+        else {
+            return Err(s3_error!(NotImplemented, "copy sources must be bucket/key"));
+        };
+        let (_, src_b, src) = self.readable_object(&req, sb, sk, sv.as_deref()).await?;
+        copy_source_conditions(
+            &src,
+            &i.copy_source_if_match,
+            &i.copy_source_if_none_match,
+            &i.copy_source_if_modified_since,
+            &i.copy_source_if_unmodified_since,
+        )?;
+        let replace = i
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        let replace_tags = i
+            .tagging_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+        if !replace
+            && !replace_tags
+            && dst.id == src_b.id
+            && i.key == **sk
+            && i.storage_class.is_none()
+            && i.acl.is_none()
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+            ));
+        }
+        let mut attrs = if replace {
+            convert::attrs(AttrHeaders {
+                content_type: i.content_type.as_deref(),
+                cache_control: i.cache_control.as_deref(),
+                content_disposition: i.content_disposition.as_deref(),
+                content_encoding: i.content_encoding.as_deref(),
+                content_language: i.content_language.as_deref(),
+                expires: i.expires.as_ref(),
+                metadata: i.metadata.as_ref(),
+                tagging: None,
+                acl: None,
+                storage_class: i.storage_class.as_ref().map(|s| s.as_str()),
+            })?
+        } else {
+            let mut a = src.attrs.clone();
+            if let Some(sc) = &i.storage_class {
+                a.storage_class = Some(sc.as_str().to_string());
+            }
+            a
+        };
+        attrs.tags = if replace_tags {
+            i.tagging
+                .as_deref()
+                .map(convert::parse_tagging)
+                .transpose()?
+                .unwrap_or_default()
+        } else {
+            src.attrs.tags.clone()
+        };
+        attrs.acl = match &i.acl {
+            Some(a) => CannedAcl::parse(a.as_str())
+                .ok_or_else(|| s3_error!(InvalidArgument, "unknown canned ACL"))?,
+            None => CannedAcl::Private,
+        };
+        let opts = PutOptions {
+            owner: caller.uid().unwrap_or(&dst.owner).to_string(),
+            attrs,
+            ..Default::default()
+        };
+        let r = self
+            .zone
+            .copy_object(&src_b, &src, &dst, &i.key, opts)
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag(&r.etag)),
+                last_modified: Some(timestamp(r.mtime_ns)),
+                ..Default::default()
+            }),
+            version_id: version_header(&dst, &r.version_id),
+            copy_source_version_id: version_header(&src_b, &src.version_id),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn do_list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let (_, b) = self.readable_bucket(&req, &req.input.bucket).await?;
+        let i = &req.input;
+        let enc = encoder(&i.encoding_type)?;
+        let max = max_keys(i.max_keys)?;
+        let params = ListParams {
+            prefix: i.prefix.clone().unwrap_or_default(),
+            delimiter: i.delimiter.clone().filter(|d| !d.is_empty()),
+            after: i.marker.clone().filter(|m| !m.is_empty()),
+            max,
+        };
+        let page = self.zone.list_objects(&b, &params).await.or_s3()?;
+        let next_marker = (page.truncated && params.delimiter.is_some())
+            .then(|| page.last.clone().map(|m| enc(&m)))
+            .flatten();
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(b.name.clone()),
+            prefix: Some(enc(&params.prefix)),
+            marker: Some(i.marker.clone().map(|m| enc(&m)).unwrap_or_default()),
+            max_keys: Some(max as i32),
+            is_truncated: Some(page.truncated),
+            contents: Some(
+                page.entries
+                    .iter()
+                    .map(|e| object_of(e, enc, true))
+                    .collect(),
+            ),
+            common_prefixes: Some(
+                page.prefixes
+                    .iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(enc(p)),
+                    })
+                    .collect(),
+            ),
+            delimiter: params.delimiter.as_deref().map(enc),
+            next_marker,
+            encoding_type: i.encoding_type.clone(),
+            request_charged: None,
+        }))
+    }
+
+    pub(super) async fn do_list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let (_, b) = self.readable_bucket(&req, &req.input.bucket).await?;
+        let i = &req.input;
+        let enc = encoder(&i.encoding_type)?;
+        let max = max_keys(i.max_keys)?;
+        let after = match &i.continuation_token {
+            Some(t) => Some(decode_token(t)?),
+            None => i.start_after.clone().filter(|s| !s.is_empty()),
+        };
+        let params = ListParams {
+            prefix: i.prefix.clone().unwrap_or_default(),
+            delimiter: i.delimiter.clone().filter(|d| !d.is_empty()),
+            after,
+            max,
+        };
+        let page = self.zone.list_objects(&b, &params).await.or_s3()?;
+        let fetch_owner = i.fetch_owner.unwrap_or(false);
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(b.name.clone()),
+            prefix: Some(enc(&params.prefix)),
+            max_keys: Some(max as i32),
+            key_count: Some((page.entries.len() + page.prefixes.len()) as i32),
+            continuation_token: i.continuation_token.clone(),
+            is_truncated: Some(page.truncated),
+            next_continuation_token: page
+                .truncated
+                .then(|| page.last.as_deref().map(encode_token))
+                .flatten(),
+            contents: Some(
+                page.entries
+                    .iter()
+                    .map(|e| object_of(e, enc, fetch_owner))
+                    .collect(),
+            ),
+            common_prefixes: Some(
+                page.prefixes
+                    .iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(enc(p)),
+                    })
+                    .collect(),
+            ),
+            delimiter: params.delimiter.as_deref().map(enc),
+            encoding_type: i.encoding_type.clone(),
+            start_after: i.start_after.as_deref().map(enc),
+            request_charged: None,
+        }))
+    }
+
+    pub(super) async fn do_list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let (_, b) = self.readable_bucket(&req, &req.input.bucket).await?;
+        let i = &req.input;
+        let enc = encoder(&i.encoding_type)?;
+        let max = max_keys(i.max_keys)?;
+        let params = ListParams {
+            prefix: i.prefix.clone().unwrap_or_default(),
+            delimiter: i.delimiter.clone().filter(|d| !d.is_empty()),
+            after: i.key_marker.clone().filter(|k| !k.is_empty()),
+            max,
+        };
+        let page = self
+            .zone
+            .list_versions(&b, &params, i.version_id_marker.as_deref())
+            .await
+            .or_s3()?;
+        let mut versions = Vec::new();
+        let mut markers = Vec::new();
+        for (e, latest) in &page.versions {
+            if e.delete_marker {
+                markers.push(DeleteMarkerEntry {
+                    is_latest: Some(*latest),
+                    key: Some(enc(&e.key)),
+                    last_modified: Some(timestamp(e.mtime_ns)),
+                    owner: Some(owner(&e.owner)),
+                    version_id: Some(e.version_id.clone()),
+                });
+            } else {
+                versions.push(ObjectVersion {
+                    e_tag: Some(etag(&e.etag)),
+                    is_latest: Some(*latest),
+                    key: Some(enc(&e.key)),
+                    last_modified: Some(timestamp(e.mtime_ns)),
+                    owner: Some(owner(&e.owner)),
+                    size: Some(e.size as i64),
+                    storage_class: Some(ObjectVersionStorageClass::from(storage_class(e))),
+                    version_id: Some(e.version_id.clone()),
+                    ..Default::default()
+                });
+            }
+        }
+        let (next_key, next_vid) = match (&page.next, page.truncated) {
+            (Some((k, v)), true) => (Some(enc(k)), (!v.is_empty()).then(|| v.clone())),
+            _ => (None, None),
+        };
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            common_prefixes: Some(
+                page.prefixes
+                    .iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(enc(p)),
+                    })
+                    .collect(),
+            ),
+            delete_markers: Some(markers),
+            delimiter: params.delimiter.as_deref().map(enc),
+            encoding_type: i.encoding_type.clone(),
+            is_truncated: Some(page.truncated),
+            key_marker: Some(i.key_marker.clone().map(|k| enc(&k)).unwrap_or_default()),
+            max_keys: Some(max as i32),
+            name: Some(b.name.clone()),
+            next_key_marker: next_key,
+            next_version_id_marker: next_vid,
+            prefix: Some(enc(&params.prefix)),
+            request_charged: None,
+            version_id_marker: Some(i.version_id_marker.clone().unwrap_or_default()),
+            versions: Some(versions),
+        }))
+    }
+
+    pub(super) async fn do_get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let i = &req.input;
+        let (_, b, e) = self
+            .readable_object(&req, &i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
+        Ok(S3Response::new(GetObjectTaggingOutput {
+            tag_set: tag_set_of(&e.attrs.tags),
+            version_id: version_header(&b, &e.version_id),
+        }))
+    }
+
+    pub(super) async fn do_put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let (_, b) = self.writable_bucket(&req, &req.input.bucket).await?;
+        let i = &req.input;
+        let tags = tags_of(&i.tagging)?;
+        let e = self
+            .zone
+            .update_attrs(&b, &i.key, i.version_id.as_deref(), |a| {
+                a.tags = tags.clone()
+            })
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutObjectTaggingOutput {
+            version_id: version_header(&b, &e.version_id),
+        }))
+    }
+
+    pub(super) async fn do_delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let (_, b) = self.writable_bucket(&req, &req.input.bucket).await?;
+        let i = &req.input;
+        let e = self
+            .zone
+            .update_attrs(&b, &i.key, i.version_id.as_deref(), |a| a.tags.clear())
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(DeleteObjectTaggingOutput {
+            version_id: version_header(&b, &e.version_id),
+        }))
+    }
+
+    pub(super) async fn do_get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        let i = &req.input;
+        let (_, _, e) = self
+            .readable_object(&req, &i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
+        Ok(S3Response::new(GetObjectAclOutput {
+            grants: Some(grants(&e.owner, e.attrs.acl)),
+            owner: Some(owner(&e.owner)),
+            request_charged: None,
+        }))
+    }
+
+    pub(super) async fn do_put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        let caller = self.caller(&req).await?;
+        let i = &req.input;
+        let b = self.bucket(&i.bucket).await?;
+        let e = self
+            .zone
+            .lookup(&b, &i.key, i.version_id.as_deref())
+            .await
+            .or_s3()?;
+        if !caller.is(&b.owner) && !caller.is(&e.owner) {
+            return Err(denied());
+        }
+        let acl = match (&i.acl, &i.access_control_policy) {
+            (Some(a), _) => CannedAcl::parse(a.as_str())
+                .ok_or_else(|| s3_error!(InvalidArgument, "unknown canned ACL"))?,
+            (None, Some(p)) => super::acl_from_policy(p)?,
+            (None, None) => {
+                return Err(s3_error!(
+                    MissingSecurityHeader,
+                    "send x-amz-acl or an AccessControlPolicy body"
+                ));
+            }
+        };
+        self.zone
+            .update_attrs(&b, &i.key, i.version_id.as_deref(), |a| a.acl = acl)
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutObjectAclOutput::default()))
+    }
+}
+
+/// The copy-source preconditions (all answered with 412, as AWS does).
+pub(super) fn copy_source_conditions(
+    src: &IndexEntry,
+    if_match: &Option<ETagCondition>,
+    if_none_match: &Option<ETagCondition>,
+    if_modified_since: &Option<Timestamp>,
+    if_unmodified_since: &Option<Timestamp>,
+) -> S3Result<()> {
+    match check_read_conditions(
+        src,
+        if_match,
+        if_none_match,
+        if_modified_since,
+        if_unmodified_since,
+    ) {
+        Ok(Precondition::Proceed) => Ok(()),
+        Ok(Precondition::NotModified) => Err(s3_error!(
+            PreconditionFailed,
+            "a copy-source condition does not hold"
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+fn object_of(e: &IndexEntry, enc: fn(&str) -> String, with_owner: bool) -> Object {
+    Object {
+        e_tag: Some(etag(&e.etag)),
+        key: Some(enc(&e.key)),
+        last_modified: Some(timestamp(e.mtime_ns)),
+        owner: with_owner.then(|| owner(&e.owner)),
+        size: Some(e.size as i64),
+        storage_class: Some(ObjectStorageClass::from(storage_class(e))),
+        ..Default::default()
+    }
+}
+
+/// ListObjectsV2 continuation tokens: the last key, base64 (opaque to clients).
+fn encode_token(key: &str) -> String {
+    base64_simd::URL_SAFE_NO_PAD.encode_to_string(key.as_bytes())
+}
+
+fn decode_token(t: &str) -> S3Result<String> {
+    base64_simd::URL_SAFE_NO_PAD
+        .decode_to_vec(t)
+        .ok()
+        .and_then(|v| String::from_utf8(v).ok())
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "The continuation token provided is incorrect"
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(size: u64) -> IndexEntry {
+        IndexEntry {
+            size,
+            etag: "e".into(),
+            mtime_ns: 10_000_000_000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ranges_resolve_as_http_says() {
+        let e = entry(100);
+        let r = |r: Range| resolve_range(&e, &Some(r), None).map(|(s, e, _)| (s, e));
+        assert_eq!(
+            r(Range::Int {
+                first: 0,
+                last: Some(9)
+            })
+            .unwrap(),
+            (0, 10)
+        );
+        assert_eq!(
+            r(Range::Int {
+                first: 90,
+                last: None
+            })
+            .unwrap(),
+            (90, 100)
+        );
+        assert_eq!(
+            r(Range::Int {
+                first: 90,
+                last: Some(500)
+            })
+            .unwrap(),
+            (90, 100)
+        );
+        assert_eq!(r(Range::Suffix { length: 5 }).unwrap(), (95, 100));
+        assert_eq!(r(Range::Suffix { length: 500 }).unwrap(), (0, 100));
+        assert!(
+            r(Range::Int {
+                first: 100,
+                last: None
+            })
+            .is_err()
+        );
+        assert!(r(Range::Suffix { length: 0 }).is_err());
+        let (_, _, cr) = resolve_range(
+            &e,
+            &Some(Range::Int {
+                first: 1,
+                last: Some(2),
+            }),
+            None,
+        )
+        .unwrap();
+        assert_eq!(cr.as_deref(), Some("bytes 1-2/100"));
+    }
+
+    #[test]
+    fn part_numbers_select_parts() {
+        let mut e = entry(30);
+        e.parts = 3;
+        e.part_sizes = vec![10, 10, 10];
+        let (s, end, cr) = resolve_range(&e, &None, Some(2)).unwrap();
+        assert_eq!((s, end), (10, 20));
+        assert_eq!(cr.as_deref(), Some("bytes 10-19/30"));
+        assert!(resolve_range(&e, &None, Some(4)).is_err());
+    }
+
+    #[test]
+    fn conditions_follow_rfc_precedence() {
+        let e = entry(1);
+        let tag = |s: &str| Some(ETagCondition::ETag(ETag::Strong(s.into())));
+        let at = |secs: u64| Some(timestamp(secs * 1_000_000_000));
+        assert!(check_read_conditions(&e, &tag("x"), &None, &None, &None).is_err());
+        assert!(matches!(
+            check_read_conditions(&e, &None, &tag("e"), &None, &None),
+            Ok(Precondition::NotModified)
+        ));
+        assert!(matches!(
+            check_read_conditions(&e, &None, &None, &at(10), &None),
+            Ok(Precondition::NotModified)
+        ));
+        assert!(matches!(
+            check_read_conditions(&e, &None, &None, &at(9), &None),
+            Ok(Precondition::Proceed)
+        ));
+        assert!(check_read_conditions(&e, &None, &None, &None, &at(9)).is_err());
+        // If-Match that holds overrides a failing If-Unmodified-Since.
+        assert!(check_read_conditions(&e, &tag("e"), &None, &None, &at(9)).is_ok());
+    }
+
+    #[test]
+    fn continuation_tokens_round_trip() {
+        for k in ["a", "dir/ü b+c", ""] {
+            assert_eq!(decode_token(&encode_token(k)).unwrap(), k);
+        }
+        assert!(decode_token("!!!").is_err());
+    }
+}

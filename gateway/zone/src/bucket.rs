@@ -1,0 +1,379 @@
+//! Buckets, in the meta pool: `bucket.<name>` holds the [`BucketInfo`]
+//! (created exclusively, so names are unique in the zone) and the `buckets`
+//! omap directory lists them with their owners. A bucket's index shards are
+//! created before its record (a crash leaves empty, unreferenced shards,
+//! never a record without shards).
+
+use crate::index::{self, RangeReq};
+use crate::{
+    BucketInfo, CannedAcl, Result, ShardState, Versioning, Zone, ZoneError, json, parse, random_id,
+};
+use bytes::Bytes;
+use meridian_client::ClientError;
+use meridian_client::ops::sub;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+const BUCKETS_DIR: &str = "buckets";
+
+fn bucket_object(name: &str) -> String {
+    format!("bucket.{name}")
+}
+
+/// A `buckets` directory entry.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+struct DirEntry {
+    owner: String,
+    created_ms: u64,
+}
+
+/// A bucket as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketListing {
+    /// Name.
+    pub name: String,
+    /// Owner uid.
+    pub owner: String,
+    /// Creation time, Unix ms.
+    pub created_ms: u64,
+}
+
+/// Object count and bytes of a bucket (current versions and noncurrent ones).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BucketStats {
+    /// Objects (versions that are not delete markers).
+    pub num_objects: u64,
+    /// Their bytes.
+    pub size: u64,
+    /// Multipart uploads in progress.
+    pub uploads: u64,
+}
+
+/// Checks a bucket name against AWS's rules for new buckets.
+pub fn validate_bucket_name(name: &str) -> Result<()> {
+    let bad = |reason: &str| {
+        Err(ZoneError::InvalidBucketName {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if name.len() < 3 || name.len() > 63 {
+        return bad("bucket names are 3 to 63 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return bad("only lowercase letters, digits, '.' and '-' are allowed");
+    }
+    let first = name.as_bytes()[0];
+    let last = name.as_bytes()[name.len() - 1];
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        return bad("bucket names begin and end with a letter or digit");
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return bad("no two adjacent periods, nor a period next to a hyphen");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return bad("bucket names must not look like an IP address");
+    }
+    if name.starts_with("xn--") || name.starts_with("sthree-") {
+        return bad("the prefixes xn-- and sthree- are reserved");
+    }
+    if name.ends_with("-s3alias") || name.ends_with("--ol-s3") {
+        return bad("the suffixes -s3alias and --ol-s3 are reserved");
+    }
+    Ok(())
+}
+
+impl Zone {
+    /// The bucket record (cached for `rgw_cache_ttl_ms`).
+    pub async fn bucket(&self, name: &str) -> Result<Arc<BucketInfo>> {
+        if let Some(b) = Self::cache_get(&self.inner.buckets, name, self.params().cache_ttl) {
+            return Ok(b);
+        }
+        let b = self.bucket_fresh(name).await?.0;
+        let b = Arc::new(b);
+        Self::cache_put(&self.inner.buckets, name, b.clone());
+        Ok(b)
+    }
+
+    /// The bucket record as stored now, and its version.
+    pub async fn bucket_fresh(&self, name: &str) -> Result<(BucketInfo, u64)> {
+        self.read_record::<BucketInfo>(&self.pools().meta, &bucket_object(name))
+            .await?
+            .ok_or_else(|| ZoneError::NoSuchBucket(name.into()))
+    }
+
+    /// Creates a bucket owned by `owner`.
+    pub async fn create_bucket(
+        &self,
+        name: &str,
+        owner: &str,
+        acl: CannedAcl,
+    ) -> Result<BucketInfo> {
+        validate_bucket_name(name)?;
+        let user = self.user(owner).await?;
+        if let Ok((b, _)) = self.bucket_fresh(name).await {
+            return Err(ZoneError::BucketExists {
+                name: name.into(),
+                owned_by_you: b.owner == owner,
+            });
+        }
+        if user.max_buckets > 0 {
+            let n = self.list_buckets(Some(owner)).await?.len();
+            if n >= user.max_buckets as usize {
+                return Err(ZoneError::TooManyBuckets(user.max_buckets));
+            }
+        }
+        let info = BucketInfo {
+            v: 1,
+            name: name.into(),
+            id: random_id(),
+            owner: owner.into(),
+            created_ms: meridian_common::now_unix_ms(),
+            zonegroup: self.params().zonegroup.clone(),
+            num_shards: self.params().index_shards,
+            versioning: Versioning::Off,
+            acl,
+            tags: Vec::new(),
+            policy: None,
+        };
+        self.create_shards(&info).await?;
+        if !self
+            .create_record(&self.pools().meta, &bucket_object(name), &info)
+            .await?
+        {
+            // Lost the race for the name: our shards are unreferenced; drop them.
+            self.remove_shards(&info).await;
+            let owned_by_you = self
+                .bucket_fresh(name)
+                .await
+                .map(|(b, _)| b.owner == owner)
+                .unwrap_or(false);
+            return Err(ZoneError::BucketExists {
+                name: name.into(),
+                owned_by_you,
+            });
+        }
+        self.cluster()
+            .op(
+                &self.pools().meta,
+                BUCKETS_DIR,
+                vec![sub::omap_set(vec![(
+                    Bytes::from(name.to_string()),
+                    json(&DirEntry {
+                        owner: owner.into(),
+                        created_ms: info.created_ms,
+                    }),
+                )])],
+            )
+            .await?;
+        self.mdlog("bucket", name, "write").await?;
+        Self::cache_forget(&self.inner.buckets, name);
+        Ok(info)
+    }
+
+    async fn remove_shards(&self, info: &BucketInfo) {
+        for s in 0..info.num_shards {
+            let obj = index::shard_object(&info.id, s);
+            if let Err(e) = self.cluster().remove(&self.pools().index, &obj).await
+                && !matches!(e, ClientError::NotFound(_))
+            {
+                tracing::warn!(bucket = %info.name, shard = s, error = %e, "could not remove index shard");
+            }
+        }
+    }
+
+    /// Every bucket (of `owner`, if given), sorted by name.
+    pub async fn list_buckets(&self, owner: Option<&str>) -> Result<Vec<BucketListing>> {
+        let entries = match self
+            .cluster()
+            .omap_get_all(&self.pools().meta, BUCKETS_DIR)
+            .await
+        {
+            Ok(v) => v,
+            Err(ClientError::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            let d: DirEntry = parse("bucket directory entry", &v)?;
+            if owner.is_none_or(|o| o == d.owner) {
+                out.push(BucketListing {
+                    name: String::from_utf8_lossy(&k).into_owned(),
+                    owner: d.owner,
+                    created_ms: d.created_ms,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Changes the bucket record with `f` (ACL, tags, policy), compare-and-swap.
+    pub async fn update_bucket(
+        &self,
+        name: &str,
+        mut f: impl FnMut(&mut BucketInfo) -> Result<()>,
+    ) -> Result<BucketInfo> {
+        for _ in 0..32 {
+            let (mut b, version) = self.bucket_fresh(name).await?;
+            f(&mut b)?;
+            if self
+                .replace_record(&self.pools().meta, &bucket_object(name), &b, version)
+                .await?
+            {
+                Self::cache_forget(&self.inner.buckets, name);
+                self.mdlog("bucket", name, "write").await?;
+                return Ok(b);
+            }
+        }
+        Err(ZoneError::Contention(format!("bucket {name}")))
+    }
+
+    /// PutBucketVersioning: the shard headers first (what writes follow), then the record.
+    pub async fn set_versioning(&self, name: &str, state: Versioning) -> Result<BucketInfo> {
+        if state == Versioning::Off {
+            return Err(ZoneError::InvalidArgument(
+                "versioning can be Enabled or Suspended, not turned off".into(),
+            ));
+        }
+        let b = self.bucket_fresh(name).await?.0;
+        self.update_headers(&b, 0..b.num_shards, |h| h.versioning = state)
+            .await?;
+        self.update_bucket(name, |b| {
+            b.versioning = state;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes an empty bucket: marks every shard deleting (so no write can
+    /// land), checks that each is empty (else reverts: BucketNotEmpty), then
+    /// removes the record, collects leftover data and removes the shards.
+    pub async fn delete_bucket(&self, name: &str) -> Result<()> {
+        let (b, version) = self.bucket_fresh(name).await?;
+        let mut marked = Vec::new();
+        let mut not_empty = false;
+        for s in 0..b.num_shards {
+            self.update_headers(&b, std::iter::once(s), |h| h.state = ShardState::Deleting)
+                .await?;
+            marked.push(s);
+            let snap = self
+                .shard_read(
+                    &b,
+                    s,
+                    &[],
+                    &[
+                        RangeReq::prefix(Bytes::from_static(index::VERSION_PREFIX), 1),
+                        RangeReq::prefix(Bytes::from_static(index::UPLOAD_PREFIX), 1),
+                    ],
+                )
+                .await?;
+            if snap.ranges.iter().any(|(e, _)| !e.is_empty()) {
+                not_empty = true;
+                break;
+            }
+        }
+        if not_empty {
+            self.update_headers(&b, marked.into_iter(), |h| h.state = ShardState::Live)
+                .await?;
+            return Err(ZoneError::BucketNotEmpty(name.into()));
+        }
+        if !self
+            .remove_record(&self.pools().meta, &bucket_object(name), version)
+            .await?
+        {
+            // The record changed under us (ACL, versioning): re-read and retry once more.
+            let (_, v2) = self.bucket_fresh(name).await?;
+            if !self
+                .remove_record(&self.pools().meta, &bucket_object(name), v2)
+                .await?
+            {
+                return Err(ZoneError::Contention(format!("bucket {name}")));
+            }
+        }
+        Self::cache_forget(&self.inner.buckets, name);
+        match self
+            .cluster()
+            .op(
+                &self.pools().meta,
+                BUCKETS_DIR,
+                vec![sub::omap_rm(vec![Bytes::from(name.to_string())])],
+            )
+            .await
+        {
+            Ok(_) | Err(ClientError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.mdlog("bucket", name, "remove").await?;
+        // Leftover data (GC records, crashed writes) goes now: nothing can read it any more.
+        for s in 0..b.num_shards {
+            if let Err(e) = self.collect_shard(&b, s, true, true).await {
+                tracing::warn!(bucket = name, shard = s, error = %e, "leftover data of a deleted bucket");
+            }
+        }
+        self.remove_shards(&b).await;
+        Ok(())
+    }
+
+    /// Objects and bytes in a bucket (a scan of its version entries).
+    pub async fn bucket_stats(&self, name: &str) -> Result<BucketStats> {
+        let b = self.bucket_fresh(name).await?.0;
+        let mut stats = BucketStats::default();
+        let mut scan = index::MergedScan::new(
+            self,
+            &b,
+            Bytes::from_static(index::VERSION_PREFIX),
+            Bytes::new(),
+            1000,
+        );
+        while let Some((_, v)) = scan.next().await? {
+            let e: crate::IndexEntry = parse("index entry", &v)?;
+            if !e.delete_marker {
+                stats.num_objects += 1;
+                stats.size += e.size;
+            }
+        }
+        let mut ups = index::MergedScan::new(
+            self,
+            &b,
+            Bytes::from_static(index::UPLOAD_PREFIX),
+            Bytes::new(),
+            1000,
+        );
+        while ups.next().await?.is_some() {
+            stats.uploads += 1;
+        }
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_follow_aws_rules() {
+        for ok in ["abc", "my-bucket", "my.bucket.1", "a1b", &"a".repeat(63)] {
+            validate_bucket_name(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "ab",
+            &"a".repeat(64),
+            "MyBucket",
+            "my_bucket",
+            "-abc",
+            "abc-",
+            "a..b",
+            "a.-b",
+            "192.168.1.1",
+            "xn--abc",
+            "abc-s3alias",
+            "a b",
+        ] {
+            assert!(validate_bucket_name(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Object data in the data pool: each run of bytes (a PUT, or one part of a
+//! multipart upload) is striped into objects of at most [`STRIPE`] bytes named
+//! `<bucket id>_<inst>`, `<bucket id>_<inst>.1`, ... Writes stream from the
+//! request body with bounded buffering; reads stream with a small prefetch.
+
+use crate::{DataRef, Result, Zone, ZoneError};
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use md5::{Digest as _, Md5};
+use meridian_client::ClientError;
+use std::pin::Pin;
+
+/// Stripe size (DESIGN.md: tail objects of at most 4 MiB).
+pub const STRIPE: u64 = 4 << 20;
+/// Stripe writes in flight per request.
+const WRITES_IN_FLIGHT: usize = 2;
+/// Stripe reads prefetched per request.
+const READS_AHEAD: usize = 2;
+
+/// A request body as the zone consumes it.
+pub type Body = Pin<Box<dyn Stream<Item = std::result::Result<Bytes, String>> + Send>>;
+/// Object bytes as the zone produces them.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+
+/// Name of stripe `n` of a run.
+pub fn stripe_name(bucket_id: &str, inst: &str, n: u64) -> String {
+    if n == 0 {
+        format!("{bucket_id}_{inst}")
+    } else {
+        format!("{bucket_id}_{inst}.{n}")
+    }
+}
+
+/// Stripes a run of `size` bytes occupies.
+pub fn stripe_count(size: u64) -> u64 {
+    size.div_ceil(STRIPE)
+}
+
+/// Every stripe object name of a run.
+pub fn stripe_names(bucket_id: &str, run: &DataRef) -> Vec<String> {
+    (0..stripe_count(run.size))
+        .map(|n| stripe_name(bucket_id, &run.inst, n))
+        .collect()
+}
+
+/// What was stored.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Bytes.
+    pub size: u64,
+    /// MD5 of the bytes.
+    pub md5: [u8; 16],
+}
+
+impl Zone {
+    /// Streams `body` into stripes of run `inst`; fails (leaving partial
+    /// stripes for GC, since an intent covers them) past `limit` bytes or on a
+    /// body error.
+    pub async fn write_run(
+        &self,
+        bucket_id: &str,
+        inst: &str,
+        mut body: Body,
+        limit: u64,
+    ) -> Result<Written> {
+        let mut md5 = Md5::new();
+        let mut size = 0u64;
+        let mut n = 0u64;
+        let mut buf = BytesMut::new();
+        let mut inflight = futures::stream::FuturesUnordered::new();
+        let mut permit = Some(self.stripe_permit().await?);
+        loop {
+            let chunk = body.next().await;
+            let end = chunk.is_none();
+            if let Some(c) = chunk {
+                let c = c.map_err(ZoneError::Body)?;
+                size += c.len() as u64;
+                if size > limit {
+                    return Err(ZoneError::EntityTooLarge { limit });
+                }
+                md5.update(&c);
+                buf.extend_from_slice(&c);
+            }
+            // Flush whole stripes (and the tail at the end).
+            while buf.len() as u64 >= STRIPE || (end && !buf.is_empty()) {
+                let take = (buf.len() as u64).min(STRIPE) as usize;
+                let stripe = buf.split_to(take).freeze();
+                let name = stripe_name(bucket_id, inst, n);
+                n += 1;
+                let p = permit.take();
+                let cluster = self.cluster().clone();
+                let pool = self.pools().data.clone();
+                inflight.push(async move {
+                    let r = cluster.write_full(&pool, &name, stripe).await;
+                    drop(p);
+                    r
+                });
+                while inflight.len() >= WRITES_IN_FLIGHT {
+                    if let Some(r) = inflight.next().await {
+                        r?;
+                    }
+                }
+                if !end {
+                    permit = Some(self.stripe_permit().await?);
+                }
+            }
+            if end {
+                break;
+            }
+        }
+        while let Some(r) = inflight.next().await {
+            r?;
+        }
+        Ok(Written {
+            size,
+            md5: md5.finalize().into(),
+        })
+    }
+
+    async fn stripe_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.inner
+            .stripe_buffers
+            .acquire()
+            .await
+            .map_err(|_| ZoneError::Body("gateway shutting down".into()))
+    }
+
+    /// Streams bytes `[start, end)` of the concatenated runs.
+    pub fn read_runs(&self, bucket_id: &str, runs: &[DataRef], start: u64, end: u64) -> ByteStream {
+        let mut pieces = Vec::new();
+        let mut base = 0u64;
+        for run in runs {
+            let (run_start, run_end) = (base, base + run.size);
+            base = run_end;
+            if run_end <= start || run_start >= end {
+                continue;
+            }
+            let from = start.max(run_start) - run_start;
+            let to = end.min(run_end) - run_start;
+            let mut off = from;
+            while off < to {
+                let n = off / STRIPE;
+                let in_stripe = off % STRIPE;
+                let len = (STRIPE - in_stripe).min(to - off);
+                pieces.push((stripe_name(bucket_id, &run.inst, n), in_stripe, len));
+                off += len;
+            }
+        }
+        let cluster = self.cluster().clone();
+        let pool = self.pools().data.clone();
+        Box::pin(
+            futures::stream::iter(pieces)
+                .map(move |(name, off, len)| {
+                    let cluster = cluster.clone();
+                    let pool = pool.clone();
+                    async move {
+                        let data = cluster.read_range(&pool, &name, off, len).await.map_err(
+                            |e| match e {
+                                ClientError::NotFound(_) => ZoneError::Corrupt {
+                                    what: format!("data object {name}"),
+                                    reason: "missing".into(),
+                                },
+                                e => e.into(),
+                            },
+                        )?;
+                        if data.len() as u64 != len {
+                            return Err(ZoneError::Corrupt {
+                                what: format!("data object {name}"),
+                                reason: format!("{} bytes at {off}, expected {len}", data.len()),
+                            });
+                        }
+                        Ok(data)
+                    }
+                })
+                .buffered(READS_AHEAD),
+        )
+    }
+
+    /// Deletes every stripe of `runs` (missing stripes are fine: deletion is idempotent).
+    pub async fn delete_runs(&self, bucket_id: &str, runs: &[DataRef]) -> Result<usize> {
+        let names: Vec<String> = runs
+            .iter()
+            .flat_map(|r| stripe_names(bucket_id, r))
+            .collect();
+        let pool = self.pools().data.clone();
+        let results = futures::stream::iter(names)
+            .map(|name| {
+                let pool = pool.clone();
+                async move {
+                    match self.cluster().remove(&pool, &name).await {
+                        Ok(()) => Ok(1),
+                        Err(ClientError::NotFound(_)) => Ok(0),
+                        Err(e) => Err(ZoneError::from(e)),
+                    }
+                }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
+        let mut removed = 0;
+        for r in results {
+            removed += r?;
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stripes_are_named_and_counted() {
+        assert_eq!(stripe_count(0), 0);
+        assert_eq!(stripe_count(1), 1);
+        assert_eq!(stripe_count(STRIPE), 1);
+        assert_eq!(stripe_count(STRIPE + 1), 2);
+        let run = DataRef {
+            inst: "i1".into(),
+            size: 2 * STRIPE + 5,
+        };
+        let names = stripe_names("b", &run);
+        assert_eq!(names, vec!["b_i1", "b_i1.1", "b_i1.2"]);
+    }
+}

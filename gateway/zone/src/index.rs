@@ -1,0 +1,581 @@
+//! Bucket index shards: one omap object per shard (`.dir.<bucket id>.<n>` in
+//! the index pool), holding, by key prefix:
+//!
+//! | prefix | record |
+//! |---|---|
+//! | `hdr` | [`ShardHeader`]: live/deleting, versioning |
+//! | `o<key>` | the current [`IndexEntry`] of a key (may be a delete marker) |
+//! | `v<key>\0<order>.<version id>` | every version, newest first per key |
+//! | `u<key>\0<upload id>` | multipart uploads in progress |
+//! | `p<upload id>.<part, 5 digits>` | their parts |
+//! | `i<inst>` | writes in progress ([`Intent`]) |
+//! | `g<due ms, 20 digits><inst>` | unreferenced data awaiting GC |
+//! | `l<seq, 20 digits>` | the bucket index log |
+//!
+//! Every change is one compound op: compare the header and each key the
+//! change was computed from (per-key CAS, so writers of other keys never
+//! conflict), then remove/set entries and append the bilog entry with
+//! `omap_set_seq` (sequence = the shard object's new user version: ordered
+//! and gap-free). The data log hint is written before the change, so no
+//! change is ever without one.
+
+use crate::{
+    BilogEntry, BucketInfo, DatalogEntry, Result, ShardHeader, ShardState, Zone, ZoneError, json,
+    parse, shard_hash,
+};
+use bytes::Bytes;
+use meridian_client::ClientError;
+use meridian_client::ops::sub;
+use meridian_proto::osd::SubOp;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+/// Omap key of the shard header.
+pub const HDR: &[u8] = b"hdr";
+/// Prefix of the bucket index log.
+pub const BILOG_PREFIX: &[u8] = b"l";
+/// Prefix of GC records.
+pub const GC_PREFIX: &[u8] = b"g";
+/// Prefix of intents.
+pub const INTENT_PREFIX: &[u8] = b"i";
+/// Prefix of current entries.
+pub const CURRENT_PREFIX: &[u8] = b"o";
+/// Prefix of version entries.
+pub const VERSION_PREFIX: &[u8] = b"v";
+/// Prefix of upload records.
+pub const UPLOAD_PREFIX: &[u8] = b"u";
+/// Prefix of part records.
+pub const PART_PREFIX: &[u8] = b"p";
+
+fn cat(parts: &[&[u8]]) -> Bytes {
+    let mut v = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        v.extend_from_slice(p);
+    }
+    Bytes::from(v)
+}
+
+/// `o<key>`.
+pub fn current_key(key: &str) -> Bytes {
+    cat(&[CURRENT_PREFIX, key.as_bytes()])
+}
+/// `v<key>\0`: every version of `key`.
+pub fn versions_prefix(key: &str) -> Bytes {
+    cat(&[VERSION_PREFIX, key.as_bytes(), b"\0"])
+}
+/// `v<key>\0<order>.<version id>`.
+pub fn version_key(key: &str, order: &str, version_id: &str) -> Bytes {
+    cat(&[
+        VERSION_PREFIX,
+        key.as_bytes(),
+        b"\0",
+        order.as_bytes(),
+        b".",
+        version_id.as_bytes(),
+    ])
+}
+/// `u<key>\0<upload id>`.
+pub fn upload_key(key: &str, upload_id: &str) -> Bytes {
+    cat(&[UPLOAD_PREFIX, key.as_bytes(), b"\0", upload_id.as_bytes()])
+}
+/// `p<upload id>.`: every part of an upload.
+pub fn parts_prefix(upload_id: &str) -> Bytes {
+    cat(&[PART_PREFIX, upload_id.as_bytes(), b"."])
+}
+/// `p<upload id>.<part>`.
+pub fn part_key(upload_id: &str, part: u32) -> Bytes {
+    cat(&[
+        PART_PREFIX,
+        upload_id.as_bytes(),
+        format!(".{part:05}").as_bytes(),
+    ])
+}
+/// `i<inst>`.
+pub fn intent_key(inst: &str) -> Bytes {
+    cat(&[INTENT_PREFIX, inst.as_bytes()])
+}
+/// `g<due ms><inst>`.
+pub fn gc_key(due_ms: u64, inst: &str) -> Bytes {
+    cat(&[
+        GC_PREFIX,
+        format!("{due_ms:020}").as_bytes(),
+        inst.as_bytes(),
+    ])
+}
+
+/// Ordering token of a version written at `mtime_ns`: newer sorts first.
+pub fn order_token(mtime_ns: u64) -> String {
+    format!("{:016x}", u64::MAX - mtime_ns)
+}
+
+/// The index shard object of `bucket_id`.
+pub fn shard_object(bucket_id: &str, shard: u32) -> String {
+    format!(".dir.{bucket_id}.{shard}")
+}
+
+/// The shard that holds `key` (stable: part of the layout).
+pub fn shard_of(key: &str, num_shards: u32) -> u32 {
+    shard_hash(key.as_bytes()) % num_shards.max(1)
+}
+
+/// A range of one shard to read along with the point lookups.
+#[derive(Debug, Clone)]
+pub struct RangeReq {
+    /// Only keys with this prefix.
+    pub prefix: Bytes,
+    /// Keys after this one (empty: from the start of the prefix).
+    pub start_after: Bytes,
+    /// At most this many.
+    pub max: u32,
+}
+
+impl RangeReq {
+    /// The first `max` entries with `prefix`.
+    pub fn prefix(prefix: Bytes, max: u32) -> Self {
+        Self {
+            prefix,
+            start_after: Bytes::new(),
+            max,
+        }
+    }
+}
+
+/// What one read of a shard saw.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The shard header.
+    pub hdr: ShardHeader,
+    hdr_raw: Bytes,
+    /// The point lookups that exist.
+    pub values: BTreeMap<Bytes, Bytes>,
+    /// The ranges, in request order, each with whether more entries follow.
+    pub ranges: Vec<(Vec<(Bytes, Bytes)>, bool)>,
+}
+
+impl Snapshot {
+    /// A point lookup, parsed.
+    pub fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        self.values
+            .get(key)
+            .map(|v| parse(&String::from_utf8_lossy(key), v))
+            .transpose()
+    }
+
+    /// A point lookup, raw.
+    pub fn raw(&self, key: &[u8]) -> Option<&Bytes> {
+        self.values.get(key)
+    }
+}
+
+/// The change a [`Zone::shard_update`] closure asks for.
+#[derive(Debug, Default, Clone)]
+pub struct ShardTxn {
+    guards: Vec<(Bytes, Option<Bytes>)>,
+    rm: Vec<Bytes>,
+    set: Vec<(Bytes, Bytes)>,
+    log: Option<BilogEntry>,
+}
+
+impl ShardTxn {
+    /// Also require `key` to hold `value` (`None`: absent) at commit.
+    pub fn guard(&mut self, key: Bytes, value: Option<Bytes>) -> &mut Self {
+        self.guards.push((key, value));
+        self
+    }
+    /// Remove `key`.
+    pub fn rm(&mut self, key: Bytes) -> &mut Self {
+        self.rm.push(key);
+        self
+    }
+    /// Set `key` to the JSON of `value`.
+    pub fn set<T: serde::Serialize>(&mut self, key: Bytes, value: &T) -> &mut Self {
+        self.set.push((key, json(value)));
+        self
+    }
+    /// Set `key` to raw bytes.
+    pub fn set_raw(&mut self, key: Bytes, value: Bytes) -> &mut Self {
+        self.set.push((key, value));
+        self
+    }
+    /// Append the bilog entry describing this change (one per change).
+    pub fn log(&mut self, entry: BilogEntry) -> &mut Self {
+        debug_assert!(self.log.is_none(), "one bilog entry per index change");
+        self.log = Some(entry);
+        self
+    }
+    /// True when nothing would change.
+    pub fn is_empty(&self) -> bool {
+        self.rm.is_empty() && self.set.is_empty() && self.log.is_none()
+    }
+}
+
+/// What a [`Zone::shard_update`] closure decided.
+pub enum Step<T> {
+    /// Apply this change (if the snapshot still holds), then return T.
+    Commit(ShardTxn, T),
+    /// Change nothing; return T.
+    Done(T),
+}
+
+/// Attempts of a compare-and-swap before giving up with `Contention`.
+const CAS_ATTEMPTS: u32 = 64;
+
+impl Zone {
+    /// Reads point keys (plus the header) and ranges of one shard in one op.
+    pub async fn shard_read(
+        &self,
+        bucket: &BucketInfo,
+        shard: u32,
+        keys: &[Bytes],
+        ranges: &[RangeReq],
+    ) -> Result<Snapshot> {
+        let mut lookup: Vec<Bytes> = keys.to_vec();
+        lookup.push(Bytes::from_static(HDR));
+        let mut ops = vec![sub::omap_get_values(lookup)];
+        for r in ranges {
+            ops.push(sub::omap_get_range(
+                r.start_after.clone(),
+                r.prefix.clone(),
+                r.max,
+            ));
+        }
+        let obj = shard_object(&bucket.id, shard);
+        let reply = match self.cluster().op(&self.pools().index, &obj, ops).await {
+            Ok(r) => r,
+            Err(ClientError::NotFound(_)) => {
+                return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut results = reply.results.into_iter();
+        let values: BTreeMap<Bytes, Bytes> = results
+            .next()
+            .map(|r| r.entries.into_iter().map(|kv| (kv.key, kv.value)).collect())
+            .unwrap_or_default();
+        let ranges = results
+            .map(|r| {
+                (
+                    r.entries.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+                    r.more,
+                )
+            })
+            .collect();
+        let hdr_raw = values
+            .get(HDR)
+            .cloned()
+            .ok_or_else(|| ZoneError::NoSuchBucket(bucket.name.clone()))?;
+        let hdr: ShardHeader = parse("shard header", &hdr_raw)?;
+        if hdr.bucket_id != bucket.id {
+            return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
+        }
+        Ok(Snapshot {
+            hdr,
+            hdr_raw,
+            values,
+            ranges,
+        })
+    }
+
+    /// Read-compute-commit on one shard until the commit's guards hold: the
+    /// closure sees a snapshot and returns the change; the commit requires
+    /// the header and every looked-up key to be as seen (plus the closure's
+    /// own guards). Writes to a deleting shard fail with NoSuchBucket.
+    pub async fn shard_update<T>(
+        &self,
+        bucket: &BucketInfo,
+        shard: u32,
+        keys: Vec<Bytes>,
+        ranges: Vec<RangeReq>,
+        mut f: impl FnMut(&Snapshot) -> Result<Step<T>>,
+    ) -> Result<T> {
+        let obj = shard_object(&bucket.id, shard);
+        let mut logged = false;
+        for attempt in 0..CAS_ATTEMPTS {
+            let snap = if logged {
+                self.shard_read(bucket, shard, &keys, &ranges).await?
+            } else {
+                // The data log hint goes out with the first read: it must be
+                // durable before the change, and costs no extra round trip.
+                let (snap, hint) = futures::join!(
+                    self.shard_read(bucket, shard, &keys, &ranges),
+                    self.datalog_hint(bucket, shard)
+                );
+                hint?;
+                logged = true;
+                snap?
+            };
+            if snap.hdr.state != ShardState::Live {
+                return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
+            }
+            let (txn, out) = match f(&snap)? {
+                Step::Done(out) => return Ok(out),
+                Step::Commit(txn, out) => (txn, out),
+            };
+            if txn.is_empty() {
+                return Ok(out);
+            }
+            let mut ops: Vec<SubOp> = Vec::with_capacity(keys.len() + txn.guards.len() + 4);
+            ops.push(sub::omap_cmp(Bytes::from_static(HDR), Some(snap.hdr_raw)));
+            for k in &keys {
+                ops.push(sub::omap_cmp(k.clone(), snap.values.get(k).cloned()));
+            }
+            for (k, v) in txn.guards {
+                ops.push(sub::omap_cmp(k, v));
+            }
+            if !txn.rm.is_empty() {
+                ops.push(sub::omap_rm(txn.rm));
+            }
+            if !txn.set.is_empty() {
+                ops.push(sub::omap_set(txn.set));
+            }
+            if let Some(e) = txn.log {
+                ops.push(sub::omap_set_seq(vec![(
+                    Bytes::from_static(BILOG_PREFIX),
+                    json(&e),
+                )]));
+            }
+            match self.cluster().op(&self.pools().index, &obj, ops).await {
+                Ok(_) => return Ok(out),
+                Err(ClientError::GuardFailed(_)) => {
+                    metrics::counter!("meridian_zone_index_conflicts_total").increment(1);
+                    let backoff = 1 + rand::random::<u64>() % (2 + u64::from(attempt.min(6)) * 8);
+                    tokio::time::sleep(Duration::from_millis(backoff)).await;
+                }
+                Err(ClientError::NotFound(_)) => {
+                    return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ZoneError::Contention(format!(
+            "index shard {shard} of bucket {}",
+            bucket.name
+        )))
+    }
+
+    /// Writes the data log entry "bucket shard changed".
+    async fn datalog_hint(&self, bucket: &BucketInfo, shard: u32) -> Result<()> {
+        let n =
+            shard_hash(format!("{}:{shard}", bucket.id).as_bytes()) % self.params().datalog_shards;
+        let entry = DatalogEntry {
+            bucket: bucket.name.clone(),
+            bucket_id: bucket.id.clone(),
+            shard,
+            ts_ms: meridian_common::now_unix_ms(),
+        };
+        self.cluster()
+            .op(
+                &self.pools().log,
+                &crate::log::datalog_object(n),
+                vec![sub::omap_set_seq(vec![(Bytes::new(), json(&entry))])],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Creates the shards of a new bucket instance, live.
+    pub(crate) async fn create_shards(&self, bucket: &BucketInfo) -> Result<()> {
+        let hdr = ShardHeader {
+            v: 1,
+            bucket_id: bucket.id.clone(),
+            state: ShardState::Live,
+            versioning: bucket.versioning,
+        };
+        let futs = (0..bucket.num_shards).map(|s| {
+            let hdr = json(&hdr);
+            async move {
+                self.cluster()
+                    .op(
+                        &self.pools().index,
+                        &shard_object(&bucket.id, s),
+                        vec![
+                            sub::create(true),
+                            sub::omap_set(vec![(Bytes::from_static(HDR), hdr)]),
+                        ],
+                    )
+                    .await
+            }
+        });
+        for r in futures::future::join_all(futs).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Changes every shard header with `f` (versioning, deletion state), one CAS each.
+    pub(crate) async fn update_headers(
+        &self,
+        bucket: &BucketInfo,
+        shards: impl Iterator<Item = u32>,
+        f: impl Fn(&mut ShardHeader) + Copy,
+    ) -> Result<()> {
+        for s in shards {
+            let obj = shard_object(&bucket.id, s);
+            let mut done = false;
+            for _ in 0..CAS_ATTEMPTS {
+                let snap = self.shard_read(bucket, s, &[], &[]).await?;
+                let mut hdr = snap.hdr.clone();
+                f(&mut hdr);
+                if hdr == snap.hdr {
+                    done = true;
+                    break;
+                }
+                let ops = vec![
+                    sub::omap_cmp(Bytes::from_static(HDR), Some(snap.hdr_raw.clone())),
+                    sub::omap_set(vec![(Bytes::from_static(HDR), json(&hdr))]),
+                ];
+                match self.cluster().op(&self.pools().index, &obj, ops).await {
+                    Ok(_) => {
+                        done = true;
+                        break;
+                    }
+                    Err(ClientError::GuardFailed(_)) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !done {
+                return Err(ZoneError::Contention(format!("header of shard {s}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One shard's position in a merged, ordered scan of all shards.
+struct ShardCursor {
+    shard: u32,
+    buf: VecDeque<(Bytes, Bytes)>,
+    after: Bytes,
+    done: bool,
+}
+
+/// An ordered scan of one key namespace across every shard of a bucket (a
+/// k-way merge, fetching pages from each shard as it is consumed).
+pub struct MergedScan<'a> {
+    zone: &'a Zone,
+    bucket: &'a BucketInfo,
+    prefix: Bytes,
+    page: u32,
+    cursors: Vec<ShardCursor>,
+}
+
+impl<'a> MergedScan<'a> {
+    /// Scans omap keys starting with `prefix`, after `start_after` (raw omap keys).
+    pub fn new(
+        zone: &'a Zone,
+        bucket: &'a BucketInfo,
+        prefix: Bytes,
+        start_after: Bytes,
+        page: u32,
+    ) -> Self {
+        let cursors = (0..bucket.num_shards)
+            .map(|shard| ShardCursor {
+                shard,
+                buf: VecDeque::new(),
+                after: start_after.clone(),
+                done: false,
+            })
+            .collect();
+        Self {
+            zone,
+            bucket,
+            prefix,
+            page: page.clamp(1, 1000),
+            cursors,
+        }
+    }
+
+    async fn fill(&mut self) -> Result<()> {
+        let need: Vec<usize> = self
+            .cursors
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.buf.is_empty() && !c.done)
+            .map(|(i, _)| i)
+            .collect();
+        if need.is_empty() {
+            return Ok(());
+        }
+        let (zone, bucket) = (self.zone, self.bucket);
+        let reads = need.iter().map(|&i| {
+            let c = &self.cursors[i];
+            let range = RangeReq {
+                prefix: self.prefix.clone(),
+                start_after: c.after.clone(),
+                max: self.page,
+            };
+            let shard = c.shard;
+            async move {
+                zone.shard_read(bucket, shard, &[], std::slice::from_ref(&range))
+                    .await
+            }
+        });
+        let snaps = futures::future::join_all(reads).await;
+        for (i, snap) in need.into_iter().zip(snaps) {
+            let snap = snap?;
+            let (entries, more) = snap.ranges.into_iter().next().unwrap_or_default();
+            let c = &mut self.cursors[i];
+            if let Some((k, _)) = entries.last() {
+                c.after = k.clone();
+            }
+            c.done = !more;
+            c.buf.extend(entries);
+        }
+        Ok(())
+    }
+
+    /// The next entry in key order, or None at the end.
+    pub async fn next(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+        self.fill().await?;
+        let best = self
+            .cursors
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.buf.front().map(|(k, _)| (i, k)))
+            .min_by(|a, b| a.1.cmp(b.1))
+            .map(|(i, _)| i);
+        Ok(best.and_then(|i| self.cursors[i].buf.pop_front()))
+    }
+
+    /// Skips every entry up to and including `bound`.
+    pub fn skip_through(&mut self, bound: &Bytes) {
+        for c in &mut self.cursors {
+            while c.buf.front().is_some_and(|(k, _)| k <= bound) {
+                c.buf.pop_front();
+            }
+            if c.buf.is_empty() && !c.done && c.after < *bound {
+                c.after = bound.clone();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_of_a_key_sort_newest_first_and_apart_from_longer_keys() {
+        let a_old = version_key("a", &order_token(100), "x");
+        let a_new = version_key("a", &order_token(200), "y");
+        let ab = version_key("ab", &order_token(300), "z");
+        let a_sub = version_key("a/b", &order_token(50), "w");
+        let mut v = vec![ab.clone(), a_old.clone(), a_sub.clone(), a_new.clone()];
+        v.sort();
+        assert_eq!(v, vec![a_new.clone(), a_old.clone(), a_sub, ab]);
+        assert!(a_new.starts_with(&versions_prefix("a")));
+        assert!(!version_key("ab", "0", "q").starts_with(&versions_prefix("a")));
+    }
+
+    #[test]
+    fn gc_keys_sort_by_due_time() {
+        assert!(gc_key(9, "zz") < gc_key(10, "aa"));
+        assert!(gc_key(10, "aa") < gc_key(10, "ab"));
+    }
+
+    #[test]
+    fn part_keys_sort_numerically() {
+        assert!(part_key("u", 9) < part_key("u", 10));
+        assert!(part_key("u", 10).starts_with(&parts_prefix("u")));
+    }
+}

@@ -1,0 +1,984 @@
+//! Object versions: PUT (intent → data → link), lookup, delete (with
+//! delete markers and version promotion), attribute updates and listings.
+//! "Link" is the one place a new version becomes visible; PUT, copy,
+//! completed multipart uploads and (later) sync all go through it.
+
+use crate::data::Body;
+use crate::index::{self, MergedScan, RangeReq, Snapshot, Step};
+use crate::{
+    BilogEntry, BilogOp, BucketInfo, DataRef, GcRecord, IndexEntry, Intent, Manifest, ObjectAttrs,
+    PartRecord, Result, UploadRecord, Versioning, Zone, ZoneError, hex, now_ns, parse, random_id,
+};
+use bytes::Bytes;
+use md5::{Digest as _, Md5};
+
+/// Largest key (AWS: 1024 bytes of UTF-8).
+pub const MAX_KEY_LEN: usize = 1024;
+/// Versions of one key a single index read considers (replacing the `null`
+/// version of a key with more versions than this finds only the newest ones).
+const VERSIONS_PER_READ: u32 = 10_000;
+
+/// Conditions of a conditional write (If-Match / If-None-Match on PUT).
+#[derive(Debug, Clone, Default)]
+pub struct WriteConditions {
+    /// Write only if the current version has this ETag.
+    pub if_match: Option<String>,
+    /// Write only if the current version does not have this ETag (`*`: does not exist).
+    pub if_none_match: Option<String>,
+}
+
+impl WriteConditions {
+    fn check(&self, cur: Option<&IndexEntry>) -> Result<()> {
+        let live = cur.filter(|e| !e.delete_marker);
+        if let Some(m) = &self.if_match
+            && !live.is_some_and(|e| etag_matches(m, &e.etag))
+        {
+            return Err(ZoneError::PreconditionFailed);
+        }
+        if let Some(m) = &self.if_none_match
+            && live.is_some_and(|e| etag_matches(m, &e.etag))
+        {
+            return Err(ZoneError::PreconditionFailed);
+        }
+        Ok(())
+    }
+}
+
+/// True if an If-Match style list (`*`, or comma-separated quoted ETags) matches `etag`.
+pub fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == etag)
+}
+
+/// What a PUT carries besides its body.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Owner uid.
+    pub owner: String,
+    /// HTTP attributes.
+    pub attrs: ObjectAttrs,
+    /// The body's MD5 as the client declared it (Content-MD5).
+    pub content_md5: Option<[u8; 16]>,
+    /// Declared length, when known (Content-Length / x-amz-decoded-content-length).
+    pub length: Option<u64>,
+    /// Conditional write.
+    pub conditions: WriteConditions,
+}
+
+/// What a successful write returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PutResult {
+    /// ETag without quotes.
+    pub etag: String,
+    /// Version id (`null` in unversioned buckets).
+    pub version_id: String,
+    /// The version's mtime, ns.
+    pub mtime_ns: u64,
+    /// Size.
+    pub size: u64,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeleteResult {
+    /// Version id created (a delete marker) or removed.
+    pub version_id: Option<String>,
+    /// A delete marker was created, or the removed version was one.
+    pub delete_marker: bool,
+}
+
+/// The multipart side of a link: the upload it completes.
+#[derive(Debug, Clone)]
+pub struct CompleteUpload {
+    /// Upload id.
+    pub upload_id: String,
+    /// Parts the client listed: (part number, ETag).
+    pub parts: Vec<(u32, String)>,
+}
+
+/// A version about to be linked into the index.
+pub(crate) struct Link {
+    pub key: String,
+    /// Filled in except version_id, order and mtime_ns (unless `fixed`).
+    pub entry: IndexEntry,
+    pub intent: Option<String>,
+    pub upload: Option<CompleteUpload>,
+    pub conditions: WriteConditions,
+}
+
+/// Minimum size of every part but the last.
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+
+/// A version id of a version written at `mtime_ns`: its order token and 8
+/// random hex digits, so the index key can be computed from the id alone.
+pub fn new_version_id(mtime_ns: u64) -> String {
+    format!(
+        "{}{:08x}",
+        index::order_token(mtime_ns),
+        rand::random::<u32>()
+    )
+}
+
+/// The index key of version `vid` of `key`, when computable from the id.
+fn version_key_of(key: &str, vid: &str) -> Option<Bytes> {
+    if vid.len() == 24 && vid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Some(index::version_key(key, &vid[..16], vid))
+    } else {
+        None
+    }
+}
+
+/// Checks a key against S3's limits.
+pub fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(ZoneError::InvalidArgument(format!(
+            "object keys are 1 to {MAX_KEY_LEN} bytes"
+        )));
+    }
+    if key.contains('\0') {
+        return Err(ZoneError::InvalidArgument(
+            "object keys must not contain NUL".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// All versions of the key in a snapshot range, newest first, with raw values.
+fn versions_in(snap: &Snapshot, range: usize) -> Result<Vec<(Bytes, Bytes, IndexEntry)>> {
+    let Some((entries, _)) = snap.ranges.get(range) else {
+        return Ok(Vec::new());
+    };
+    entries
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), v.clone(), parse::<IndexEntry>("index entry", v)?)))
+        .collect()
+}
+
+fn gc_for(txn: &mut index::ShardTxn, key: &str, runs: Vec<DataRef>, due_ms: u64) {
+    if runs.is_empty() {
+        return;
+    }
+    let tag = runs.first().map(|r| r.inst.clone()).unwrap_or_default();
+    txn.set(
+        index::gc_key(due_ms, &tag),
+        &GcRecord {
+            runs,
+            key: key.to_string(),
+        },
+    );
+}
+
+fn bilog(op: BilogOp, e: &IndexEntry, versioned: bool) -> BilogEntry {
+    BilogEntry {
+        op,
+        key: e.key.clone(),
+        version_id: e.version_id.clone(),
+        mtime_ns: e.mtime_ns,
+        etag: e.etag.clone(),
+        size: e.size,
+        zone_trace: e.zone_trace.clone(),
+        versioned,
+    }
+}
+
+impl Zone {
+    fn gc_due_ms(&self) -> u64 {
+        meridian_common::now_unix_ms() + self.params().gc_min_wait.as_millis() as u64
+    }
+
+    /// Records a write in progress in the key's shard (before any data is stored).
+    pub(crate) async fn begin_write(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        upload: Option<&str>,
+        size_bound: u64,
+    ) -> Result<String> {
+        let inst = random_id();
+        let shard = index::shard_of(key, bucket.num_shards);
+        let intent = Intent {
+            data: DataRef {
+                inst: inst.clone(),
+                size: size_bound,
+            },
+            key: key.to_string(),
+            started_ns: now_ns(),
+        };
+        let keys = upload
+            .map(|u| vec![index::upload_key(key, u)])
+            .unwrap_or_default();
+        self.shard_update(bucket, shard, keys.clone(), vec![], |snap| {
+            if let Some(k) = keys.first()
+                && snap.raw(k).is_none()
+            {
+                return Err(ZoneError::NoSuchUpload(upload.unwrap_or_default().into()));
+            }
+            let mut txn = index::ShardTxn::default();
+            txn.set(index::intent_key(&inst), &intent);
+            Ok(Step::Commit(txn, ()))
+        })
+        .await?;
+        Ok(inst)
+    }
+
+    /// Undoes a write that failed before it was linked: its data and its intent.
+    pub(crate) async fn abandon_write(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        inst: &str,
+        bound: u64,
+    ) {
+        let run = DataRef {
+            inst: inst.to_string(),
+            size: bound,
+        };
+        if let Err(e) = self
+            .delete_runs(&bucket.id, std::slice::from_ref(&run))
+            .await
+        {
+            tracing::warn!(bucket = %bucket.name, key, error = %e, "abandoned write's data stays for GC");
+            return;
+        }
+        let shard = index::shard_of(key, bucket.num_shards);
+        let _ = self
+            .cluster()
+            .op(
+                &self.pools().index,
+                &index::shard_object(&bucket.id, shard),
+                vec![meridian_client::ops::sub::omap_rm(vec![index::intent_key(
+                    inst,
+                )])],
+            )
+            .await;
+    }
+
+    /// Stores `body` as run `inst` and checks it against the declared length and MD5.
+    pub(crate) async fn store_body(
+        &self,
+        bucket: &BucketInfo,
+        inst: &str,
+        body: Body,
+        length: Option<u64>,
+        content_md5: Option<[u8; 16]>,
+    ) -> Result<crate::data::Written> {
+        let limit = self.params().max_put_size;
+        if let Some(l) = length
+            && l > limit
+        {
+            return Err(ZoneError::EntityTooLarge { limit });
+        }
+        let w = self
+            .write_run(&bucket.id, inst, body, length.unwrap_or(limit))
+            .await?;
+        if let Some(l) = length
+            && w.size != l
+        {
+            return Err(ZoneError::Body(format!(
+                "the body had {} bytes, not the declared {l}",
+                w.size
+            )));
+        }
+        if let Some(m) = content_md5
+            && m != w.md5
+        {
+            return Err(ZoneError::BadDigest);
+        }
+        Ok(w)
+    }
+
+    /// PutObject.
+    pub async fn put_object(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        body: Body,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        validate_key(key)?;
+        let bound = opts.length.unwrap_or(self.params().max_put_size);
+        let inst = self.begin_write(bucket, key, None, bound).await?;
+        let written = match self
+            .store_body(bucket, &inst, body, opts.length, opts.content_md5)
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                self.abandon_write(bucket, key, &inst, bound).await;
+                return Err(e);
+            }
+        };
+        let entry = IndexEntry {
+            key: key.to_string(),
+            size: written.size,
+            etag: hex(&written.md5),
+            owner: opts.owner,
+            attrs: opts.attrs,
+            manifest: Manifest {
+                runs: if written.size == 0 {
+                    Vec::new()
+                } else {
+                    vec![DataRef {
+                        inst: inst.clone(),
+                        size: written.size,
+                    }]
+                },
+            },
+            ..Default::default()
+        };
+        let r = self
+            .link(
+                bucket,
+                Link {
+                    key: key.to_string(),
+                    entry,
+                    intent: Some(inst.clone()),
+                    upload: None,
+                    conditions: opts.conditions,
+                },
+            )
+            .await;
+        if matches!(
+            r,
+            Err(ZoneError::PreconditionFailed) | Err(ZoneError::NoSuchBucket(_))
+        ) {
+            self.abandon_write(bucket, key, &inst, bound).await;
+        }
+        r
+    }
+
+    /// Makes a new version current: the one compare-and-swap on the key's shard.
+    pub(crate) async fn link(&self, bucket: &BucketInfo, l: Link) -> Result<PutResult> {
+        let shard = index::shard_of(&l.key, bucket.num_shards);
+        let cur_key = index::current_key(&l.key);
+        let mut keys = vec![cur_key.clone()];
+        if let Some(i) = &l.intent {
+            keys.push(index::intent_key(i));
+        }
+        let mut ranges = vec![RangeReq::prefix(
+            index::versions_prefix(&l.key),
+            VERSIONS_PER_READ,
+        )];
+        if let Some(u) = &l.upload {
+            keys.push(index::upload_key(&l.key, &u.upload_id));
+            ranges.push(RangeReq::prefix(index::parts_prefix(&u.upload_id), 10_000));
+        }
+        let due = self.gc_due_ms();
+        self.shard_update(bucket, shard, keys, ranges, |snap| {
+            let cur: Option<IndexEntry> = snap.get(&cur_key)?;
+            let mut txn = index::ShardTxn::default();
+            let mut entry = l.entry.clone();
+            if let Some(i) = &l.intent {
+                if snap.raw(&index::intent_key(i)).is_none() {
+                    return Err(ZoneError::Expired);
+                }
+                txn.rm(index::intent_key(i));
+            }
+            if let Some(u) = &l.upload {
+                let ukey = index::upload_key(&l.key, &u.upload_id);
+                let Some(rec) = snap.get::<UploadRecord>(&ukey)? else {
+                    // A retried complete whose first attempt succeeded.
+                    if let Some(c) = cur.as_ref().filter(|c| c.from_upload == u.upload_id) {
+                        return Ok(Step::Done(PutResult {
+                            etag: c.etag.clone(),
+                            version_id: c.version_id.clone(),
+                            mtime_ns: c.mtime_ns,
+                            size: c.size,
+                        }));
+                    }
+                    return Err(ZoneError::NoSuchUpload(u.upload_id.clone()));
+                };
+                let (parts, _) = snap.ranges.get(1).cloned().unwrap_or_default();
+                let unused = assemble_upload(&mut entry, &rec, u, &parts, &mut txn)?;
+                gc_for(&mut txn, &l.key, unused, meridian_common::now_unix_ms());
+                txn.rm(ukey);
+            }
+            l.conditions.check(cur.as_ref())?;
+            let versioning = snap.hdr.versioning;
+            let mtime = now_ns().max(cur.as_ref().map_or(0, |c| c.mtime_ns + 1));
+            entry.mtime_ns = mtime;
+            entry.order = index::order_token(mtime);
+            entry.version_id = if versioning == Versioning::Enabled {
+                new_version_id(mtime)
+            } else {
+                "null".into()
+            };
+            if entry.version_id == "null" {
+                // The new version replaces the null version, wherever it is.
+                for (k, raw, old) in versions_in(snap, 0)? {
+                    if old.version_id == "null" {
+                        txn.guard(k.clone(), Some(raw));
+                        txn.rm(k);
+                        gc_for(&mut txn, &l.key, old.manifest.runs, due);
+                    }
+                }
+            }
+            txn.set(cur_key.clone(), &entry);
+            txn.set(
+                index::version_key(&l.key, &entry.order, &entry.version_id),
+                &entry,
+            );
+            txn.log(bilog(BilogOp::Write, &entry, versioning != Versioning::Off));
+            Ok(Step::Commit(
+                txn,
+                PutResult {
+                    etag: entry.etag.clone(),
+                    version_id: entry.version_id.clone(),
+                    mtime_ns: mtime,
+                    size: entry.size,
+                },
+            ))
+        })
+        .await
+    }
+
+    /// The current version of `key` (None) or a given version.
+    pub async fn lookup(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<IndexEntry> {
+        validate_key(key)?;
+        let shard = index::shard_of(key, bucket.num_shards);
+        match version_id {
+            None => {
+                let k = index::current_key(key);
+                let snap = self
+                    .shard_read(bucket, shard, std::slice::from_ref(&k), &[])
+                    .await?;
+                let e: IndexEntry = snap
+                    .get(&k)?
+                    .ok_or_else(|| ZoneError::NoSuchKey(key.into()))?;
+                if e.delete_marker {
+                    return Err(ZoneError::DeleteMarker {
+                        key: key.into(),
+                        version_id: e.version_id,
+                    });
+                }
+                Ok(e)
+            }
+            Some(vid) => {
+                let not_found = || ZoneError::NoSuchVersion {
+                    key: key.into(),
+                    version_id: vid.into(),
+                };
+                if let Some(k) = version_key_of(key, vid) {
+                    let snap = self
+                        .shard_read(bucket, shard, std::slice::from_ref(&k), &[])
+                        .await?;
+                    return snap.get(&k)?.ok_or_else(not_found);
+                }
+                if vid != "null" {
+                    return Err(not_found());
+                }
+                let snap = self
+                    .shard_read(
+                        bucket,
+                        shard,
+                        &[],
+                        &[RangeReq::prefix(
+                            index::versions_prefix(key),
+                            VERSIONS_PER_READ,
+                        )],
+                    )
+                    .await?;
+                versions_in(&snap, 0)?
+                    .into_iter()
+                    .map(|(_, _, e)| e)
+                    .find(|e| e.version_id == "null")
+                    .ok_or_else(not_found)
+            }
+        }
+    }
+
+    /// DeleteObject (with or without a version id).
+    pub async fn delete_object(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        version_id: Option<&str>,
+        owner: &str,
+    ) -> Result<DeleteResult> {
+        validate_key(key)?;
+        let shard = index::shard_of(key, bucket.num_shards);
+        let cur_key = index::current_key(key);
+        let ranges = vec![RangeReq::prefix(
+            index::versions_prefix(key),
+            VERSIONS_PER_READ,
+        )];
+        let due = self.gc_due_ms();
+        self.shard_update(bucket, shard, vec![cur_key.clone()], ranges, |snap| {
+            let cur: Option<IndexEntry> = snap.get(&cur_key)?;
+            let versions = versions_in(snap, 0)?;
+            let versioning = snap.hdr.versioning;
+            let mut txn = index::ShardTxn::default();
+            match version_id {
+                None if versioning == Versioning::Off => {
+                    let Some(cur) = cur else {
+                        return Ok(Step::Done(DeleteResult::default()));
+                    };
+                    for (k, raw, _) in versions.iter().filter(|v| v.2.version_id == "null") {
+                        txn.guard(k.clone(), Some(raw.clone()));
+                        txn.rm(k.clone());
+                    }
+                    txn.rm(cur_key.clone());
+                    gc_for(&mut txn, key, cur.manifest.runs.clone(), due);
+                    txn.log(bilog(BilogOp::Delete, &cur, false));
+                    Ok(Step::Commit(txn, DeleteResult::default()))
+                }
+                None => {
+                    let mtime = now_ns().max(cur.as_ref().map_or(0, |c| c.mtime_ns + 1));
+                    let vid = if versioning == Versioning::Enabled {
+                        new_version_id(mtime)
+                    } else {
+                        "null".to_string()
+                    };
+                    if vid == "null" {
+                        for (k, raw, old) in versions.iter().filter(|v| v.2.version_id == "null") {
+                            txn.guard(k.clone(), Some(raw.clone()));
+                            txn.rm(k.clone());
+                            gc_for(&mut txn, key, old.manifest.runs.clone(), due);
+                        }
+                    }
+                    let marker = IndexEntry {
+                        key: key.to_string(),
+                        version_id: vid.clone(),
+                        order: index::order_token(mtime),
+                        mtime_ns: mtime,
+                        delete_marker: true,
+                        owner: owner.to_string(),
+                        ..Default::default()
+                    };
+                    txn.set(cur_key.clone(), &marker);
+                    txn.set(index::version_key(key, &marker.order, &vid), &marker);
+                    txn.log(bilog(BilogOp::DeleteMarker, &marker, true));
+                    Ok(Step::Commit(
+                        txn,
+                        DeleteResult {
+                            version_id: Some(vid),
+                            delete_marker: true,
+                        },
+                    ))
+                }
+                Some(vid) => {
+                    let Some(pos) = versions.iter().position(|v| v.2.version_id == vid) else {
+                        // Deleting a version that does not exist succeeds, as on AWS.
+                        return Ok(Step::Done(DeleteResult {
+                            version_id: Some(vid.to_string()),
+                            delete_marker: false,
+                        }));
+                    };
+                    let (k, raw, target) = &versions[pos];
+                    txn.guard(k.clone(), Some(raw.clone()));
+                    txn.rm(k.clone());
+                    if !target.delete_marker {
+                        gc_for(&mut txn, key, target.manifest.runs.clone(), due);
+                    }
+                    if cur.as_ref().is_some_and(|c| c.version_id == vid) {
+                        // The latest goes: the next newest becomes current.
+                        match versions.get(pos + 1) {
+                            Some((nk, nraw, next)) => {
+                                txn.guard(nk.clone(), Some(nraw.clone()));
+                                txn.set(cur_key.clone(), next);
+                            }
+                            None => {
+                                txn.rm(cur_key.clone());
+                            }
+                        }
+                    }
+                    txn.log(bilog(
+                        BilogOp::Delete,
+                        target,
+                        versioning != Versioning::Off,
+                    ));
+                    Ok(Step::Commit(
+                        txn,
+                        DeleteResult {
+                            version_id: Some(vid.to_string()),
+                            delete_marker: target.delete_marker,
+                        },
+                    ))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Changes the attributes (tags, ACL) of a version in place.
+    pub async fn update_attrs(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        version_id: Option<&str>,
+        f: impl Fn(&mut ObjectAttrs),
+    ) -> Result<IndexEntry> {
+        let target = self.lookup(bucket, key, version_id).await?;
+        let shard = index::shard_of(key, bucket.num_shards);
+        let vkey = index::version_key(key, &target.order, &target.version_id);
+        let cur_key = index::current_key(key);
+        self.shard_update(
+            bucket,
+            shard,
+            vec![cur_key.clone(), vkey.clone()],
+            vec![],
+            |snap| {
+                let mut e: IndexEntry =
+                    snap.get(&vkey)?.ok_or_else(|| ZoneError::NoSuchVersion {
+                        key: key.into(),
+                        version_id: target.version_id.clone(),
+                    })?;
+                if e.delete_marker {
+                    return Err(ZoneError::DeleteMarker {
+                        key: key.into(),
+                        version_id: e.version_id,
+                    });
+                }
+                f(&mut e.attrs);
+                let mut txn = index::ShardTxn::default();
+                txn.set(vkey.clone(), &e);
+                let cur: Option<IndexEntry> = snap.get(&cur_key)?;
+                if cur.is_some_and(|c| c.version_id == e.version_id) {
+                    txn.set(cur_key.clone(), &e);
+                }
+                txn.log(bilog(
+                    BilogOp::Attrs,
+                    &e,
+                    snap.hdr.versioning != Versioning::Off,
+                ));
+                Ok(Step::Commit(txn, e.clone()))
+            },
+        )
+        .await
+    }
+
+    /// CopyObject: the source's bytes streamed into a new version of `dst_key`.
+    pub async fn copy_object(
+        &self,
+        src_bucket: &BucketInfo,
+        src: &IndexEntry,
+        dst_bucket: &BucketInfo,
+        dst_key: &str,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        let body = self.read_runs(&src_bucket.id, &src.manifest.runs, 0, src.size);
+        let body: Body = Box::pin(futures::StreamExt::map(body, |r| {
+            r.map_err(|e| format!("copy source: {e}"))
+        }));
+        let mut opts = opts;
+        opts.length = Some(src.size);
+        opts.content_md5 = None;
+        let r = self.put_object(dst_bucket, dst_key, body, opts).await?;
+        Ok(r)
+    }
+}
+
+/// Checks a CompleteMultipartUpload part list against the stored parts and
+/// fills `entry` with the manifest and ETag; returns the runs of uploaded
+/// parts the object does not use (for GC) and removes every part record.
+fn assemble_upload(
+    entry: &mut IndexEntry,
+    rec: &UploadRecord,
+    u: &CompleteUpload,
+    stored: &[(Bytes, Bytes)],
+    txn: &mut index::ShardTxn,
+) -> Result<Vec<DataRef>> {
+    if u.parts.is_empty() {
+        return Err(ZoneError::InvalidArgument(
+            "you must specify at least one part".into(),
+        ));
+    }
+    let mut by_num = std::collections::BTreeMap::new();
+    for (k, v) in stored {
+        let p: PartRecord = parse("part record", v)?;
+        txn.guard(k.clone(), Some(v.clone()));
+        txn.rm(k.clone());
+        by_num.insert(p.part, p);
+    }
+    // As AWS orders its checks: part order, then each part's existence and
+    // ETag, then the sizes.
+    let mut prev = 0u32;
+    for (num, etag) in &u.parts {
+        if *num <= prev {
+            return Err(ZoneError::InvalidPartOrder);
+        }
+        prev = *num;
+        let Some(p) = by_num.get(num) else {
+            return Err(ZoneError::InvalidPart(format!(
+                "part {num} was not uploaded (or was uploaded to another upload)"
+            )));
+        };
+        if etag.trim_matches('"') != p.etag {
+            return Err(ZoneError::InvalidPart(format!(
+                "part {num} has ETag \"{}\", not {etag}",
+                p.etag
+            )));
+        }
+    }
+    let mut md5 = Md5::new();
+    let mut runs = Vec::with_capacity(u.parts.len());
+    let mut sizes = Vec::with_capacity(u.parts.len());
+    for (i, (num, _)) in u.parts.iter().enumerate() {
+        let p = &by_num[num];
+        if i + 1 < u.parts.len() && p.data.size < MIN_PART_SIZE {
+            return Err(ZoneError::EntityTooSmall {
+                part: *num,
+                size: p.data.size,
+            });
+        }
+        let mut raw = [0u8; 16];
+        for (j, b) in raw.iter_mut().enumerate() {
+            *b = u8::from_str_radix(p.etag.get(j * 2..j * 2 + 2).unwrap_or("00"), 16).unwrap_or(0);
+        }
+        md5.update(raw);
+        if p.data.size > 0 {
+            runs.push(p.data.clone());
+        }
+        sizes.push(p.data.size);
+    }
+    let used: std::collections::BTreeSet<u32> = u.parts.iter().map(|(n, _)| *n).collect();
+    let unused = by_num
+        .into_iter()
+        .filter(|(n, _)| !used.contains(n))
+        .map(|(_, p)| p.data)
+        .collect();
+    entry.size = sizes.iter().sum();
+    entry.etag = format!("{}-{}", hex(&md5.finalize()), u.parts.len());
+    entry.manifest = Manifest { runs };
+    entry.parts = u.parts.len() as u32;
+    entry.part_sizes = sizes;
+    entry.attrs = rec.attrs.clone();
+    entry.owner = rec.owner.clone();
+    entry.from_upload = u.upload_id.clone();
+    Ok(unused)
+}
+
+/// One page of ListObjects.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectPage {
+    /// Current versions (no delete markers), in key order.
+    pub entries: Vec<IndexEntry>,
+    /// CommonPrefixes.
+    pub prefixes: Vec<String>,
+    /// More follow.
+    pub truncated: bool,
+    /// The last key or prefix returned (the next marker).
+    pub last: Option<String>,
+}
+
+/// One page of ListObjectVersions.
+#[derive(Debug, Clone, Default)]
+pub struct VersionPage {
+    /// Versions and delete markers, keys ascending, versions newest first; with is-latest.
+    pub versions: Vec<(IndexEntry, bool)>,
+    /// CommonPrefixes.
+    pub prefixes: Vec<String>,
+    /// More follow.
+    pub truncated: bool,
+    /// Where the next page starts (key, version id).
+    pub next: Option<(String, String)>,
+}
+
+/// What a listing asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    /// Keys starting with this.
+    pub prefix: String,
+    /// Roll keys up at the first delimiter after the prefix.
+    pub delimiter: Option<String>,
+    /// Start after this key (marker / start-after / continuation token).
+    pub after: Option<String>,
+    /// At most this many keys + prefixes.
+    pub max: usize,
+}
+
+/// The CommonPrefix of `key` under `prefix`/`delim`, if it has one.
+fn common_prefix(key: &str, prefix: &str, delim: Option<&str>) -> Option<String> {
+    let d = delim.filter(|d| !d.is_empty())?;
+    let rest = key.strip_prefix(prefix)?;
+    rest.find(d)
+        .map(|i| format!("{prefix}{}", &rest[..i + d.len()]))
+}
+
+/// An omap key just past every key that starts with `ns` + `p`.
+fn past_prefix(ns: &[u8], p: &str) -> Bytes {
+    let mut v = ns.to_vec();
+    v.extend_from_slice(p.as_bytes());
+    v.push(0xff);
+    Bytes::from(v)
+}
+
+impl Zone {
+    /// ListObjects (v1 and v2): current versions, rolled up by delimiter.
+    pub async fn list_objects(&self, bucket: &BucketInfo, p: &ListParams) -> Result<ObjectPage> {
+        let ns = index::CURRENT_PREFIX;
+        let start = match &p.after {
+            // A marker that is itself a common prefix skips everything under it.
+            Some(a) => match common_prefix(a, &p.prefix, p.delimiter.as_deref()) {
+                Some(cp) if a.starts_with(&cp) => past_prefix(ns, &cp),
+                _ => index::current_key(a),
+            },
+            None => Bytes::new(),
+        };
+        let mut scan = MergedScan::new(
+            self,
+            bucket,
+            index::current_key(&p.prefix),
+            start,
+            (p.max as u32 + 1).min(1000),
+        );
+        let mut page = ObjectPage::default();
+        if p.max == 0 {
+            return Ok(page);
+        }
+        while let Some((_, v)) = scan.next().await? {
+            let e: IndexEntry = parse("index entry", &v)?;
+            if e.delete_marker {
+                continue;
+            }
+            if page.entries.len() + page.prefixes.len() >= p.max {
+                page.truncated = true;
+                break;
+            }
+            if let Some(cp) = common_prefix(&e.key, &p.prefix, p.delimiter.as_deref()) {
+                scan.skip_through(&past_prefix(ns, &cp));
+                page.last = Some(cp.clone());
+                page.prefixes.push(cp);
+            } else {
+                page.last = Some(e.key.clone());
+                page.entries.push(e);
+            }
+        }
+        Ok(page)
+    }
+
+    /// ListObjectVersions.
+    pub async fn list_versions(
+        &self,
+        bucket: &BucketInfo,
+        p: &ListParams,
+        version_marker: Option<&str>,
+    ) -> Result<VersionPage> {
+        let ns = index::VERSION_PREFIX;
+        let mut resumed_key = None;
+        let start = match (&p.after, version_marker.filter(|v| !v.is_empty())) {
+            (Some(k), Some(vid)) => {
+                resumed_key = Some(k.clone());
+                match version_key_of(k, vid) {
+                    Some(vk) => vk,
+                    None => {
+                        let e = self.lookup(bucket, k, Some(vid)).await?;
+                        index::version_key(k, &e.order, &e.version_id)
+                    }
+                }
+            }
+            (Some(k), None) => match common_prefix(k, &p.prefix, p.delimiter.as_deref()) {
+                Some(cp) if k.starts_with(&cp) => past_prefix(ns, &cp),
+                _ => past_prefix(ns, &format!("{k}\0")),
+            },
+            _ => Bytes::new(),
+        };
+        let mut scan = MergedScan::new(
+            self,
+            bucket,
+            {
+                let mut v = ns.to_vec();
+                v.extend_from_slice(p.prefix.as_bytes());
+                Bytes::from(v)
+            },
+            start,
+            (p.max as u32 + 1).min(1000),
+        );
+        let mut page = VersionPage::default();
+        if p.max == 0 {
+            return Ok(page);
+        }
+        let mut last_key: Option<String> = resumed_key;
+        while let Some((_, v)) = scan.next().await? {
+            let e: IndexEntry = parse("index entry", &v)?;
+            if page.versions.len() + page.prefixes.len() >= p.max {
+                page.truncated = true;
+                break;
+            }
+            if let Some(cp) = common_prefix(&e.key, &p.prefix, p.delimiter.as_deref()) {
+                scan.skip_through(&past_prefix(ns, &cp));
+                page.next = Some((cp.clone(), String::new()));
+                page.prefixes.push(cp);
+                continue;
+            }
+            let latest = last_key.as_deref() != Some(e.key.as_str());
+            last_key = Some(e.key.clone());
+            page.next = Some((e.key.clone(), e.version_id.clone()));
+            page.versions.push((e, latest));
+        }
+        Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_prefixes_roll_up_at_the_first_delimiter() {
+        assert_eq!(
+            common_prefix("a/b/c", "", Some("/")),
+            Some("a/".to_string())
+        );
+        assert_eq!(
+            common_prefix("a/b/c", "a/", Some("/")),
+            Some("a/b/".to_string())
+        );
+        assert_eq!(common_prefix("a/b", "a/", Some("/")), None);
+        assert_eq!(common_prefix("abc", "", None), None);
+        assert_eq!(common_prefix("x--y--z", "", Some("--")), Some("x--".into()));
+    }
+
+    #[test]
+    fn etag_conditions_parse_lists_and_wildcards() {
+        assert!(etag_matches("*", "abc"));
+        assert!(etag_matches("\"abc\"", "abc"));
+        assert!(etag_matches("\"x\", \"abc\"", "abc"));
+        assert!(etag_matches("W/\"abc\"", "abc"));
+        assert!(!etag_matches("\"abd\"", "abc"));
+    }
+
+    #[test]
+    fn version_ids_carry_their_index_order() {
+        let old = new_version_id(1_000);
+        let new = new_version_id(2_000);
+        let (ko, kn) = (
+            version_key_of("k", &old).unwrap(),
+            version_key_of("k", &new).unwrap(),
+        );
+        assert!(kn < ko, "newer versions sort first");
+        assert!(version_key_of("k", "null").is_none());
+        assert!(version_key_of("k", "zzzz").is_none());
+    }
+
+    #[test]
+    fn conditions_compare_the_live_version() {
+        let e = IndexEntry {
+            etag: "abc".into(),
+            ..Default::default()
+        };
+        let dm = IndexEntry {
+            delete_marker: true,
+            ..Default::default()
+        };
+        let none_match = WriteConditions {
+            if_none_match: Some("*".into()),
+            ..Default::default()
+        };
+        assert!(none_match.check(None).is_ok());
+        assert!(none_match.check(Some(&dm)).is_ok());
+        assert!(none_match.check(Some(&e)).is_err());
+        let if_match = WriteConditions {
+            if_match: Some("\"abc\"".into()),
+            ..Default::default()
+        };
+        assert!(if_match.check(Some(&e)).is_ok());
+        assert!(if_match.check(None).is_err());
+    }
+}

@@ -1,0 +1,356 @@
+//! The records a zone stores, as JSON (readable with `meridian listomapvals`).
+//! Every record tolerates fields it does not know and defaults missing ones,
+//! so a newer gateway can add fields without a migration; a record whose
+//! meaning changes gets a new `v`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An S3 user (radosgw-admin's user info).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct User {
+    /// Record version.
+    pub v: u32,
+    /// User id (`--uid`).
+    pub user_id: String,
+    /// Display name.
+    pub display_name: String,
+    /// E-mail.
+    pub email: String,
+    /// Suspended users are refused (403 UserSuspended... as RGW does).
+    pub suspended: bool,
+    /// System users may act for the zone (multi-site sync, period pulls).
+    pub system: bool,
+    /// S3 key pairs.
+    pub keys: Vec<AccessKey>,
+    /// Creation time, Unix ms.
+    pub created_ms: u64,
+    /// Maximum buckets (radosgw-admin's max_buckets; 0 = unlimited).
+    pub max_buckets: u32,
+}
+
+/// One S3 key pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct AccessKey {
+    /// Owner uid.
+    pub user: String,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret key.
+    pub secret_key: String,
+}
+
+/// Versioning state of a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Versioning {
+    /// Never versioned.
+    #[default]
+    Off,
+    /// Every write makes a new version.
+    Enabled,
+    /// Writes replace the `null` version; old versions stay.
+    Suspended,
+}
+
+/// Canned ACL of a bucket or object (what access beyond the owner is granted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CannedAcl {
+    /// Owner only.
+    #[default]
+    Private,
+    /// Anyone may read.
+    PublicRead,
+    /// Anyone may read and write.
+    PublicReadWrite,
+    /// Any authenticated user may read.
+    AuthenticatedRead,
+}
+
+impl CannedAcl {
+    /// Parses `x-amz-acl`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "private" => Self::Private,
+            "public-read" => Self::PublicRead,
+            "public-read-write" => Self::PublicReadWrite,
+            "authenticated-read" => Self::AuthenticatedRead,
+            // Owner-based grants the owner already has.
+            "bucket-owner-read" | "bucket-owner-full-control" => Self::Private,
+            _ => return None,
+        })
+    }
+
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Private => "private",
+            Self::PublicRead => "public-read",
+            Self::PublicReadWrite => "public-read-write",
+            Self::AuthenticatedRead => "authenticated-read",
+        }
+    }
+}
+
+/// A bucket (entrypoint and instance in one record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct BucketInfo {
+    /// Record version.
+    pub v: u32,
+    /// Bucket name.
+    pub name: String,
+    /// Instance id: names the index shards and data objects (a re-created
+    /// bucket of the same name gets a new one).
+    pub id: String,
+    /// Owner uid.
+    pub owner: String,
+    /// Creation time, Unix ms.
+    pub created_ms: u64,
+    /// Zonegroup it was created in.
+    pub zonegroup: String,
+    /// Index shards.
+    pub num_shards: u32,
+    /// Versioning as last set (the shard headers are authoritative for writes).
+    pub versioning: Versioning,
+    /// Canned ACL.
+    pub acl: CannedAcl,
+    /// Bucket tags.
+    pub tags: Vec<(String, String)>,
+    /// Bucket policy JSON, if any.
+    pub policy: Option<String>,
+}
+
+/// Lifecycle state of an index shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardState {
+    /// Accepting writes.
+    #[default]
+    Live,
+    /// The bucket is being deleted: writes are refused.
+    Deleting,
+}
+
+/// The `hdr` record of each index shard; every index write compares it, so a
+/// versioning change or a bucket delete orders against every write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ShardHeader {
+    /// Record version.
+    pub v: u32,
+    /// Bucket instance.
+    pub bucket_id: String,
+    /// Live or deleting.
+    pub state: ShardState,
+    /// Versioning that writes to this shard follow.
+    pub versioning: Versioning,
+}
+
+/// The HTTP-visible attributes of an object version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ObjectAttrs {
+    /// Content-Type.
+    pub content_type: Option<String>,
+    /// Cache-Control.
+    pub cache_control: Option<String>,
+    /// Content-Disposition.
+    pub content_disposition: Option<String>,
+    /// Content-Encoding.
+    pub content_encoding: Option<String>,
+    /// Content-Language.
+    pub content_language: Option<String>,
+    /// Expires (as sent).
+    pub expires: Option<String>,
+    /// `x-amz-meta-*` (names lowercased, without the prefix).
+    pub metadata: BTreeMap<String, String>,
+    /// Object tags.
+    pub tags: Vec<(String, String)>,
+    /// Canned ACL.
+    pub acl: CannedAcl,
+    /// Storage class as sent (STANDARD if none).
+    pub storage_class: Option<String>,
+}
+
+/// One run of data stored as stripes `<bucket_id>_<inst>`, `<bucket_id>_<inst>.1`, ...
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DataRef {
+    /// Instance id (unique per write).
+    pub inst: String,
+    /// Bytes in this run.
+    pub size: u64,
+}
+
+/// Where an object version's bytes are: runs in order (one for a PUT, one per
+/// part for a multipart upload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Manifest {
+    /// The runs, concatenated.
+    pub runs: Vec<DataRef>,
+}
+
+impl Manifest {
+    /// Total size.
+    pub fn size(&self) -> u64 {
+        self.runs.iter().map(|r| r.size).sum()
+    }
+}
+
+/// An object version in the bucket index (`o<key>` for the current one,
+/// `v<key>\0<order>.<version id>` for every version).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct IndexEntry {
+    /// Object key.
+    pub key: String,
+    /// Version id (`null` in unversioned buckets and for suspended writes).
+    pub version_id: String,
+    /// Ordering token: newer versions of a key sort first.
+    pub order: String,
+    /// Modification time, ns since the Unix epoch.
+    pub mtime_ns: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag without quotes (MD5 hex, or `md5-of-md5s-N` for multipart).
+    pub etag: String,
+    /// This version is a delete marker (no data).
+    pub delete_marker: bool,
+    /// Owner uid.
+    pub owner: String,
+    /// HTTP attributes.
+    pub attrs: ObjectAttrs,
+    /// Where the bytes are.
+    pub manifest: Manifest,
+    /// Parts of a multipart upload (0 for a single PUT).
+    pub parts: u32,
+    /// Part sizes of a multipart object (for `?partNumber=`).
+    pub part_sizes: Vec<u64>,
+    /// Zones this version has passed through (multi-site loop prevention).
+    pub zone_trace: Vec<String>,
+    /// The multipart upload this version completed (lets a retried
+    /// CompleteMultipartUpload succeed again).
+    pub from_upload: String,
+}
+
+/// A multipart upload in progress (`u<key>\0<upload id>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct UploadRecord {
+    /// Object key.
+    pub key: String,
+    /// Upload id.
+    pub upload_id: String,
+    /// Initiated, ns since the epoch.
+    pub initiated_ns: u64,
+    /// Initiator / owner uid.
+    pub owner: String,
+    /// Attributes the completed object gets.
+    pub attrs: ObjectAttrs,
+}
+
+/// An uploaded part (`p<upload id>.<part number>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PartRecord {
+    /// Part number (1..=10000).
+    pub part: u32,
+    /// MD5 hex of the part.
+    pub etag: String,
+    /// Where its bytes are.
+    pub data: DataRef,
+    /// Upload time, ns.
+    pub mtime_ns: u64,
+}
+
+/// A write in progress (`i<inst>`): its data is being stored and is not yet
+/// referenced by the index. Expired intents belong to crashed writers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Intent {
+    /// The data being written.
+    pub data: DataRef,
+    /// Key it is for.
+    pub key: String,
+    /// Started, ns.
+    pub started_ns: u64,
+}
+
+/// Data no longer referenced, deleted once due (`g<due ms, 20 digits><inst>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct GcRecord {
+    /// Runs to delete.
+    pub runs: Vec<DataRef>,
+    /// Key it belonged to (for `gc list`).
+    pub key: String,
+}
+
+/// What a bucket index log entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BilogOp {
+    /// A version was written (PUT, copy, completed upload).
+    #[default]
+    Write,
+    /// A version was removed.
+    Delete,
+    /// A delete marker was created.
+    DeleteMarker,
+    /// Attributes (tags, ACL) of a version changed.
+    Attrs,
+}
+
+/// A bucket index log entry (`l<seq, 20 digits>`), written in the same op as
+/// the index change it describes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct BilogEntry {
+    /// What happened.
+    pub op: BilogOp,
+    /// Object key.
+    pub key: String,
+    /// Version id.
+    pub version_id: String,
+    /// Version's mtime, ns.
+    pub mtime_ns: u64,
+    /// ETag.
+    pub etag: String,
+    /// Size.
+    pub size: u64,
+    /// Zone trace of the version.
+    pub zone_trace: Vec<String>,
+    /// The bucket is versioned (sync must keep every version).
+    pub versioned: bool,
+}
+
+/// A data log entry: "this bucket index shard changed" (a hint for sync).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DatalogEntry {
+    /// Bucket name.
+    pub bucket: String,
+    /// Bucket instance id.
+    pub bucket_id: String,
+    /// Index shard.
+    pub shard: u32,
+    /// When, Unix ms.
+    pub ts_ms: u64,
+}
+
+/// A metadata log entry: a user or bucket record changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct MdlogEntry {
+    /// `user` or `bucket`.
+    pub section: String,
+    /// uid or bucket name.
+    pub name: String,
+    /// `write` or `remove`.
+    pub op: String,
+    /// When, Unix ms.
+    pub ts_ms: u64,
+}

@@ -1,0 +1,540 @@
+//! The S3 side of the CLI, as radosgw-admin spells it: `gateway` (the
+//! daemon), `user`, `bucket`, `gc` and the replication logs. Users and
+//! buckets print as radosgw-admin's JSON.
+
+use super::Ctx;
+use anyhow::Context as _;
+use meridian_zone::user::{NewUser, UserChange};
+use meridian_zone::{User, Zone, ZoneParams};
+use serde_json::{Value, json};
+
+/// `meridian gateway --id N`: run an S3 gateway.
+#[derive(clap::Args, Debug)]
+pub struct GatewayArgs {
+    /// Run the gateway with this id (its [gateway.ID] config section).
+    #[arg(long)]
+    pub id: String,
+}
+
+/// Which zone an admin command acts on.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ZoneArg {
+    /// Zone (default: global.rgw_zone of the config).
+    #[arg(long = "rgw-zone", visible_alias = "zone", global = true)]
+    pub zone: Option<String>,
+}
+
+/// `meridian user ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a user with an S3 key pair (generated unless given).
+    Create {
+        #[arg(long)]
+        uid: String,
+        #[arg(long = "display-name")]
+        display_name: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        #[arg(long = "access-key", default_value = "")]
+        access_key: String,
+        #[arg(long = "secret", visible_alias = "secret-key", default_value = "")]
+        secret: String,
+        /// A system user (acts for the zone: multi-site sync, period pulls).
+        #[arg(long)]
+        system: bool,
+        /// Create it suspended (1/true).
+        #[arg(long, value_parser = parse_flag)]
+        suspended: Option<bool>,
+        /// Bucket limit (0 = unlimited).
+        #[arg(long = "max-buckets", default_value_t = 1000)]
+        max_buckets: u32,
+    },
+    /// Show a user.
+    Info {
+        #[arg(long)]
+        uid: String,
+    },
+    /// List uids.
+    List,
+    /// Change a user.
+    Modify {
+        #[arg(long)]
+        uid: String,
+        #[arg(long = "display-name")]
+        display_name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Suspend (1/true) or reinstate (0/false).
+        #[arg(long, value_parser = parse_flag)]
+        suspended: Option<bool>,
+        /// Make (true) or unmake (false) a system user.
+        #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = parse_flag)]
+        system: Option<bool>,
+        #[arg(long = "max-buckets")]
+        max_buckets: Option<u32>,
+        /// Add this access key (with --secret, or a generated secret).
+        #[arg(long = "access-key")]
+        access_key: Option<String>,
+        #[arg(long = "secret", visible_alias = "secret-key")]
+        secret: Option<String>,
+    },
+    /// Suspend a user.
+    Suspend {
+        #[arg(long)]
+        uid: String,
+    },
+    /// Reinstate a suspended user.
+    Enable {
+        #[arg(long)]
+        uid: String,
+    },
+    /// Remove a user (who must own no buckets).
+    Rm {
+        #[arg(long)]
+        uid: String,
+    },
+}
+
+/// `meridian key ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Remove an access key from its user.
+    Rm {
+        #[arg(long)]
+        uid: String,
+        #[arg(long = "access-key")]
+        access_key: String,
+    },
+}
+
+/// `meridian bucket ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum BucketCmd {
+    /// Bucket names, or with --bucket the bucket's objects.
+    List {
+        #[arg(long)]
+        bucket: Option<String>,
+        /// With --bucket: at most this many entries.
+        #[arg(long = "max-entries", default_value_t = 10_000)]
+        max_entries: usize,
+    },
+    /// Object count and bytes of one bucket (or every bucket).
+    Stats {
+        #[arg(long)]
+        bucket: Option<String>,
+    },
+    /// Compare the data pool with the index: orphaned and missing data objects.
+    Check {
+        #[arg(long)]
+        bucket: String,
+    },
+}
+
+/// `meridian gc ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum GcCmd {
+    /// Run garbage collection now.
+    Process {
+        /// Ignore rgw_gc_obj_min_wait (writes in progress are never collected early).
+        #[arg(long = "include-all")]
+        include_all: bool,
+    },
+    /// Pending GC entries (due ones, or all with --include-all).
+    List {
+        #[arg(long = "include-all")]
+        include_all: bool,
+    },
+}
+
+/// `meridian bilog list`.
+#[derive(clap::Subcommand, Debug)]
+pub enum BilogCmd {
+    /// Bucket index log entries of one bucket (every shard, or --shard-id).
+    List {
+        #[arg(long)]
+        bucket: String,
+        #[arg(long = "shard-id")]
+        shard: Option<u32>,
+        #[arg(long, default_value = "")]
+        marker: String,
+        #[arg(long = "max-entries", default_value_t = 1000)]
+        max_entries: u32,
+    },
+}
+
+/// `meridian datalog|mdlog list`.
+#[derive(clap::Subcommand, Debug)]
+pub enum LogCmd {
+    /// Entries of every shard (or --shard-id).
+    List {
+        #[arg(long = "shard-id")]
+        shard: Option<u32>,
+        #[arg(long, default_value = "")]
+        marker: String,
+        #[arg(long = "max-entries", default_value_t = 1000)]
+        max_entries: u32,
+    },
+}
+
+fn parse_flag(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        o => Err(format!("{o:?}: use 1/true or 0/false")),
+    }
+}
+
+/// Runs an S3 gateway daemon.
+pub async fn gateway(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
+    let cfg = ctx.config()?;
+    meridian_gateway::run(cfg, a.id).await
+}
+
+async fn zone(ctx: &Ctx, z: &ZoneArg) -> anyhow::Result<Zone> {
+    let cfg = ctx.config()?;
+    let name = z
+        .zone
+        .clone()
+        .unwrap_or_else(|| cfg.global.rgw_zone.clone());
+    let params = ZoneParams::from_global(&cfg.global, &name, &cfg.global.rgw_zonegroup);
+    let cluster = meridian_gateway::connect(&cfg).await?;
+    Zone::open(cluster, params)
+        .await
+        .with_context(|| format!("open zone {name}"))
+}
+
+/// radosgw-admin's user info JSON.
+pub fn user_json(u: &User) -> Value {
+    json!({
+        "user_id": u.user_id,
+        "display_name": u.display_name,
+        "email": u.email,
+        "suspended": u8::from(u.suspended),
+        "max_buckets": u.max_buckets,
+        "subusers": [],
+        "keys": u.keys.iter().map(|k| json!({
+            "user": k.user,
+            "access_key": k.access_key,
+            "secret_key": k.secret_key,
+        })).collect::<Vec<_>>(),
+        "swift_keys": [],
+        "caps": [],
+        "op_mask": "read, write, delete",
+        "system": u.system,
+        "default_placement": "",
+        "placement_tags": [],
+        "type": "rgw",
+        "mfa_ids": [],
+    })
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// `meridian user ...`.
+pub async fn user(ctx: &Ctx, z: ZoneArg, cmd: UserCmd) -> anyhow::Result<()> {
+    let zone = zone(ctx, &z).await?;
+    let u = match cmd {
+        UserCmd::Create {
+            uid,
+            display_name,
+            email,
+            access_key,
+            secret,
+            system,
+            suspended,
+            max_buckets,
+        } => {
+            zone.create_user(NewUser {
+                uid,
+                display_name,
+                email,
+                access_key,
+                secret,
+                system,
+                suspended: suspended.unwrap_or(false),
+                max_buckets,
+            })
+            .await?
+        }
+        UserCmd::Info { uid } => zone.user(&uid).await?,
+        UserCmd::List => {
+            print_json(&json!(zone.list_users().await?));
+            return Ok(());
+        }
+        UserCmd::Modify {
+            uid,
+            display_name,
+            email,
+            suspended,
+            system,
+            max_buckets,
+            access_key,
+            secret,
+        } => {
+            let add_key = match (access_key, secret) {
+                (Some(a), s) => Some((a, s.unwrap_or_default())),
+                (None, Some(_)) => anyhow::bail!("--secret needs --access-key"),
+                (None, None) => None,
+            };
+            zone.modify_user(
+                &uid,
+                UserChange {
+                    display_name,
+                    email,
+                    suspended,
+                    system,
+                    max_buckets,
+                    add_key,
+                    remove_key: None,
+                },
+            )
+            .await?
+        }
+        UserCmd::Suspend { uid } => {
+            zone.modify_user(
+                &uid,
+                UserChange {
+                    suspended: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?
+        }
+        UserCmd::Enable { uid } => {
+            zone.modify_user(
+                &uid,
+                UserChange {
+                    suspended: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await?
+        }
+        UserCmd::Rm { uid } => {
+            zone.remove_user(&uid).await?;
+            return Ok(());
+        }
+    };
+    print_json(&user_json(&u));
+    Ok(())
+}
+
+/// `meridian key rm`.
+pub async fn key(ctx: &Ctx, z: ZoneArg, cmd: KeyCmd) -> anyhow::Result<()> {
+    let zone = zone(ctx, &z).await?;
+    let KeyCmd::Rm { uid, access_key } = cmd;
+    let u = zone
+        .modify_user(
+            &uid,
+            UserChange {
+                remove_key: Some(access_key),
+                ..Default::default()
+            },
+        )
+        .await?;
+    print_json(&user_json(&u));
+    Ok(())
+}
+
+fn ns_to_rfc3339(ns: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// `meridian bucket ...`.
+pub async fn bucket(ctx: &Ctx, z: ZoneArg, cmd: BucketCmd) -> anyhow::Result<()> {
+    let zone = zone(ctx, &z).await?;
+    match cmd {
+        BucketCmd::List {
+            bucket: None,
+            max_entries: _,
+        } => {
+            let names: Vec<String> = zone
+                .list_buckets(None)
+                .await?
+                .into_iter()
+                .map(|b| b.name)
+                .collect();
+            print_json(&json!(names));
+        }
+        BucketCmd::List {
+            bucket: Some(name),
+            max_entries,
+        } => {
+            let b = zone.bucket(&name).await?;
+            let mut out = Vec::new();
+            let mut after: Option<String> = None;
+            let mut vid: Option<String> = None;
+            loop {
+                let page = zone
+                    .list_versions(
+                        &b,
+                        &meridian_zone::object::ListParams {
+                            prefix: String::new(),
+                            delimiter: None,
+                            after: after.clone(),
+                            max: 1000,
+                        },
+                        vid.as_deref(),
+                    )
+                    .await?;
+                for (e, latest) in &page.versions {
+                    out.push(json!({
+                        "name": e.key,
+                        "instance": if e.version_id == "null" { "" } else { e.version_id.as_str() },
+                        "exists": !e.delete_marker,
+                        "current": latest,
+                        "meta": {
+                            "size": e.size,
+                            "mtime": ns_to_rfc3339(e.mtime_ns),
+                            "etag": e.etag,
+                            "owner": e.owner,
+                            "content_type": e.attrs.content_type.clone().unwrap_or_default(),
+                        },
+                    }));
+                }
+                if !page.truncated || out.len() >= max_entries {
+                    break;
+                }
+                (after, vid) = match page.next {
+                    Some((k, v)) => (Some(k), Some(v)),
+                    None => break,
+                };
+            }
+            out.truncate(max_entries);
+            print_json(&json!(out));
+        }
+        BucketCmd::Stats { bucket } => {
+            let names = match bucket {
+                Some(b) => vec![b],
+                None => zone
+                    .list_buckets(None)
+                    .await?
+                    .into_iter()
+                    .map(|b| b.name)
+                    .collect(),
+            };
+            let mut all = Vec::new();
+            for n in &names {
+                let (b, _) = zone.bucket_fresh(n).await?;
+                let s = zone.bucket_stats(n).await?;
+                all.push(json!({
+                    "bucket": b.name,
+                    "id": b.id,
+                    "marker": b.id,
+                    "owner": b.owner,
+                    "zonegroup": b.zonegroup,
+                    "num_shards": b.num_shards,
+                    "versioning": format!("{:?}", b.versioning).to_lowercase(),
+                    "creation_time": ns_to_rfc3339(b.created_ms * 1_000_000),
+                    "usage": {"rgw.main": {"size": s.size, "size_actual": s.size, "num_objects": s.num_objects}},
+                    "multipart_uploads": s.uploads,
+                }));
+            }
+            if all.len() == 1 && names.len() == 1 {
+                print_json(&all[0]);
+            } else {
+                print_json(&json!(all));
+            }
+        }
+        BucketCmd::Check { bucket } => {
+            let r = zone.check_bucket(&bucket).await?;
+            print_json(&serde_json::to_value(&r)?);
+        }
+    }
+    Ok(())
+}
+
+/// `meridian gc ...`.
+pub async fn gc(ctx: &Ctx, z: ZoneArg, cmd: GcCmd) -> anyhow::Result<()> {
+    let zone = zone(ctx, &z).await?;
+    match cmd {
+        GcCmd::Process { include_all } => {
+            let r = zone.gc_process(include_all).await?;
+            print_json(&serde_json::to_value(&r)?);
+        }
+        GcCmd::List { include_all } => {
+            let items = zone.gc_list(include_all).await?;
+            print_json(&serde_json::to_value(&items)?);
+        }
+    }
+    Ok(())
+}
+
+/// `meridian bilog list`.
+pub async fn bilog(ctx: &Ctx, z: ZoneArg, cmd: BilogCmd) -> anyhow::Result<()> {
+    let zone = zone(ctx, &z).await?;
+    let BilogCmd::List {
+        bucket,
+        shard,
+        marker,
+        max_entries,
+    } = cmd;
+    let b = zone.bucket(&bucket).await?;
+    let shards: Vec<u32> = match shard {
+        Some(s) if s < b.num_shards => vec![s],
+        Some(s) => anyhow::bail!(
+            "bucket {bucket} has {} shards; --shard-id {s} is out of range",
+            b.num_shards
+        ),
+        None => (0..b.num_shards).collect(),
+    };
+    let mut out = Vec::new();
+    for s in shards {
+        let (items, _) = zone.bilog_list(&b, s, &marker, max_entries).await?;
+        for i in items {
+            out.push(json!({
+                "shard_id": s,
+                "op_id": format!("{s}#{}", i.marker),
+                "marker": i.marker,
+                "op": i.entry.op,
+                "object": i.entry.key,
+                "instance": i.entry.version_id,
+                "mtime_ns": i.entry.mtime_ns,
+                "etag": i.entry.etag,
+                "size": i.entry.size,
+                "zones_trace": i.entry.zone_trace,
+                "versioned": i.entry.versioned,
+            }));
+        }
+    }
+    print_json(&json!(out));
+    Ok(())
+}
+
+/// `meridian datalog list` / `meridian mdlog list`.
+pub async fn log(ctx: &Ctx, z: ZoneArg, metadata: bool, cmd: LogCmd) -> anyhow::Result<()> {
+    let zone = zone(ctx, &z).await?;
+    let LogCmd::List {
+        shard,
+        marker,
+        max_entries,
+    } = cmd;
+    let n = if metadata {
+        zone.params().mdlog_shards
+    } else {
+        zone.params().datalog_shards
+    };
+    let shards: Vec<u32> = shard.map(|s| vec![s]).unwrap_or_else(|| (0..n).collect());
+    let mut out = Vec::new();
+    for s in shards {
+        if metadata {
+            for i in zone.mdlog_list(s, &marker, max_entries).await?.0 {
+                out.push(json!({"shard_id": s, "marker": i.marker, "section": i.entry.section, "name": i.entry.name, "op": i.entry.op, "timestamp_ms": i.entry.ts_ms}));
+            }
+        } else {
+            for i in zone.datalog_list(s, &marker, max_entries).await?.0 {
+                out.push(json!({"shard_id": s, "marker": i.marker, "bucket": i.entry.bucket, "bucket_id": i.entry.bucket_id, "bucket_shard": i.entry.shard, "timestamp_ms": i.entry.ts_ms}));
+            }
+        }
+    }
+    print_json(&json!(out));
+    Ok(())
+}
