@@ -168,8 +168,8 @@ fn main() -> std::process::ExitCode {
             Command::Listomapvals(a) => objects::listomapvals(&ctx, a).await,
             Command::Scrub(a) => admin::scrub(&ctx, a).await,
             Command::Bench(a) => {
-                let cluster = ctx.connect().await?;
-                meridian_bench::run(&cluster, a, ctx.format == cli::Format::Json).await
+                let target = meridian_bench::Target::from_args(&a, ctx.connect()).await?;
+                meridian_bench::run(&target, a, ctx.format == cli::Format::Json).await
             }
             Command::Cleanup(a) => {
                 let cluster = ctx.connect().await?;

@@ -135,6 +135,33 @@ fn s3_clients_against_two_gateways() {
         .and_then(|(n, _)| n.parse().ok())
         .unwrap_or(0);
     assert!(passed >= 150, "only {passed} S3 tests passed: {summary}");
+    // The bench's own SigV4 client against the gateway: a write run, then a
+    // read run that checks every byte.
+    for mode in [
+        &["2", "write", "-b", "64K", "-t", "4", "--no-cleanup"][..],
+        &["2", "seq", "-t", "4"],
+    ] {
+        let out = Command::new(bin())
+            .arg("-c")
+            .arg(tc.conf())
+            .args([
+                "--format",
+                "json",
+                "bench",
+                "--s3",
+                &endpoints[1],
+                "--access-key",
+                &ak,
+                "--secret",
+                &sk,
+            ])
+            .args(mode)
+            .output()
+            .expect("run meridian bench --s3");
+        let report = json(&out);
+        assert_eq!(report["errors"], 0, "{report}");
+        assert!(report["ops"].as_u64().unwrap_or(0) > 0, "{report}");
+    }
     let errors = tc.error_lines();
     assert!(
         errors.is_empty(),

@@ -1,9 +1,12 @@
-//! `meridian bench`: the `rados bench` workload and report, against a pool.
+//! `meridian bench`: the `rados bench` workload and report, against a pool
+//! (`-p POOL`) or through an S3 gateway (`--s3 URL`, objects in `--bucket`).
 //!
 //! `write` stores objects of `-b` bytes with `-t` ops in flight for the given
 //! seconds and records what it wrote in `benchmark_last_metadata`; `seq` and
 //! `rand` read those objects back (checking every byte); without
 //! `--no-cleanup` a write run removes its objects at the end.
+
+pub mod s3;
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
@@ -27,12 +30,33 @@ pub enum Mode {
     Rand,
 }
 
-/// `meridian bench -p POOL SECONDS MODE [-b SIZE] [-t N] [--no-cleanup]`.
+/// `meridian bench -p POOL SECONDS MODE [-b SIZE] [-t N] [--no-cleanup]`,
+/// or `meridian bench --s3 URL SECONDS MODE ...` through a gateway.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Pool to run against.
-    #[arg(short = 'p', long)]
-    pub pool: String,
+    /// Pool to run against (RADOS ops straight to the OSDs).
+    #[arg(
+        short = 'p',
+        long,
+        required_unless_present = "s3",
+        conflicts_with = "s3"
+    )]
+    pub pool: Option<String>,
+    /// S3 endpoint to run against instead (PUT / GET of whole objects).
+    #[arg(long)]
+    pub s3: Option<String>,
+    /// Bucket of the S3 run (created if missing).
+    #[arg(long, default_value = "meridian-bench")]
+    pub bucket: String,
+    /// S3 access key.
+    #[arg(long = "access-key", env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub access_key: Option<String>,
+    /// S3 secret key.
+    #[arg(long = "secret", env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Signing region of the S3 run.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
     /// Duration in seconds.
     pub seconds: u64,
     /// write, seq or rand.
@@ -92,6 +116,10 @@ pub struct Report {
     pub min_iops: u64,
     /// Latency in seconds.
     pub avg_latency_s: f64,
+    /// Median latency in seconds.
+    pub p50_latency_s: f64,
+    /// 99th percentile latency in seconds.
+    pub p99_latency_s: f64,
     /// Latency stddev in seconds.
     pub stddev_latency_s: f64,
     /// Max latency in seconds.
@@ -133,6 +161,104 @@ fn object_name(prefix: &str, run: &str, i: u64) -> String {
     format!("{prefix}_{run}_object{i}")
 }
 
+/// What the bench talks to.
+#[derive(Clone)]
+pub enum Target {
+    /// A pool, through the cluster client.
+    Rados {
+        /// The cluster.
+        cluster: Cluster,
+        /// The pool.
+        pool: String,
+    },
+    /// A bucket, through an S3 gateway.
+    S3 {
+        /// The client.
+        client: Box<s3::S3Client>,
+        /// The bucket.
+        bucket: String,
+    },
+}
+
+impl Target {
+    /// The target `a` names (`connect` is used for a pool).
+    pub async fn from_args<F>(a: &BenchArgs, connect: F) -> anyhow::Result<Target>
+    where
+        F: std::future::Future<Output = anyhow::Result<Cluster>>,
+    {
+        match (&a.pool, &a.s3) {
+            (_, Some(url)) => {
+                let (Some(ak), Some(sk)) = (&a.access_key, &a.secret) else {
+                    bail!(
+                        "--s3 needs --access-key/--secret (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+                    );
+                };
+                let client = s3::S3Client::new(url, ak, sk, &a.region)?;
+                if a.mode == Mode::Write {
+                    client.ensure_bucket(&a.bucket).await?;
+                }
+                Ok(Target::S3 {
+                    client: Box::new(client),
+                    bucket: a.bucket.clone(),
+                })
+            }
+            (Some(pool), None) => {
+                let cluster = connect.await?;
+                if cluster.map().pool_by_name(pool).is_none() {
+                    bail!("pool '{pool}' does not exist");
+                }
+                Ok(Target::Rados {
+                    cluster,
+                    pool: pool.clone(),
+                })
+            }
+            (None, None) => bail!("give -p POOL or --s3 URL"),
+        }
+    }
+
+    async fn put(&self, name: &str, data: Bytes) -> anyhow::Result<()> {
+        match self {
+            Target::Rados { cluster, pool } => {
+                cluster.write_full(pool, name, data).await?;
+                Ok(())
+            }
+            Target::S3 { client, bucket } => client.put(bucket, name, data).await,
+        }
+    }
+
+    async fn get(&self, name: &str) -> anyhow::Result<Bytes> {
+        match self {
+            Target::Rados { cluster, pool } => Ok(cluster.read(pool, name).await?),
+            Target::S3 { client, bucket } => client.get(bucket, name).await,
+        }
+    }
+
+    async fn remove(&self, name: &str) -> anyhow::Result<()> {
+        match self {
+            Target::Rados { cluster, pool } => match cluster.remove(pool, name).await {
+                Ok(()) | Err(meridian_client::ClientError::NotFound(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            Target::S3 { client, bucket } => client.delete(bucket, name).await,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Target::Rados { pool, .. } => format!("pool '{pool}'"),
+            Target::S3 { bucket, .. } => format!("bucket '{bucket}'"),
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
 struct Shared {
     next: AtomicU64,
     done: AtomicU64,
@@ -143,12 +269,9 @@ struct Shared {
 }
 
 /// Runs a bench and prints rados-bench-style progress and summary.
-pub async fn run(c: &Cluster, a: BenchArgs, json_out: bool) -> anyhow::Result<()> {
+pub async fn run(c: &Target, a: BenchArgs, json_out: bool) -> anyhow::Result<()> {
     if a.concurrency == 0 || a.concurrency > 1024 {
         bail!("-t must be 1..=1024");
-    }
-    if c.map().pool_by_name(&a.pool).is_none() {
-        bail!("pool '{}' does not exist", a.pool);
     }
     let (size, count_limit, run_id) = match a.mode {
         Mode::Write => {
@@ -161,10 +284,10 @@ pub async fn run(c: &Cluster, a: BenchArgs, json_out: bool) -> anyhow::Result<()
             (size, u64::MAX, run_id)
         }
         Mode::Seq | Mode::Rand => {
-            let meta = c.read(&a.pool, METADATA_OBJECT).await.map_err(|e| {
+            let meta = c.get(METADATA_OBJECT).await.map_err(|e| {
                 anyhow::anyhow!(
-                    "no previous `bench write --no-cleanup` run in pool '{}' ({e})",
-                    a.pool
+                    "no previous `bench write --no-cleanup` run in {} ({e})",
+                    c.describe()
                 )
             })?;
             let m: serde_json::Value =
@@ -215,8 +338,8 @@ pub async fn run(c: &Cluster, a: BenchArgs, json_out: bool) -> anyhow::Result<()
                 let name = object_name(&a.run_name, &run_id, i);
                 let t0 = Instant::now();
                 let ok = match a.mode {
-                    Mode::Write => c.write_full(&a.pool, &name, payload(i, size)).await.is_ok(),
-                    Mode::Seq | Mode::Rand => match c.read(&a.pool, &name).await {
+                    Mode::Write => c.put(&name, payload(i, size)).await.is_ok(),
+                    Mode::Seq | Mode::Rand => match c.get(&name).await {
                         Ok(d) => d == payload(i, size),
                         Err(_) => false,
                     },
@@ -280,8 +403,9 @@ pub async fn run(c: &Cluster, a: BenchArgs, json_out: bool) -> anyhow::Result<()
     let total = start.elapsed().as_secs_f64();
     let ops = shared.done.load(Ordering::Relaxed);
     let errors = shared.errors.load(Ordering::Relaxed);
-    let lat = shared.lat.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut lat = shared.lat.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let (lat_avg, lat_sd) = mean_sd(&lat);
+    lat.sort_by(f64::total_cmp);
     let bw: Vec<f64> = per_sec_ops
         .iter()
         .map(|o| *o as f64 * size as f64 / 1e6)
@@ -307,6 +431,8 @@ pub async fn run(c: &Cluster, a: BenchArgs, json_out: bool) -> anyhow::Result<()
         max_iops: per_sec_ops.iter().cloned().max().unwrap_or(0),
         min_iops: per_sec_ops.iter().cloned().min().unwrap_or(0),
         avg_latency_s: lat_avg,
+        p50_latency_s: percentile(&lat, 0.50),
+        p99_latency_s: percentile(&lat, 0.99),
         stddev_latency_s: lat_sd,
         max_latency_s: lat.iter().cloned().fold(0.0, f64::max),
         min_latency_s: lat
@@ -318,7 +444,7 @@ pub async fn run(c: &Cluster, a: BenchArgs, json_out: bool) -> anyhow::Result<()
     };
     if a.mode == Mode::Write {
         let meta = json!({"run": run_id, "objects": ops_written(&shared), "op_size": size});
-        c.write_full(&a.pool, METADATA_OBJECT, Bytes::from(meta.to_string()))
+        c.put(METADATA_OBJECT, Bytes::from(meta.to_string()))
             .await
             .context("record bench metadata")?;
     }
@@ -354,14 +480,16 @@ pub async fn run(c: &Cluster, a: BenchArgs, json_out: bool) -> anyhow::Result<()
         println!("Stddev Latency(s):      {:.6}", report.stddev_latency_s);
         println!("Max latency(s):         {:.6}", report.max_latency_s);
         println!("Min latency(s):         {:.6}", report.min_latency_s);
+        println!("p50 latency(s):         {:.6}", report.p50_latency_s);
+        println!("p99 latency(s):         {:.6}", report.p99_latency_s);
     }
     if a.mode == Mode::Write && !a.no_cleanup {
         let n = ops_written(&shared);
         if !json_out {
             println!("Cleaning up (deleting benchmark objects)");
         }
-        remove_run(c, &a.pool, &a.run_name, &run_id, n, a.concurrency).await?;
-        let _ = c.remove(&a.pool, METADATA_OBJECT).await;
+        remove_run(c, &a.run_name, &run_id, n, a.concurrency).await?;
+        let _ = c.remove(METADATA_OBJECT).await;
     }
     if errors > 0 {
         bail!("{errors} operations failed");
@@ -375,8 +503,7 @@ fn ops_written(s: &Shared) -> u64 {
 }
 
 async fn remove_run(
-    c: &Cluster,
-    pool: &str,
+    c: &Target,
     prefix: &str,
     run: &str,
     n: u64,
@@ -385,20 +512,14 @@ async fn remove_run(
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..conc.max(1) {
-        let (c, pool, prefix, run, next) = (
-            c.clone(),
-            pool.to_string(),
-            prefix.to_string(),
-            run.to_string(),
-            next.clone(),
-        );
+        let (c, prefix, run, next) = (c.clone(), prefix.to_string(), run.to_string(), next.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
                     return;
                 }
-                let _ = c.remove(&pool, &object_name(&prefix, &run, i)).await;
+                let _ = c.remove(&object_name(&prefix, &run, i)).await;
             }
         }));
     }

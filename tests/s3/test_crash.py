@@ -14,11 +14,13 @@ it back with `$MERIDIAN_BIN dev up --dir $MERIDIAN_DEV_DIR`."""
 import hashlib
 import http.client
 import os
+import signal
 import threading
 import time
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from conftest import (
     ENDPOINTS,
@@ -56,6 +58,7 @@ class SlowUpload(threading.Thread):
         self.reached = threading.Event()
         self.resume = threading.Event()
         self.sent = 0
+        self.md5 = hashlib.md5()
         self.status = None
         self.error = None
 
@@ -73,7 +76,9 @@ class SlowUpload(threading.Thread):
                     self.reached.set()
                     self.resume.wait(120)
                 n = min(self.chunk, self.total - self.sent)
-                conn.send(os.urandom(n))
+                piece = os.urandom(n)
+                self.md5.update(piece)
+                conn.send(piece)
                 self.sent += n
                 time.sleep(0.02)  # stream slowly
             resp = conn.getresponse()
@@ -265,3 +270,31 @@ def test_kill_gateway_mid_multipart(crash_env, s3_clients, bucket_factory):
     )
     assert final == baseline, f"left behind {sorted(final - baseline)[:20]}, removed {sorted(baseline - final)[:20]}"
     assert_no_orphans(b)
+
+
+def test_sigterm_finishes_requests_in_flight(crash_env, s3_clients, bucket_factory):
+    """A gateway told to stop (SIGTERM, as systemd and `dev down` do) takes no
+    new connections but completes the PUT it is receiving, then exits."""
+    g1 = s3_clients[1]
+    b = bucket_factory(client=g1)
+    total = 24 * MiB
+    u = SlowUpload(ENDPOINTS[0], obj_path(b, "drained"), None, total, 8 * MiB)
+    u.start()
+    assert u.reached.wait(180), "upload did not get going"
+    pid = gateway_pid(0)
+    os.kill(pid, signal.SIGTERM)
+    time.sleep(0.5)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(ENDPOINTS[0] + "/", timeout=2)
+    u.resume.set()
+    u.join(120)
+    assert u.error is None and u.status == 200, (u.error, u.status)
+    head = g1.head_object(Bucket=b, Key="drained")
+    assert head["ContentLength"] == total
+    assert head["ETag"] == f'"{u.md5.hexdigest()}"'
+    deadline = time.time() + 40
+    while pid_alive(pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(pid), "the gateway did not exit after draining"
+    restart_dev_cluster()
+    assert s3_clients[0].head_object(Bucket=b, Key="drained")["ContentLength"] == total

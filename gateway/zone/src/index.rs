@@ -289,20 +289,23 @@ impl Zone {
         mut f: impl FnMut(&Snapshot) -> Result<Step<T>>,
     ) -> Result<T> {
         let obj = shard_object(&bucket.id, shard);
-        let mut logged = false;
+        // A change that reads an object's current entry is (almost always) a
+        // visible one: its data log hint goes out with the first read, which
+        // costs no extra round trip. Any logged change without one gets it
+        // before its commit: the hint must be durable first.
+        let visible = keys.iter().any(|k| k.starts_with(CURRENT_PREFIX));
+        let mut hinted = false;
         for attempt in 0..CAS_ATTEMPTS {
-            let snap = if logged {
-                self.shard_read(bucket, shard, &keys, &ranges).await?
-            } else {
-                // The data log hint goes out with the first read: it must be
-                // durable before the change, and costs no extra round trip.
+            let snap = if visible && !hinted {
                 let (snap, hint) = futures::join!(
                     self.shard_read(bucket, shard, &keys, &ranges),
                     self.datalog_hint(bucket, shard)
                 );
                 hint?;
-                logged = true;
+                hinted = true;
                 snap?
+            } else {
+                self.shard_read(bucket, shard, &keys, &ranges).await?
             };
             if snap.hdr.state != ShardState::Live {
                 return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
@@ -313,6 +316,10 @@ impl Zone {
             };
             if txn.is_empty() {
                 return Ok(out);
+            }
+            if txn.log.is_some() && !hinted {
+                self.datalog_hint(bucket, shard).await?;
+                hinted = true;
             }
             let mut ops: Vec<SubOp> = Vec::with_capacity(keys.len() + txn.guards.len() + 4);
             ops.push(sub::omap_cmp(Bytes::from_static(HDR), Some(snap.hdr_raw)));
@@ -341,6 +348,48 @@ impl Zone {
                     let backoff = 1 + rand::random::<u64>() % (2 + u64::from(attempt.min(6)) * 8);
                     tokio::time::sleep(Duration::from_millis(backoff)).await;
                 }
+                Err(ClientError::NotFound(_)) => {
+                    return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ZoneError::Contention(format!(
+            "index shard {shard} of bucket {}",
+            bucket.name
+        )))
+    }
+
+    /// Sets one key in a live shard without reading it first: the header is
+    /// compared against the last one seen (re-read when that is stale).
+    pub(crate) async fn shard_put(
+        &self,
+        bucket: &BucketInfo,
+        shard: u32,
+        key: Bytes,
+        value: Bytes,
+    ) -> Result<()> {
+        let obj = shard_object(&bucket.id, shard);
+        let cache_key = format!("{}/{shard}", bucket.id);
+        for _ in 0..CAS_ATTEMPTS {
+            let hdr = match self.cached_header(&cache_key) {
+                Some(h) => h,
+                None => {
+                    let snap = self.shard_read(bucket, shard, &[], &[]).await?;
+                    if snap.hdr.state != ShardState::Live {
+                        return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
+                    }
+                    self.remember_header(&cache_key, snap.hdr_raw.clone());
+                    snap.hdr_raw
+                }
+            };
+            let ops = vec![
+                sub::omap_cmp(Bytes::from_static(HDR), Some(hdr)),
+                sub::omap_set(vec![(key.clone(), value.clone())]),
+            ];
+            match self.cluster().op(&self.pools().index, &obj, ops).await {
+                Ok(_) => return Ok(()),
+                Err(ClientError::GuardFailed(_)) => self.forget_header(&cache_key),
                 Err(ClientError::NotFound(_)) => {
                     return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
                 }

@@ -125,6 +125,8 @@ struct ZoneInner {
     pools: ZonePools,
     buckets: Mutex<HashMap<String, (Instant, Arc<BucketInfo>)>>,
     keys: Mutex<HashMap<String, (Instant, Arc<User>)>>,
+    /// Last seen header of each index shard (for writes that need no read).
+    headers: Mutex<HashMap<String, bytes::Bytes>>,
     /// Bounds the object data buffered in memory across all requests.
     stripe_buffers: tokio::sync::Semaphore,
 }
@@ -143,6 +145,7 @@ impl Zone {
                 params,
                 buckets: Mutex::new(HashMap::new()),
                 keys: Mutex::new(HashMap::new()),
+                headers: Mutex::new(HashMap::new()),
                 stripe_buffers: tokio::sync::Semaphore::new(STRIPE_BUFFER_PERMITS),
             }),
         };
@@ -242,6 +245,31 @@ impl Zone {
             m.clear();
         }
         m.insert(key.to_string(), (Instant::now(), v));
+    }
+
+    fn cached_header(&self, key: &str) -> Option<Bytes> {
+        self.inner
+            .headers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn remember_header(&self, key: &str, hdr: Bytes) {
+        let mut m = self.inner.headers.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        m.insert(key.to_string(), hdr);
+    }
+
+    fn forget_header(&self, key: &str) {
+        self.inner
+            .headers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 
     fn cache_forget<T>(map: &Mutex<HashMap<String, (Instant, Arc<T>)>>, key: &str) {

@@ -205,20 +205,30 @@ impl Zone {
             key: key.to_string(),
             started_ns: now_ns(),
         };
-        let keys = upload
-            .map(|u| vec![index::upload_key(key, u)])
-            .unwrap_or_default();
-        self.shard_update(bucket, shard, keys.clone(), vec![], |snap| {
-            if let Some(k) = keys.first()
-                && snap.raw(k).is_none()
-            {
-                return Err(ZoneError::NoSuchUpload(upload.unwrap_or_default().into()));
+        match upload {
+            // A part: only while its upload exists.
+            Some(u) => {
+                let ukey = index::upload_key(key, u);
+                self.shard_update(bucket, shard, vec![ukey.clone()], vec![], |snap| {
+                    if snap.raw(&ukey).is_none() {
+                        return Err(ZoneError::NoSuchUpload(u.into()));
+                    }
+                    let mut txn = index::ShardTxn::default();
+                    txn.set(index::intent_key(&inst), &intent);
+                    Ok(Step::Commit(txn, ()))
+                })
+                .await?;
             }
-            let mut txn = index::ShardTxn::default();
-            txn.set(index::intent_key(&inst), &intent);
-            Ok(Step::Commit(txn, ()))
-        })
-        .await?;
+            None => {
+                self.shard_put(
+                    bucket,
+                    shard,
+                    index::intent_key(&inst),
+                    crate::json(&intent),
+                )
+                .await?
+            }
+        }
         Ok(inst)
     }
 
