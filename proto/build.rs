@@ -2,7 +2,11 @@
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/mon.proto", "proto/osd.proto"];
+    let protos = [
+        "proto/mon.proto",
+        "proto/osd.proto",
+        "proto/multisite.proto",
+    ];
     let fds = protox::compile(protos, ["proto"])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     // The descriptor set feeds gRPC server reflection (grpcurl list/describe).

@@ -4,7 +4,7 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
-use cli::{admin, dev, objects, rgw};
+use cli::{admin, dev, multisite, objects, rgw};
 use std::path::PathBuf;
 
 /// Meridian: a placement-aware, gRPC-native storage cluster.
@@ -29,6 +29,26 @@ enum Command {
     Osd(cli::OsdArgs),
     /// Run an S3 gateway (`--id N`).
     Gateway(rgw::GatewayArgs),
+    /// Realms (multi-site).
+    Realm {
+        #[command(subcommand)]
+        cmd: multisite::RealmCmd,
+    },
+    /// Zonegroups (multi-site).
+    Zonegroup {
+        #[command(subcommand)]
+        cmd: multisite::ZonegroupCmd,
+    },
+    /// Zones (multi-site).
+    Zone {
+        #[command(subcommand)]
+        cmd: multisite::ZoneCmd,
+    },
+    /// Periods: staging, commit, pull (multi-site).
+    Period {
+        #[command(subcommand)]
+        cmd: multisite::PeriodCmd,
+    },
     /// S3 users (radosgw-admin user ...).
     User {
         #[command(flatten)]
@@ -128,6 +148,14 @@ fn main() -> std::process::ExitCode {
         || matches!(&cli.cmd, Command::Osd(a) if a.id.is_some())
         || matches!(&cli.cmd, Command::Gateway(_));
     cli::init_tracing(daemon);
+    if !daemon {
+        // A tool piped into `head` ends quietly, as Unix tools do (daemons keep
+        // ignoring SIGPIPE: a peer closing a socket must not kill them).
+        // SAFETY: setting a signal disposition before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -147,6 +175,10 @@ fn main() -> std::process::ExitCode {
             Command::Mon(a) => admin::mon(&ctx, a).await,
             Command::Osd(a) => admin::osd(&ctx, a).await,
             Command::Gateway(a) => rgw::gateway(&ctx, a).await,
+            Command::Realm { cmd } => multisite::realm(&ctx, cmd).await,
+            Command::Zonegroup { cmd } => multisite::zonegroup(&ctx, cmd).await,
+            Command::Zone { cmd } => multisite::zone(&ctx, cmd).await,
+            Command::Period { cmd } => multisite::period(&ctx, cmd).await,
             Command::User { zone, cmd } => rgw::user(&ctx, zone, cmd).await,
             Command::Key { zone, cmd } => rgw::key(&ctx, zone, cmd).await,
             Command::Bucket { zone, cmd } => rgw::bucket(&ctx, zone, cmd).await,

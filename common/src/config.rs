@@ -110,6 +110,8 @@ pub struct GlobalSection {
     pub rgw_max_put_size: u64,
     /// DNS name for virtual-host-style requests (`BUCKET.<name>`); empty = path style only.
     pub rgw_dns_name: String,
+    /// How often a secondary zone's gateways ask the master zone for a newer period.
+    pub rgw_period_poll_s: u64,
 }
 
 impl GlobalSection {
@@ -171,6 +173,7 @@ impl Default for GlobalSection {
             rgw_cache_ttl_ms: 2000,
             rgw_max_put_size: 5 << 30,
             rgw_dns_name: String::new(),
+            rgw_period_poll_s: 30,
         }
     }
 }

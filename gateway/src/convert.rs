@@ -69,6 +69,12 @@ pub fn s3_error(e: ZoneError) -> S3Error {
         | ZoneError::KeyInUse(_)
         | ZoneError::NoSuchAccessKey(_) => (C::InvalidArgument, None),
         ZoneError::Contention(_) => (C::SlowDown, None),
+        ZoneError::Refused { code, .. } => (
+            C::from_bytes(code.as_bytes()).unwrap_or(C::ServiceUnavailable),
+            None,
+        ),
+        ZoneError::MasterUnreachable(_) => (C::ServiceUnavailable, None),
+        ZoneError::ReadOnly(_) => (C::AccessDenied, None),
         ZoneError::Expired => (C::RequestTimeout, None),
         ZoneError::Corrupt { .. } => {
             tracing::error!(error = %e, "stored state is unreadable");

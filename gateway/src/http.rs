@@ -4,6 +4,7 @@
 
 use crate::auth::{ZoneAuth, ZoneHost};
 use crate::s3::MeridianS3;
+use crate::site::Site;
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
@@ -24,14 +25,24 @@ const MAX_XML_BODY: usize = 4 << 20;
 /// Error bodies larger than this are passed through untouched.
 const MAX_ERROR_BODY: usize = 64 << 10;
 
-/// The gateway's request handler.
+/// The gateway's request handler: S3 over HTTP/1.1 (and h2), and the
+/// zone-to-zone gRPC service on the same port.
 pub struct Gateway {
     s3: S3Service,
+    grpc: tonic::service::Routes,
 }
 
 /// Builds the handler for one zone (`dns`: virtual-host base domain).
-pub fn service(zone: Zone, dns: Option<String>) -> Gateway {
-    let mut b = S3ServiceBuilder::new(MeridianS3::new(zone.clone()));
+pub fn service(zone: Zone, site: Site, dns: Option<String>) -> Gateway {
+    let grpc = tonic::service::Routes::new(
+        meridian_proto::multisite::zone_service_server::ZoneServiceServer::new(
+            crate::zone_service::ZoneEndpoint::new(zone.clone(), site.clone()),
+        )
+        .max_decoding_message_size(meridian_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(meridian_proto::MAX_MESSAGE_BYTES),
+    )
+    .add_service(meridian_proto::reflection_service());
+    let mut b = S3ServiceBuilder::new(MeridianS3::new(zone.clone(), site));
     b.set_auth(ZoneAuth::new(zone));
     b.set_access(crate::auth::OwnerChecksInHandlers);
     if let Some(d) = dns {
@@ -42,7 +53,10 @@ pub fn service(zone: Zone, dns: Option<String>) -> Gateway {
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
         cfg,
     ))));
-    Gateway { s3: b.build() }
+    Gateway {
+        s3: b.build(),
+        grpc,
+    }
 }
 
 /// A new request id (RGW style: `tx` + random + the time).
@@ -94,6 +108,18 @@ impl Gateway {
         &self,
         req: http::Request<Incoming>,
     ) -> Result<http::Response<Body>, HttpError> {
+        if req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|c| c.as_bytes().starts_with(b"application/grpc"))
+        {
+            use tower::ServiceExt as _;
+            let resp = match self.grpc.clone().oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            return Ok(resp.map(Body::http_body_unsync));
+        }
         let started = Instant::now();
         let rid = request_id();
         let method = req.method().clone();

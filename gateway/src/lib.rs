@@ -8,7 +8,10 @@ mod auth;
 mod checksum;
 mod convert;
 pub mod http;
+pub mod peer;
 pub mod s3;
+pub mod site;
+pub mod zone_service;
 
 use anyhow::Context as _;
 use meridian_client::{ClientOptions, Cluster};
@@ -64,8 +67,21 @@ pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
     tokio::spawn(zone.clone().gc_worker(Duration::from_secs(
         cfg.global.rgw_gc_processor_period_s.max(1),
     )));
+    let site = site::Site::follow(zone.cluster().clone(), params.zone.clone());
+    tokio::spawn(beacons(
+        zone.cluster().clone(),
+        site.clone(),
+        id.clone(),
+        section.addr.clone(),
+        cfg.monitor_addrs(),
+    ));
+    tokio::spawn(follow_master_period(
+        zone.cluster().clone(),
+        site.clone(),
+        Duration::from_secs(cfg.global.rgw_period_poll_s.max(1)),
+    ));
     let dns = (!cfg.global.rgw_dns_name.is_empty()).then(|| cfg.global.rgw_dns_name.clone());
-    let service = http::service(zone.clone(), dns);
+    let service = http::service(zone.clone(), site, dns);
     let listener = tokio::net::TcpListener::bind(&section.addr)
         .await
         .with_context(|| format!("gateway.{id}: listen on {}", section.addr))?;
@@ -84,6 +100,89 @@ pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
     .await;
     tracing::info!(gateway = %id, "S3 gateway stopped");
     Ok(())
+}
+
+/// Tells every monitor, every few seconds, which zone this gateway serves
+/// (`meridian status` lists the gateways seen recently).
+async fn beacons(cluster: Cluster, site: site::Site, id: String, addr: String, mons: Vec<String>) {
+    loop {
+        let role = site.role();
+        let b = meridian_proto::mon::GatewayBeacon {
+            id: id.clone(),
+            addr: addr.clone(),
+            zone: role.zone.clone(),
+            zonegroup: role.zonegroup.clone(),
+            realm: role
+                .realm
+                .as_ref()
+                .map(|r| r.name.clone())
+                .unwrap_or_default(),
+            period: role
+                .period
+                .as_ref()
+                .map(|p| p.id.clone())
+                .unwrap_or_default(),
+            period_epoch: role.period.as_ref().map(|p| p.epoch).unwrap_or(0),
+            master: role.is_master,
+            read_only: role.read_only,
+            last_seen_ms_ago: 0,
+        };
+        for m in &mons {
+            if let Ok(mut c) = meridian_client::mon_client(m) {
+                let _ = tokio::time::timeout(Duration::from_secs(2), c.beacon(b.clone())).await;
+            }
+        }
+        let _ = &cluster;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// On a secondary zone: asks the master zone for its current period every
+/// `period`, and installs it here when it is newer (a zone that missed a
+/// push catches up without a `period pull`).
+async fn follow_master_period(cluster: Cluster, site: site::Site, period: Duration) {
+    use meridian_proto::mon::mon_command::Cmd;
+    use meridian_proto::multisite::{self as ms, multisite_command};
+    loop {
+        tokio::time::sleep(period).await;
+        let role = site.role();
+        let (Some(realm), Some(cur), Some(key)) = (&role.realm, &role.period, &role.system_key)
+        else {
+            continue;
+        };
+        if role.is_master || role.master_endpoints.is_empty() {
+            continue;
+        }
+        let req = ms::GetPeriodRequest {
+            auth: None,
+            realm_id: realm.id.clone(),
+            period_id: String::new(),
+        };
+        let got = peer::on_any(&role.master_endpoints, |mut c| {
+            let req = peer::sign(req.clone(), key);
+            async move { c.get_period(req).await }
+        })
+        .await;
+        let Ok(p) = got else { continue };
+        let newer = p.realm_epoch > cur.realm_epoch || (p.id == cur.id && p.epoch > cur.epoch);
+        if !newer {
+            continue;
+        }
+        let r = cluster
+            .mon_command(Cmd::Multisite(ms::MultisiteCommand {
+                cmd: Some(multisite_command::Cmd::PeriodInstall(ms::PeriodInstall {
+                    realm: Some(realm.clone()),
+                    period: Some(p.clone()),
+                })),
+            }))
+            .await;
+        match r {
+            Ok(r) => tracing::info!(period = %p.id, epoch = p.epoch, "{}", r.message),
+            Err(e) => {
+                tracing::warn!(period = %p.id, error = %e, "could not install the master's period")
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

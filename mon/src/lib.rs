@@ -4,6 +4,7 @@
 //! `run` is the whole daemon; the `meridian mon` subcommand only parses flags.
 
 pub mod crush_edit;
+pub mod multisite;
 pub mod node;
 pub mod service;
 pub mod state;

@@ -19,6 +19,8 @@ use tonic::{Request, Response, Status};
 
 /// Header marking a request another monitor already forwarded (no second hop).
 const FORWARDED: &str = "x-meridian-forwarded";
+/// A gateway silent for this long drops out of `status`.
+const GATEWAY_BEACON_GRACE: Duration = Duration::from_secs(30);
 /// How long a command may wait for a leader and its commit.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -42,6 +44,7 @@ pub struct MonServer {
     peers: Arc<HashMap<u64, String>>,
     global: Arc<GlobalSection>,
     live: Arc<Mutex<HashMap<u32, OsdLiveness>>>,
+    gateways: Arc<Mutex<HashMap<String, (Instant, GatewayBeacon)>>>,
     clients: Arc<Mutex<HashMap<u64, MonServiceClient<tonic::transport::Channel>>>>,
 }
 
@@ -69,6 +72,7 @@ impl MonServer {
             peers: Arc::new(peers),
             global: Arc::new(global),
             live: Arc::new(Mutex::new(HashMap::new())),
+            gateways: Arc::new(Mutex::new(HashMap::new())),
             clients: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -467,6 +471,19 @@ impl MonService for MonServer {
             .collect();
         mons.sort_by_key(|m| m.id);
         let quorum = mons.iter().filter(|m| m.reachable).map(|m| m.id).collect();
+        let gateways = {
+            let mut g = self.gateways.lock().unwrap_or_else(|p| p.into_inner());
+            g.retain(|_, (seen, _)| now.duration_since(*seen) < GATEWAY_BEACON_GRACE);
+            let mut v: Vec<GatewayBeacon> = g
+                .values()
+                .map(|(seen, b)| GatewayBeacon {
+                    last_seen_ms_ago: now.duration_since(*seen).as_millis() as u64,
+                    ..b.clone()
+                })
+                .collect();
+            v.sort_by(|a, b| a.id.cmp(&b.id));
+            v
+        };
         Ok(Response::new(StatusReply {
             fsid: map.fsid.clone(),
             epoch: map.epoch,
@@ -477,7 +494,24 @@ impl MonService for MonServer {
             osd_usage,
             map: Some((*map).clone()),
             mons,
+            gateways,
         }))
+    }
+
+    async fn beacon(
+        &self,
+        req: Request<GatewayBeacon>,
+    ) -> Result<Response<GatewayBeaconReply>, Status> {
+        let b = req.into_inner();
+        if b.id.is_empty() {
+            return Err(Status::invalid_argument("a beacon needs the gateway id"));
+        }
+        let mut g = self.gateways.lock().unwrap_or_else(|p| p.into_inner());
+        if g.len() > 10_000 {
+            g.clear();
+        }
+        g.insert(b.id.clone(), (Instant::now(), b));
+        Ok(Response::new(GatewayBeaconReply {}))
     }
 
     async fn raft(&self, req: Request<RaftEnvelope>) -> Result<Response<RaftAck>, Status> {

@@ -116,6 +116,16 @@ impl MonState {
             Cmd::PoolRemove(r) => self.pool_remove(r),
             Cmd::PoolSet(s) => self.pool_set(s),
             Cmd::CrushRuleCreate(r) => self.rule_create(r),
+            Cmd::Multisite(m) => {
+                // Applied to a copy: a refused command leaves no partial change.
+                let mut ms = self.map.multisite.clone().unwrap_or_default();
+                let (msg, changed) = crate::multisite::apply(&mut ms, m, now)?;
+                if changed {
+                    self.map.multisite = Some(ms);
+                    self.bump();
+                }
+                Ok(msg)
+            }
         }
     }
 

@@ -1,4 +1,4 @@
-//! Meridian's wire contracts: the monitor and OSD gRPC services.
+//! Meridian's wire contracts: the monitor, OSD and zone-to-zone gRPC services.
 //!
 //! Byte payloads are `bytes::Bytes`, so object data is never copied between
 //! the socket and the object store.
@@ -7,6 +7,12 @@
 pub mod mon {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("meridian.mon");
+}
+
+/// Multi-site configuration (realms, zonegroups, zones, periods) and the zone-to-zone service.
+pub mod multisite {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("meridian.multisite");
 }
 
 /// OSD service: client ops, replication, peering, recovery, scrub.

@@ -603,7 +603,12 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
                 "osdmap": {"epoch": map.epoch, "num_osds": s.osds, "num_up_osds": s.up, "num_in_osds": s.r#in},
                 "pgmap": {"num_pools": map.pools.len(), "num_pgs": s.pgs_total, "pgs_by_state": s.states, "unreported": s.unreported,
                           "bytes_used": total_used, "bytes_total": total},
-                "store_engines": engines}),
+                "store_engines": engines,
+                "rgw": st.gateways.iter().map(|g| json!({
+                    "id": g.id, "addr": g.addr, "zone": g.zone, "zonegroup": g.zonegroup,
+                    "realm": g.realm, "period": g.period, "period_epoch": g.period_epoch,
+                    "master": g.master, "read_only": g.read_only, "last_seen_ms_ago": g.last_seen_ms_ago,
+                })).collect::<Vec<_>>()}),
         || {
             let mut o = String::new();
             let _ = writeln!(o, "  cluster:\n    id:     {}\n    health: {health}", st.fsid);
@@ -613,6 +618,20 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
             let _ = writeln!(o, "\n  services:");
             let _ = writeln!(o, "    mon: {} daemons, quorum {:?}, leader mon.{} (term {})", st.mons.len(), quorum, st.leader_id, st.raft_term);
             let _ = writeln!(o, "    osd: {} osds: {} up, {} in; epoch e{}", s.osds, s.up, s.r#in, map.epoch);
+            if !st.gateways.is_empty() {
+                let mut zones: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for g in &st.gateways {
+                    let role = if g.master { "master" } else { "secondary" };
+                    let ro = if g.read_only { ", read-only" } else { "" };
+                    let realm = if g.realm.is_empty() { String::new() } else { format!(" of realm {}", g.realm) };
+                    zones
+                        .entry(format!("zone {} ({role}{ro}){realm}", g.zone))
+                        .or_default()
+                        .push(format!("gateway.{}", g.id));
+                }
+                let desc: Vec<String> = zones.into_iter().map(|(z, g)| format!("{} for {z}", g.join(", "))).collect();
+                let _ = writeln!(o, "    rgw: {} daemons active: {}", st.gateways.len(), desc.join("; "));
+            }
             let _ = writeln!(o, "\n  data:\n    pools:   {} pools, {} pgs", map.pools.len(), s.pgs_total);
             let _ = writeln!(
                 o,

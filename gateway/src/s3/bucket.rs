@@ -66,10 +66,30 @@ impl MeridianS3 {
             ));
         }
         let acl = bucket_acl(input.acl.as_ref())?;
-        self.zone
-            .create_bucket(&input.bucket, &user.user_id, acl)
-            .await
-            .or_s3()?;
+        self.refuse_if_read_only()?;
+        if self.site.role().is_master {
+            self.zone
+                .create_bucket(&input.bucket, &user.user_id, acl)
+                .await
+                .or_s3()?;
+        } else {
+            // Bucket names are global: the metadata master decides, and this
+            // zone stores the same instance.
+            meridian_zone::bucket::validate_bucket_name(&input.bucket).or_s3()?;
+            let info = self
+                .forward_bucket(
+                    meridian_proto::multisite::forward_bucket_request::Op::Create,
+                    &input.bucket,
+                    &user.user_id,
+                    acl,
+                )
+                .await
+                .or_s3()?
+                .ok_or_else(|| {
+                    s3_error!(ServiceUnavailable, "the master zone sent no bucket record")
+                })?;
+            self.zone.adopt_bucket(&info).await.or_s3()?;
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{}", input.bucket)),
         }))
@@ -118,8 +138,26 @@ impl MeridianS3 {
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
-        self.zone.delete_bucket(&req.input.bucket).await.or_s3()?;
+        let (caller, b) = self.owned_writable_bucket(&req, &req.input.bucket).await?;
+        if self.site.role().is_master {
+            self.zone.delete_bucket(&req.input.bucket).await.or_s3()?;
+        } else {
+            let uid = caller.uid().unwrap_or(&b.owner).to_string();
+            let name = req.input.bucket.clone();
+            self.zone
+                .delete_bucket_with(&name, || async {
+                    self.forward_bucket(
+                        meridian_proto::multisite::forward_bucket_request::Op::Delete,
+                        &name,
+                        &uid,
+                        CannedAcl::Private,
+                    )
+                    .await
+                    .map(|_| ())
+                })
+                .await
+                .or_s3()?;
+        }
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
@@ -158,7 +196,7 @@ impl MeridianS3 {
         &self,
         req: S3Request<PutBucketVersioningInput>,
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        let _ = self.owned_writable_bucket(&req, &req.input.bucket).await?;
         let cfg = &req.input.versioning_configuration;
         if cfg
             .mfa_delete
@@ -199,7 +237,7 @@ impl MeridianS3 {
         &self,
         req: S3Request<PutBucketAclInput>,
     ) -> S3Result<S3Response<PutBucketAclOutput>> {
-        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        let _ = self.owned_writable_bucket(&req, &req.input.bucket).await?;
         let acl = match (&req.input.acl, &req.input.access_control_policy) {
             (Some(a), _) => bucket_acl(Some(a))?,
             (None, Some(p)) => acl_from_policy(p)?,
@@ -238,7 +276,7 @@ impl MeridianS3 {
         &self,
         req: S3Request<PutBucketTaggingInput>,
     ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
-        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        let _ = self.owned_writable_bucket(&req, &req.input.bucket).await?;
         let tags = tags_of(&req.input.tagging)?;
         self.zone
             .update_bucket(&req.input.bucket, |b| {
@@ -254,7 +292,7 @@ impl MeridianS3 {
         &self,
         req: S3Request<DeleteBucketTaggingInput>,
     ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        let _ = self.owned_writable_bucket(&req, &req.input.bucket).await?;
         self.zone
             .update_bucket(&req.input.bucket, |b| {
                 b.tags.clear();

@@ -7,6 +7,7 @@ mod multipart;
 mod object;
 
 use crate::convert::s3_error;
+use crate::site::Site;
 use meridian_zone::{BucketInfo, CannedAcl, IndexEntry, User, Zone, ZoneError};
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -15,12 +16,79 @@ use std::sync::Arc;
 /// The S3 service of one zone.
 pub struct MeridianS3 {
     zone: Zone,
+    site: Site,
 }
 
 impl MeridianS3 {
-    /// Serves `zone`.
-    pub fn new(zone: Zone) -> Self {
-        Self { zone }
+    /// Serves `zone`, in the role `site` says it has.
+    pub fn new(zone: Zone, site: Site) -> Self {
+        Self { zone, site }
+    }
+
+    /// AccessDenied while the zone is read-only (`zone modify --read-only`).
+    fn refuse_if_read_only(&self) -> S3Result<()> {
+        let role = self.site.role();
+        if role.read_only {
+            return Err(s3_error(ZoneError::ReadOnly(role.zone.clone())));
+        }
+        Ok(())
+    }
+
+    /// Sends a bucket metadata write to the metadata master zone (this zone is a secondary).
+    async fn forward_bucket(
+        &self,
+        op: meridian_proto::multisite::forward_bucket_request::Op,
+        bucket: &str,
+        uid: &str,
+        acl: CannedAcl,
+    ) -> Result<Option<BucketInfo>, ZoneError> {
+        use meridian_proto::multisite::ForwardBucketRequest;
+        let role = self.site.role();
+        let key = role.system_key.clone().ok_or_else(|| {
+            ZoneError::MasterUnreachable(format!(
+                "zone {} has no system key to sign with (zone modify --access-key=.. --secret=..)",
+                role.zone
+            ))
+        })?;
+        let req = ForwardBucketRequest {
+            auth: None,
+            op: op as i32,
+            bucket: bucket.into(),
+            uid: uid.into(),
+            acl: acl.as_str().into(),
+        };
+        let reply = crate::peer::on_any(&role.master_endpoints, |mut c| {
+            let req = crate::peer::sign(req.clone(), &key);
+            async move { c.forward_bucket(req).await }
+        })
+        .await
+        .map_err(|s| match s.code() {
+            tonic::Code::Unavailable if !s.message().starts_with("ServiceUnavailable:") => {
+                ZoneError::MasterUnreachable(format!(
+                    "{} at {}: {}",
+                    role.master_zone,
+                    role.master_endpoints.join(", "),
+                    s.message()
+                ))
+            }
+            _ => {
+                let (code, message) = s
+                    .message()
+                    .split_once(": ")
+                    .map(|(c, m)| (c.to_string(), m.to_string()))
+                    .unwrap_or_else(|| ("AccessDenied".into(), s.message().to_string()));
+                ZoneError::Refused { code, message }
+            }
+        })?;
+        if reply.bucket_info.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_slice(&reply.bucket_info)
+            .map(Some)
+            .map_err(|e| ZoneError::Corrupt {
+                what: "bucket record from the master zone".into(),
+                reason: e.to_string(),
+            })
     }
 }
 
@@ -132,12 +200,23 @@ impl MeridianS3 {
             .await
     }
 
-    /// The bucket, if the caller may write objects into it.
+    /// The bucket, if the caller owns it and the zone takes writes (bucket configuration changes).
+    async fn owned_writable_bucket<T>(
+        &self,
+        req: &S3Request<T>,
+        name: &str,
+    ) -> S3Result<(Caller, Arc<BucketInfo>)> {
+        self.refuse_if_read_only()?;
+        self.owned_bucket(req, name).await
+    }
+
+    /// The bucket, if the caller may write objects into it (and the zone takes writes).
     async fn writable_bucket<T>(
         &self,
         req: &S3Request<T>,
         name: &str,
     ) -> S3Result<(Caller, Arc<BucketInfo>)> {
+        self.refuse_if_read_only()?;
         self.checked_bucket(req, name, Caller::can_write_bucket)
             .await
     }

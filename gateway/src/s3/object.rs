@@ -850,6 +850,7 @@ impl MeridianS3 {
         &self,
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        self.refuse_if_read_only()?;
         let caller = self.caller(&req).await?;
         let i = &req.input;
         let b = self.bucket(&i.bucket).await?;

@@ -106,7 +106,7 @@ impl Zone {
             .ok_or_else(|| ZoneError::NoSuchBucket(name.into()))
     }
 
-    /// Creates a bucket owned by `owner`.
+    /// Creates a bucket owned by `owner` (a user of this zone).
     pub async fn create_bucket(
         &self,
         name: &str,
@@ -115,18 +115,24 @@ impl Zone {
     ) -> Result<BucketInfo> {
         validate_bucket_name(name)?;
         let user = self.user(owner).await?;
-        if let Ok((b, _)) = self.bucket_fresh(name).await {
-            return Err(ZoneError::BucketExists {
-                name: name.into(),
-                owned_by_you: b.owner == owner,
-            });
-        }
         if user.max_buckets > 0 {
             let n = self.list_buckets(Some(owner)).await?.len();
             if n >= user.max_buckets as usize {
                 return Err(ZoneError::TooManyBuckets(user.max_buckets));
             }
         }
+        self.create_bucket_for(name, owner, acl).await
+    }
+
+    /// Creates a bucket for `owner`, who may be a user of another zone (a
+    /// create forwarded to this metadata master zone).
+    pub async fn create_bucket_for(
+        &self,
+        name: &str,
+        owner: &str,
+        acl: CannedAcl,
+    ) -> Result<BucketInfo> {
+        validate_bucket_name(name)?;
         let info = BucketInfo {
             v: 1,
             name: name.into(),
@@ -140,17 +146,33 @@ impl Zone {
             tags: Vec::new(),
             policy: None,
         };
-        self.create_shards(&info).await?;
+        self.adopt_bucket(&info).await
+    }
+
+    /// Stores a bucket instance as given (a new one, or the master zone's
+    /// record on a secondary, so both zones name the same instance).
+    pub async fn adopt_bucket(&self, info: &BucketInfo) -> Result<BucketInfo> {
+        let name = info.name.as_str();
+        if let Ok((b, _)) = self.bucket_fresh(name).await {
+            if b.id == info.id {
+                return Ok(b);
+            }
+            return Err(ZoneError::BucketExists {
+                name: name.into(),
+                owned_by_you: b.owner == info.owner,
+            });
+        }
+        self.create_shards(info).await?;
         if !self
-            .create_record(&self.pools().meta, &bucket_object(name), &info)
+            .create_record(&self.pools().meta, &bucket_object(name), info)
             .await?
         {
             // Lost the race for the name: our shards are unreferenced; drop them.
-            self.remove_shards(&info).await;
+            self.remove_shards(info).await;
             let owned_by_you = self
                 .bucket_fresh(name)
                 .await
-                .map(|(b, _)| b.owner == owner)
+                .map(|(b, _)| b.owner == info.owner)
                 .unwrap_or(false);
             return Err(ZoneError::BucketExists {
                 name: name.into(),
@@ -164,7 +186,7 @@ impl Zone {
                 vec![sub::omap_set(vec![(
                     Bytes::from(name.to_string()),
                     json(&DirEntry {
-                        owner: owner.into(),
+                        owner: info.owner.clone(),
                         created_ms: info.created_ms,
                     }),
                 )])],
@@ -172,7 +194,7 @@ impl Zone {
             .await?;
         self.mdlog("bucket", name, "write").await?;
         Self::cache_forget(&self.inner.buckets, name);
-        Ok(info)
+        Ok(info.clone())
     }
 
     async fn remove_shards(&self, info: &BucketInfo) {
@@ -253,6 +275,17 @@ impl Zone {
     /// land), checks that each is empty (else reverts: BucketNotEmpty), then
     /// removes the record, collects leftover data and removes the shards.
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
+        self.delete_bucket_with(name, || async { Ok(()) }).await
+    }
+
+    /// DeleteBucket whose last step needs another party's consent (a secondary
+    /// zone asks the master): `confirm` runs once no write can land and the
+    /// bucket is known empty; if it fails, the bucket is left as it was.
+    pub async fn delete_bucket_with<F, Fut>(&self, name: &str, confirm: F) -> Result<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
         let (b, version) = self.bucket_fresh(name).await?;
         let mut marked = Vec::new();
         let mut not_empty = false;
@@ -280,6 +313,11 @@ impl Zone {
             self.update_headers(&b, marked.into_iter(), |h| h.state = ShardState::Live)
                 .await?;
             return Err(ZoneError::BucketNotEmpty(name.into()));
+        }
+        if let Err(e) = confirm().await {
+            self.update_headers(&b, marked.into_iter(), |h| h.state = ShardState::Live)
+                .await?;
+            return Err(e);
         }
         if !self
             .remove_record(&self.pools().meta, &bucket_object(name), version)

@@ -77,6 +77,15 @@ pub enum ZoneError {
     /// A pending write outlived `rgw_pending_expiry_s` and its data was collected.
     #[error("the upload took longer than rgw_pending_expiry_s; retry it")]
     Expired,
+    /// The metadata master zone refused a forwarded write (its S3 error code).
+    #[error("the master zone refused: {message}")]
+    Refused { code: String, message: String },
+    /// The metadata master zone could not be reached.
+    #[error("the metadata master zone is unreachable: {0}")]
+    MasterUnreachable(String),
+    /// The zone is read-only.
+    #[error("zone {0} is read-only")]
+    ReadOnly(String),
     /// A stored record does not parse.
     #[error("stored {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },

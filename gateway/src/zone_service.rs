@@ -1,0 +1,316 @@
+//! The zone-to-zone gRPC service a gateway serves on its S3 port: realm and
+//! period pulls, period pushes from the master, commits forwarded by
+//! secondary zones, and bucket metadata writes forwarded to the master.
+//! Every request must be signed with a system key of this zone (a zone's
+//! `--access-key/--secret`, or a `--system` user's key).
+
+use crate::peer::{self, Signed};
+use crate::site::Site;
+use meridian_client::{ClientError, Cluster};
+use meridian_proto::mon::mon_command::Cmd;
+use meridian_proto::multisite::zone_service_server::ZoneService;
+use meridian_proto::multisite::*;
+use meridian_zone::{CannedAcl, Zone, ZoneError};
+use sha2::{Digest as _, Sha256};
+use tonic::{Request, Response, Status};
+
+/// The service of one gateway.
+#[derive(Clone)]
+pub struct ZoneEndpoint {
+    zone: Zone,
+    site: Site,
+}
+
+impl ZoneEndpoint {
+    /// Serves `zone` as `site` says it is.
+    pub fn new(zone: Zone, site: Site) -> Self {
+        Self { zone, site }
+    }
+
+    fn cluster(&self) -> &Cluster {
+        self.zone.cluster()
+    }
+
+    /// The secret of a system access key: a zone system key of this cluster,
+    /// or a system user of this zone.
+    async fn system_secret(&self, access_key: &str) -> Option<String> {
+        let map = self.cluster().map();
+        if let Some(k) = map
+            .map
+            .multisite
+            .as_ref()
+            .into_iter()
+            .flat_map(|ms| ms.zones.iter())
+            .filter_map(|z| z.system_key.as_ref())
+            .find(|k| k.access_key == access_key)
+        {
+            return Some(k.secret_key.clone());
+        }
+        match self.zone.user_by_key(access_key).await {
+            Ok(u) if u.system && !u.suspended => u
+                .keys
+                .iter()
+                .find(|k| k.access_key == access_key)
+                .map(|k| k.secret_key.clone()),
+            _ => None,
+        }
+    }
+
+    async fn authorize<T: Signed>(&self, msg: &T) -> Result<(), Status> {
+        let ak = msg.auth().map(|a| a.access_key.clone()).unwrap_or_default();
+        let secret = self.system_secret(&ak).await;
+        peer::verify(msg, |k| (k == ak).then_some(secret).flatten())
+            .map(|_| ())
+            .map_err(|e| Status::unauthenticated(e.to_string()))
+    }
+
+    fn multisite(&self) -> MultisiteState {
+        self.cluster()
+            .map()
+            .map
+            .multisite
+            .clone()
+            .unwrap_or_default()
+    }
+
+    fn require_master(&self) -> Result<(), Status> {
+        let role = self.site.role();
+        if role.is_master {
+            return Ok(());
+        }
+        Err(Status::failed_precondition(format!(
+            "zone {} is not the metadata master; the master is {} at {}",
+            role.zone,
+            role.master_zone,
+            role.master_endpoints.join(", ")
+        )))
+    }
+
+    async fn mon(&self, cmd: MultisiteCommand) -> Result<String, Status> {
+        self.cluster()
+            .mon_command(Cmd::Multisite(cmd))
+            .await
+            .map(|r| r.message)
+            .map_err(|e| match e {
+                ClientError::Command(m) => Status::failed_precondition(m),
+                e => Status::unavailable(e.to_string()),
+            })
+    }
+}
+
+fn find_realm<'a>(ms: &'a MultisiteState, name: &str) -> Result<&'a Realm, Status> {
+    let found = if name.is_empty() {
+        ms.realms
+            .iter()
+            .find(|r| r.id == ms.default_realm)
+            .or_else(|| (ms.realms.len() == 1).then(|| &ms.realms[0]))
+    } else {
+        ms.realms.iter().find(|r| r.name == name || r.id == name)
+    };
+    found.ok_or_else(|| Status::not_found(format!("realm '{name}' is not configured on this zone")))
+}
+
+fn current(ms: &MultisiteState, r: &Realm) -> Result<Period, Status> {
+    ms.periods
+        .iter()
+        .find(|p| p.id == r.current_period)
+        .cloned()
+        .ok_or_else(|| Status::not_found(format!("realm {} has no current period", r.name)))
+}
+
+/// "Code: message", so the caller can map it back to the S3 error.
+fn zone_status(e: ZoneError) -> Status {
+    let code = match &e {
+        ZoneError::BucketExists {
+            owned_by_you: true, ..
+        } => "BucketAlreadyOwnedByYou",
+        ZoneError::BucketExists { .. } => "BucketAlreadyExists",
+        ZoneError::BucketNotEmpty(_) => "BucketNotEmpty",
+        ZoneError::NoSuchBucket(_) => "NoSuchBucket",
+        ZoneError::InvalidBucketName { .. } => "InvalidBucketName",
+        ZoneError::TooManyBuckets(_) => "TooManyBuckets",
+        _ => "ServiceUnavailable",
+    };
+    let msg = format!("{code}: {e}");
+    match code {
+        "ServiceUnavailable" => Status::unavailable(msg),
+        "NoSuchBucket" => Status::not_found(msg),
+        _ => Status::failed_precondition(msg),
+    }
+}
+
+/// Pushes a committed period to every other zone of it (best effort: a zone
+/// that misses it pulls it on its next poll). Returns one line per zone.
+pub async fn push_to_peers(
+    peers: &[(String, Vec<String>)],
+    key: &SystemKey,
+    realm: &Realm,
+    period: &Period,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, endpoints) in peers {
+        let req = PushPeriodRequest {
+            auth: None,
+            realm: Some(realm.clone()),
+            period: Some(period.clone()),
+        };
+        let r = peer::on_any(endpoints, |mut c| {
+            let req = peer::sign(req.clone(), key);
+            async move { c.push_period(req).await }
+        })
+        .await;
+        out.push(match r {
+            Ok(r) if r.installed => format!("pushed period to zone {name}"),
+            Ok(r) => format!("zone {name}: {}", r.message),
+            Err(s) => {
+                tracing::warn!(zone = %name, error = %s.message(), "period push failed; the zone will pull it");
+                format!("zone {name} unreachable ({}); it will pull the period", s.message())
+            }
+        });
+    }
+    out
+}
+
+#[tonic::async_trait]
+impl ZoneService for ZoneEndpoint {
+    async fn pull_realm(
+        &self,
+        req: Request<PullRealmRequest>,
+    ) -> Result<Response<PullRealmReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        let ms = self.multisite();
+        let r = find_realm(&ms, &req.realm)?;
+        Ok(Response::new(PullRealmReply {
+            realm: Some(r.clone()),
+            period: Some(current(&ms, r)?),
+        }))
+    }
+
+    async fn get_period(&self, req: Request<GetPeriodRequest>) -> Result<Response<Period>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        let ms = self.multisite();
+        let r = find_realm(&ms, &req.realm_id)?;
+        if req.period_id.is_empty() {
+            return Ok(Response::new(current(&ms, r)?));
+        }
+        ms.periods
+            .iter()
+            .find(|p| p.id == req.period_id && p.realm_id == r.id)
+            .cloned()
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found(format!("period {} is not known here", req.period_id)))
+    }
+
+    async fn push_period(
+        &self,
+        req: Request<PushPeriodRequest>,
+    ) -> Result<Response<PushPeriodReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        let msg = self
+            .mon(MultisiteCommand {
+                cmd: Some(multisite_command::Cmd::PeriodInstall(PeriodInstall {
+                    realm: req.realm,
+                    period: req.period,
+                })),
+            })
+            .await?;
+        Ok(Response::new(PushPeriodReply {
+            installed: msg.starts_with("installed"),
+            message: msg,
+        }))
+    }
+
+    async fn commit_period(
+        &self,
+        req: Request<CommitPeriodRequest>,
+    ) -> Result<Response<CommitPeriodReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        self.require_master()?;
+        let staging = req
+            .staging
+            .ok_or_else(|| Status::invalid_argument("no staging period"))?;
+        // A retry of the same forwarded staging period commits once.
+        let token = Sha256::digest(prost::Message::encode_to_vec(&staging))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+        let realm_id = staging.realm_id.clone();
+        self.mon(MultisiteCommand {
+            cmd: Some(multisite_command::Cmd::PeriodCommitRemote(
+                PeriodCommitRemote {
+                    staging: Some(staging),
+                    new_period_id: meridian_zone::random_uuid(),
+                    commit_token: token,
+                },
+            )),
+        })
+        .await?;
+        let ms = self.multisite();
+        let r = find_realm(&ms, &realm_id)?.clone();
+        let p = current(&ms, &r)?;
+        let role = crate::site::SiteRole::of(&self.cluster().map().map, &self.site.role().zone);
+        if let Some(key) = role.system_key.clone() {
+            let peers = role.peers.clone();
+            let (r2, p2) = (r.clone(), p.clone());
+            tokio::spawn(async move {
+                push_to_peers(&peers, &key, &r2, &p2).await;
+            });
+        }
+        Ok(Response::new(CommitPeriodReply {
+            realm: Some(r),
+            period: Some(p),
+        }))
+    }
+
+    async fn forward_bucket(
+        &self,
+        req: Request<ForwardBucketRequest>,
+    ) -> Result<Response<ForwardBucketReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        self.require_master()?;
+        if self.site.role().read_only {
+            return Err(Status::failed_precondition(
+                "AccessDenied: the master zone is read-only",
+            ));
+        }
+        match forward_bucket_request::Op::try_from(req.op) {
+            Ok(forward_bucket_request::Op::Create) => {
+                let acl = CannedAcl::parse(&req.acl).unwrap_or_default();
+                let info = self
+                    .zone
+                    .create_bucket_for(&req.bucket, &req.uid, acl)
+                    .await
+                    .map_err(zone_status)?;
+                Ok(Response::new(ForwardBucketReply {
+                    bucket_info: serde_json::to_vec(&info)
+                        .map_err(|e| Status::internal(e.to_string()))?
+                        .into(),
+                }))
+            }
+            Ok(forward_bucket_request::Op::Delete) => {
+                let (b, _) = self
+                    .zone
+                    .bucket_fresh(&req.bucket)
+                    .await
+                    .map_err(zone_status)?;
+                if b.owner != req.uid {
+                    return Err(Status::permission_denied(format!(
+                        "AccessDenied: bucket {} belongs to {}",
+                        req.bucket, b.owner
+                    )));
+                }
+                self.zone
+                    .delete_bucket(&req.bucket)
+                    .await
+                    .map_err(zone_status)?;
+                Ok(Response::new(ForwardBucketReply::default()))
+            }
+            Err(_) => Err(Status::invalid_argument("unknown bucket op")),
+        }
+    }
+}
