@@ -46,6 +46,9 @@ pub enum DevCmd {
         /// S3 port of the first gateway (0: any free port); the others get free ports.
         #[arg(long = "s3-port", default_value_t = 7480)]
         s3_port: u16,
+        /// 2: two clusters joined into realm `dev` (zones dev-a, master, and dev-b).
+        #[arg(long, default_value_t = 1)]
+        zones: u32,
     },
     /// Show the daemons of a dev cluster and whether they run.
     Status {
@@ -77,6 +80,7 @@ pub async fn run(_ctx: &Ctx, cmd: DevCmd) -> anyhow::Result<()> {
             options,
             gateways,
             s3_port,
+            zones,
         } => {
             let shape = Shape {
                 mons,
@@ -87,10 +91,29 @@ pub async fn run(_ctx: &Ctx, cmd: DevCmd) -> anyhow::Result<()> {
                 gateways,
                 s3_port,
             };
-            up(&dir, &shape, pg_num).await
+            match zones {
+                1 => up(&dir, &shape, pg_num).await,
+                2 => super::devzones::up_zones(&dir, &shape, pg_num).await,
+                n => bail!("--zones {n}: use 1, or 2 for a two-zone realm"),
+            }
         }
-        DevCmd::Status { dir } => status(&dir),
-        DevCmd::Down { dir, purge } => down(&dir, purge),
+        DevCmd::Status { dir } => {
+            let subs = super::devzones::zone_dirs(&dir);
+            if subs.is_empty() {
+                return status(&dir);
+            }
+            for d in subs {
+                println!("== {} ==", d.display());
+                status(&d)?;
+            }
+            Ok(())
+        }
+        DevCmd::Down { dir, purge } => {
+            for d in super::devzones::zone_dirs(&dir) {
+                down(&d, false)?;
+            }
+            down(&dir, purge)
+        }
     }
 }
 
@@ -269,7 +292,7 @@ pub fn spawn_daemon(cfg: &Config, dir: &Path, kind: &str, id: &str) -> anyhow::R
     Ok(pid)
 }
 
-async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
+pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
     let started = Instant::now();
     let conf_path = dir.join("meridian.toml");
     let (cfg, fresh) = if conf_path.exists() {

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod dev;
+pub mod devzones;
 pub mod multisite;
 pub mod objects;
 pub mod rgw;
