@@ -426,6 +426,16 @@ async fn seed_runbook_on_two_clusters_with_failures_and_failover() {
         &a,
         &["zone", "modify", "--rgw-zone=us-east", "--read-only=false"],
     );
+    // A zone with peers keeps its logs for them: GC does not trim them.
+    let gc = cli(&a, &["gc", "process", "--include-all"]);
+    assert_eq!(gc["log_entries_trimmed"], 0, "{gc}");
+    assert!(
+        !cli(&a, &["bilog", "list", "--bucket=before-failover"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!cli(&a, &["datalog", "list"]).as_array().unwrap().is_empty());
 
     // --- Planned failover, the seed's steps 4-7, run on the secondary's cluster.
     let old = current(&a);

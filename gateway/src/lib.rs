@@ -69,7 +69,6 @@ pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
     )));
     let site = site::Site::follow(zone.cluster().clone(), params.zone.clone());
     tokio::spawn(beacons(
-        zone.cluster().clone(),
         site.clone(),
         id.clone(),
         section.addr.clone(),
@@ -104,7 +103,7 @@ pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
 
 /// Tells every monitor, every few seconds, which zone this gateway serves
 /// (`meridian status` lists the gateways seen recently).
-async fn beacons(cluster: Cluster, site: site::Site, id: String, addr: String, mons: Vec<String>) {
+async fn beacons(site: site::Site, id: String, addr: String, mons: Vec<String>) {
     loop {
         let role = site.role();
         let b = meridian_proto::mon::GatewayBeacon {
@@ -132,7 +131,6 @@ async fn beacons(cluster: Cluster, site: site::Site, id: String, addr: String, m
                 let _ = tokio::time::timeout(Duration::from_secs(2), c.beacon(b.clone())).await;
             }
         }
-        let _ = &cluster;
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }

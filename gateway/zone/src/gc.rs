@@ -79,6 +79,8 @@ impl Zone {
     /// of GC records (never the expiry of writes in progress).
     pub async fn gc_process(&self, include_all: bool) -> Result<GcReport> {
         let mut report = GcReport::default();
+        // A zone with multi-site peers keeps its logs for them.
+        let trim = self.params().trim_logs_without_peers && !self.has_peers();
         for b in self.list_buckets(None).await? {
             let info = match self.bucket_fresh(&b.name).await {
                 Ok((i, _)) => i,
@@ -89,12 +91,12 @@ impl Zone {
             for s in 0..info.num_shards {
                 let r = self.collect_shard(&info, s, include_all, false).await?;
                 report.add(&r);
-                if self.params().trim_logs_without_peers {
+                if trim {
                     report.log_entries_trimmed += self.trim_bilog(&info, s).await?;
                 }
             }
         }
-        if self.params().trim_logs_without_peers {
+        if trim {
             report.log_entries_trimmed += self.trim_unshared_logs().await?;
         }
         Ok(report)

@@ -63,8 +63,8 @@ pub struct ZoneParams {
     pub cache_ttl: Duration,
     /// Largest single PUT / part.
     pub max_put_size: u64,
-    /// Trim the logs in each GC pass because no other zone reads them
-    /// (a zone without multi-site peers).
+    /// Trim the logs in each GC pass when no other zone reads them (the zone
+    /// has no multi-site peers; see [`Zone::has_peers`]). Off: never trim here.
     pub trim_logs_without_peers: bool,
 }
 
@@ -225,6 +225,24 @@ impl Zone {
     /// The zone's pools.
     pub fn pools(&self) -> &ZonePools {
         &self.inner.pools
+    }
+
+    /// True when another zone of the current period may read this zone's
+    /// logs (then only sync markers may trim them, never a GC pass).
+    pub fn has_peers(&self) -> bool {
+        let view = self.cluster().map();
+        let Some(ms) = &view.map.multisite else {
+            return false;
+        };
+        let Some(z) = ms.zones.iter().find(|z| z.name == self.params().zone) else {
+            return false;
+        };
+        ms.realms
+            .iter()
+            .filter(|r| r.id == z.realm_id)
+            .filter_map(|r| ms.periods.iter().find(|p| p.id == r.current_period))
+            .flat_map(|p| p.zonegroups.iter().flat_map(|g| g.zones.iter()))
+            .any(|other| other.id != z.id)
     }
 
     fn cache_get<T>(
