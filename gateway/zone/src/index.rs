@@ -167,6 +167,39 @@ impl Snapshot {
     }
 }
 
+/// A snapshot from the results of [values, ranges...] sub-ops.
+fn snapshot_from(
+    bucket: &BucketInfo,
+    mut results: impl Iterator<Item = meridian_proto::osd::SubOpResult>,
+) -> Result<Snapshot> {
+    let values: BTreeMap<Bytes, Bytes> = results
+        .next()
+        .map(|r| r.entries.into_iter().map(|kv| (kv.key, kv.value)).collect())
+        .unwrap_or_default();
+    let ranges = results
+        .map(|r| {
+            (
+                r.entries.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+                r.more,
+            )
+        })
+        .collect();
+    let hdr_raw = values
+        .get(HDR)
+        .cloned()
+        .ok_or_else(|| ZoneError::NoSuchBucket(bucket.name.clone()))?;
+    let hdr: ShardHeader = parse("shard header", &hdr_raw)?;
+    if hdr.bucket_id != bucket.id {
+        return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
+    }
+    Ok(Snapshot {
+        hdr,
+        hdr_raw,
+        values,
+        ranges,
+    })
+}
+
 /// The change a [`Zone::shard_update`] closure asks for.
 #[derive(Debug, Default, Clone)]
 pub struct ShardTxn {
@@ -247,33 +280,67 @@ impl Zone {
             }
             Err(e) => return Err(e.into()),
         };
-        let mut results = reply.results.into_iter();
-        let values: BTreeMap<Bytes, Bytes> = results
-            .next()
-            .map(|r| r.entries.into_iter().map(|kv| (kv.key, kv.value)).collect())
-            .unwrap_or_default();
-        let ranges = results
-            .map(|r| {
-                (
-                    r.entries.into_iter().map(|kv| (kv.key, kv.value)).collect(),
-                    r.more,
-                )
-            })
-            .collect();
-        let hdr_raw = values
-            .get(HDR)
-            .cloned()
-            .ok_or_else(|| ZoneError::NoSuchBucket(bucket.name.clone()))?;
-        let hdr: ShardHeader = parse("shard header", &hdr_raw)?;
-        if hdr.bucket_id != bucket.id {
-            return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
+        snapshot_from(bucket, reply.results.into_iter())
+    }
+
+    /// Records an intent and reads the key's shard state in one op (the
+    /// header is compared against the last one seen): a PUT's first round
+    /// trip also serves as the snapshot its link starts from. The returned
+    /// snapshot shows the intent as written.
+    pub(crate) async fn put_intent_and_read(
+        &self,
+        bucket: &BucketInfo,
+        shard: u32,
+        intent: (Bytes, Bytes),
+        keys: &[Bytes],
+        ranges: &[RangeReq],
+    ) -> Result<Snapshot> {
+        let obj = shard_object(&bucket.id, shard);
+        let cache_key = format!("{}/{shard}", bucket.id);
+        for _ in 0..CAS_ATTEMPTS {
+            let hdr = match self.cached_header(&cache_key) {
+                Some(h) => h,
+                None => {
+                    let snap = self.shard_read(bucket, shard, &[], &[]).await?;
+                    self.remember_header(&cache_key, snap.hdr_raw.clone());
+                    snap.hdr_raw
+                }
+            };
+            let mut lookup: Vec<Bytes> = keys.to_vec();
+            lookup.push(Bytes::from_static(HDR));
+            let mut ops = vec![
+                sub::omap_cmp(Bytes::from_static(HDR), Some(hdr)),
+                sub::omap_set(vec![intent.clone()]),
+                sub::omap_get_values(lookup),
+            ];
+            for r in ranges {
+                ops.push(sub::omap_get_range(
+                    r.start_after.clone(),
+                    r.prefix.clone(),
+                    r.max,
+                ));
+            }
+            match self.cluster().op(&self.pools().index, &obj, ops).await {
+                Ok(reply) => {
+                    // Reads in a compound op see the state before its writes.
+                    let mut snap = snapshot_from(bucket, reply.results.into_iter().skip(2))?;
+                    if snap.hdr.state != ShardState::Live {
+                        return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
+                    }
+                    snap.values.insert(intent.0.clone(), intent.1.clone());
+                    return Ok(snap);
+                }
+                Err(ClientError::GuardFailed(_)) => self.forget_header(&cache_key),
+                Err(ClientError::NotFound(_)) => {
+                    return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        Ok(Snapshot {
-            hdr,
-            hdr_raw,
-            values,
-            ranges,
-        })
+        Err(ZoneError::Contention(format!(
+            "index shard {shard} of bucket {}",
+            bucket.name
+        )))
     }
 
     /// Read-compute-commit on one shard until the commit's guards hold: the
@@ -286,6 +353,22 @@ impl Zone {
         shard: u32,
         keys: Vec<Bytes>,
         ranges: Vec<RangeReq>,
+        f: impl FnMut(&Snapshot) -> Result<Step<T>>,
+    ) -> Result<T> {
+        self.shard_update_from(bucket, shard, keys, ranges, None, f)
+            .await
+    }
+
+    /// [`Zone::shard_update`] whose first attempt uses `first` (read with the
+    /// same keys and ranges, its data log hint already written) instead of a
+    /// read of its own.
+    pub(crate) async fn shard_update_from<T>(
+        &self,
+        bucket: &BucketInfo,
+        shard: u32,
+        keys: Vec<Bytes>,
+        ranges: Vec<RangeReq>,
+        mut first: Option<Snapshot>,
         mut f: impl FnMut(&Snapshot) -> Result<Step<T>>,
     ) -> Result<T> {
         let obj = shard_object(&bucket.id, shard);
@@ -294,9 +377,11 @@ impl Zone {
         // costs no extra round trip. Any logged change without one gets it
         // before its commit: the hint must be durable first.
         let visible = keys.iter().any(|k| k.starts_with(CURRENT_PREFIX));
-        let mut hinted = false;
+        let mut hinted = first.is_some();
         for attempt in 0..CAS_ATTEMPTS {
-            let snap = if visible && !hinted {
+            let snap = if let Some(s) = first.take() {
+                s
+            } else if visible && !hinted {
                 let (snap, hint) = futures::join!(
                     self.shard_read(bucket, shard, &keys, &ranges),
                     self.datalog_hint(bucket, shard)
@@ -360,50 +445,8 @@ impl Zone {
         )))
     }
 
-    /// Sets one key in a live shard without reading it first: the header is
-    /// compared against the last one seen (re-read when that is stale).
-    pub(crate) async fn shard_put(
-        &self,
-        bucket: &BucketInfo,
-        shard: u32,
-        key: Bytes,
-        value: Bytes,
-    ) -> Result<()> {
-        let obj = shard_object(&bucket.id, shard);
-        let cache_key = format!("{}/{shard}", bucket.id);
-        for _ in 0..CAS_ATTEMPTS {
-            let hdr = match self.cached_header(&cache_key) {
-                Some(h) => h,
-                None => {
-                    let snap = self.shard_read(bucket, shard, &[], &[]).await?;
-                    if snap.hdr.state != ShardState::Live {
-                        return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
-                    }
-                    self.remember_header(&cache_key, snap.hdr_raw.clone());
-                    snap.hdr_raw
-                }
-            };
-            let ops = vec![
-                sub::omap_cmp(Bytes::from_static(HDR), Some(hdr)),
-                sub::omap_set(vec![(key.clone(), value.clone())]),
-            ];
-            match self.cluster().op(&self.pools().index, &obj, ops).await {
-                Ok(_) => return Ok(()),
-                Err(ClientError::GuardFailed(_)) => self.forget_header(&cache_key),
-                Err(ClientError::NotFound(_)) => {
-                    return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ZoneError::Contention(format!(
-            "index shard {shard} of bucket {}",
-            bucket.name
-        )))
-    }
-
     /// Writes the data log entry "bucket shard changed".
-    async fn datalog_hint(&self, bucket: &BucketInfo, shard: u32) -> Result<()> {
+    pub(crate) async fn datalog_hint(&self, bucket: &BucketInfo, shard: u32) -> Result<()> {
         let n =
             shard_hash(format!("{}:{shard}", bucket.id).as_bytes()) % self.params().datalog_shards;
         let entry = DatalogEntry {

@@ -85,9 +85,7 @@ impl Zone {
             )));
         }
         let bound = length.unwrap_or(self.params().max_put_size);
-        let inst = self
-            .begin_write(bucket, key, Some(upload_id), bound)
-            .await?;
+        let inst = self.begin_part(bucket, key, upload_id, bound).await?;
         let written = match self
             .store_body(bucket, &inst, body, length, content_md5)
             .await
@@ -212,6 +210,7 @@ impl Zone {
                     parts,
                 }),
                 conditions,
+                first: None,
             },
         )
         .await

@@ -105,6 +105,8 @@ pub(crate) struct Link {
     pub intent: Option<String>,
     pub upload: Option<CompleteUpload>,
     pub conditions: WriteConditions,
+    /// A snapshot of the key's shard taken with the intent (saves a read).
+    pub first: Option<Snapshot>,
 }
 
 /// Minimum size of every part but the last.
@@ -142,6 +144,28 @@ pub fn validate_key(key: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// What a link reads of the key's shard: the current entry, the intent (and
+/// upload), every version (and part).
+fn link_reads(
+    key: &str,
+    intent: Option<&str>,
+    upload: Option<&str>,
+) -> (Vec<Bytes>, Vec<RangeReq>) {
+    let mut keys = vec![index::current_key(key)];
+    if let Some(i) = intent {
+        keys.push(index::intent_key(i));
+    }
+    let mut ranges = vec![RangeReq::prefix(
+        index::versions_prefix(key),
+        VERSIONS_PER_READ,
+    )];
+    if let Some(u) = upload {
+        keys.push(index::upload_key(key, u));
+        ranges.push(RangeReq::prefix(index::parts_prefix(u), 10_000));
+    }
+    (keys, ranges)
 }
 
 /// All versions of the key in a snapshot range, newest first, with raw values.
@@ -187,12 +211,13 @@ impl Zone {
         meridian_common::now_unix_ms() + self.params().gc_min_wait.as_millis() as u64
     }
 
-    /// Records a write in progress in the key's shard (before any data is stored).
-    pub(crate) async fn begin_write(
+    /// Records a part write in progress in the key's shard (before any data
+    /// is stored), while its upload exists.
+    pub(crate) async fn begin_part(
         &self,
         bucket: &BucketInfo,
         key: &str,
-        upload: Option<&str>,
+        upload: &str,
         size_bound: u64,
     ) -> Result<String> {
         let inst = random_id();
@@ -205,30 +230,16 @@ impl Zone {
             key: key.to_string(),
             started_ns: now_ns(),
         };
-        match upload {
-            // A part: only while its upload exists.
-            Some(u) => {
-                let ukey = index::upload_key(key, u);
-                self.shard_update(bucket, shard, vec![ukey.clone()], vec![], |snap| {
-                    if snap.raw(&ukey).is_none() {
-                        return Err(ZoneError::NoSuchUpload(u.into()));
-                    }
-                    let mut txn = index::ShardTxn::default();
-                    txn.set(index::intent_key(&inst), &intent);
-                    Ok(Step::Commit(txn, ()))
-                })
-                .await?;
+        let ukey = index::upload_key(key, upload);
+        self.shard_update(bucket, shard, vec![ukey.clone()], vec![], |snap| {
+            if snap.raw(&ukey).is_none() {
+                return Err(ZoneError::NoSuchUpload(upload.into()));
             }
-            None => {
-                self.shard_put(
-                    bucket,
-                    shard,
-                    index::intent_key(&inst),
-                    crate::json(&intent),
-                )
-                .await?
-            }
-        }
+            let mut txn = index::ShardTxn::default();
+            txn.set(index::intent_key(&inst), &intent);
+            Ok(Step::Commit(txn, ()))
+        })
+        .await?;
         Ok(inst)
     }
 
@@ -308,7 +319,7 @@ impl Zone {
     ) -> Result<PutResult> {
         validate_key(key)?;
         let bound = opts.length.unwrap_or(self.params().max_put_size);
-        let inst = self.begin_write(bucket, key, None, bound).await?;
+        let (inst, first) = self.begin_put(bucket, key, bound).await?;
         let written = match self
             .store_body(bucket, &inst, body, opts.length, opts.content_md5)
             .await
@@ -346,6 +357,7 @@ impl Zone {
                     intent: Some(inst.clone()),
                     upload: None,
                     conditions: opts.conditions,
+                    first: Some(first),
                 },
             )
             .await;
@@ -358,24 +370,52 @@ impl Zone {
         r
     }
 
+    /// A PUT's first step: its intent, written together with the read its
+    /// link starts from, and the data log hint in parallel (the hint is
+    /// durable before the link; a PUT that fails leaves a harmless one).
+    async fn begin_put(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        size_bound: u64,
+    ) -> Result<(String, Snapshot)> {
+        let inst = random_id();
+        let shard = index::shard_of(key, bucket.num_shards);
+        let intent = Intent {
+            data: DataRef {
+                inst: inst.clone(),
+                size: size_bound,
+            },
+            key: key.to_string(),
+            started_ns: now_ns(),
+        };
+        let (keys, ranges) = link_reads(key, Some(&inst), None);
+        let (snap, hint) = futures::join!(
+            self.put_intent_and_read(
+                bucket,
+                shard,
+                (index::intent_key(&inst), crate::json(&intent)),
+                &keys,
+                &ranges,
+            ),
+            self.datalog_hint(bucket, shard)
+        );
+        hint?;
+        Ok((inst, snap?))
+    }
+
     /// Makes a new version current: the one compare-and-swap on the key's shard.
     pub(crate) async fn link(&self, bucket: &BucketInfo, l: Link) -> Result<PutResult> {
         let shard = index::shard_of(&l.key, bucket.num_shards);
         let cur_key = index::current_key(&l.key);
-        let mut keys = vec![cur_key.clone()];
-        if let Some(i) = &l.intent {
-            keys.push(index::intent_key(i));
-        }
-        let mut ranges = vec![RangeReq::prefix(
-            index::versions_prefix(&l.key),
-            VERSIONS_PER_READ,
-        )];
-        if let Some(u) = &l.upload {
-            keys.push(index::upload_key(&l.key, &u.upload_id));
-            ranges.push(RangeReq::prefix(index::parts_prefix(&u.upload_id), 10_000));
-        }
+        let (keys, ranges) = link_reads(
+            &l.key,
+            l.intent.as_deref(),
+            l.upload.as_ref().map(|u| u.upload_id.as_str()),
+        );
         let due = self.gc_due_ms();
-        self.shard_update(bucket, shard, keys, ranges, |snap| {
+        let first = l.first.clone();
+        self.shard_update_from(bucket, shard, keys, ranges, first, |snap| {
             let cur: Option<IndexEntry> = snap.get(&cur_key)?;
             let mut txn = index::ShardTxn::default();
             let mut entry = l.entry.clone();
