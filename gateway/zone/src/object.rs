@@ -146,6 +146,22 @@ pub fn validate_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+impl Intent {
+    /// A new write of at most `size_bound` bytes for `key`, with a fresh instance id.
+    fn new(key: &str, size_bound: u64) -> (String, Intent) {
+        let inst = random_id();
+        let intent = Intent {
+            data: DataRef {
+                inst: inst.clone(),
+                size: size_bound,
+            },
+            key: key.to_string(),
+            started_ns: now_ns(),
+        };
+        (inst, intent)
+    }
+}
+
 /// What a link reads of the key's shard: the current entry, the intent (and
 /// upload), every version (and part).
 fn link_reads(
@@ -220,16 +236,8 @@ impl Zone {
         upload: &str,
         size_bound: u64,
     ) -> Result<String> {
-        let inst = random_id();
+        let (inst, intent) = Intent::new(key, size_bound);
         let shard = index::shard_of(key, bucket.num_shards);
-        let intent = Intent {
-            data: DataRef {
-                inst: inst.clone(),
-                size: size_bound,
-            },
-            key: key.to_string(),
-            started_ns: now_ns(),
-        };
         let ukey = index::upload_key(key, upload);
         self.shard_update(bucket, shard, vec![ukey.clone()], vec![], |snap| {
             if snap.raw(&ukey).is_none() {
@@ -379,16 +387,8 @@ impl Zone {
         key: &str,
         size_bound: u64,
     ) -> Result<(String, Snapshot)> {
-        let inst = random_id();
+        let (inst, intent) = Intent::new(key, size_bound);
         let shard = index::shard_of(key, bucket.num_shards);
-        let intent = Intent {
-            data: DataRef {
-                inst: inst.clone(),
-                size: size_bound,
-            },
-            key: key.to_string(),
-            started_ns: now_ns(),
-        };
         let (keys, ranges) = link_reads(key, Some(&inst), None);
         let (snap, hint) = futures::join!(
             self.put_intent_and_read(
