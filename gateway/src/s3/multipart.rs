@@ -4,7 +4,7 @@ use super::object::{body, cond_str, copy_source_conditions, declared_length};
 use super::{MeridianS3, OrS3, denied, encoder, owner};
 use crate::convert::{self, AttrHeaders, etag, timestamp};
 use meridian_zone::object::WriteConditions;
-use meridian_zone::{Versioning, data};
+use meridian_zone::Versioning;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -130,12 +130,9 @@ impl MeridianS3 {
             &i.copy_source_if_unmodified_since,
         )?;
         let (start, end) = copy_range(i.copy_source_range.as_deref(), src.size)?;
-        let stream = self
+        let body = self
             .zone
-            .read_runs(&src_b.id, &src.manifest.runs, start, end);
-        let body: data::Body = Box::pin(futures::StreamExt::map(stream, |r| {
-            r.map_err(|e| format!("copy source: {e}"))
-        }));
+            .copy_source(&src_b.id, &src.manifest.runs, start, end);
         let rec = self
             .zone
             .upload_part(

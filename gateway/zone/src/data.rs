@@ -176,6 +176,15 @@ impl Zone {
         )
     }
 
+    /// Bytes `[start, end)` of a stored object as the request body of another
+    /// write (CopyObject, UploadPartCopy).
+    pub fn copy_source(&self, bucket_id: &str, runs: &[DataRef], start: u64, end: u64) -> Body {
+        Box::pin(
+            self.read_runs(bucket_id, runs, start, end)
+                .map(|r| r.map_err(|e| format!("copy source: {e}"))),
+        )
+    }
+
     /// Deletes every stripe of `runs` (missing stripes are fine: deletion is idempotent).
     pub async fn delete_runs(&self, bucket_id: &str, runs: &[DataRef]) -> Result<usize> {
         let names: Vec<String> = runs

@@ -712,10 +712,7 @@ impl Zone {
         dst_key: &str,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        let body = self.read_runs(&src_bucket.id, &src.manifest.runs, 0, src.size);
-        let body: Body = Box::pin(futures::StreamExt::map(body, |r| {
-            r.map_err(|e| format!("copy source: {e}"))
-        }));
+        let body = self.copy_source(&src_bucket.id, &src.manifest.runs, 0, src.size);
         let mut opts = opts;
         opts.length = Some(src.size);
         opts.content_md5 = None;
