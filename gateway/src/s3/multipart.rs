@@ -3,8 +3,8 @@
 use super::object::{body, cond_str, copy_source_conditions, declared_length};
 use super::{MeridianS3, OrS3, denied, encoder, owner};
 use crate::convert::{self, AttrHeaders, etag, timestamp};
-use meridian_zone::object::WriteConditions;
 use meridian_zone::Versioning;
+use meridian_zone::object::WriteConditions;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
