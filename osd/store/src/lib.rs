@@ -92,6 +92,13 @@
 //! the blake3 of every chunk it touches and returns [`StoreError::Corrupt`] on
 //! a mismatch.
 //!
+//! # Fault injection
+//!
+//! Named failpoints — `store::ring_submit`, `store::data_sync`,
+//! `store::kv_commit` — let tests (and a daemon started with `FAILPOINTS`)
+//! make the ring submit, the block-file sync or the metadata commit fail; see
+//! [`failpoints`] for the names, the actions and how to arm them.
+//!
 //! # Memory
 //!
 //! fjall's block cache and memtables are sized from `cache_bytes` (default
@@ -102,6 +109,7 @@
 
 mod block;
 mod error;
+pub mod failpoints;
 mod mem;
 mod types;
 

@@ -11,7 +11,7 @@ use super::io::{AlignedBuf, IoDone, IoOp};
 use super::keys;
 use super::record::{self, CHUNK, Chunk, ObjData, ObjState, UNIT, round_up_unit};
 use super::{Counters, Inner, Submission};
-use crate::{ObjectKey, PgId, StoreError, StoreOp, Transaction};
+use crate::{ObjectKey, PgId, StoreError, StoreOp, Transaction, failpoints};
 use bytes::Bytes;
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 use fjall::{Keyspace, PersistMode};
@@ -199,8 +199,7 @@ impl Inner {
                 .run(ops)
                 .map_err(|e| (StoreError::io("write data to the block file", e), false))?;
             Counters::add(&self.counters.bytes_written, bytes);
-            self.block
-                .sync_data()
+            self.sync_block()
                 .map_err(|e| (StoreError::io("fdatasync the block file", e), true))?;
             Counters::add(&self.counters.data_syncs, 1);
         }
@@ -223,10 +222,22 @@ impl Inner {
                 None => wb.remove(ks, k.as_slice()),
             }
         }
-        wb.commit()
-            .map_err(|e| (StoreError::kv("commit a transaction group", e), true))?;
+        let kv_failed = |e| (StoreError::kv("commit a transaction group", e), true);
+        fail::fail_point!(failpoints::KV_COMMIT, |arg| Err(kv_failed(
+            fjall::Error::Io(failpoints::injected(failpoints::KV_COMMIT, arg))
+        )));
+        wb.commit().map_err(kv_failed)?;
         Counters::add(&self.counters.kv_commits, 1);
         Ok(())
+    }
+
+    /// fdatasync of the block file (behind the `store::data_sync` failpoint).
+    fn sync_block(&self) -> std::io::Result<()> {
+        fail::fail_point!(failpoints::DATA_SYNC, |arg| Err(failpoints::injected(
+            failpoints::DATA_SYNC,
+            arg
+        )));
+        self.block.sync_data()
     }
 
     fn after_commit(&self, batch: Level) {

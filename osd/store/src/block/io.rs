@@ -1,7 +1,7 @@
 //! Block-file I/O: 4096-aligned buffers, and two engines behind one batched
 //! interface: io_uring on a dedicated thread, or a pread/pwrite thread pool.
 
-use crate::{IoEngineKind, StoreError};
+use crate::{IoEngineKind, StoreError, failpoints};
 use crossbeam::channel::{self, Receiver, Sender};
 use io_uring::{IoUring, opcode, types};
 use std::alloc::{Layout, alloc_zeroed, dealloc};
@@ -396,7 +396,7 @@ fn drive_ring(ring: &mut IoUring, fd: types::Fd, slots: &mut [Slot]) -> bool {
         if inflight == 0 {
             return true;
         }
-        match ring.submit_and_wait(1) {
+        match ring_submit(ring, 1) {
             Ok(_) => failures = 0,
             Err(e)
                 if matches!(
@@ -444,6 +444,15 @@ fn drive_ring(ring: &mut IoUring, fd: types::Fd, slots: &mut [Slot]) -> bool {
             }
         }
     }
+}
+
+/// `submit_and_wait`, behind the `store::ring_submit` failpoint.
+fn ring_submit(ring: &IoUring, want: usize) -> io::Result<usize> {
+    fail::fail_point!(failpoints::RING_SUBMIT, |arg| Err(failpoints::injected(
+        failpoints::RING_SUBMIT,
+        arg
+    )));
+    ring.submit_and_wait(want)
 }
 
 fn pool_loop(file: &File, rx: Receiver<PoolJob>) {
