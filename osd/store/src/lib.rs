@@ -78,9 +78,11 @@
 //! The free-space map is never persisted: `open` rebuilds it by scanning all
 //! object records, and refuses to open if two records claim the same unit. A
 //! transaction that fails (no space, or a damaged chunk it had to read) is
-//! rolled back alone; the others of its group still commit. An I/O error after
-//! data was synced poisons the store (writes refused until restart, which
-//! recovers from the last commit).
+//! rolled back alone; the others of its group still commit. A failed
+//! `fdatasync` or KV commit poisons the store: whether the group is durable is
+//! unknown, so that `submit` and every later one fail (the reason is logged
+//! once and reported by [`ObjectStore::poisoned`]) until a restart, which
+//! recovers from the last commit.
 //!
 //! # I/O engines
 //!
@@ -178,6 +180,14 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// Identity and format of the store.
     fn superblock(&self) -> &Superblock;
+
+    /// Why the store stopped accepting writes, if it did: after an
+    /// unrecoverable failure (a failed data sync or metadata commit, a broken
+    /// io_uring) every later `submit` fails until the store is reopened, so
+    /// the daemon should stop serving and get itself marked down.
+    fn poisoned(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
@@ -228,5 +238,8 @@ impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
     }
     fn superblock(&self) -> &Superblock {
         (**self).superblock()
+    }
+    fn poisoned(&self) -> Option<String> {
+        (**self).poisoned()
     }
 }

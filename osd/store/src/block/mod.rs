@@ -23,7 +23,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::thread::JoinHandle;
 
 /// On-disk format version of the block store (key layout + record encodings).
@@ -229,13 +229,38 @@ pub(crate) struct Inner {
     gate: RwLock<()>,
     pg_counts: Mutex<BTreeMap<PgId, u64>>,
     counters: Counters,
-    poisoned: Mutex<Option<String>>,
+    /// Set once by the first unrecoverable failure.
+    poison: Poison,
     /// Test hook: microseconds a read sleeps between reading the record and
     /// reading the data (widens the window the reclaim gate protects).
     read_pause_us: AtomicU64,
     /// Consecutive failed attempts to recycle freed space.
     reclaim_streak: AtomicU64,
     _lock: File,
+}
+
+/// The reason an open store stopped accepting writes: set once, by the first
+/// unrecoverable failure, and kept until the store is closed.
+#[derive(Clone, Default)]
+pub(crate) struct Poison(Arc<OnceLock<String>>);
+
+impl Poison {
+    /// Records `reason` unless the store is already poisoned; logs only the first.
+    pub(crate) fn set(&self, reason: String) {
+        let mut first = false;
+        let now = self.0.get_or_init(|| {
+            first = true;
+            reason
+        });
+        if first {
+            tracing::error!(reason = %now, "object store poisoned; it refuses writes until restarted");
+        }
+    }
+
+    /// The reason, if poisoned.
+    pub(crate) fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
 }
 
 /// After this many deferred recycling attempts, the committer waits for readers.
@@ -571,6 +596,7 @@ impl BlockStore {
             *pg_counts.entry(key.pg).or_default() += 1;
         }
         let block = Arc::new(block);
+        let poison = Poison::default();
         let want = match cfg.engine {
             IoEngine::Auto => Want::Auto,
             IoEngine::IoUring => Want::Uring,
@@ -597,7 +623,7 @@ impl BlockStore {
             gate: RwLock::new(()),
             pg_counts: Mutex::new(pg_counts),
             counters: Counters::default(),
-            poisoned: Mutex::new(None),
+            poison,
             read_pause_us: AtomicU64::new(0),
             reclaim_streak: AtomicU64::new(0),
             _lock: lock,
@@ -767,16 +793,11 @@ impl Inner {
     }
 
     fn poison(&self, reason: String) {
-        tracing::error!(reason = %reason, "object store poisoned; it refuses writes until restarted");
-        let mut p = self.poisoned.lock().unwrap_or_else(|e| e.into_inner());
-        p.get_or_insert(reason);
+        self.poison.set(reason);
     }
 
     fn poisoned(&self) -> Option<String> {
-        self.poisoned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.poison.get().map(str::to_string)
     }
 
     /// Reads and decodes the record of `key` (verifying inline data).
@@ -921,6 +942,11 @@ impl Inner {
 
 impl ObjectStore for BlockStore {
     fn submit(&self, txn: Transaction) -> Result<(), StoreError> {
+        // Before anything else: even an empty transaction is not acknowledged
+        // by a store that can no longer promise durability.
+        if let Some(reason) = self.inner.poisoned() {
+            return Err(StoreError::Poisoned(reason));
+        }
         txn.validate()?;
         Counters::add(&self.inner.counters.submits, 1);
         if txn.is_empty() {
@@ -1138,11 +1164,24 @@ impl ObjectStore for BlockStore {
     fn superblock(&self) -> &Superblock {
         &self.inner.superblock
     }
+
+    fn poisoned(&self) -> Option<String> {
+        self.inner.poisoned()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn poison_keeps_the_first_reason() {
+        let p = Poison::default();
+        assert_eq!(p.get(), None);
+        p.set("fdatasync failed".into());
+        p.clone().set("a later failure".into());
+        assert_eq!(p.get(), Some("fdatasync failed"));
+    }
 
     #[test]
     fn auto_engine_falls_back_when_io_uring_is_denied() {

@@ -1,0 +1,216 @@
+//! Fault injection through the store's named failpoints: a failed data sync
+//! or metadata commit poisons the store, every later submit fails, and a
+//! reopen recovers exactly the acknowledged transactions.
+//!
+//! Failpoints are process-wide: every test here holds a `FailScenario`, which
+//! serializes them and disarms every point when dropped. No other test binary
+//! arms them.
+
+#[macro_use]
+#[allow(unused_macros)]
+mod common;
+
+use common::*;
+use fail::FailScenario;
+use meridian_objectstore::failpoints::{DATA_SYNC, KV_COMMIT};
+use meridian_objectstore::*;
+use std::collections::BTreeMap;
+
+/// Every kind of submit fails with `Poisoned` naming `why`.
+fn assert_refuses_writes(s: &BlockStore, why: &str) {
+    let late = key(9, "late");
+    for txn in [
+        Transaction::new().write_full(&late, pattern(99, 300_000)),
+        Transaction::new().set_xattr(&late, "a", b("1")),
+        Transaction::new(),
+    ] {
+        match s.submit(txn) {
+            Err(StoreError::Poisoned(r)) => assert!(r.contains(why), "reason {r:?}"),
+            other => panic!("a poisoned store answered a submit with {other:?}"),
+        }
+    }
+    assert_eq!(s.stat(&late).unwrap(), None);
+}
+
+/// Commits a few transactions (chunked and inline data, xattrs, omap).
+fn commit_some(s: &BlockStore, m: &mut Model) {
+    let (big, small) = (key(1, "big"), key(1, "small"));
+    for txn in [
+        Transaction::new()
+            .write_full(&big, pattern(1, 300_000))
+            .set_xattr(&big, "v", b("1")),
+        Transaction::new()
+            .write_full(&small, b("inline data"))
+            .omap_set(&small, vec![(b("k1"), b("v1"))]),
+        Transaction::new().write(&big, 100_000, pattern(2, 70_000)),
+    ] {
+        m.apply(&txn);
+        s.submit(txn).unwrap();
+    }
+    assert_eq!(s.poisoned(), None);
+}
+
+/// After a reopen: healthy, exactly the model's content, clean fsck, and
+/// writes are acknowledged again.
+fn reopen_and_check(t: &mut TempBlock, m: &mut Model) {
+    t.reopen();
+    assert_eq!(t.s().poisoned(), None, "a reopened store starts healthy");
+    m.verify(t.s(), &[pg(1)]);
+    t.check();
+    let txn = Transaction::new()
+        .write(&key(1, "big"), 250_000, pattern(7, 90_000))
+        .write_full(&key(1, "after"), pattern(8, 70_000));
+    m.apply(&txn);
+    t.s().submit(txn).unwrap();
+    m.verify(t.s(), &[pg(1)]);
+}
+
+#[test]
+fn failed_data_sync_poisons_the_store_until_reopen() {
+    let _fp = FailScenario::setup();
+    let mut t = TempBlock::new(IoEngine::Auto, 64 << 20);
+    let mut m = Model::default();
+    commit_some(t.s(), &mut m);
+
+    fail::cfg(DATA_SYNC, "return").unwrap();
+    // Chunked data, so the group syncs the block file.
+    let e = t
+        .s()
+        .submit(
+            Transaction::new()
+                .write(&key(1, "big"), 0, pattern(3, 200_000))
+                .touch(&key(1, "lost")),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("fdatasync"), "{e}");
+    let reason = t.s().poisoned().expect("poisoned after a failed fdatasync");
+    assert!(reason.contains("fdatasync"), "{reason}");
+    // Disarmed, the store stays poisoned: the failure was remembered, not repeated.
+    fail::remove(DATA_SYNC);
+    assert_refuses_writes(t.s(), "fdatasync");
+    assert_eq!(t.s().poisoned(), Some(reason));
+    // What was committed before the failure still reads back.
+    m.verify(t.s(), &[pg(1)]);
+
+    reopen_and_check(&mut t, &mut m);
+}
+
+#[test]
+fn failed_kv_commit_poisons_the_store_until_reopen() {
+    let _fp = FailScenario::setup();
+    let mut t = TempBlock::new(IoEngine::Auto, 64 << 20);
+    let mut m = Model::default();
+    commit_some(t.s(), &mut m);
+
+    fail::cfg(KV_COMMIT, "return(28)").unwrap();
+    // Metadata only: no data sync, the KV commit alone fails.
+    let e = t
+        .s()
+        .submit(
+            Transaction::new()
+                .set_xattr(&key(1, "big"), "v", b("2"))
+                .omap_set(&key(1, "small"), vec![(b("k2"), b("v2"))]),
+        )
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Kv { .. }), "{e}");
+    let reason = t.s().poisoned().expect("poisoned after a failed KV commit");
+    assert!(reason.contains("commit a transaction group"), "{reason}");
+    assert!(
+        reason.contains("No space left"),
+        "the injected errno: {reason}"
+    );
+    fail::remove(KV_COMMIT);
+    assert_refuses_writes(t.s(), "commit a transaction group");
+    m.verify(t.s(), &[pg(1)]);
+
+    reopen_and_check(&mut t, &mut m);
+}
+
+/// One submitter's view: (object, version) per submit and whether it was acknowledged.
+type Outcomes = Vec<(ObjectKey, u64, Result<(), StoreError>)>;
+
+fn version_data(thread: u64, v: u64) -> Vec<u8> {
+    // Alternately inline and chunked, so groups both do and do not sync data.
+    let len = if v.is_multiple_of(2) { 3_000 } else { 150_000 };
+    pattern(thread * 1000 + v, len)
+}
+
+fn concurrent_failure(point: &str, actions: &str, why: &str) {
+    let _fp = FailScenario::setup();
+    let mut t = TempBlock::new(IoEngine::Auto, 128 << 20);
+    fail::cfg(point, actions).unwrap();
+    const THREADS: u64 = 4;
+    const TXNS: u64 = 40;
+    let outcomes: Vec<Outcomes> = std::thread::scope(|sc| {
+        let s = t.s();
+        let handles: Vec<_> = (0..THREADS)
+            .map(|th| {
+                sc.spawn(move || {
+                    (0..TXNS)
+                        .map(|v| {
+                            let k = key(2, &format!("t{th}-o{}", v % 3));
+                            let txn = Transaction::new()
+                                .write_full(&k, version_data(th, v))
+                                .set_xattr(&k, "version", Bytes::from(v.to_string()));
+                            let res = s.submit(txn);
+                            (k, v, res)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let reason = t.s().poisoned().expect("poisoned");
+    assert!(reason.contains(why), "{reason}");
+    let mut expect: BTreeMap<ObjectKey, (u64, u64)> = BTreeMap::new();
+    let (mut acked, mut failed) = (0u64, 0u64);
+    for (th, outs) in outcomes.iter().enumerate() {
+        let mut seen_failure = false;
+        for (k, v, res) in outs {
+            match res {
+                Ok(()) => {
+                    assert!(
+                        !seen_failure,
+                        "thread {th}: version {v} of {k} acknowledged after an earlier failure"
+                    );
+                    acked += 1;
+                    expect.insert(k.clone(), (th as u64, *v));
+                }
+                Err(e) => {
+                    assert!(e.to_string().contains(why), "thread {th}: {e}");
+                    seen_failure = true;
+                    failed += 1;
+                }
+            }
+        }
+    }
+    assert!(acked > 0 && failed > 0, "acked {acked}, failed {failed}");
+    assert_eq!(t.s().counters().txns_committed, acked);
+
+    t.reopen();
+    assert_eq!(t.s().poisoned(), None);
+    let names = t.s().list_objects(pg(2), None, usize::MAX).unwrap();
+    let want: Vec<String> = expect.keys().map(|k| k.name.clone()).collect();
+    assert_eq!(names, want, "exactly the acknowledged objects exist");
+    for (k, (th, v)) in &expect {
+        let got = t.s().read(k, 0, None).unwrap();
+        assert!(
+            got[..] == version_data(*th, *v)[..],
+            "{k}: not the last acknowledged version {v}"
+        );
+        let ver = t.s().getxattr(k, "version").unwrap();
+        assert_eq!(ver, Some(Bytes::from(v.to_string())), "{k}");
+    }
+    t.check();
+}
+
+#[test]
+fn concurrent_submits_after_a_failed_data_sync_all_fail() {
+    concurrent_failure(DATA_SYNC, "6*off->return", "fdatasync");
+}
+
+#[test]
+fn concurrent_submits_after_a_failed_kv_commit_all_fail() {
+    concurrent_failure(KV_COMMIT, "10*off->return", "commit a transaction group");
+}
