@@ -80,7 +80,8 @@
 //! transaction that fails (no space, or a damaged chunk it had to read) is
 //! rolled back alone; the others of its group still commit. A failed
 //! `fdatasync` or KV commit poisons the store: whether the group is durable is
-//! unknown, so that `submit` and every later one fail (the reason is logged
+//! unknown, so that `submit` and every later one fail (a failed io_uring does
+//! the same, see below) (the reason is logged
 //! once and reported by [`ObjectStore::poisoned`]) until a restart, which
 //! recovers from the last commit.
 //!
@@ -90,7 +91,14 @@
 //! buffers, many SQEs per `submit_and_wait`; reads go through it too. If
 //! io_uring cannot be set up (seccomp EPERM, ENOSYS, ...) and the engine is
 //! `auto`, or `pread` is configured, a small pread/pwrite thread pool (still
-//! O_DIRECT) is used instead; a fallback logs one warning. Every read verifies
+//! O_DIRECT) is used instead; a fallback logs one warning. A failure of the
+//! ring itself — a failed submit, a completion for an operation it was not
+//! given, an interrupted or short transfer — is fatal: operations of that
+//! round may still be running or queued in the ring, and their completions
+//! would be taken for a later round's, acknowledging writes that never
+//! happened. So the ring is never used again, the store is poisoned (every
+//! later write and block-file read fails), and a reopen builds a new ring and
+//! recovers from the last commit. Every read verifies
 //! the blake3 of every chunk it touches and returns [`StoreError::Corrupt`] on
 //! a mismatch.
 //!

@@ -154,7 +154,18 @@ impl Inner {
         if batch.is_empty() {
             return results;
         }
+        // The ring may have failed while this group read data for a
+        // read-modify-write: then nothing of it may be acknowledged, not even
+        // metadata-only transactions that never touch the ring.
         let n_ok = results.iter().filter(|r| r.is_ok()).count() as u64;
+        if let Some(reason) = self.poisoned() {
+            self.rollback(batch);
+            Counters::add(&self.counters.txns_failed, n_ok);
+            return results
+                .into_iter()
+                .map(|r| r.and(Err(StoreError::Poisoned(reason.clone()))))
+                .collect();
+        }
         match self.persist(&mut batch) {
             Ok(()) => {
                 Counters::add(&self.counters.txns_committed, n_ok);

@@ -1,18 +1,27 @@
 //! Block-file I/O: 4096-aligned buffers, and two engines behind one batched
 //! interface: io_uring on a dedicated thread, or a pread/pwrite thread pool.
+//!
+//! Any failure of the ring itself is fatal: a failed submit, a completion the
+//! current round did not ask for, or a completion that would need a blind
+//! retry (EINTR/EAGAIN/ECANCELED, a short transfer). Operations of the failed
+//! round may still be in the kernel or queued in the ring, and a later round
+//! would take their completions for its own, so the ring is never used again:
+//! the store is poisoned and every later operation fails until a reopen
+//! builds a new ring.
 
+use super::Poison;
 use crate::{IoEngineKind, StoreError, failpoints};
 use crossbeam::channel::{self, Receiver, Sender};
-use io_uring::{IoUring, opcode, types};
+use io_uring::{EnterFlags, IoUring, opcode, types};
 use std::alloc::{Layout, alloc_zeroed, dealloc};
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Alignment of every buffer and of every offset and length sent to the device.
 pub(crate) const ALIGN: usize = 4096;
@@ -99,7 +108,11 @@ struct PoolJob {
 }
 
 enum Backend {
-    Uring(Sender<UringBatch>),
+    Uring {
+        tx: Sender<UringBatch>,
+        /// Why the ring failed; once set, no operation reaches it again.
+        dead: Arc<OnceLock<String>>,
+    },
     Pool(Sender<PoolJob>),
 }
 
@@ -120,11 +133,13 @@ pub(crate) enum Want {
 
 impl Io {
     /// Starts the engine; `setup` creates the ring (injectable for tests).
+    /// A ring failure poisons `poison`.
     pub fn start(
         file: Arc<File>,
         want: Want,
         ring_entries: u32,
         pool_threads: usize,
+        poison: Poison,
         setup: impl FnOnce(u32) -> io::Result<IoUring>,
     ) -> Result<Io, StoreError> {
         let ring = match want {
@@ -158,13 +173,20 @@ impl Io {
         match ring {
             Some(ring) => {
                 let (tx, rx) = channel::bounded::<UringBatch>(1024);
-                let entries = ring_entries as usize;
+                let dead = Arc::new(OnceLock::new());
+                let thread = UringThread {
+                    file,
+                    rx,
+                    batch_ops: ring_entries as usize * 8,
+                    dead: dead.clone(),
+                    poison,
+                };
                 let t = std::thread::Builder::new()
                     .name("store-uring".into())
-                    .spawn(move || uring_loop(ring, file, rx, entries))
+                    .spawn(move || thread.run(ring))
                     .map_err(|e| StoreError::io("spawn the io_uring thread", e))?;
                 Ok(Io {
-                    backend: Some(Backend::Uring(tx)),
+                    backend: Some(Backend::Uring { tx, dead }),
                     threads: vec![t],
                     kind: IoEngineKind::IoUring,
                 })
@@ -203,7 +225,10 @@ impl Io {
         }
         let closed = || io::Error::other("the I/O engine has stopped");
         match self.backend.as_ref().ok_or_else(closed)? {
-            Backend::Uring(tx) => {
+            Backend::Uring { tx, dead } => {
+                if let Some(reason) = dead.get() {
+                    return Err(ring_dead(reason));
+                }
                 let (rtx, rrx) = channel::bounded(1);
                 tx.send(UringBatch { ops, reply: rtx })
                     .map_err(|_| closed())?;
@@ -272,175 +297,306 @@ fn probe(mut ring: IoUring) -> io::Result<IoUring> {
     Ok(ring)
 }
 
+/// The error every operation gets once the ring has failed.
+fn ring_dead(reason: &str) -> io::Error {
+    io::Error::other(format!("{reason}; no I/O goes through this ring any more"))
+}
+
+/// Most consecutive transient submit errors (EINTR, EAGAIN, EBUSY) or
+/// submits that took nothing, before the ring is declared broken.
+const MAX_SUBMIT_STALLS: u32 = 1000;
+/// Longest wait for the operations a failed ring still holds.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// `user_data` of an operation: the round in the high half, the slot in the
+/// low half (a round holds far fewer than 2^32 operations), so a completion
+/// left over from another round is never taken for one of this round's.
+fn tag(round: u32, slot: usize) -> u64 {
+    (u64::from(round) << 32) | slot as u64
+}
+
+/// The slot a completion belongs to, if it belongs to `round`.
+fn untag(user_data: u64, round: u32) -> Option<usize> {
+    (user_data >> 32 == u64::from(round)).then_some((user_data & 0xffff_ffff) as usize)
+}
+
 struct Slot {
     batch: usize,
     write: bool,
     offset: u64,
     buf: AlignedBuf,
     len: usize,
-    done: usize,
+    /// Handed to the ring and not completed yet.
+    in_flight: bool,
     err: Option<io::Error>,
 }
 
-fn uring_loop(mut ring: IoUring, file: Arc<File>, rx: Receiver<UringBatch>, entries: usize) {
-    let fd = types::Fd(file.as_raw_fd());
-    while let Ok(first) = rx.recv() {
-        // Take every batch queued right now: one submission for all of them.
-        let mut batches = vec![first];
-        let mut nops = batches[0].ops.len();
-        while nops < entries * 8 {
-            match rx.try_recv() {
-                Ok(b) => {
-                    nops += b.ops.len();
-                    batches.push(b);
+/// A ring failure: what happened, and how many operations the kernel may
+/// still be running.
+struct RingFailure {
+    reason: String,
+    in_kernel: usize,
+}
+
+/// The io_uring thread: runs queued batches, one ring round at a time.
+struct UringThread {
+    file: Arc<File>,
+    rx: Receiver<UringBatch>,
+    /// Most operations gathered into one round.
+    batch_ops: usize,
+    dead: Arc<OnceLock<String>>,
+    poison: Poison,
+}
+
+impl UringThread {
+    fn run(self, ring: IoUring) {
+        let fd = types::Fd(self.file.as_raw_fd());
+        let mut ring = Some(ring);
+        // Round numbers tag user_data; u32::MAX is left to the setup probe.
+        let mut round: u32 = 0;
+        while let Ok(first) = self.rx.recv() {
+            // Take every batch queued right now: one submission for all of them.
+            let mut batches = vec![first];
+            let mut nops = batches[0].ops.len();
+            while nops < self.batch_ops {
+                match self.rx.try_recv() {
+                    Ok(b) => {
+                        nops += b.ops.len();
+                        batches.push(b);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
-        }
-        let mut slots = Vec::with_capacity(nops);
-        let mut replies = Vec::with_capacity(batches.len());
-        for (bi, b) in batches.into_iter().enumerate() {
-            for op in b.ops {
-                slots.push(match op {
-                    IoOp::Read { offset, len } => Slot {
+            let Some(r) = ring.as_mut() else {
+                let reason = self.dead.get().map_or("io_uring failed", String::as_str);
+                for b in batches {
+                    let _ = b.reply.send(Err(ring_dead(reason)));
+                }
+                continue;
+            };
+            let mut slots = Vec::with_capacity(nops);
+            let mut replies = Vec::with_capacity(batches.len());
+            for (bi, b) in batches.into_iter().enumerate() {
+                for op in b.ops {
+                    let (write, offset, buf) = match op {
+                        IoOp::Read { offset, len } => (false, offset, AlignedBuf::zeroed(len)),
+                        IoOp::Write { offset, buf } => (true, offset, buf),
+                    };
+                    slots.push(Slot {
                         batch: bi,
-                        write: false,
-                        offset,
-                        buf: AlignedBuf::zeroed(len),
-                        len,
-                        done: 0,
-                        err: None,
-                    },
-                    IoOp::Write { offset, buf } => Slot {
-                        batch: bi,
-                        write: true,
+                        write,
                         offset,
                         len: buf.len(),
                         buf,
-                        done: 0,
+                        in_flight: false,
                         err: None,
-                    },
-                });
-            }
-            replies.push(b.reply);
-        }
-        let ok = drive_ring(&mut ring, fd, &mut slots);
-        if !ok {
-            // The kernel may still own in-flight buffers: never free them.
-            let err = || io::Error::other("io_uring submission failed; buffers leaked");
-            for r in replies {
-                let _ = r.send(Err(err()));
-            }
-            std::mem::forget(slots);
-            continue;
-        }
-        let mut results: Vec<io::Result<Vec<IoDone>>> =
-            (0..replies.len()).map(|_| Ok(Vec::new())).collect();
-        for s in slots {
-            let r = &mut results[s.batch];
-            if let Some(e) = s.err {
-                if r.is_ok() {
-                    *r = Err(e);
+                    });
                 }
+                replies.push(b.reply);
+            }
+            round = if round >= u32::MAX - 1 { 1 } else { round + 1 };
+            if let Err(f) = drive_ring(r, fd, round, &mut slots) {
+                let reason = format!("io_uring failed: {}", f.reason);
+                // Dead before anyone hears of it: a caller that retries at
+                // once must not reach the ring again.
+                let _ = self.dead.set(reason.clone());
+                self.poison.set(reason.clone());
+                for reply in replies {
+                    let _ = reply.send(Err(ring_dead(&reason)));
+                }
+                // The kernel may still own buffers of this round: never free them.
+                std::mem::forget(slots);
+                // Let the ring go only once the kernel is done with it, so no
+                // write of this round lands after the store is reopened.
+                let left = drain(r, f.in_kernel);
+                if left > 0 {
+                    tracing::error!(
+                        operations = left,
+                        "io_uring operations still unfinished when the failed ring was closed"
+                    );
+                }
+                ring = None;
                 continue;
             }
-            if let Ok(v) = r {
-                v.push(if s.write {
-                    IoDone::Write
-                } else {
-                    IoDone::Read(s.buf)
-                });
+            let mut results: Vec<io::Result<Vec<IoDone>>> =
+                (0..replies.len()).map(|_| Ok(Vec::new())).collect();
+            for s in slots {
+                let r = &mut results[s.batch];
+                if let Some(e) = s.err {
+                    if r.is_ok() {
+                        *r = Err(e);
+                    }
+                    continue;
+                }
+                if let Ok(v) = r {
+                    v.push(if s.write {
+                        IoDone::Write
+                    } else {
+                        IoDone::Read(s.buf)
+                    });
+                }
             }
-        }
-        for (reply, res) in replies.into_iter().zip(results) {
-            let _ = reply.send(res);
+            for (reply, res) in replies.into_iter().zip(results) {
+                let _ = reply.send(res);
+            }
         }
     }
 }
 
-/// Submits every slot (re-submitting short transfers) until all complete.
-/// Returns false if the ring itself failed with operations in flight.
-fn drive_ring(ring: &mut IoUring, fd: types::Fd, slots: &mut [Slot]) -> bool {
-    let mut queue: VecDeque<usize> = (0..slots.len()).collect();
-    let mut inflight = 0usize;
-    let mut failures = 0;
+/// Submits every slot once and waits until all have completed. An operation
+/// that fails on the device sets its slot's `err`; anything that makes the
+/// ring itself untrustworthy is returned as a [`RingFailure`].
+fn drive_ring(
+    ring: &mut IoUring,
+    fd: types::Fd,
+    round: u32,
+    slots: &mut [Slot],
+) -> Result<(), RingFailure> {
+    // Never more in flight than the completion queue holds, so no completion
+    // can be dropped, whatever the kernel's overflow handling.
+    let max_in_flight = (ring.params().cq_entries() as usize).max(1);
+    let mut next = 0usize;
+    let mut in_flight = 0usize;
+    let mut stalls = 0u32;
+    let fail = |ring: &mut IoUring, in_flight: usize, reason: String| RingFailure {
+        // Entries still in the submission queue never reached the kernel.
+        in_kernel: in_flight.saturating_sub(ring.submission().len()),
+        reason,
+    };
     loop {
         {
             let mut sq = ring.submission();
-            while let Some(&i) = queue.front() {
-                if sq.is_full() {
-                    break;
-                }
-                let s = &mut slots[i];
-                let remaining = (s.len - s.done) as u32;
-                let off = s.offset + s.done as u64;
+            while next < slots.len() && in_flight < max_in_flight && !sq.is_full() {
+                let s = &mut slots[next];
+                let len = s.len as u32;
                 let entry = if s.write {
-                    // SAFETY: in bounds of the slot's buffer.
-                    let p = unsafe { s.buf.as_slice().as_ptr().add(s.done) };
-                    opcode::Write::new(fd, p, remaining).offset(off).build()
+                    opcode::Write::new(fd, s.buf.as_slice().as_ptr(), len)
+                        .offset(s.offset)
+                        .build()
                 } else {
-                    // SAFETY: in bounds of the slot's buffer.
-                    let p = unsafe { s.buf.as_mut_slice().as_mut_ptr().add(s.done) };
-                    opcode::Read::new(fd, p, remaining).offset(off).build()
+                    opcode::Read::new(fd, s.buf.as_mut_slice().as_mut_ptr(), len)
+                        .offset(s.offset)
+                        .build()
                 };
-                // SAFETY: the buffer lives in `slots`, which outlives the operation:
-                // we do not return before every submitted entry has completed (or,
-                // on ring failure, the caller leaks the slots).
-                if unsafe { sq.push(&entry.user_data(i as u64)) }.is_err() {
+                // SAFETY: the buffer lives in `slots`, which outlives the
+                // operation: we return Ok only once every pushed entry has
+                // completed, and on a ring failure the caller leaks the slots.
+                if unsafe { sq.push(&entry.user_data(tag(round, next))) }.is_err() {
                     break;
                 }
-                queue.pop_front();
-                inflight += 1;
+                s.in_flight = true;
+                next += 1;
+                in_flight += 1;
             }
         }
-        if inflight == 0 {
-            return true;
+        if in_flight == 0 {
+            return Ok(());
         }
+        let queued = ring.submission().len();
         match ring_submit(ring, 1) {
-            Ok(_) => failures = 0,
+            Ok(n) if n == 0 && queued > 0 => {
+                stalls += 1;
+                if stalls > MAX_SUBMIT_STALLS {
+                    let reason = format!("the kernel took none of {queued} queued operations");
+                    return Err(fail(ring, in_flight, reason));
+                }
+            }
+            Ok(_) => stalls = 0,
+            // Nothing was consumed from the submission queue: retrying submits
+            // the same entries (EBUSY: reap completions first, below).
             Err(e)
                 if matches!(
                     e.raw_os_error(),
                     Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
                 ) =>
             {
-                failures += 1;
-                if failures > 1000 {
-                    return false;
+                stalls += 1;
+                if stalls > MAX_SUBMIT_STALLS {
+                    let reason = format!("io_uring_enter kept failing: {e}");
+                    return Err(fail(ring, in_flight, reason));
                 }
                 if e.raw_os_error() != Some(libc::EINTR) {
-                    std::thread::sleep(std::time::Duration::from_micros(100));
+                    std::thread::sleep(Duration::from_micros(100));
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "io_uring_enter failed");
-                return false;
+            Err(e) => return Err(fail(ring, in_flight, format!("io_uring_enter: {e}"))),
+        }
+        let mut bad = None;
+        for cqe in ring.completion() {
+            let ud = cqe.user_data();
+            let Some(s) = untag(ud, round)
+                .and_then(|i| slots.get_mut(i))
+                .filter(|s| s.in_flight)
+            else {
+                bad = Some(format!(
+                    "a completion this round never asked for (user_data {ud:#x})"
+                ));
+                break;
+            };
+            s.in_flight = false;
+            in_flight -= 1;
+            let res = cqe.result();
+            let what = if s.write { "write" } else { "read" };
+            if res < 0 {
+                let errno = -res;
+                if matches!(errno, libc::EINTR | libc::EAGAIN | libc::ECANCELED) {
+                    // The ring did not run it; a resubmission would be blind.
+                    bad = Some(format!(
+                        "{what} of {} bytes at block offset {} was not performed: {}",
+                        s.len,
+                        s.offset,
+                        io::Error::from_raw_os_error(errno)
+                    ));
+                    break;
+                }
+                s.err = Some(io::Error::from_raw_os_error(errno));
+            } else if res as usize != s.len {
+                // The block file is preallocated and every transfer aligned:
+                // a short one means the device or file changed under us.
+                bad = Some(format!(
+                    "short {what}: {res} of {} bytes at block offset {}",
+                    s.len, s.offset
+                ));
+                break;
             }
         }
-        for cqe in ring.completion() {
-            let i = cqe.user_data() as usize;
-            let Some(s) = slots.get_mut(i) else { continue };
-            inflight -= 1;
-            let res = cqe.result();
-            if res < 0 {
-                if matches!(-res, libc::EINTR | libc::EAGAIN) {
-                    queue.push_back(i);
-                } else {
-                    s.err = Some(io::Error::from_raw_os_error(-res));
-                }
-            } else if res == 0 {
-                s.err = Some(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "zero-length transfer at block offset {}",
-                        s.offset + s.done as u64
-                    ),
-                ));
+        if let Some(reason) = bad {
+            return Err(fail(ring, in_flight, reason));
+        }
+    }
+}
+
+/// After a ring failure: waits (at most [`DRAIN_LIMIT`]) for the `outstanding`
+/// operations the kernel still holds, without submitting the entries left in
+/// the submission queue. Returns how many did not complete.
+fn drain(ring: &mut IoUring, mut outstanding: usize) -> usize {
+    let deadline = Instant::now() + DRAIN_LIMIT;
+    let timed = ring.params().is_feature_ext_arg();
+    loop {
+        outstanding = outstanding.saturating_sub(ring.completion().count());
+        if outstanding == 0 || Instant::now() >= deadline {
+            return outstanding;
+        }
+        let ts = types::Timespec::new().nsec(100_000_000);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        let submitter = ring.submitter();
+        // SAFETY: to_submit = 0, so nothing queued (entries of the failed
+        // round) is handed to the kernel; `args` is the extended argument
+        // that EXT_ARG announces.
+        let res = unsafe {
+            if timed {
+                let flags = EnterFlags::GETEVENTS | EnterFlags::EXT_ARG;
+                submitter.enter(0, 1, flags.bits(), Some(&args))
             } else {
-                s.done += res as usize;
-                if s.done < s.len {
-                    queue.push_back(i);
-                }
+                submitter.enter::<libc::sigset_t>(0, 1, EnterFlags::GETEVENTS.bits(), None)
+            }
+        };
+        match res {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot wait for the operations of a failed io_uring");
+                return outstanding;
             }
         }
     }
@@ -528,7 +684,7 @@ mod tests {
     #[test]
     fn pread_engine_roundtrip() {
         let (_d, f) = temp_file(600 * 8192);
-        let io = Io::start(f, Want::Pread, 64, 3, IoUring::new).unwrap();
+        let io = Io::start(f, Want::Pread, 64, 3, Poison::default(), IoUring::new).unwrap();
         assert_eq!(io.kind(), IoEngineKind::Pread);
         roundtrip(&io);
     }
@@ -537,7 +693,7 @@ mod tests {
     fn uring_engine_roundtrip_with_small_ring() {
         let (_d, f) = temp_file(600 * 8192);
         // A 16-entry ring forces many waves of submissions for 600 ops.
-        let io = match Io::start(f, Want::Uring, 16, 1, IoUring::new) {
+        let io = match Io::start(f, Want::Uring, 16, 1, Poison::default(), IoUring::new) {
             Ok(io) => io,
             Err(e) => {
                 eprintln!("io_uring unavailable here, skipping: {e}");
@@ -548,13 +704,92 @@ mod tests {
         roundtrip(&io);
     }
 
+    fn ring_or_skip(entries: u32) -> Option<IoUring> {
+        match IoUring::new(entries) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("io_uring unavailable here, skipping: {e}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn completion_of_another_round_is_a_ring_failure() {
+        let (_d, f) = temp_file(8192);
+        let Some(mut ring) = ring_or_skip(8) else {
+            return;
+        };
+        // A completion left over from round 7, with slot index 0.
+        let nop = opcode::Nop::new().build().user_data(tag(7, 0));
+        // SAFETY: a NOP references no memory.
+        unsafe { ring.submission().push(&nop).unwrap() };
+        ring.submit_and_wait(1).unwrap();
+        let mut slots = vec![Slot {
+            batch: 0,
+            write: false,
+            offset: 0,
+            buf: AlignedBuf::zeroed(4096),
+            len: 4096,
+            in_flight: false,
+            err: None,
+        }];
+        let fd = types::Fd(f.as_raw_fd());
+        let Err(fail) = drive_ring(&mut ring, fd, 8, &mut slots) else {
+            panic!("round 8 took round 7's completion for its own");
+        };
+        assert!(fail.reason.contains("never asked for"), "{}", fail.reason);
+        // Round 8's read may still be running: the caller drains it.
+        assert!(fail.in_kernel <= 1);
+        assert_eq!(drain(&mut ring, fail.in_kernel), 0);
+    }
+
+    #[test]
+    fn short_transfer_kills_the_ring_and_poisons() {
+        let (_d, f) = temp_file(8192);
+        let poison = Poison::default();
+        let io = match Io::start(f, Want::Uring, 8, 1, poison.clone(), IoUring::new) {
+            Ok(io) => io,
+            Err(e) => {
+                eprintln!("io_uring unavailable here, skipping: {e}");
+                return;
+            }
+        };
+        // 8 KiB asked, 4 KiB left before the end of the file.
+        let e = io
+            .run(vec![IoOp::Read {
+                offset: 4096,
+                len: 8192,
+            }])
+            .err()
+            .expect("a short read is an error");
+        assert!(e.to_string().contains("short read"), "{e}");
+        assert!(poison.get().is_some_and(|r| r.contains("short read")));
+        // A valid write no longer goes through.
+        let e = io
+            .run(vec![IoOp::Write {
+                offset: 0,
+                buf: AlignedBuf::zeroed(4096),
+            }])
+            .err()
+            .expect("the ring is dead");
+        assert!(e.to_string().contains("no I/O goes through"), "{e}");
+    }
+
+    #[test]
+    fn tags_carry_round_and_slot() {
+        assert_eq!(untag(tag(5, 17), 5), Some(17));
+        assert_eq!(untag(tag(5, 17), 6), None);
+        assert_eq!(untag(u64::MAX, 5), None);
+    }
+
     #[test]
     fn auto_falls_back_when_setup_is_denied() {
         let (_d, f) = temp_file(600 * 8192);
         let denied = |_| Err(io::Error::from_raw_os_error(libc::EPERM));
-        let io = Io::start(f.clone(), Want::Auto, 64, 2, denied).unwrap();
+        let io = Io::start(f.clone(), Want::Auto, 64, 2, Poison::default(), denied).unwrap();
         assert_eq!(io.kind(), IoEngineKind::Pread);
         roundtrip(&io);
-        assert!(Io::start(f, Want::Uring, 64, 2, denied).is_err());
+        assert!(Io::start(f, Want::Uring, 64, 2, Poison::default(), denied).is_err());
     }
 }

@@ -229,7 +229,8 @@ pub(crate) struct Inner {
     gate: RwLock<()>,
     pg_counts: Mutex<BTreeMap<PgId, u64>>,
     counters: Counters,
-    /// Set once by the first unrecoverable failure.
+    /// Set once by the first unrecoverable failure; shared with the I/O engine,
+    /// which sets it when the ring fails.
     poison: Poison,
     /// Test hook: microseconds a read sleeps between reading the record and
     /// reading the data (widens the window the reclaim gate protects).
@@ -607,6 +608,7 @@ impl BlockStore {
             want,
             cfg.ring_entries,
             cfg.pread_threads,
+            poison.clone(),
             setup,
         )?;
         let inner = Arc::new(Inner {
