@@ -286,3 +286,63 @@ fn failed_ring_submit_poisons_the_store_and_nothing_later_is_acknowledged() {
     reopen_and_check(&mut t, &mut m);
     assert_eq!(t.s().engine_name(), "io_uring");
 }
+
+const ENV_CHILD_DIR: &str = "MERIDIAN_STORE_FP_CHILD_DIR";
+
+/// Child of `failpoints_armed_through_the_environment`: arms what FAILPOINTS
+/// says, as a daemon does at startup, and reports what its store does.
+#[test]
+#[ignore = "run by failpoints_armed_through_the_environment in a child process"]
+fn env_child() {
+    let Some(dir) = std::env::var_os(ENV_CHILD_DIR) else {
+        eprintln!("only meaningful as the child of failpoints_armed_through_the_environment");
+        return;
+    };
+    let armed = failpoints::configure_from_env().unwrap();
+    println!("ARMED {}", armed.join(","));
+    let mut cfg = StoreConfig::new("test-fsid-0001", 3);
+    cfg.cache_bytes = 32 << 20;
+    let s = BlockStore::open(&dir, &cfg).unwrap();
+    s.submit(Transaction::new().touch(&key(1, "inline-ok")))
+        .unwrap();
+    let res = s.submit(Transaction::new().write_full(&key(1, "synced"), pattern(1, 200_000)));
+    println!("SUBMIT {}", res.is_ok());
+    println!("POISONED {}", s.poisoned().unwrap_or_default());
+}
+
+#[test]
+fn failpoints_armed_through_the_environment() {
+    // Nothing is armed here, but no other test may arm anything meanwhile.
+    let _fp = FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new("test-fsid-0001", 3);
+    cfg.block_size_bytes = 32 << 20;
+    cfg.cache_bytes = 32 << 20;
+    BlockStore::mkfs(dir.path(), &cfg).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["env_child", "--exact", "--ignored", "--nocapture"])
+        .env(ENV_CHILD_DIR, dir.path())
+        .env(
+            "FAILPOINTS",
+            "store::data_sync=return(5);store::kv_commit=off",
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}");
+    let line = |tag: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.find(tag).map(|i| l[i + tag.len()..].trim().to_string()))
+            .unwrap_or_else(|| panic!("no {tag} line in {stdout}"))
+    };
+    assert_eq!(line("ARMED "), "store::data_sync,store::kv_commit");
+    assert_eq!(line("SUBMIT "), "false");
+    assert!(line("POISONED ").contains("fdatasync"), "{stdout}");
+    // This process has nothing armed: the store opens healthy, with the
+    // acknowledged transaction and without the failed one.
+    let s = BlockStore::open(dir.path(), &cfg).unwrap();
+    assert_eq!(s.poisoned(), None);
+    assert!(s.stat(&key(1, "inline-ok")).unwrap().is_some());
+    assert_eq!(s.stat(&key(1, "synced")).unwrap(), None);
+}
