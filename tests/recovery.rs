@@ -176,7 +176,7 @@ async fn backfill_after_log_trim_and_data_moves_on_out_and_in() {
     let epoch = c.map().epoch();
     wait_clean(&tc, &c, epoch).await;
     assert!(
-        osd_logs_mention(&tc, "plan=\"backfill\""),
+        osd_logs_mention(&tc, "plan=backfill"),
         "no PG took the backfill path"
     );
     verify(&c, &model).await;

@@ -47,6 +47,10 @@ pub enum ClientError {
     /// The cluster is out of space.
     #[error("no space left: {0}")]
     NoSpace(String),
+    /// An OSD of the object's PG is past the full ratio: writes are refused
+    /// until data is deleted (reads and deletes still work).
+    #[error("cluster is full: {0}")]
+    Full(String),
     /// Data could not be read intact from any replica.
     #[error("object '{0}' is corrupt on every replica that was tried")]
     Corrupt(String),
@@ -366,6 +370,7 @@ impl Cluster {
                 ResultCode::TooLarge => return Err(ClientError::TooLarge(reply.message)),
                 ResultCode::Invalid => return Err(ClientError::Invalid(reply.message)),
                 ResultCode::NoSpace => return Err(ClientError::NoSpace(reply.message)),
+                ResultCode::Full => return Err(ClientError::Full(reply.message)),
                 ResultCode::NoPool => {
                     self.wait_for_newer_map(view.epoch(), Duration::from_millis(500))
                         .await;

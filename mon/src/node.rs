@@ -6,9 +6,9 @@
 //! persisted messages → advance → light ready → advance_apply.
 
 use crate::state::{CommandError, MonState};
-use crate::storage::{AppliedImage, MonStorage};
+use crate::storage::{AppliedImage, ImageData, MonStorage};
 use crate::transport::RaftTransport;
-use meridian_proto::mon::{ClusterMap, MonProposal};
+use meridian_proto::mon::{ClusterMap, MonImage, MonProposal};
 use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{Entry, EntryType, Message as RaftMessage};
@@ -70,6 +70,8 @@ pub struct NodeHandle {
     pub tx: mpsc::Sender<NodeInput>,
     /// The latest applied cluster map.
     pub map: watch::Receiver<Arc<ClusterMap>>,
+    /// The placement history (past maps peering reads).
+    pub history: watch::Receiver<MapHistory>,
     /// Raft role and leader.
     pub status: watch::Receiver<RaftStatus>,
 }
@@ -85,7 +87,7 @@ pub fn spawn(
     let state = if image.data.is_empty() {
         MonState::default()
     } else {
-        MonState::from_map(ClusterMap::decode(image.data.as_slice())?)
+        MonState::from_image(MonImage::decode(image.data.encode().as_slice())?)
     };
     let cfg = raft::Config {
         id,
@@ -103,6 +105,7 @@ pub fn spawn(
     let node = RawNode::new(&cfg, storage.clone(), &logger)?;
     let (tx, rx) = mpsc::channel(4096);
     let (map_tx, map_rx) = watch::channel(Arc::new(state.map.clone()));
+    let (history_tx, history_rx) = watch::channel(Arc::new(state.history.clone()));
     let (status_tx, status_rx) = watch::channel(RaftStatus {
         id,
         ..Default::default()
@@ -114,6 +117,7 @@ pub fn spawn(
         state,
         waiters: HashMap::new(),
         map_tx,
+        history_tx,
         status_tx,
         applied_since_compact: 0,
     };
@@ -121,9 +125,13 @@ pub fn spawn(
     Ok(NodeHandle {
         tx,
         map: map_rx,
+        history: history_rx,
         status: status_rx,
     })
 }
+
+/// The placement history as the Raft loop last published it.
+pub type MapHistory = Arc<std::collections::BTreeMap<u64, Arc<ClusterMap>>>;
 
 struct Driver {
     node: RawNode<MonStorage>,
@@ -132,6 +140,7 @@ struct Driver {
     state: MonState,
     waiters: HashMap<u64, oneshot::Sender<Result<ProposalResult, ProposeError>>>,
     map_tx: watch::Sender<Arc<ClusterMap>>,
+    history_tx: watch::Sender<MapHistory>,
     status_tx: watch::Sender<RaftStatus>,
     applied_since_compact: u64,
 }
@@ -197,8 +206,10 @@ impl Driver {
         if !ready.snapshot().is_empty() {
             let snap = ready.snapshot().clone();
             self.storage.install_snapshot(&snap)?;
-            self.state = MonState::from_map(ClusterMap::decode(snap.get_data())?);
+            self.state = MonState::from_image(MonImage::decode(snap.get_data())?);
             self.map_tx.send_replace(Arc::new(self.state.map.clone()));
+            self.history_tx
+                .send_replace(Arc::new(self.state.history.clone()));
         }
         self.apply(ready.take_committed_entries())?;
         let hs = ready.hs().cloned();
@@ -229,6 +240,8 @@ impl Driver {
 
     fn apply(&mut self, entries: Vec<Entry>) -> anyhow::Result<()> {
         let mut changed = false;
+        let mut last_applied = None;
+        let history_before = (self.state.history_first(), self.state.history.len());
         for e in entries {
             let (index, term) = (e.index, e.term);
             if e.get_entry_type() == EntryType::EntryNormal && !e.get_data().is_empty() {
@@ -251,12 +264,22 @@ impl Driver {
                 // Static membership: conf changes are not proposed by Meridian yet.
                 tracing::warn!(index, "ignoring raft conf change entry");
             }
+            last_applied = Some((index, term));
+            self.applied_since_compact += 1;
+        }
+        // Encoded only when a snapshot is taken: the map history makes it big.
+        if let Some((index, term)) = last_applied {
             self.storage.set_applied_image(AppliedImage {
                 index,
                 term,
-                data: self.state.map.encode_to_vec(),
+                data: ImageData::State(Arc::new(self.state.clone())),
             });
-            self.applied_since_compact += 1;
+        }
+
+        // History first: whoever sees map N can then fetch history up to N.
+        if (self.state.history_first(), self.state.history.len()) != history_before {
+            self.history_tx
+                .send_replace(Arc::new(self.state.history.clone()));
         }
         if changed {
             let m = &self.state.map;

@@ -23,6 +23,10 @@ const FORWARDED: &str = "x-meridian-forwarded";
 const GATEWAY_BEACON_GRACE: Duration = Duration::from_secs(30);
 /// How long a command may wait for a leader and its commit.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the leader considers trimming the map history.
+const HISTORY_TRIM_PERIOD: Duration = Duration::from_secs(30);
+/// Most history maps sent in one `GetMapHistory` reply.
+const HISTORY_PAGE: usize = 256;
 
 /// What the leader knows about one OSD from its heartbeats (not replicated).
 #[derive(Debug, Clone)]
@@ -182,6 +186,7 @@ impl MonServer {
     /// Runs the leader's periodic duties: bootstrap, mark silent OSDs down, then out.
     pub async fn leader_duties(self) {
         let mut was_leader = false;
+        let mut last_trim = Instant::now();
         let mut interval = tokio::time::interval(Duration::from_millis(250));
         loop {
             interval.tick().await;
@@ -264,6 +269,10 @@ impl MonServer {
                     tracing::warn!(osd = id, error = %e, "mark down failed");
                 }
             }
+            if now.duration_since(last_trim) >= HISTORY_TRIM_PERIOD {
+                last_trim = now;
+                self.maybe_trim_history(&map).await;
+            }
             let now_s = meridian_common::now_unix_ms() / 1000;
             for o in map.osds.iter().filter(|o| !o.up && o.r#in) {
                 if o.down_since_unix > 0
@@ -278,6 +287,56 @@ impl MonServer {
                         .await;
                 }
             }
+        }
+    }
+
+    /// Trims the map history below the oldest `last_epoch_clean` any PG
+    /// reports: peering never looks further back than a PG's last clean
+    /// epoch. Nothing is trimmed while any PG has no report (its primary is
+    /// down, or it has never been clean).
+    async fn maybe_trim_history(&self, map: &ClusterMap) {
+        let mut lec: HashMap<(u64, u32), (u64, u64)> = HashMap::new();
+        {
+            let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            for o in map.osds.iter().filter(|o| o.up) {
+                let Some(l) = live.get(&o.id).filter(|l| l.nonce == o.boot_nonce) else {
+                    continue;
+                };
+                for s in &l.pg_stats {
+                    let e = lec.entry((s.pool, s.seed)).or_insert((0, 0));
+                    if s.map_epoch >= e.0 {
+                        *e = (s.map_epoch, s.last_epoch_clean);
+                    }
+                }
+            }
+        }
+        let mut floor = u64::MAX;
+        for p in &map.pools {
+            for seed in 0..p.pg_num {
+                match lec.get(&(p.id, seed)) {
+                    Some((_, l)) if *l > 0 => floor = floor.min(*l),
+                    _ => return,
+                }
+            }
+        }
+        let first = self
+            .node
+            .history
+            .borrow()
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(0);
+        let floor = floor.min(map.epoch.saturating_sub(state::MIN_HISTORY_EPOCHS));
+        if floor == u64::MAX || floor <= first + 50 {
+            return;
+        }
+        match self
+            .propose(Cmd::MapHistoryTrim(MapHistoryTrim { before: floor }), false)
+            .await
+        {
+            Ok(r) => tracing::debug!(before = floor, msg = %r.message, "map history trimmed"),
+            Err(e) => tracing::warn!(error = %e, "map history trim failed"),
         }
     }
 
@@ -332,6 +391,37 @@ impl MonService for MonServer {
         Ok(Response::new((*map).clone()))
     }
 
+    async fn get_map_history(
+        &self,
+        req: Request<MapHistoryRequest>,
+    ) -> Result<Response<MapHistoryReply>, Status> {
+        let r = req.into_inner();
+        if r.to_epoch < r.from_epoch {
+            return Err(Status::invalid_argument(format!(
+                "to_epoch {} is before from_epoch {}",
+                r.to_epoch, r.from_epoch
+            )));
+        }
+        let history = self.node.history.borrow().clone();
+        let first_epoch = history.keys().next().copied().unwrap_or(0);
+        let (maps, more) = state::history_page(&history, r.from_epoch, r.to_epoch, HISTORY_PAGE);
+        let last_epoch = self.node.map.borrow().epoch;
+        Ok(Response::new(MapHistoryReply {
+            maps: maps.iter().map(|m| (**m).clone()).collect(),
+            first_epoch,
+            more,
+            last_epoch,
+        }))
+    }
+
+    async fn osd_alive(&self, req: Request<OsdAlive>) -> Result<Response<CommandReply>, Status> {
+        let forwarded = is_forwarded(&req);
+        let a = req.into_inner();
+        Ok(Response::new(
+            self.propose(Cmd::OsdAlive(a), forwarded).await?,
+        ))
+    }
+
     async fn osd_boot(
         &self,
         req: Request<OsdBootRequest>,
@@ -380,6 +470,27 @@ impl MonService for MonServer {
             return c.osd_heartbeat(fwd).await;
         }
         let hb = req.into_inner();
+        if !hb.failure.is_empty() {
+            tracing::warn!(osd = hb.osd_id, failure = %hb.failure, "osd reports it stopped serving; marking down");
+            self.live
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&hb.osd_id);
+            let r = self
+                .propose(
+                    Cmd::OsdMarkDown(OsdMarkDown {
+                        osd_id: hb.osd_id,
+                        boot_nonce: hb.boot_nonce,
+                        reason: hb.failure.clone(),
+                    }),
+                    false,
+                )
+                .await?;
+            return Ok(Response::new(OsdHeartbeatReply {
+                epoch: r.epoch,
+                reboot: false,
+            }));
+        }
         let map = self.node.map.borrow().clone();
         let known = map
             .osds
@@ -414,7 +525,11 @@ impl MonService for MonServer {
             .ok_or_else(|| Status::invalid_argument("empty command"))?;
         if matches!(
             cmd,
-            Cmd::Bootstrap(_) | Cmd::OsdMarkDown(_) | Cmd::OsdMarkOut(_)
+            Cmd::Bootstrap(_)
+                | Cmd::OsdMarkDown(_)
+                | Cmd::OsdMarkOut(_)
+                | Cmd::OsdAlive(_)
+                | Cmd::MapHistoryTrim(_)
         ) && !forwarded
         {
             return Err(Status::permission_denied(

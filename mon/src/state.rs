@@ -5,9 +5,11 @@
 
 use crate::crush_edit;
 use meridian_proto::mon::{
-    Bootstrap, ClusterMap, CrushRuleCreate, MonCommand, MonProposal, OsdBootRequest, OsdInfo, Pool,
-    PoolCreate, PoolRemove, PoolSet, mon_command::Cmd,
+    Bootstrap, ClusterMap, CrushRuleCreate, MonCommand, MonImage, MonProposal, OsdBootRequest,
+    OsdInfo, Pool, PoolCreate, PoolRemove, PoolSet, mon_command::Cmd,
 };
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Why a command was refused. The entry still occupies its Raft slot; the map is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,22 +31,109 @@ pub const MAX_POOL_SIZE: u32 = 10;
 pub const MAX_PG_NUM: u32 = 65_536;
 /// Name of the rule every new cluster starts with (as Ceph's).
 pub const DEFAULT_RULE: &str = "replicated_rule";
+/// OSD ids are below this (Ceph's `mon_max_osd`): every map holder sizes
+/// per-OSD tables by the largest id, so an id is never trusted unbounded.
+pub const MAX_OSD_ID: u32 = 10_000;
+/// History trimming always keeps at least this many newest epochs.
+pub const MIN_HISTORY_EPOCHS: u64 = 500;
 
-/// The replicated state: the cluster map.
+/// The replicated state: the cluster map and the placement history peering reads.
 #[derive(Debug, Clone, Default)]
 pub struct MonState {
     /// The current cluster map.
     pub map: ClusterMap,
+    /// Every epoch at which placement changed (OSDs, CRUSH, pools), with the
+    /// placement part of the map at that epoch; trimmed once every PG has
+    /// been clean since (`MapHistoryTrim`).
+    pub history: BTreeMap<u64, Arc<ClusterMap>>,
+}
+
+/// The placement part of a map: what past-interval computation needs.
+pub fn placement_part(m: &ClusterMap) -> ClusterMap {
+    ClusterMap {
+        fsid: m.fsid.clone(),
+        epoch: m.epoch,
+        osds: m.osds.clone(),
+        crush: m.crush.clone(),
+        pools: m.pools.clone(),
+        last_pool_id: m.last_pool_id,
+        ..Default::default()
+    }
+}
+
+/// History maps with epoch in `[from, to]` plus the newest one before
+/// `from` (the state at `from`), at most `max` of them; the bool says
+/// whether more follow.
+pub fn history_page(
+    history: &BTreeMap<u64, Arc<ClusterMap>>,
+    from: u64,
+    to: u64,
+    max: usize,
+) -> (Vec<Arc<ClusterMap>>, bool) {
+    let mut out: Vec<Arc<ClusterMap>> = Vec::new();
+    if let Some((_, base)) = history.range(..from).next_back() {
+        out.push(base.clone());
+    }
+    let mut more = false;
+    for (_, m) in history.range(from..=to.max(from)) {
+        if out.len() >= max.max(2) {
+            more = true;
+            break;
+        }
+        out.push(m.clone());
+    }
+    (out, more)
+}
+
+fn same_placement(a: &ClusterMap, b: &ClusterMap) -> bool {
+    a.osds == b.osds && a.crush == b.crush && a.pools == b.pools
 }
 
 impl MonState {
-    /// Restores the state from a snapshot's cluster map.
-    pub fn from_map(map: ClusterMap) -> Self {
-        Self { map }
+    /// Restores the state from a snapshot image.
+    pub fn from_image(image: MonImage) -> Self {
+        let map = image.map.unwrap_or_default();
+        let history = image
+            .history
+            .into_iter()
+            .map(|m| (m.epoch, Arc::new(m)))
+            .collect();
+        Self { map, history }
+    }
+
+    /// The snapshot image of the whole state.
+    pub fn image(&self) -> MonImage {
+        MonImage {
+            map: Some(self.map.clone()),
+            history: self.history.values().map(|m| (**m).clone()).collect(),
+        }
+    }
+
+    /// Oldest epoch of the placement history (0 when empty).
+    pub fn history_first(&self) -> u64 {
+        self.history.keys().next().copied().unwrap_or(0)
+    }
+
+    /// Applies one proposal and records the new epoch in the placement history.
+    pub fn apply(&mut self, p: &MonProposal) -> Result<String, CommandError> {
+        let before = self.map.epoch;
+        let r = self.apply_command(p);
+        if self.map.epoch != before {
+            let changed = self
+                .history
+                .values()
+                .next_back()
+                .is_none_or(|last| !same_placement(last, &self.map));
+            if changed {
+                self.history
+                    .insert(self.map.epoch, Arc::new(placement_part(&self.map)));
+            }
+        }
+        r
     }
 
     /// Applies one committed proposal; `Ok` carries a human message for the caller.
-    pub fn apply(&mut self, p: &MonProposal) -> Result<String, CommandError> {
+    fn apply_command(&mut self, p: &MonProposal) -> Result<String, CommandError> {
         let Some(cmd) = p.command.as_ref().and_then(|c| c.cmd.as_ref()) else {
             return Err(CommandError::Invalid("empty command".into()));
         };
@@ -66,6 +155,7 @@ impl MonState {
                 osd.up = false;
                 osd.down_at = epoch;
                 osd.down_since_unix = now / 1000;
+                osd.down_reason = d.reason.clone();
                 self.bump();
                 Ok(format!("marked osd.{} down ({})", d.osd_id, d.reason))
             }
@@ -116,6 +206,50 @@ impl MonState {
             Cmd::PoolRemove(r) => self.pool_remove(r),
             Cmd::PoolSet(s) => self.pool_set(s),
             Cmd::CrushRuleCreate(r) => self.rule_create(r),
+            Cmd::OsdAlive(a) => {
+                let epoch = self.map.epoch;
+                let osd = self.osd_mut(a.osd_id)?;
+                if !osd.up || osd.boot_nonce != a.boot_nonce {
+                    return Err(CommandError::Invalid(format!(
+                        "osd.{} is not up as this instance; boot first",
+                        a.osd_id
+                    )));
+                }
+                // An interval cannot start after the epoch being applied.
+                let want = a.want_up_thru.min(epoch);
+                if osd.up_thru >= want {
+                    return Ok(format!("osd.{} up_thru already {}", a.osd_id, osd.up_thru));
+                }
+                osd.up_thru = want;
+                self.bump();
+                Ok(format!("osd.{} up_thru {want}", a.osd_id))
+            }
+            Cmd::OsdLost(l) => {
+                let epoch = self.map.epoch + 1;
+                let osd = self.osd_mut(l.osd_id)?;
+                if osd.up {
+                    return Err(CommandError::Invalid(format!(
+                        "osd.{} is up: only a down OSD can be declared lost (stop it first)",
+                        l.osd_id
+                    )));
+                }
+                osd.lost_at = epoch;
+                self.bump();
+                Ok(format!("marked osd.{} lost at epoch {epoch}", l.osd_id))
+            }
+            Cmd::MapHistoryTrim(t) => {
+                let keep_from = self.map.epoch.saturating_sub(MIN_HISTORY_EPOCHS);
+                let before = t.before.min(keep_from);
+                // Keep the newest map before the cut: it is the state at `before`.
+                let base = self.history.range(..=before).next_back().map(|(e, _)| *e);
+                let Some(base) = base else {
+                    return Ok("nothing to trim".into());
+                };
+                let kept = self.history.split_off(&base);
+                let n = self.history.len();
+                self.history = kept;
+                Ok(format!("trimmed {n} history maps before epoch {base}"))
+            }
             Cmd::Multisite(m) => {
                 // Applied to a copy: a refused command leaves no partial change.
                 let mut ms = self.map.multisite.clone().unwrap_or_default();
@@ -164,6 +298,12 @@ impl MonState {
     }
 
     fn osd_boot(&mut self, b: &OsdBootRequest) -> Result<String, CommandError> {
+        if b.osd_id >= MAX_OSD_ID {
+            return Err(CommandError::Invalid(format!(
+                "osd id {} out of range: ids are 0..{MAX_OSD_ID}",
+                b.osd_id
+            )));
+        }
         if b.fsid != self.map.fsid {
             return Err(CommandError::Invalid(format!(
                 "osd.{} belongs to cluster {} but this is cluster {}",
@@ -223,6 +363,7 @@ impl MonState {
         osd.up = true;
         osd.up_from = epoch;
         osd.down_since_unix = 0;
+        osd.down_reason.clear();
         osd.boot_nonce = b.boot_nonce;
         osd.weight = b.weight;
         osd.device_class = b.device_class.clone();

@@ -46,8 +46,42 @@ pub struct AppliedImage {
     pub index: u64,
     /// Term of that entry.
     pub term: u64,
-    /// Encoded cluster map after applying it.
-    pub data: Vec<u8>,
+    /// The state after applying it.
+    pub data: ImageData,
+}
+
+/// An image's content, encoded only when a snapshot is actually taken (the
+/// map history makes it too big to encode after every entry).
+#[derive(Default, Clone)]
+pub enum ImageData {
+    /// Nothing applied yet.
+    #[default]
+    Empty,
+    /// An encoded [`meridian_proto::mon::MonImage`] (read back from disk).
+    Encoded(Arc<Vec<u8>>),
+    /// A copy of the applied state.
+    State(Arc<crate::state::MonState>),
+}
+
+impl ImageData {
+    /// The encoded `MonImage`.
+    pub fn encode(&self) -> Vec<u8> {
+        use prost::Message as _;
+        match self {
+            ImageData::Empty => Vec::new(),
+            ImageData::Encoded(b) => b.as_ref().clone(),
+            ImageData::State(s) => s.image().encode_to_vec(),
+        }
+    }
+
+    /// True before anything was applied.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            ImageData::Empty => true,
+            ImageData::Encoded(b) => b.is_empty(),
+            ImageData::State(_) => false,
+        }
+    }
 }
 
 /// Raft storage backed by redb.
@@ -122,7 +156,7 @@ impl MonStorage {
                 *self.image.write().unwrap_or_else(|p| p.into_inner()) = AppliedImage {
                     index: md.index,
                     term: md.term,
-                    data: snap.get_data().to_vec(),
+                    data: ImageData::Encoded(Arc::new(snap.get_data().to_vec())),
                 };
                 self.mem
                     .wl()
@@ -225,7 +259,7 @@ impl MonStorage {
         *self.image.write().unwrap_or_else(|p| p.into_inner()) = AppliedImage {
             index: idx,
             term: snap.get_metadata().term,
-            data: snap.get_data().to_vec(),
+            data: ImageData::Encoded(Arc::new(snap.get_data().to_vec())),
         };
         Ok(())
     }
@@ -242,7 +276,7 @@ impl MonStorage {
             return Ok(0);
         }
         let mut snap = Snapshot::default();
-        snap.set_data(image.data.clone().into());
+        snap.set_data(image.data.encode().into());
         let md = snap.mut_metadata();
         md.index = image.index;
         md.term = image.term;
@@ -321,7 +355,7 @@ impl Storage for MonStorage {
             ));
         }
         let mut snap = Snapshot::default();
-        snap.set_data(image.data.into());
+        snap.set_data(image.data.encode().into());
         let md = snap.mut_metadata();
         md.index = image.index;
         md.term = image.term;

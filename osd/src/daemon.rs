@@ -2,12 +2,14 @@
 //! one `Pg` per placement group it serves, heartbeats and reports PG stats.
 
 use crate::error::OsdError;
-use crate::pg::{Pg, PgRouting, Phase, Role};
-use crate::pglog;
+use crate::history::HistoryCache;
+use crate::pg::{Pg, PgState};
+use crate::pglog::{self, pgref};
 use meridian_client::{MapView, mon_client, osd_client};
-use meridian_objectstore::{ObjectStore, PgId};
-use meridian_proto::mon::{OsdBootRequest, OsdHeartbeatRequest, PgStat};
+use meridian_objectstore::{ObjectStore, PgId, StoreError};
+use meridian_proto::mon::{OsdAlive, OsdBootRequest, OsdHeartbeatRequest, PgStat};
 use meridian_proto::osd::osd_service_client::OsdServiceClient;
+use meridian_proto::osd::{PastIntervalInfo, PeerInfoSummary, PgDescribeReply};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +80,20 @@ pub struct Osd {
     pub mons: Vec<String>,
     /// Bounds concurrent peering/recovery work.
     pub recovery_slots: Semaphore,
+    /// Newest map epoch whose intervals every PG has taken in.
+    pub processed: watch::Sender<u64>,
+    /// Past maps, for intervals.
+    pub history: tokio::sync::Mutex<HistoryCache>,
+    up_thru: std::sync::Mutex<UpThruRequest>,
+    /// Set when the OSD must stop serving (its store failed); `run` returns.
+    pub fatal: watch::Sender<Option<String>>,
+}
+
+/// The up_thru this OSD wants and whether a request is on its way.
+#[derive(Default)]
+struct UpThruRequest {
+    wanted: u64,
+    sending: bool,
 }
 
 impl Osd {
@@ -101,7 +117,108 @@ impl Osd {
             tunables,
             mons,
             recovery_slots: Semaphore::new(4),
+            processed: watch::channel(0).0,
+            history: tokio::sync::Mutex::new(HistoryCache::default()),
+            up_thru: std::sync::Mutex::new(UpThruRequest::default()),
+            fatal: watch::channel(None).0,
         })
+    }
+
+    /// Waits until the PGs have taken in map `epoch` (bounded).
+    pub async fn wait_for_processed(&self, epoch: u64, timeout: Duration) -> bool {
+        let mut rx = self.processed.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|e| *e >= epoch))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Asks the monitors (once at a time) to raise this OSD's up_thru to `epoch`.
+    pub fn request_up_thru(self: &Arc<Self>, epoch: u64) {
+        {
+            let mut st = self.up_thru.lock().unwrap_or_else(|p| p.into_inner());
+            if epoch <= st.wanted {
+                return;
+            }
+            st.wanted = epoch;
+            if st.sending {
+                return;
+            }
+            st.sending = true;
+        }
+        let osd = self.clone();
+        tokio::spawn(async move {
+            let mut attempt = 0usize;
+            loop {
+                let want = osd.up_thru.lock().unwrap_or_else(|p| p.into_inner()).wanted;
+                let have = osd.view().osd(osd.id()).map(|o| o.up_thru).unwrap_or(0);
+                let sent = have >= want || {
+                    let addr = &osd.mons[attempt % osd.mons.len().max(1)];
+                    let req = OsdAlive {
+                        osd_id: osd.id(),
+                        boot_nonce: osd.boot_nonce,
+                        want_up_thru: want,
+                    };
+                    match mon_client(addr) {
+                        Ok(mut c) => c.osd_alive(req).await.is_ok(),
+                        Err(_) => false,
+                    }
+                };
+                if !sent {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                let mut st = osd.up_thru.lock().unwrap_or_else(|p| p.into_inner());
+                if st.wanted <= want {
+                    st.sending = false;
+                    return;
+                }
+            }
+        });
+    }
+
+    /// After a store error: if the store is poisoned (a failed sync or
+    /// commit: the disk is failing), stop serving and have the monitors
+    /// mark this OSD down, as Ceph's OSD aborts on EIO.
+    pub fn check_store(&self, e: &OsdError) {
+        let reason = match e {
+            OsdError::Store(StoreError::Poisoned(r)) => Some(r.clone()),
+            _ => self.store.poisoned(),
+        };
+        if let Some(r) = reason {
+            self.stop(format!("object store failed: {r}"));
+        }
+    }
+
+    /// Stops serving for good (the first reason wins).
+    pub fn stop(&self, reason: String) {
+        self.fatal.send_if_modified(|f| {
+            if f.is_some() {
+                return false;
+            }
+            tracing::error!(osd = self.id(), reason = %reason, "stopping: this OSD can no longer serve");
+            *f = Some(reason);
+            true
+        });
+    }
+
+    /// Deletes this OSD's copy of a PG (a stray no longer needed).
+    pub async fn remove_pg(&self, id: PgId) -> Result<(), OsdError> {
+        let pg = self.pg(id);
+        if let Some(pg) = &pg {
+            let _order = pg.submit.lock().await;
+            pg.drain_local().await;
+        }
+        self.blocking(move |s| {
+            s.submit(meridian_objectstore::Transaction::new().remove_collection(id))
+                .map_err(Into::into)
+        })
+        .await?;
+        self.pgs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        Ok(())
     }
 
     /// This OSD's id.
@@ -205,13 +322,26 @@ impl Osd {
         }
     }
 
-    /// Heartbeats to the monitors with PG stats; boots again if the monitors lost us.
+    /// Heartbeats to the monitors with PG stats; boots again if the monitors
+    /// lost us; once the OSD must stop, reports why and stops heartbeating.
     pub async fn heartbeat_loop(self: Arc<Self>) {
         let mut attempt = 0usize;
+        let mut beats = 0u64;
         loop {
             tokio::time::sleep(self.tunables.heartbeat_interval).await;
-            let stats = self.pg_stats().await;
+            let failure = self.fatal.borrow().clone();
+            if failure.is_none()
+                && let Some(r) = self.store.poisoned()
+            {
+                self.stop(format!("object store failed: {r}"));
+                continue;
+            }
+            beats += 1;
+            let stats = self.pg_stats();
             publish_pg_state_gauges(&stats);
+            if beats.is_multiple_of(10) {
+                crate::maps::notify_strays(&self);
+            }
             let usage = self.store.statfs().ok();
             let req = OsdHeartbeatRequest {
                 osd_id: self.ident.id,
@@ -221,6 +351,7 @@ impl Osd {
                 used_bytes: usage.as_ref().map(|u| u.used_bytes).unwrap_or(0),
                 total_bytes: usage.as_ref().map(|u| u.total_bytes).unwrap_or(0),
                 store_engine: self.engine.clone(),
+                failure: failure.clone().unwrap_or_default(),
             };
             let addr = &self.mons[attempt % self.mons.len()];
             let Ok(mut c) = mon_client(addr) else {
@@ -229,6 +360,7 @@ impl Osd {
             match tokio::time::timeout(self.tunables.heartbeat_interval * 2, c.osd_heartbeat(req))
                 .await
             {
+                Ok(Ok(_)) if failure.is_some() => return,
                 Ok(Ok(r)) if r.get_ref().reboot => {
                     tracing::warn!("monitors marked this OSD down; booting again");
                     if let Err(e) = self.boot().await {
@@ -241,7 +373,8 @@ impl Osd {
         }
     }
 
-    async fn pg_stats(&self) -> Vec<PgStat> {
+    /// Stats of the PGs this OSD is primary for.
+    pub fn pg_stats(&self) -> Vec<PgStat> {
         let pgs: Vec<Arc<Pg>> = self
             .pgs
             .lock()
@@ -252,123 +385,33 @@ impl Osd {
         let epoch = self.view().epoch();
         let mut out = Vec::new();
         for pg in pgs {
-            let r = pg.routing();
-            if r.role != Role::Primary {
+            let core = pg.core();
+            let p = &core.peering;
+            if !p.is_primary() {
                 continue;
             }
-            let (objects, lu) = match pg.core.try_lock() {
-                Ok(c) => (c.objects, c.summary.last_update),
-                Err(_) => (0, (0, 0)),
-            };
-            let mut state = r.phase.as_str().to_string();
-            if r.phase == Phase::Active {
-                if (r.acting.len() as u32) < r.size {
-                    state.push_str("+undersized+degraded");
-                } else {
-                    state.push_str("+clean");
-                }
-            }
+            let lu = p
+                .local()
+                .map(|s| s.last_update)
+                .unwrap_or((0, 0))
+                .max(core.ops.last_update());
+            let lec = p.local().map(|s| s.history.last_epoch_clean).unwrap_or(0);
             out.push(PgStat {
                 pool: pg.id.pool,
                 seed: pg.id.seed,
-                state,
-                objects,
+                state: state_words(&core),
+                objects: core.objects,
                 bytes: 0,
-                acting: r.acting.clone(),
+                acting: p.interval().placement.acting.clone(),
                 last_update_epoch: lu.0,
                 last_update_seq: lu.1,
                 map_epoch: epoch,
+                last_epoch_clean: lec,
+                blocked_by: p.prior().blocked_by.iter().copied().collect(),
+                reason: p.reason().to_string(),
             });
         }
         out
-    }
-
-    /// Reacts to a new map: new intervals start peering; PGs we left become strays.
-    pub fn handle_map(self: &Arc<Self>, view: &Arc<MapView>) {
-        let me = self.ident.id;
-        if let Some(o) = view.osd(me)
-            && (!o.up || o.boot_nonce != self.boot_nonce)
-            && view.epoch() > 0
-        {
-            // The monitors think we are down (or an older instance): boot again.
-            let osd = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = osd.boot().await {
-                    tracing::error!(error = %e, "re-boot failed");
-                }
-            });
-            return;
-        }
-        let mut pgs = self.pgs.lock().unwrap_or_else(|p| p.into_inner());
-        for pool in &view.map.pools {
-            for seed in 0..pool.pg_num {
-                let acting = view.pg_acting(pool, seed);
-                let id = PgId::new(pool.id, seed);
-                let role = match acting.iter().position(|o| *o == me) {
-                    Some(0) => Role::Primary,
-                    Some(_) => Role::Replica,
-                    None => {
-                        if let Some(pg) = pgs.get(&id) {
-                            pg.set_routing(|r| {
-                                r.role = Role::Stray;
-                                r.acting = acting.clone();
-                                r.activated_by = None;
-                            });
-                        }
-                        continue;
-                    }
-                };
-                let pg = pgs
-                    .entry(id)
-                    .or_insert_with(|| {
-                        Arc::new(Pg::new(
-                            id,
-                            PgRouting {
-                                role,
-                                phase: Phase::Peering,
-                                interval: 0,
-                                acting: Vec::new(),
-                                size: pool.size,
-                                activated_by: None,
-                            },
-                            self.tunables.max_pg_log_entries,
-                        ))
-                    })
-                    .clone();
-                let r = pg.routing();
-                let new_interval = r.acting != acting || r.role != role || r.interval == 0;
-                if !new_interval {
-                    continue;
-                }
-                pg.set_routing(|r| {
-                    r.role = role;
-                    r.acting = acting.clone();
-                    r.interval = view.epoch();
-                    r.size = pool.size;
-                    r.phase = Phase::Peering;
-                    r.activated_by = None;
-                });
-                if role == Role::Primary {
-                    crate::peering::start(self.clone(), pg.clone(), view.epoch());
-                }
-            }
-        }
-        // PGs of deleted pools.
-        let gone: Vec<PgId> = pgs
-            .keys()
-            .filter(|id| view.pool(id.pool).is_none())
-            .cloned()
-            .collect();
-        for id in gone {
-            pgs.remove(&id);
-            let store = self.store.clone();
-            tokio::task::spawn_blocking(move || {
-                let txn = meridian_objectstore::Transaction::new().remove_collection(id);
-                if let Err(e) = store.submit(txn) {
-                    tracing::warn!(pg = ?id, error = %e, "removing PG of a deleted pool failed");
-                }
-            });
-        }
     }
 
     /// Loads PGs present on disk (as strays until the map says otherwise).
@@ -376,23 +419,11 @@ impl Osd {
         let colls = self.store.list_collections()?;
         let mut pgs = self.pgs.lock().unwrap_or_else(|p| p.into_inner());
         for id in &colls {
-            if pglog::load_summary(self.store.as_ref(), *id)?.is_none() {
+            let Some(summary) = pglog::load_summary(self.store.as_ref(), *id)? else {
                 continue;
-            }
-            pgs.entry(*id).or_insert_with(|| {
-                Arc::new(Pg::new(
-                    *id,
-                    PgRouting {
-                        role: Role::Stray,
-                        phase: Phase::Peering,
-                        interval: 0,
-                        acting: Vec::new(),
-                        size: 0,
-                        activated_by: None,
-                    },
-                    self.tunables.max_pg_log_entries,
-                ))
-            });
+            };
+            pgs.entry(*id)
+                .or_insert_with(|| Arc::new(Pg::new(*id, self.ident.id, Some(summary))));
         }
         Ok(pgs.len())
     }
@@ -403,12 +434,75 @@ impl Osd {
         loop {
             let view = rx.borrow_and_update().clone();
             if view.epoch() > 0 {
-                self.handle_map(&view);
+                crate::maps::advance(&self, view).await;
             }
             if rx.changed().await.is_err() {
                 return;
             }
         }
+    }
+}
+
+/// Ceph-style state words of a PG on its primary.
+pub fn state_words(core: &crate::pg::PgCore) -> String {
+    let p = &core.peering;
+    let mut s = p.state().as_str().to_string();
+    if p.state() == PgState::Active {
+        if p.is_clean() {
+            s.push_str("+clean");
+        } else {
+            s.push_str("+undersized+degraded");
+        }
+    }
+    s
+}
+
+/// `pg query`: the peering state of a PG as its primary (or any holder) sees it.
+pub fn describe(osd: &Osd, pg: &Pg) -> PgDescribeReply {
+    let core = pg.core();
+    let p = &core.peering;
+    let interval = p.interval();
+    PgDescribeReply {
+        pg: pgref(pg.id),
+        state: state_words(&core),
+        map_epoch: osd.view().epoch(),
+        same_interval_since: interval.first,
+        acting: interval.placement.acting.clone(),
+        primary: interval.placement.primary().unwrap_or(u32::MAX),
+        info: p.local().map(|s| s.to_info(pg.id)),
+        past_intervals: p
+            .past_intervals()
+            .iter()
+            .map(|i| PastIntervalInfo {
+                first: i.first,
+                last: i.last,
+                acting: i.acting.clone(),
+                primary: i.primary().unwrap_or(u32::MAX),
+                maybe_went_rw: i.maybe_went_rw,
+            })
+            .collect(),
+        probe: p.prior().probe.iter().copied().collect(),
+        blocked_by: p.prior().blocked_by.iter().copied().collect(),
+        peers: p
+            .peers()
+            .into_iter()
+            .map(|(o, info, err)| PeerInfoSummary {
+                osd: o,
+                exists: info.is_some_and(|i| i.exists),
+                last_update: info.and_then(|i| i.last_update),
+                last_epoch_started: info.map(|i| i.last_epoch_started).unwrap_or(0),
+                backfilling: info.is_some_and(|i| i.backfilling),
+                error: match (info, err) {
+                    (_, Some(e)) => e.to_string(),
+                    (None, None) => "no answer yet".into(),
+                    _ => String::new(),
+                },
+            })
+            .collect(),
+        reason: p.reason().to_string(),
+        authoritative_osd: p.auth_osd().unwrap_or(u32::MAX),
+        objects_to_recover: p.objects_to_recover(),
+        ops_in_flight: core.ops.in_flight() as u64,
     }
 }
 

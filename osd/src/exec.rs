@@ -5,7 +5,8 @@
 use crate::daemon::Osd;
 use crate::error::OsdError;
 use crate::objstate::{self, META_XATTR, ObjectMeta, USER_XATTR_PREFIX};
-use crate::pg::{Pg, Phase, Role};
+use crate::pg::pipeline::Resent;
+use crate::pg::{Pg, PgState};
 use crate::pglog::{self, Ev, pgref, ver};
 use bytes::Bytes;
 use meridian_client::MapView;
@@ -164,49 +165,24 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
     let Some(pg) = osd.pg(id) else {
         return reply(ResultCode::WrongPrimary, "this OSD does not serve the PG");
     };
-    let r = pg.routing();
-    if r.role != Role::Primary {
-        return reply(
-            ResultCode::WrongPrimary,
-            format!("not primary for pg {expect}"),
-        );
-    }
-    if r.phase != Phase::Active {
-        return reply(
-            ResultCode::PgNotActive,
-            format!("pg {expect} is {}", r.phase.as_str()),
-        );
-    }
     let mutating = is_mutating(&req.ops);
-    if mutating && (r.acting.len() as u32) < pool.min_size {
-        return reply(
-            ResultCode::BelowMinSize,
-            format!(
-                "pg {expect} has {} of min_size {} replicas up; writes wait for recovery",
-                r.acting.len(),
-                pool.min_size
-            ),
-        );
-    }
-    let mut core = pg.core.lock().await;
-    // The interval may have ended while we waited for the lock.
-    let r2 = pg.routing();
-    if r2.interval != r.interval || r2.phase != Phase::Active {
-        return reply(ResultCode::PgNotActive, "interval changed; retry");
-    }
     let reqid = req.reqid.as_ref().map(|r| (r.client, r.tid));
-    if mutating
-        && let Some(rid) = reqid
-        && let Some((v, uv)) = core.reqids.get(&rid).cloned()
-    {
-        // A resend of an op already applied (e.g. after a failover): answer, don't redo.
-        return OpReply {
-            code: ResultCode::Ok as i32,
-            user_version: uv,
-            version: ver(v),
-            map_epoch: view.epoch(),
-            ..Default::default()
-        };
+    let activation = match admit(&pg, &expect, mutating, pool.min_size) {
+        Ok(a) => a,
+        Err(rep) => return rep,
+    };
+    let resent = match reqid {
+        Some(rid) if mutating => pg.core().ops.resent(rid),
+        _ => None,
+    };
+    if let Some(found) = resent {
+        return answer_resent(osd, &pg, &req, found, view.epoch()).await;
+    }
+    // One op at a time per object: a read never sees a write that is not
+    // yet durable everywhere, and each op prepares from its predecessor's result.
+    let _object = pg.lock_object(&req.object).await;
+    if let Err(rep) = still_active(&pg, activation) {
+        return rep;
     }
     let key = ObjectKey::new(id, req.object.clone());
     let k2 = key.clone();
@@ -220,8 +196,8 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
         Ok(p) => p,
         Err(rep) => {
             if rep.code == ResultCode::Corrupt as i32 {
-                drop(core);
-                return repair_and_retry(osd, &pg, r.acting.clone(), key, req).await;
+                drop(_object);
+                return repair_and_retry(osd, &pg, key, req).await;
             }
             return rep;
         }
@@ -230,144 +206,329 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
     if prepared.mutations.is_empty() {
         return prepared.reply;
     }
-    // Log the mutation.
-    let prior = core.summary.last_update;
-    let v: Ev = (r.interval, prior.1 + 1);
     let now = meridian_common::now_unix_ms();
     let user_version = prepared.old_user_version + 1;
-    let entry = LogEntry {
-        version: ver(v),
-        prior_version: ver(prepared.old_version),
-        object: req.object.clone(),
-        op: if prepared.deletes {
-            LogOp::Delete
-        } else {
-            LogOp::Modify
-        } as i32,
-        reqid: req.reqid,
-        user_version,
-        mtime_unix_ms: now,
-    };
-    if !prepared.deletes {
-        prepared.mutations.push(Mutation {
-            m: Some(M::SetXattrs(XattrList {
-                xattrs: vec![Xattr {
-                    name: META_XATTR.into(),
-                    value: objstate::meta_value(&ObjectMeta {
-                        version: ver(v),
-                        user_version,
-                        mtime_unix_ms: now,
-                    }),
-                }],
-            })),
-        });
-    }
-    let mut summary = core.summary.clone();
-    let old_versions = core.log_versions.clone();
-    let trim = core.note_entry(v, reqid, user_version);
-    summary.last_update = v;
-    if let Some(t) = trim {
-        summary.log_tail = t;
-    }
-    let txn = logged_txn(id, &req.object, &prepared.mutations, &entry, &summary, trim);
-    // Apply locally and on every replica concurrently.
-    let local = osd.blocking(move |s| s.submit(txn).map_err(Into::into));
-    let reps = r.acting.iter().skip(1).map(|&o| {
-        let rep = RepOpRequest {
-            pg: pgref(id),
-            map_epoch: r.interval,
-            from_osd: osd.id(),
-            mutations: prepared.mutations.clone(),
-            entry: Some(entry.clone()),
-            fsid: osd.ident.fsid.clone(),
-            pg_prior: ver(prior),
-        };
-        let osd = osd.clone();
-        async move {
-            let mut c = osd.peer(o)?;
-            let rr = tokio::time::timeout(Duration::from_secs(10), c.rep_op(rep))
-                .await
-                .map_err(|_| OsdError::Peer {
-                    osd: o,
-                    reason: "rep op timed out".into(),
-                })?
-                .map_err(|s| OsdError::Peer {
-                    osd: o,
-                    reason: s.message().to_string(),
-                })?
-                .into_inner();
-            if rr.code != ResultCode::Ok as i32 {
-                return Err(OsdError::Peer {
-                    osd: o,
-                    reason: rr.message,
+    // Assign the version and hand the transaction to the store in version order.
+    let (assigned, acting, pending) = {
+        let _order = pg.submit.lock().await;
+        let (assigned, acting, entry, txn) = {
+            let mut core = pg.core();
+            if core.peering.state() != PgState::Active || core.ops.activation() != activation {
+                return reply(ResultCode::PgNotActive, "interval changed; retry");
+            }
+            let acting = core.peering.interval().placement.acting.clone();
+            let a = core.ops.assign(reqid, user_version, acting.iter().copied());
+            let entry = LogEntry {
+                version: ver(a.version),
+                prior_version: ver(prepared.old_version),
+                object: req.object.clone(),
+                op: if prepared.deletes {
+                    LogOp::Delete
+                } else {
+                    LogOp::Modify
+                } as i32,
+                reqid: req.reqid,
+                user_version,
+                mtime_unix_ms: now,
+            };
+            if !prepared.deletes {
+                prepared.mutations.push(Mutation {
+                    m: Some(M::SetXattrs(XattrList {
+                        xattrs: vec![Xattr {
+                            name: META_XATTR.into(),
+                            value: objstate::meta_value(&ObjectMeta {
+                                version: ver(a.version),
+                                user_version,
+                                mtime_unix_ms: now,
+                            }),
+                        }],
+                    })),
                 });
             }
-            Ok(())
+            if prepared.creates {
+                core.objects += 1;
+            }
+            if prepared.deletes && prepared.old_exists {
+                core.objects = core.objects.saturating_sub(1);
+            }
+            let txn = logged_txn(
+                id,
+                &req.object,
+                &prepared.mutations,
+                &entry,
+                &a.summary,
+                a.trim,
+            );
+            (a, acting, entry, txn)
+        };
+        let inflight = pg.local_commit();
+        let store = osd.store.clone();
+        let pending = tokio::task::spawn_blocking(move || store.queue(txn));
+        let pending = match pending.await {
+            Ok(p) => p,
+            Err(e) => {
+                fail_op(osd, &pg, activation, format!("queueing the commit: {e}"));
+                return reply(ResultCode::IoError, format!("local commit failed: {e}"));
+            }
+        };
+        pg.applied.send_replace(assigned.version);
+        let reps = acting.iter().skip(1).map(|&o| {
+            let rep = RepOpRequest {
+                pg: pgref(id),
+                map_epoch: pg.core().peering.interval().first,
+                from_osd: osd.id(),
+                mutations: prepared.mutations.clone(),
+                entry: Some(entry.clone()),
+                fsid: osd.ident.fsid.clone(),
+                pg_prior: ver(assigned.prior),
+                activation,
+            };
+            let osd = osd.clone();
+            tokio::spawn(async move { (o, send_rep_op(&osd, o, rep).await) })
+        });
+        let reps: Vec<_> = reps.collect();
+        (assigned, acting, (pending, inflight, reps))
+    };
+    let (pending, inflight, reps) = pending;
+    let local = tokio::task::spawn_blocking(move || pending.wait()).await;
+    drop(inflight);
+    let local = match local {
+        Ok(r) => r.map_err(OsdError::from),
+        Err(e) => Err(OsdError::Internal(e.to_string())),
+    };
+    let mut failure: Option<String> = None;
+    match local {
+        Ok(()) => {
+            pg.core()
+                .ops
+                .committed(assigned.version, osd.id(), Some(&prepared.reply.results));
         }
-    });
-    let (local, reps) = tokio::join!(local, futures::future::join_all(reps));
-    if let Err(e) = local {
-        // Our own copy failed: undo the in-memory note and make the PG peer again.
-        core.summary.last_update = prior;
-        core.log_versions = old_versions;
-        if let Some(rid) = reqid {
-            core.reqids.remove(&rid);
+        Err(e) => {
+            tracing::error!(pg = %id, error = %e, "local commit failed");
+            osd.check_store(&e);
+            failure = Some(format!("local commit failed: {e}"));
         }
-        tracing::error!(pg = %id, error = %e, "local commit failed");
-        repeer(osd, &pg, r.interval);
-        return reply(store_code(&e), format!("local commit failed: {e}"));
     }
-    core.summary = summary;
-    if prepared.creates {
-        core.objects += 1;
+    for r in reps {
+        match r.await {
+            Ok((o, Ok(()))) => {
+                pg.core()
+                    .ops
+                    .committed(assigned.version, o, Some(&prepared.reply.results));
+            }
+            Ok((o, Err(e))) => {
+                failure.get_or_insert(format!("replication to osd.{o} failed: {e}"));
+            }
+            Err(e) => {
+                failure.get_or_insert(format!("replication task failed: {e}"));
+            }
+        }
     }
-    if prepared.deletes && prepared.old_exists {
-        core.objects = core.objects.saturating_sub(1);
-    }
-    if let Some(Err(e)) = reps.into_iter().find(|r| r.is_err()) {
-        // A replica may be missing the entry: never acknowledge; re-peer to repair.
-        tracing::warn!(pg = %id, error = %e, "replication failed; re-peering");
-        repeer(osd, &pg, r.interval);
-        return reply(
-            ResultCode::ReplicaFailed,
-            format!("replication failed: {e}"),
-        );
+    if let Some(why) = failure {
+        // Never acknowledge: a replica (or this copy) may lack the entry.
+        // Peering again in this interval repairs every copy.
+        tracing::warn!(pg = %id, version = ?assigned.version, acting = ?acting, "{why}; re-peering");
+        fail_op(osd, &pg, activation, why.clone());
+        return reply(ResultCode::ReplicaFailed, why);
     }
     let mut rep = prepared.reply;
     rep.user_version = user_version;
-    rep.version = ver(v);
+    rep.version = ver(assigned.version);
     rep
 }
 
-/// Restarts peering within the same acting set (after a replication failure).
-fn repeer(osd: &Arc<Osd>, pg: &Arc<Pg>, interval: u64) {
-    let mut restarted = None;
-    pg.set_routing(|r| {
-        if r.interval == interval && r.role == Role::Primary {
-            r.phase = Phase::Peering;
-            r.interval = osd.view().epoch().max(interval + 1);
-            restarted = Some(r.interval);
+async fn send_rep_op(osd: &Arc<Osd>, o: u32, rep: RepOpRequest) -> Result<(), OsdError> {
+    let mut c = osd.peer(o)?;
+    let rr = tokio::time::timeout(Duration::from_secs(10), c.rep_op(rep))
+        .await
+        .map_err(|_| OsdError::Peer {
+            osd: o,
+            reason: "rep op timed out".into(),
+        })?
+        .map_err(|s| OsdError::Peer {
+            osd: o,
+            reason: s.message().to_string(),
+        })?
+        .into_inner();
+    if rr.code != ResultCode::Ok as i32 {
+        return Err(OsdError::Peer {
+            osd: o,
+            reason: rr.message,
+        });
+    }
+    Ok(())
+}
+
+/// Checks that this OSD may serve the op now; returns the activation.
+fn admit(
+    pg: &Pg,
+    expect: &meridian_client::PgId,
+    mutating: bool,
+    min_size: u32,
+) -> Result<u64, OpReply> {
+    let core = pg.core();
+    let p = &core.peering;
+    if !p.is_primary() {
+        return Err(reply(
+            ResultCode::WrongPrimary,
+            format!("not primary for pg {expect}"),
+        ));
+    }
+    if p.state() != PgState::Active {
+        let why = if p.reason().is_empty() {
+            p.state().as_str().to_string()
+        } else {
+            p.reason().to_string()
+        };
+        return Err(reply(
+            ResultCode::PgNotActive,
+            format!("pg {expect} is {why}"),
+        ));
+    }
+    let acting = p.interval().placement.acting.len() as u32;
+    if mutating && acting < min_size {
+        return Err(reply(
+            ResultCode::BelowMinSize,
+            format!(
+                "pg {expect} has {acting} of min_size {min_size} replicas up; writes wait for recovery"
+            ),
+        ));
+    }
+    Ok(core.ops.activation())
+}
+
+fn still_active(pg: &Pg, activation: u64) -> Result<(), OpReply> {
+    let core = pg.core();
+    if core.peering.state() != PgState::Active || core.ops.activation() != activation {
+        return Err(reply(ResultCode::PgNotActive, "interval changed; retry"));
+    }
+    Ok(())
+}
+
+/// Peering restarts after a failed op (in this interval).
+fn fail_op(osd: &Arc<Osd>, pg: &Arc<Pg>, activation: u64, why: String) {
+    crate::peering::step(osd, pg, |m| m.on_op_failed(activation, why));
+}
+
+/// A resend of an op already applied (its reply was lost): answer with the
+/// original reply if it is kept, else with the reads recomputed on the
+/// current object (guards and mutations are not evaluated again).
+async fn answer_resent(
+    osd: &Arc<Osd>,
+    pg: &Arc<Pg>,
+    req: &OpRequest,
+    found: Resent,
+    epoch: u64,
+) -> OpReply {
+    let (version, user_version, results) = match found {
+        Resent::InFlight => {
+            return reply(
+                ResultCode::PgNotActive,
+                "the original of this resent op is still in flight; retry",
+            );
         }
-    });
-    if let Some(iv) = restarted {
-        crate::peering::start(osd.clone(), pg.clone(), iv);
+        Resent::Done {
+            version,
+            user_version,
+            results,
+        } => (version, user_version, results),
+    };
+    let results = match results {
+        Some(r) => r.as_ref().clone(),
+        None => {
+            let _object = pg.lock_object(&req.object).await;
+            let key = ObjectKey::new(pg.id, req.object.clone());
+            let ops = req.ops.clone();
+            let r = osd
+                .blocking(move |s| Ok(reads_only(s, &key, &ops)))
+                .await
+                .unwrap_or_else(|e| Err(reply(store_code(&e), e.to_string())));
+            match r {
+                Ok(r) => r,
+                Err(rep) => return rep,
+            }
+        }
+    };
+    OpReply {
+        code: ResultCode::Ok as i32,
+        results,
+        user_version,
+        version: ver(version),
+        map_epoch: epoch,
+        ..Default::default()
     }
 }
 
-/// A local copy failed its checksum: fetch the object from a replica, repair, retry once.
-async fn repair_and_retry(
-    osd: &Arc<Osd>,
-    pg: &Arc<Pg>,
-    acting: Vec<u32>,
-    key: ObjectKey,
-    req: OpRequest,
-) -> OpReply {
+/// Evaluates only the read sub-ops of `ops` (for a resent op's reply); the
+/// others get an OK result so positions match the original reply.
+fn reads_only(
+    s: &dyn ObjectStore,
+    key: &ObjectKey,
+    ops: &[SubOp],
+) -> Result<Vec<SubOpResult>, OpReply> {
+    let reads: Vec<SubOp> = ops
+        .iter()
+        .filter(|o| {
+            matches!(
+                o.op,
+                Some(
+                    Op::Read(_)
+                        | Op::Stat(_)
+                        | Op::GetXattr(_)
+                        | Op::GetXattrs(_)
+                        | Op::OmapGetRange(_)
+                        | Op::OmapGetValues(_)
+                )
+            )
+        })
+        .cloned()
+        .collect();
+    let mut read_results = if reads.is_empty() {
+        Vec::new()
+    } else {
+        prepare(s, key, &reads, u64::MAX)?.reply.results
+    }
+    .into_iter();
+    Ok(ops
+        .iter()
+        .map(|o| {
+            let is_read = matches!(
+                o.op,
+                Some(
+                    Op::Read(_)
+                        | Op::Stat(_)
+                        | Op::GetXattr(_)
+                        | Op::GetXattrs(_)
+                        | Op::OmapGetRange(_)
+                        | Op::OmapGetValues(_)
+                )
+            );
+            if is_read {
+                read_results.next().unwrap_or_default()
+            } else {
+                SubOpResult {
+                    code: ResultCode::Ok as i32,
+                    ..Default::default()
+                }
+            }
+        })
+        .collect())
+}
+
+/// A local copy failed its checksum: fetch the object from a replica whose
+/// copy verifies, repair, retry once.
+async fn repair_and_retry(osd: &Arc<Osd>, pg: &Arc<Pg>, key: ObjectKey, req: OpRequest) -> OpReply {
     tracing::warn!(object = %key, "checksum error on read; repairing from a replica");
+    let (acting, interval) = {
+        let core = pg.core();
+        let i = core.peering.interval();
+        (i.placement.acting.clone(), i.first)
+    };
     for &o in acting.iter().skip(1) {
         let Ok(mut c) = osd.peer(o) else { continue };
         let pull = PullRequest {
             pg: pgref(key.pg),
-            map_epoch: pg.routing().interval,
+            map_epoch: interval,
             object: key.name.clone(),
         };
         let Ok(r) = c.pull(pull).await else { continue };
@@ -376,17 +537,11 @@ async fn repair_and_retry(
             continue;
         }
         let state = r.state.unwrap_or_default();
-        let _core = pg.core.lock().await;
-        let k = key.clone();
-        let repaired = osd
-            .blocking(move |s| {
-                s.submit(objstate::write_state(Transaction::new(), &k, &state))
-                    .map_err(Into::into)
-            })
-            .await;
-        if repaired.is_ok() {
+        let _object = pg.lock_object(&key.name).await;
+        let txn = objstate::write_state(Transaction::new(), &key, &state);
+        if crate::peering::commit_ordered(osd, pg, txn).await.is_ok() {
             tracing::info!(object = %key, from = o, "repaired object from replica");
-            drop(_core);
+            drop(_object);
             return Box::pin(handle_op(osd, req)).await;
         }
     }

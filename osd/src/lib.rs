@@ -7,6 +7,8 @@
 pub mod daemon;
 pub mod error;
 pub mod exec;
+pub mod history;
+pub mod maps;
 pub mod objstate;
 pub mod peering;
 pub mod pg;
@@ -57,6 +59,9 @@ pub async fn run(cfg: Config, id: u32) -> anyhow::Result<()> {
         anyhow::bail!("config {} has no global.fsid", cfg.path.display());
     }
     let section = cfg.osd_section(id)?.clone();
+    // Fault injection for tests (`FAILPOINTS=store::data_sync=return ...`).
+    meridian_objectstore::failpoints::configure_from_env()
+        .map_err(|e| anyhow::anyhow!("FAILPOINTS: {e}"))?;
     let store = tokio::task::spawn_blocking({
         let cfg = cfg.clone();
         move || open_store(&cfg, id)
@@ -119,11 +124,23 @@ pub async fn run(cfg: Config, id: u32) -> anyhow::Result<()> {
     let epoch = osd.boot().await?;
     tracing::info!(osd = id, epoch, %addr, "booted");
     tokio::spawn(osd.clone().map_loop());
-    tokio::spawn(osd.clone().heartbeat_loop());
-    serving
-        .await?
-        .with_context(|| format!("serve osd.{id} on {addr}"))?;
-    Ok(())
+    let heartbeats = tokio::spawn(osd.clone().heartbeat_loop());
+    let mut fatal = osd.fatal.subscribe();
+    let stopped = async move {
+        let _ = fatal.wait_for(|f| f.is_some()).await;
+        fatal.borrow().clone().unwrap_or_default()
+    };
+    tokio::select! {
+        r = serving => {
+            r?.with_context(|| format!("serve osd.{id} on {addr}"))?;
+            Ok(())
+        }
+        reason = stopped => {
+            // Let the heartbeat tell the monitors why (bounded), then exit.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), heartbeats).await;
+            anyhow::bail!("osd.{id} stopped serving: {reason}")
+        }
+    }
 }
 
 fn hostname() -> String {

@@ -51,7 +51,7 @@ pub fn pgid(r: &Option<PgRef>) -> PgId {
         .unwrap_or(PgId::new(0, 0))
 }
 
-/// The persisted summary of one PG copy.
+/// The persisted summary of one PG copy (Ceph's pg_info_t with its history).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PgSummary {
     /// Newest logged version.
@@ -62,6 +62,44 @@ pub struct PgSummary {
     pub last_epoch_started: u64,
     /// True while a backfill into this copy is incomplete.
     pub backfilling: bool,
+    /// PG-wide history, merged from every copy peering heard from.
+    pub history: PgHistory,
+}
+
+/// What a PG copy knows of the PG's life (Ceph's pg_history_t).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PgHistory {
+    /// Epoch the pool (and so the PG) was created.
+    pub epoch_created: u64,
+    /// Epoch the PG last became active on its whole acting set.
+    pub last_epoch_started: u64,
+    /// Epoch the PG was last active+clean.
+    pub last_epoch_clean: u64,
+    /// First epoch of the interval this copy last took part in.
+    pub same_interval_since: u64,
+}
+
+impl PgHistory {
+    /// Takes the newer of each field (histories only move forward).
+    pub fn merge(&mut self, o: &PgHistory) {
+        if self.epoch_created == 0 || (o.epoch_created != 0 && o.epoch_created < self.epoch_created)
+        {
+            self.epoch_created = o.epoch_created;
+        }
+        self.last_epoch_started = self.last_epoch_started.max(o.last_epoch_started);
+        self.last_epoch_clean = self.last_epoch_clean.max(o.last_epoch_clean);
+        self.same_interval_since = self.same_interval_since.max(o.same_interval_since);
+    }
+
+    /// The history part of a wire info.
+    pub fn of_info(i: &PgInfo) -> Self {
+        Self {
+            epoch_created: i.epoch_created,
+            last_epoch_started: i.history_les,
+            last_epoch_clean: i.history_lec,
+            same_interval_since: i.same_interval_since,
+        }
+    }
 }
 
 impl PgSummary {
@@ -76,6 +114,10 @@ impl PgSummary {
             log: vec![],
             object_count: 0,
             backfilling: self.backfilling,
+            epoch_created: self.history.epoch_created,
+            history_les: self.history.last_epoch_started,
+            history_lec: self.history.last_epoch_clean,
+            same_interval_since: self.history.same_interval_since,
         }
     }
 
@@ -86,6 +128,7 @@ impl PgSummary {
             log_tail: ev(&i.log_tail),
             last_epoch_started: i.last_epoch_started,
             backfilling: i.backfilling,
+            history: PgHistory::of_info(i),
         }
     }
 }

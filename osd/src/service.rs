@@ -4,16 +4,19 @@
 use crate::daemon::Osd;
 use crate::error::OsdError;
 use crate::objstate;
-use crate::pg::{Phase, Role};
-use crate::pglog::{self, PgSummary, ev, pgid, pgref};
+use crate::pg::{OpPipeline, PgState};
+use crate::pglog::{self, ev, pgid, pgref};
 use crate::{exec, peering};
 use meridian_objectstore::{ObjectKey, PgId, Transaction};
 use meridian_proto::osd::osd_service_server::OsdService;
 use meridian_proto::osd::*;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
+
+/// How long a rep op waits for its predecessor entry before refusing.
+const REP_OP_ORDER_WAIT: Duration = Duration::from_secs(5);
 
 /// The gRPC face of an OSD.
 #[derive(Clone)]
@@ -81,51 +84,86 @@ impl OsdService for OsdServer {
         let Some(pg) = self.osd.pg(id) else {
             return refuse(format!("osd.{} does not hold pg {id}", self.osd.id()));
         };
-        if pg.routing().activated_by != Some((req.from_osd, req.map_epoch)) {
-            return refuse(format!(
-                "pg {id} on osd.{} not activated by osd.{} for interval {}",
-                self.osd.id(),
-                req.from_osd,
-                req.map_epoch
-            ));
-        }
-        let mut core = pg.core.lock().await;
-        if core.summary.last_update != ev(&req.pg_prior) {
-            return refuse(format!(
-                "pg {id} log gap: have {:?}, primary had {:?}",
-                core.summary.last_update,
-                ev(&req.pg_prior)
-            ));
-        }
         let entry = req.entry.clone().unwrap_or_default();
         let v = ev(&entry.version);
-        let mut summary = core.summary.clone();
-        summary.last_update = v;
-        let trim = if core.log_versions.len() >= core.max_log_entries {
-            core.log_versions.front().copied()
-        } else {
-            None
-        };
-        if let Some(t) = trim {
-            summary.log_tail = t;
-        }
-        let s2 = summary.clone();
-        let r = self
-            .osd
-            .blocking(move |s| exec::apply_rep_op(s, id, &req, &s2, trim))
-            .await;
-        match r {
-            Ok(()) => {
-                let rid = entry.reqid.as_ref().map(|r| (r.client, r.tid));
-                core.note_entry(v, rid, entry.user_version);
-                core.summary = summary;
-                Ok(Response::new(RepOpReply {
-                    code: ResultCode::Ok as i32,
-                    message: String::new(),
-                }))
+        let prior = ev(&req.pg_prior);
+        let rid = entry.reqid.as_ref().map(|r| (r.client, r.tid));
+        // Entries apply in version order: wait (bounded) for the predecessor.
+        let mut applied = pg.applied.subscribe();
+        let deadline = tokio::time::Instant::now() + REP_OP_ORDER_WAIT;
+        let (pending, _inflight) = loop {
+            let order = pg.submit.lock().await;
+            let step = {
+                let mut core = pg.core();
+                if !core
+                    .peering
+                    .accepts_rep_op(req.from_osd, req.map_epoch, req.activation)
+                {
+                    return refuse(format!(
+                        "pg {id} on osd.{} not activated by osd.{} for interval {} (activation {})",
+                        self.osd.id(),
+                        req.from_osd,
+                        req.map_epoch,
+                        req.activation
+                    ));
+                }
+                let last = core.ops.last_update();
+                if last == prior {
+                    match core.ops.replicate(prior, v, rid, entry.user_version) {
+                        Ok((summary, trim)) => Some(Ok(exec::logged_txn(
+                            id,
+                            &entry.object,
+                            &req.mutations,
+                            &entry,
+                            &summary,
+                            trim,
+                        ))),
+                        Err(e) => Some(Err(e)),
+                    }
+                } else if last > prior {
+                    Some(Err(format!(
+                        "pg {id} log gap: this copy is at {last:?}, the entry follows {prior:?}"
+                    )))
+                } else {
+                    None
+                }
+            };
+            match step {
+                Some(Ok(txn)) => {
+                    let inflight = pg.local_commit();
+                    let store = self.osd.store.clone();
+                    let p = tokio::task::spawn_blocking(move || store.queue(txn))
+                        .await
+                        .map_err(|e| Status::internal(e.to_string()))?;
+                    pg.applied.send_replace(v);
+                    drop(order);
+                    break (p, inflight);
+                }
+                Some(Err(m)) => return refuse(m),
+                None => {
+                    drop(order);
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let waited = tokio::time::timeout(left, applied.changed()).await;
+                    if !matches!(waited, Ok(Ok(()))) {
+                        return refuse(format!(
+                            "pg {id}: entry {v:?} waited too long for its predecessor {prior:?}"
+                        ));
+                    }
+                }
             }
+        };
+        let r = tokio::task::spawn_blocking(move || pending.wait())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(OsdError::from);
+        match r {
+            Ok(()) => Ok(Response::new(RepOpReply {
+                code: ResultCode::Ok as i32,
+                message: String::new(),
+            })),
             Err(e) => {
                 tracing::error!(pg = %id, error = %e, "replica commit failed");
+                self.osd.check_store(&e);
                 Ok(Response::new(RepOpReply {
                     code: code_of(&e) as i32,
                     message: e.to_string(),
@@ -139,9 +177,15 @@ impl OsdService for OsdServer {
         req: Request<PgQueryRequest>,
     ) -> Result<Response<PgQueryReply>, Status> {
         let req = req.into_inner();
+        if req.pgs.len() > 1024 {
+            return Err(Status::invalid_argument("at most 1024 PGs per query"));
+        }
         let mut infos = Vec::new();
         for r in &req.pgs {
             let id = PgId::new(r.pool, r.seed);
+            if let Some(pg) = self.osd.pg(id) {
+                pg.drain_local().await;
+            }
             let info = peering::local_info(&self.osd, id, req.with_log)
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?;
@@ -156,68 +200,54 @@ impl OsdService for OsdServer {
     ) -> Result<Response<PgActivateReply>, Status> {
         let req = req.into_inner();
         let id = pgid(&req.pg);
-        if !self
-            .sender_is_primary(id, req.from_osd, req.map_epoch)
-            .await
-        {
-            return Ok(Response::new(PgActivateReply {
-                code: ResultCode::WrongPrimary as i32,
-                message: format!("osd.{} is not primary of pg {id} in our map", req.from_osd),
-            }));
-        }
-        let Some(pg) = self.osd.pg(id) else {
-            return Ok(Response::new(PgActivateReply {
-                code: ResultCode::PgNotActive as i32,
-                message: format!("pg {id} unknown here yet"),
-            }));
+        let refuse = |code: ResultCode, message: String| {
+            Ok(Response::new(PgActivateReply {
+                code: code as i32,
+                message,
+            }))
         };
-        let mut core = pg.core.lock().await;
-        let summary = PgSummary {
-            last_update: ev(&req.last_update),
-            log_tail: ev(&req.log_tail),
-            last_epoch_started: req.map_epoch,
-            backfilling: false,
-        };
-        let (s2, log) = (summary.clone(), req.log.clone());
-        let keep: Option<HashSet<String>> = req
-            .prune_to_keep_only
-            .then(|| req.keep_only.iter().cloned().collect());
-        let r = self
-            .osd
-            .blocking(move |st| {
-                let mut txn = Transaction::new().touch(&ObjectKey::meta(id));
-                if let Some(keep) = keep {
-                    let mut after: Option<String> = None;
-                    loop {
-                        let page = st.list_objects(id, after.as_deref(), 1024)?;
-                        let n = page.len();
-                        after = page.last().cloned();
-                        for name in page.into_iter().filter(|n| !keep.contains(n)) {
-                            txn = txn.remove(&ObjectKey::new(id, name));
-                        }
-                        if n < 1024 {
-                            break;
-                        }
-                    }
-                }
-                txn = pglog::replace_log(txn, id, &log);
-                txn = pglog::put_info(txn, id, &s2);
-                st.submit(txn).map_err(OsdError::from)
-            })
+        // Our view of the interval must be at least the primary's.
+        self.osd
+            .wait_for_processed(req.map_epoch, Duration::from_secs(3))
             .await;
-        if let Err(e) = r {
-            return Ok(Response::new(PgActivateReply {
-                code: code_of(&e) as i32,
-                message: e.to_string(),
-            }));
+        let Some(pg) = self.osd.pg(id) else {
+            return refuse(ResultCode::PgNotActive, format!("pg {id} unknown here yet"));
+        };
+        let summary = match pg.core().peering.on_activate(&req) {
+            Ok(s) => s,
+            Err(m) => return refuse(ResultCode::WrongPrimary, m),
+        };
+        // Entries of an earlier activation still landing must land first.
+        pg.drain_local().await;
+        let mut txn = Transaction::new().touch(&ObjectKey::meta(id));
+        txn = pglog::replace_log(txn, id, &req.log);
+        txn = pglog::put_info(txn, id, &summary);
+        if let Err(e) = peering::commit_ordered(&self.osd, &pg, txn).await {
+            return refuse(code_of(&e), e.to_string());
         }
-        peering::reload_core(&self.osd, id, &mut core, summary, &req.log)
+        let objects = peering::list_local(&self.osd, id)
             .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        pg.set_routing(|r| {
-            r.activated_by = Some((req.from_osd, req.map_epoch));
-            r.phase = Phase::Active;
-        });
+            .map_err(|e| Status::internal(e.to_string()))?
+            .len() as u64;
+        {
+            let mut core = pg.core();
+            if core.peering.interval().first != req.map_epoch {
+                return refuse(
+                    ResultCode::PgNotActive,
+                    format!("pg {id}: the interval changed during activation"),
+                );
+            }
+            core.peering.on_activate_done(&req, summary.clone());
+            core.ops = OpPipeline::new(
+                req.activation,
+                req.map_epoch,
+                summary.clone(),
+                &req.log,
+                self.osd.tunables.max_pg_log_entries,
+            );
+            core.objects = objects;
+        }
+        pg.applied.send_replace(summary.last_update);
         Ok(Response::new(PgActivateReply {
             code: ResultCode::Ok as i32,
             message: String::new(),
@@ -236,17 +266,30 @@ impl OsdService for OsdServer {
                 message: format!("osd.{} is not primary of pg {id}", req.from_osd),
             }));
         }
-        let objects = req.objects;
-        let r = self
-            .osd
-            .blocking(move |st| {
-                let mut txn = Transaction::new();
-                for o in &objects {
-                    txn = objstate::write_state(txn, &ObjectKey::new(id, o.name.clone()), o);
-                }
-                st.submit(txn).map_err(OsdError::from)
-            })
-            .await;
+        let Some(pg) = self.osd.pg(id) else {
+            return Ok(Response::new(PushReply {
+                code: ResultCode::PgNotActive as i32,
+                message: format!("pg {id} unknown here yet"),
+            }));
+        };
+        let mut txn = Transaction::new();
+        let mut marked = None;
+        if req.start_backfill {
+            // From now until activation this copy is incomplete.
+            let mut s = pg.core().peering.local().cloned().unwrap_or_default();
+            s.backfilling = true;
+            txn = pglog::put_info(txn.touch(&ObjectKey::meta(id)), id, &s);
+            marked = Some(s);
+        }
+        for o in &req.objects {
+            txn = objstate::write_state(txn, &ObjectKey::new(id, o.name.clone()), o);
+        }
+        let r = peering::commit_ordered(&self.osd, &pg, txn).await;
+        if r.is_ok()
+            && let Some(s) = marked
+        {
+            pg.core().peering.set_local(Some(s));
+        }
         Ok(Response::new(match r {
             Ok(()) => PushReply {
                 code: ResultCode::Ok as i32,
@@ -282,8 +325,8 @@ impl OsdService for OsdServer {
         let req = req.into_inner();
         let id = pgid(&req.pg);
         if let Some(pg) = self.osd.pg(id) {
-            let r = pg.routing();
-            if r.role == Role::Primary && r.phase != Phase::Active {
+            let core = pg.core();
+            if core.peering.is_primary() && core.peering.state() != PgState::Active {
                 return Ok(Response::new(PgListReply {
                     code: ResultCode::PgNotActive as i32,
                     ..Default::default()
@@ -351,15 +394,18 @@ impl OsdService for OsdServer {
                 self.osd.id()
             )));
         };
-        let r = pg.routing();
-        if r.role != Role::Primary || r.phase != Phase::Active {
-            return Ok(Response::new(ScrubReply {
-                code: ResultCode::PgNotActive as i32,
-                message: format!("pg {id} is not active on its primary here; retry"),
-                ..Default::default()
-            }));
-        }
-        crate::scrub::scrub_pg(&self.osd, &pg, r.acting, req.deep, req.repair)
+        let acting = {
+            let core = pg.core();
+            if !core.peering.is_primary() || core.peering.state() != PgState::Active {
+                return Ok(Response::new(ScrubReply {
+                    code: ResultCode::PgNotActive as i32,
+                    message: format!("pg {id} is not active on its primary here; retry"),
+                    ..Default::default()
+                }));
+            }
+            core.peering.interval().placement.acting.clone()
+        };
+        crate::scrub::scrub_pg(&self.osd, &pg, acting, req.deep, req.repair)
             .await
             .map(Response::new)
             .map_err(|e| Status::internal(e.to_string()))
@@ -372,7 +418,7 @@ impl OsdService for OsdServer {
         let req = req.into_inner();
         let id = pgid(&req.pg);
         self.osd
-            .wait_for_epoch(req.map_epoch, Duration::from_secs(3))
+            .wait_for_processed(req.map_epoch, Duration::from_secs(3))
             .await;
         let view = self.osd.view();
         let acting = view.acting(meridian_client::PgId {
@@ -385,30 +431,48 @@ impl OsdService for OsdServer {
                 self.osd.id()
             )));
         }
-        if let Some(pg) = self.osd.pg(id) {
-            let _core = pg.core.lock().await;
-            self.osd
-                .blocking(move |s| {
-                    s.submit(Transaction::new().remove_collection(id))
-                        .map_err(Into::into)
-                })
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
-            self.osd
-                .pgs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-        } else {
-            self.osd
-                .blocking(move |s| {
-                    s.submit(Transaction::new().remove_collection(id))
-                        .map_err(Into::into)
-                })
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
-        }
+        self.osd
+            .remove_pg(id)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(PgRemoveReply {}))
+    }
+
+    async fn pg_notify(
+        &self,
+        req: Request<PgNotifyRequest>,
+    ) -> Result<Response<PgNotifyReply>, Status> {
+        let req = req.into_inner();
+        let info = req.info.unwrap_or_default();
+        let id = pgid(&info.pg);
+        self.osd
+            .wait_for_processed(req.map_epoch, Duration::from_secs(3))
+            .await;
+        let Some(pg) = self.osd.pg(id) else {
+            return Ok(Response::new(PgNotifyReply { remove: false }));
+        };
+        let (remove, activation, fx) = {
+            let mut core = pg.core();
+            let (remove, fx) = core.peering.on_notify(req.from_osd, info);
+            (remove, core.peering.activation(), fx)
+        };
+        peering::dispatch(&self.osd, &pg, activation, fx);
+        Ok(Response::new(PgNotifyReply { remove }))
+    }
+
+    async fn pg_describe(
+        &self,
+        req: Request<PgDescribeRequest>,
+    ) -> Result<Response<PgDescribeReply>, Status> {
+        let req = req.into_inner();
+        let id = pgid(&req.pg);
+        let Some(pg) = self.osd.pg(id) else {
+            return Err(Status::not_found(format!(
+                "osd.{} holds nothing of pg {id}",
+                self.osd.id()
+            )));
+        };
+        Ok(Response::new(crate::daemon::describe(&self.osd, &pg)))
     }
 
     async fn status(
@@ -425,16 +489,17 @@ impl OsdService for OsdServer {
             .collect();
         let mut out = Vec::new();
         for (id, pg) in pgs {
-            let r = pg.routing();
-            let lu = pg
-                .core
-                .try_lock()
-                .map(|c| c.summary.last_update)
-                .unwrap_or((0, 0));
+            let core = pg.core();
+            let lu = core
+                .peering
+                .local()
+                .map(|s| s.last_update)
+                .unwrap_or((0, 0))
+                .max(core.ops.last_update());
             out.push(PgStatus {
                 pg: pgref(id),
-                state: format!("{:?}+{}", r.role, r.phase.as_str()).to_lowercase(),
-                acting: r.acting,
+                state: core.peering.state().as_str().to_string(),
+                acting: core.peering.interval().placement.acting.clone(),
                 last_update: pglog::ver(lu),
             });
         }

@@ -135,12 +135,48 @@ pub use types::{
     ObjectStat, PgId, StoreOp, StoreUsage, Superblock, Transaction,
 };
 
+/// A transaction handed to the store with [`ObjectStore::queue`]: wait for
+/// its commit with [`Pending::wait`].
+pub struct Pending(PendingInner);
+
+enum PendingInner {
+    Done(Result<(), StoreError>),
+    Waiting(crossbeam::channel::Receiver<Result<(), StoreError>>),
+}
+
+impl Pending {
+    /// A transaction whose outcome is already known.
+    pub fn done(r: Result<(), StoreError>) -> Self {
+        Self(PendingInner::Done(r))
+    }
+
+    pub(crate) fn waiting(rx: crossbeam::channel::Receiver<Result<(), StoreError>>) -> Self {
+        Self(PendingInner::Waiting(rx))
+    }
+
+    /// Blocks until the transaction is durable (or failed).
+    pub fn wait(self) -> Result<(), StoreError> {
+        match self.0 {
+            PendingInner::Done(r) => r,
+            PendingInner::Waiting(rx) => rx.recv().map_err(|_| StoreError::Closed)?,
+        }
+    }
+}
+
 /// A local object store with atomic, durable, ordered transactions.
 pub trait ObjectStore: Send + Sync + 'static {
     /// Applies `txn` atomically and durably; returns once committed (survives
     /// kill -9 / power loss). Ops apply in order, later ops see earlier ones.
     /// Concurrent submits are applied in submission order, even on one object.
     fn submit(&self, txn: Transaction) -> Result<(), StoreError>;
+
+    /// Hands `txn` to the store and returns without waiting for the commit:
+    /// transactions queued one after another (by one caller) are applied in
+    /// that order, so a PG can keep several ops in flight and still log them
+    /// in version order. The default commits before returning.
+    fn queue(&self, txn: Transaction) -> Pending {
+        Pending::done(self.submit(txn))
+    }
 
     /// Reads up to `len` bytes (all if `None`) from `offset`; short at EOF.
     /// `NotFound` if absent; `Corrupt` on a checksum mismatch (never wrong bytes).
@@ -201,6 +237,9 @@ pub trait ObjectStore: Send + Sync + 'static {
 impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
     fn submit(&self, txn: Transaction) -> Result<(), StoreError> {
         (**self).submit(txn)
+    }
+    fn queue(&self, txn: Transaction) -> Pending {
+        (**self).queue(txn)
     }
     fn read(&self, key: &ObjectKey, offset: u64, len: Option<u64>) -> Result<Bytes, StoreError> {
         (**self).read(key, offset, len)

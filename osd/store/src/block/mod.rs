@@ -944,21 +944,30 @@ impl Inner {
 
 impl ObjectStore for BlockStore {
     fn submit(&self, txn: Transaction) -> Result<(), StoreError> {
+        self.queue(txn).wait()
+    }
+
+    fn queue(&self, txn: Transaction) -> crate::Pending {
         // Before anything else: even an empty transaction is not acknowledged
         // by a store that can no longer promise durability.
         if let Some(reason) = self.inner.poisoned() {
-            return Err(StoreError::Poisoned(reason));
+            return crate::Pending::done(Err(StoreError::Poisoned(reason)));
         }
-        txn.validate()?;
+        if let Err(e) = txn.validate() {
+            return crate::Pending::done(Err(e));
+        }
         Counters::add(&self.inner.counters.submits, 1);
         if txn.is_empty() {
-            return Ok(());
+            return crate::Pending::done(Ok(()));
         }
-        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
+        let Some(tx) = self.tx.as_ref() else {
+            return crate::Pending::done(Err(StoreError::Closed));
+        };
         let (rtx, rrx) = channel::bounded(1);
-        tx.send(Submission { txn, reply: rtx })
-            .map_err(|_| StoreError::Closed)?;
-        rrx.recv().map_err(|_| StoreError::Closed)?
+        if tx.send(Submission { txn, reply: rtx }).is_err() {
+            return crate::Pending::done(Err(StoreError::Closed));
+        }
+        crate::Pending::waiting(rrx)
     }
 
     fn read(&self, key: &ObjectKey, offset: u64, len: Option<u64>) -> Result<Bytes, StoreError> {
