@@ -3,11 +3,12 @@
 //! log applied twice gives byte-identical maps, as every monitor and every
 //! replay must).
 
-use meridian_mon::state::{CommandError, MonState, proposal};
+use meridian_mon::state::{self, CommandError, MonState, proposal};
 use meridian_proto::mon::mon_command::Cmd;
 use meridian_proto::mon::{
-    Bootstrap, ClusterMap, CrushRuleCreate, MonInfo, OsdBootRequest, OsdCrushReweight, OsdMarkDown,
-    OsdMarkOut, OsdSetIn, PoolCreate, PoolRemove, PoolSet,
+    Bootstrap, ClusterMap, CrushRuleCreate, MapHistoryTrim, MonImage, MonInfo, OsdAlive,
+    OsdBootRequest, OsdCrushReweight, OsdLost, OsdMarkDown, OsdMarkOut, OsdSetIn, PoolCreate,
+    PoolRemove, PoolSet,
 };
 use prost::Message as _;
 
@@ -443,17 +444,150 @@ fn the_same_log_gives_the_same_map() {
             .iter()
             .map(|(t, c)| apply(&mut st, *t, c.clone()).is_ok())
             .collect();
-        (encoded(&st.map), results)
+        (encoded(&st.map), results, st.image().encode_to_vec())
     };
-    let (a, ra) = run();
-    let (b, rb) = run();
+    let (a, ra, image) = run();
+    let (b, rb, image_b) = run();
     assert_eq!(a, b);
     assert_eq!(ra, rb);
+    assert_eq!(image, image_b, "the history is deterministic too");
     assert_eq!(ra.iter().filter(|ok| !**ok).count(), 1);
-    // And a state restored from a snapshot of the map continues identically.
-    let mut st = MonState::from_map(ClusterMap::decode(a.as_slice()).unwrap());
-    let mut st2 = MonState::from_map(ClusterMap::decode(a.as_slice()).unwrap());
+    // And a state restored from a snapshot image continues identically.
+    let restore = || MonState::from_image(MonImage::decode(image.as_slice()).unwrap());
+    let (mut st, mut st2) = (restore(), restore());
+    assert_eq!(encoded(&st.map), a);
     apply(&mut st, 9, pool("b", 8, 2, 0, "")).unwrap();
     apply(&mut st2, 9, pool("b", 8, 2, 0, "")).unwrap();
     assert_eq!(encoded(&st.map), encoded(&st2.map));
+    assert_eq!(st.image().encode_to_vec(), st2.image().encode_to_vec());
+}
+
+#[test]
+fn osd_ids_are_bounded() {
+    let mut st = cluster();
+    let e = refused(&mut st, boot(state::MAX_OSD_ID, "h9", 1));
+    assert!(e.to_string().contains("out of range"), "{e}");
+    let e = refused(&mut st, boot(4_000_000, "h9", 1));
+    assert!(matches!(e, CommandError::Invalid(_)), "{e}");
+}
+
+#[test]
+fn up_thru_is_raised_once_and_only_for_the_running_instance() {
+    let mut st = cluster();
+    let e0 = st.map.epoch;
+    let alive = |nonce: u64, want: u64| {
+        Cmd::OsdAlive(OsdAlive {
+            osd_id: 2,
+            boot_nonce: nonce,
+            want_up_thru: want,
+        })
+    };
+    apply(&mut st, 3_000, alive(102, e0)).unwrap();
+    assert_eq!(st.map.epoch, e0 + 1);
+    assert_eq!(st.map.osds[2].up_thru, e0);
+    // A resend, or an older interval, changes nothing.
+    let before = encoded(&st.map);
+    apply(&mut st, 3_000, alive(102, e0)).unwrap();
+    apply(&mut st, 3_000, alive(102, e0 - 1)).unwrap();
+    assert_eq!(encoded(&st.map), before);
+    // An interval cannot start in the future; another instance is refused.
+    apply(&mut st, 3_000, alive(102, e0 + 100)).unwrap();
+    assert_eq!(st.map.osds[2].up_thru, e0 + 1);
+    refused(&mut st, alive(999, e0 + 5));
+    apply(
+        &mut st,
+        3_000,
+        Cmd::OsdMarkDown(OsdMarkDown {
+            osd_id: 2,
+            boot_nonce: 0,
+            reason: "t".into(),
+        }),
+    )
+    .unwrap();
+    let now = st.map.epoch;
+    refused(&mut st, alive(102, now));
+}
+
+#[test]
+fn only_a_down_osd_can_be_declared_lost() {
+    let mut st = cluster();
+    let e = refused(&mut st, Cmd::OsdLost(OsdLost { osd_id: 1 }));
+    assert!(e.to_string().contains("is up"), "{e}");
+    refused(&mut st, Cmd::OsdLost(OsdLost { osd_id: 77 }));
+    apply(
+        &mut st,
+        3_000,
+        Cmd::OsdMarkDown(OsdMarkDown {
+            osd_id: 1,
+            boot_nonce: 0,
+            reason: "disk died".into(),
+        }),
+    )
+    .unwrap();
+    assert_eq!(st.map.osds[1].down_reason, "disk died");
+    apply(&mut st, 4_000, Cmd::OsdLost(OsdLost { osd_id: 1 })).unwrap();
+    assert_eq!(st.map.osds[1].lost_at, st.map.epoch);
+}
+
+#[test]
+fn placement_history_records_changes_and_trims_to_a_floor() {
+    let mut st = cluster();
+    apply(&mut st, 3_000, pool("p", 8, 3, 2, "")).unwrap();
+    let created = st.map.epoch;
+    assert!(st.history.contains_key(&created));
+    // A multisite-only change bumps the epoch but not the placement history.
+    let n = st.history.len();
+    apply(
+        &mut st,
+        3_000,
+        Cmd::Multisite(meridian_proto::multisite::MultisiteCommand {
+            cmd: Some(
+                meridian_proto::multisite::multisite_command::Cmd::RealmCreate(
+                    meridian_proto::multisite::RealmCreate {
+                        name: "r".into(),
+                        id: "rid".into(),
+                        period_id: "pid".into(),
+                        default: true,
+                    },
+                ),
+            ),
+        }),
+    )
+    .unwrap();
+    assert_eq!(st.history.len(), n);
+    for i in 0..(state::MIN_HISTORY_EPOCHS + 20) {
+        let id = (i % 6) as u32;
+        apply(
+            &mut st,
+            5_000,
+            Cmd::OsdMarkDown(OsdMarkDown {
+                osd_id: id,
+                boot_nonce: 0,
+                reason: "t".into(),
+            }),
+        )
+        .unwrap();
+        apply(&mut st, 5_000, boot(id, &format!("h{}", id / 2), 200 + i)).unwrap();
+    }
+    let (page, more) = state::history_page(&st.history, created, created + 10, 1000);
+    assert!(
+        page[0].epoch < created,
+        "the map in force before the range comes first"
+    );
+    assert_eq!(page[1].epoch, created);
+    assert!(!more);
+    assert!(page.iter().all(|m| m.multisite.is_none()));
+    // Trimming keeps the newest MIN_HISTORY_EPOCHS and the map in force at the cut.
+    let newest = st.map.epoch;
+    apply(
+        &mut st,
+        6_000,
+        Cmd::MapHistoryTrim(MapHistoryTrim { before: newest }),
+    )
+    .unwrap();
+    let first = st.history_first();
+    assert!(first <= newest - state::MIN_HISTORY_EPOCHS, "{first}");
+    assert!(first > created);
+    let (page, _) = state::history_page(&st.history, first + 1, first + 3, 1000);
+    assert_eq!(page[0].epoch, first, "the base map at the cut is kept");
 }
