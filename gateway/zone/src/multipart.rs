@@ -54,6 +54,7 @@ impl Zone {
             initiated_ns: now_ns(),
             owner: owner.into(),
             attrs,
+            part_commits: 0,
         };
         let ukey = index::upload_key(key, &upload_id);
         let shard = index::shard_of(key, bucket.num_shards);
@@ -68,6 +69,11 @@ impl Zone {
 
     /// UploadPart (and UploadPartCopy, with the source as `body`): data first,
     /// then the part record; a re-uploaded part number replaces the old one.
+    /// The part record's commit also rewrites the upload record (bumping
+    /// `part_commits`), so a completion or abort, which compares the upload
+    /// record it read, cannot commit past a part it did not see: it retries
+    /// and sees the part (without this the part record, and its data,
+    /// outlived the upload, referenced by nothing anyone removes).
     #[allow(clippy::too_many_arguments)]
     pub async fn upload_part(
         &self,
@@ -117,13 +123,15 @@ impl Zone {
                 vec![ukey.clone(), pkey.clone(), ikey.clone()],
                 vec![],
                 |snap| {
-                    if snap.raw(&ukey).is_none() {
+                    let Some(mut upload) = snap.get::<UploadRecord>(&ukey)? else {
                         return Err(ZoneError::NoSuchUpload(upload_id.into()));
-                    }
+                    };
                     if snap.raw(&ikey).is_none() {
                         return Err(ZoneError::Expired);
                     }
                     let mut txn = index::ShardTxn::default();
+                    upload.part_commits += 1;
+                    txn.set(ukey.clone(), &upload);
                     if let Some(old) = snap.get::<PartRecord>(&pkey)? {
                         txn.set(
                             index::gc_key(due, &old.data.inst),
