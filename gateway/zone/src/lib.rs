@@ -69,6 +69,14 @@ pub struct ZoneParams {
 }
 
 impl ZoneParams {
+    /// How long a PUT or part may take to store its data: the pending expiry
+    /// less a margin (a quarter of it, at most 60 s) for stripe writes still
+    /// on their way and clock differences between gateways, so GC never
+    /// collects the intent of a writer that may still store a stripe.
+    pub fn write_budget(&self) -> Duration {
+        self.pending_expiry - (self.pending_expiry / 4).min(Duration::from_secs(60))
+    }
+
     /// The settings of `zone` from the cluster config's `[global]` rgw_* options.
     pub fn from_global(g: &meridian_common::GlobalSection, zone: &str, zonegroup: &str) -> Self {
         Self {

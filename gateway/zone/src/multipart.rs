@@ -91,9 +91,10 @@ impl Zone {
             )));
         }
         let bound = length.unwrap_or(self.params().max_put_size);
+        let deadline = self.write_deadline();
         let inst = self.begin_part(bucket, key, upload_id, bound).await?;
         let written = match self
-            .store_body(bucket, &inst, body, length, content_md5)
+            .store_body(bucket, &inst, body, length, content_md5, deadline)
             .await
         {
             Ok(w) => w,
@@ -148,7 +149,11 @@ impl Zone {
             )
             .await;
         if let Err(e) = r {
-            if !matches!(e, ZoneError::Expired) {
+            // Abandoned only when the record is surely not committed (a
+            // cluster error may hide a commit that applied; then the intent
+            // stays and GC decides). Expired: GC took the intent and deleted
+            // what was stored by then; the rest is ours to delete.
+            if !matches!(e, ZoneError::Cluster(_)) {
                 self.abandon_write(bucket, key, &inst, bound).await;
             }
             return Err(e);
