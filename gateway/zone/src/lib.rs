@@ -9,8 +9,11 @@
 //! per-key compare-and-swap, carrying its bucket index log entry. Object data
 //! is always written to fresh names first and becomes visible only when the
 //! index points at it; every data object is referenced at all times by an
-//! index entry, a pending-write intent or a GC record in the same shard, so a
-//! crash at any point leaves nothing unreachable.
+//! index entry, a pending-write intent, a part record of a live upload or a
+//! GC record in the same shard, so a crash at any point leaves nothing
+//! unreachable. A writer stores data only within its write budget (see
+//! [`ZoneParams::write_budget`]), so GC never collects the intent of a writer
+//! that may still add a stripe.
 
 pub mod bucket;
 pub mod data;
