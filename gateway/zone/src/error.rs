@@ -76,7 +76,9 @@ pub enum ZoneError {
     Contention(String),
     /// A write did not store its data within its budget (`rgw_pending_expiry_s`
     /// less a margin), or GC collected its intent: its data is deleted.
-    #[error("the upload took longer than rgw_pending_expiry_s; retry it")]
+    #[error(
+        "the upload took longer than its write budget (rgw_pending_expiry_s less a margin); retry it"
+    )]
     Expired,
     /// The metadata master zone refused a forwarded write (its S3 error code).
     #[error("the master zone refused: {message}")]
