@@ -100,7 +100,9 @@ pub struct GlobalSection {
     pub rgw_gc_obj_min_wait_s: u64,
     /// How often each gateway runs garbage collection.
     pub rgw_gc_processor_period_s: u64,
-    /// An unfinished PUT older than this is treated as crashed and its data collected.
+    /// An unfinished PUT older than this is treated as crashed and its data
+    /// collected; a writer stops storing data a quarter of this (at most 60 s)
+    /// earlier.
     pub rgw_pending_expiry_s: u64,
     /// pg_num of zone pools a gateway creates (the data pool gets twice this).
     pub rgw_pool_pg_num: u32,

@@ -272,6 +272,44 @@ def test_kill_gateway_mid_multipart(crash_env, s3_clients, bucket_factory):
     assert_no_orphans(b)
 
 
+def test_writes_outliving_their_intent_leave_no_data(crash_env, s3_clients, bucket_factory):
+    """A PUT and an UploadPart whose clients stall mid-body past
+    rgw_pending_expiry_s while a GC pass runs, then send the rest: both fail,
+    nothing of them is visible, and once collected the data pool is back to
+    what it held before (no stripe stored after GC took the intent is left)."""
+    g1 = s3_clients[1]
+    b = bucket_factory(client=g1)
+    uid = g1.create_multipart_upload(Bucket=b, Key="slow-part")["UploadId"]
+    gc_now()
+    baseline = data_pool_objects()
+
+    uploads = [
+        SlowUpload(ENDPOINTS[0], obj_path(b, "slow"), None, 32 * MiB, 12 * MiB),
+        SlowUpload(ENDPOINTS[0], obj_path(b, "slow-part"), {"partNumber": "1", "uploadId": uid}, 32 * MiB, 12 * MiB),
+    ]
+    for u in uploads:
+        u.start()
+    for u in uploads:
+        assert u.reached.wait(180), "upload did not get going"
+    time.sleep(PENDING_EXPIRY_S + 1)
+    meridian("gc", "process", timeout=300)
+    for u in uploads:
+        u.resume.set()
+    for u in uploads:
+        u.join(120)
+        assert not u.is_alive()
+        assert u.status is None or u.status >= 400, f"a write that outlived its intent reported HTTP {u.status}"
+
+    with expect_error({"404", "NoSuchKey"}, 404):
+        g1.head_object(Bucket=b, Key="slow")
+    assert g1.list_parts(Bucket=b, Key="slow-part", UploadId=uid).get("Parts", []) == []
+    g1.abort_multipart_upload(Bucket=b, Key="slow-part", UploadId=uid)
+    gc_now()
+    assert_no_orphans(b)
+    after = data_pool_objects()
+    assert after == baseline, f"left behind {sorted(after - baseline)[:20]}, removed {sorted(baseline - after)[:20]}"
+
+
 def test_sigterm_finishes_requests_in_flight(crash_env, s3_clients, bucket_factory):
     """A gateway told to stop (SIGTERM, as systemd and `dev down` do) takes no
     new connections but completes the PUT it is receiving, then exits."""

@@ -272,8 +272,8 @@ impl Zone {
     }
 
     /// Deletes an empty bucket: marks every shard deleting (so no write can
-    /// land), checks that each is empty (else reverts: BucketNotEmpty), then
-    /// removes the record, collects leftover data and removes the shards.
+    /// land), checks that each is empty (else reverts: BucketNotEmpty),
+    /// collects leftover data, then removes the record and the shards.
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
         self.delete_bucket_with(name, || async { Ok(()) }).await
     }
@@ -314,6 +314,19 @@ impl Zone {
                 .await?;
             return Err(ZoneError::BucketNotEmpty(name.into()));
         }
+        // Leftover data (GC records, crashed or unfinished writes, parts of
+        // uploads that are gone) goes while the shards that reference it
+        // still exist: a shard removed with a record in it would leak that
+        // record's data for good. Writes still storing data fail at their
+        // link and delete it themselves.
+        for s in 0..b.num_shards {
+            if let Err(e) = self.collect_shard(&b, s, true, true).await {
+                tracing::warn!(bucket = name, shard = s, error = %e, "could not collect a deleted bucket's leftover data; the delete is undone");
+                self.update_headers(&b, marked.into_iter(), |h| h.state = ShardState::Live)
+                    .await?;
+                return Err(e);
+            }
+        }
         if let Err(e) = confirm().await {
             self.update_headers(&b, marked.into_iter(), |h| h.state = ShardState::Live)
                 .await?;
@@ -346,12 +359,6 @@ impl Zone {
             Err(e) => return Err(e.into()),
         }
         self.mdlog("bucket", name, "remove").await?;
-        // Leftover data (GC records, crashed writes) goes now: nothing can read it any more.
-        for s in 0..b.num_shards {
-            if let Err(e) = self.collect_shard(&b, s, true, true).await {
-                tracing::warn!(bucket = name, shard = s, error = %e, "leftover data of a deleted bucket");
-            }
-        }
         self.remove_shards(&b).await;
         Ok(())
     }

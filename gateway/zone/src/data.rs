@@ -5,10 +5,12 @@
 
 use crate::{DataRef, Result, Zone, ZoneError};
 use bytes::{Bytes, BytesMut};
+use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use md5::{Digest as _, Md5};
 use meridian_client::ClientError;
 use std::pin::Pin;
+use std::time::Instant;
 
 /// Stripe size (DESIGN.md: tail objects of at most 4 MiB).
 pub const STRIPE: u64 = 4 << 20;
@@ -21,6 +23,8 @@ const READS_AHEAD: usize = 2;
 pub type Body = Pin<Box<dyn Stream<Item = std::result::Result<Bytes, String>> + Send>>;
 /// Object bytes as the zone produces them.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+/// One stripe write in flight (holding its buffer permit).
+type StripeWrite<'a> = futures::future::BoxFuture<'a, std::result::Result<u64, ClientError>>;
 
 /// Name of stripe `n` of a run.
 pub fn stripe_name(bucket_id: &str, inst: &str, n: u64) -> String {
@@ -53,24 +57,59 @@ pub struct Written {
 }
 
 impl Zone {
-    /// Streams `body` into stripes of run `inst`; fails (leaving partial
-    /// stripes for GC, since an intent covers them) past `limit` bytes or on a
-    /// body error.
+    /// Streams `body` into stripes of run `inst`; fails past `limit` bytes or
+    /// on a body error, and with [`ZoneError::Expired`] rather than start a
+    /// stripe write at or after `deadline` or wait for the body past it: from
+    /// then on GC may collect the writer's intent, and a stripe stored after
+    /// GC deleted the run would be referenced by nothing. When it returns,
+    /// every stripe write it started has finished, so deleting the run after
+    /// a failure deletes all of it (partial stripes are covered by the
+    /// writer's intent until then).
     pub async fn write_run(
         &self,
         bucket_id: &str,
         inst: &str,
         mut body: Body,
         limit: u64,
+        deadline: Instant,
+    ) -> Result<Written> {
+        let mut inflight = FuturesUnordered::new();
+        let r = self
+            .write_stripes(bucket_id, inst, &mut body, limit, deadline, &mut inflight)
+            .await;
+        // After a failure, writes still in flight are awaited, not dropped: a
+        // dropped write may land after the caller deleted the run.
+        while inflight.next().await.is_some() {}
+        r
+    }
+
+    async fn write_stripes<'a>(
+        &'a self,
+        bucket_id: &str,
+        inst: &str,
+        body: &mut Body,
+        limit: u64,
+        deadline: Instant,
+        inflight: &mut FuturesUnordered<StripeWrite<'a>>,
     ) -> Result<Written> {
         let mut md5 = Md5::new();
         let mut size = 0u64;
         let mut n = 0u64;
         let mut buf = BytesMut::new();
-        let mut inflight = futures::stream::FuturesUnordered::new();
         let mut permit = Some(self.stripe_permit().await?);
+        let stalled = tokio::time::sleep_until(deadline.into());
+        tokio::pin!(stalled);
         loop {
-            let chunk = body.next().await;
+            // Stripe writes in flight progress while the body is awaited.
+            let chunk = loop {
+                tokio::select! {
+                    c = body.next() => break c,
+                    Some(r) = inflight.next(), if !inflight.is_empty() => {
+                        r?;
+                    }
+                    () = &mut stalled => return Err(ZoneError::Expired),
+                }
+            };
             let end = chunk.is_none();
             if let Some(c) = chunk {
                 let c = c.map_err(ZoneError::Body)?;
@@ -83,6 +122,9 @@ impl Zone {
             }
             // Flush whole stripes (and the tail at the end).
             while buf.len() as u64 >= STRIPE || (end && !buf.is_empty()) {
+                if Instant::now() >= deadline {
+                    return Err(ZoneError::Expired);
+                }
                 let take = (buf.len() as u64).min(STRIPE) as usize;
                 let stripe = buf.split_to(take).freeze();
                 let name = stripe_name(bucket_id, inst, n);
@@ -90,11 +132,11 @@ impl Zone {
                 let p = permit.take();
                 let cluster = self.cluster().clone();
                 let pool = self.pools().data.clone();
-                inflight.push(async move {
+                inflight.push(Box::pin(async move {
                     let r = cluster.write_full(&pool, &name, stripe).await;
                     drop(p);
                     r
-                });
+                }));
                 while inflight.len() >= WRITES_IN_FLIGHT {
                     if let Some(r) = inflight.next().await {
                         r?;

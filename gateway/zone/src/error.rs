@@ -74,8 +74,11 @@ pub enum ZoneError {
     /// Concurrent writers kept winning the compare-and-swap.
     #[error("too many concurrent updates of {0}; retry")]
     Contention(String),
-    /// A pending write outlived `rgw_pending_expiry_s` and its data was collected.
-    #[error("the upload took longer than rgw_pending_expiry_s; retry it")]
+    /// A write did not store its data within its budget (`rgw_pending_expiry_s`
+    /// less a margin), or GC collected its intent: its data is deleted.
+    #[error(
+        "the upload took longer than its write budget (rgw_pending_expiry_s less a margin); retry it"
+    )]
     Expired,
     /// The metadata master zone refused a forwarded write (its S3 error code).
     #[error("the master zone refused: {message}")]

@@ -7,7 +7,7 @@
 //! then drops the records.
 
 use crate::data::{stripe_count, stripe_name};
-use crate::index::{self, GC_PREFIX, INTENT_PREFIX, RangeReq};
+use crate::index::{self, GC_PREFIX, INTENT_PREFIX, PART_PREFIX, RangeReq, UPLOAD_PREFIX};
 use crate::{BucketInfo, GcRecord, IndexEntry, Intent, PartRecord, Result, Zone, now_ns, parse};
 use bytes::Bytes;
 use meridian_client::ClientError;
@@ -25,6 +25,8 @@ pub struct GcReport {
     pub records: u64,
     /// Expired intents (crashed writes) collected.
     pub expired_writes: u64,
+    /// Part records of uploads that no longer exist collected.
+    pub orphaned_parts: u64,
     /// Data objects deleted.
     pub objects_deleted: u64,
     /// Log entries trimmed (zone without peers).
@@ -36,6 +38,7 @@ impl GcReport {
         self.buckets += o.buckets;
         self.records += o.records;
         self.expired_writes += o.expired_writes;
+        self.orphaned_parts += o.orphaned_parts;
         self.objects_deleted += o.objects_deleted;
         self.log_entries_trimmed += o.log_entries_trimmed;
     }
@@ -61,10 +64,27 @@ pub struct CheckReport {
     pub bucket: String,
     /// Data objects of the bucket in the data pool.
     pub data_objects: u64,
-    /// Data objects referenced by nothing (no version, part, intent or GC record).
+    /// Data objects referenced by nothing (no version, part of a live upload,
+    /// intent or GC record).
     pub orphans: Vec<String>,
     /// Stripes a version or part references that do not exist.
     pub missing: Vec<String>,
+}
+
+/// The upload id of a part record's omap key (`p<upload id>.<part>`).
+fn upload_of_part(key: &[u8]) -> &[u8] {
+    let rest = key.get(1..).unwrap_or_default();
+    rest.iter()
+        .rposition(|&b| b == b'.')
+        .map_or(rest, |dot| &rest[..dot])
+}
+
+/// The upload id of an upload record's omap key (`u<key>\0<upload id>`;
+/// object keys never hold NUL).
+fn upload_of_record(key: &[u8]) -> &[u8] {
+    key.iter()
+        .position(|&b| b == 0)
+        .map_or(&[][..], |nul| &key[nul + 1..])
 }
 
 fn due_of(key: &[u8]) -> u64 {
@@ -160,6 +180,7 @@ impl Zone {
                 _ => break,
             }
         }
+        report.orphaned_parts += self.collect_orphaned_parts(b, shard).await?;
         // GC records, oldest due first.
         let now_ms = meridian_common::now_unix_ms();
         loop {
@@ -191,6 +212,59 @@ impl Zone {
                 .await?;
         }
         Ok(report)
+    }
+
+    /// Turns part records whose upload is gone into GC records. Such parts
+    /// came from an UploadPart whose commit raced the upload's completion or
+    /// abort before part commits rewrote the upload record; nothing else
+    /// would ever remove them.
+    async fn collect_orphaned_parts(&self, b: &BucketInfo, shard: u32) -> Result<u64> {
+        // Parts are read before uploads: a part was committed while its
+        // upload existed, and upload ids are never reused, so an upload that
+        // the later read misses is gone for good.
+        let parts = self
+            .scan_shard(b, shard, Bytes::from_static(PART_PREFIX))
+            .await?;
+        if parts.is_empty() {
+            return Ok(0);
+        }
+        let uploads: BTreeSet<Bytes> = self
+            .scan_shard(b, shard, Bytes::from_static(UPLOAD_PREFIX))
+            .await?
+            .into_iter()
+            .map(|(k, _)| Bytes::copy_from_slice(upload_of_record(&k)))
+            .collect();
+        let obj = index::shard_object(&b.id, shard);
+        let mut collected = 0;
+        for (k, v) in parts {
+            if uploads.contains(upload_of_part(&k)) {
+                continue;
+            }
+            let part: PartRecord = parse("part record", &v)?;
+            let rec = GcRecord {
+                runs: vec![part.data.clone()],
+                key: format!(
+                    "part {} of upload {}",
+                    part.part,
+                    String::from_utf8_lossy(upload_of_part(&k))
+                ),
+            };
+            let ops = vec![
+                sub::omap_cmp(k.clone(), Some(v.clone())),
+                sub::omap_rm(vec![k.clone()]),
+                sub::omap_set(vec![(
+                    index::gc_key(meridian_common::now_unix_ms(), &part.data.inst),
+                    crate::json(&rec),
+                )]),
+            ];
+            match self.cluster().op(&self.pools().index, &obj, ops).await {
+                Ok(_) => collected += 1,
+                // Removed meanwhile (another GC pass): not ours any more.
+                Err(ClientError::GuardFailed(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(collected)
     }
 
     /// Pending GC records of every bucket (due ones only, unless `include_all`).
@@ -270,6 +344,33 @@ impl Zone {
             }
         };
         for s in 0..b.num_shards {
+            // Sources before destinations (intent → part or version, part →
+            // version, anything → GC record), so data that moves from one
+            // reference to another during the scan is seen in one of them.
+            for (_, v) in self
+                .scan_shard(&b, s, Bytes::from_static(INTENT_PREFIX))
+                .await?
+            {
+                let i: Intent = parse("intent", &v)?;
+                note(&i.data.inst, i.data.size, false);
+            }
+            let parts = self
+                .scan_shard(&b, s, Bytes::from_static(PART_PREFIX))
+                .await?;
+            let uploads: BTreeSet<Bytes> = self
+                .scan_shard(&b, s, Bytes::from_static(UPLOAD_PREFIX))
+                .await?
+                .into_iter()
+                .map(|(k, _)| Bytes::copy_from_slice(upload_of_record(&k)))
+                .collect();
+            for (k, v) in parts {
+                // A part of an upload that is gone references nothing (GC
+                // collects it); its data shows as orphaned until then.
+                if uploads.contains(upload_of_part(&k)) {
+                    let p: PartRecord = parse("part record", &v)?;
+                    note(&p.data.inst, p.data.size, true);
+                }
+            }
             for (_, v) in self
                 .scan_shard(&b, s, Bytes::from_static(index::VERSION_PREFIX))
                 .await?
@@ -278,20 +379,6 @@ impl Zone {
                 for r in &e.manifest.runs {
                     note(&r.inst, r.size, true);
                 }
-            }
-            for (_, v) in self
-                .scan_shard(&b, s, Bytes::from_static(index::PART_PREFIX))
-                .await?
-            {
-                let p: PartRecord = parse("part record", &v)?;
-                note(&p.data.inst, p.data.size, true);
-            }
-            for (_, v) in self
-                .scan_shard(&b, s, Bytes::from_static(INTENT_PREFIX))
-                .await?
-            {
-                let i: Intent = parse("intent", &v)?;
-                note(&i.data.inst, i.data.size, false);
             }
             for (_, v) in self
                 .scan_shard(&b, s, Bytes::from_static(GC_PREFIX))
@@ -356,5 +443,19 @@ impl Zone {
                 Err(e) => tracing::warn!(error = %e, "gc pass failed; retrying next period"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_and_upload_keys_name_their_upload() {
+        let part = index::part_key("0123456789abcdef0123456789abcdef", 42);
+        assert_eq!(upload_of_part(&part), b"0123456789abcdef0123456789abcdef");
+        let up = index::upload_key("dir/a.b.c", "0123456789abcdef0123456789abcdef");
+        assert_eq!(upload_of_record(&up), b"0123456789abcdef0123456789abcdef");
+        assert_eq!(upload_of_record(b"ukey-without-nul"), b"");
     }
 }

@@ -9,8 +9,11 @@
 //! per-key compare-and-swap, carrying its bucket index log entry. Object data
 //! is always written to fresh names first and becomes visible only when the
 //! index points at it; every data object is referenced at all times by an
-//! index entry, a pending-write intent or a GC record in the same shard, so a
-//! crash at any point leaves nothing unreachable.
+//! index entry, a pending-write intent, a part record of a live upload or a
+//! GC record in the same shard, so a crash at any point leaves nothing
+//! unreachable. A writer stores data only within its write budget (see
+//! [`ZoneParams::write_budget`]), so GC never collects the intent of a writer
+//! that may still add a stripe.
 
 pub mod bucket;
 pub mod data;
@@ -69,6 +72,14 @@ pub struct ZoneParams {
 }
 
 impl ZoneParams {
+    /// How long a PUT or part may take to store its data: the pending expiry
+    /// less a margin (a quarter of it, at most 60 s) for stripe writes still
+    /// on their way and clock differences between gateways, so GC never
+    /// collects the intent of a writer that may still store a stripe.
+    pub fn write_budget(&self) -> Duration {
+        self.pending_expiry - (self.pending_expiry / 4).min(Duration::from_secs(60))
+    }
+
     /// The settings of `zone` from the cluster config's `[global]` rgw_* options.
     pub fn from_global(g: &meridian_common::GlobalSection, zone: &str, zonegroup: &str) -> Self {
         Self {

@@ -54,6 +54,7 @@ impl Zone {
             initiated_ns: now_ns(),
             owner: owner.into(),
             attrs,
+            part_commits: 0,
         };
         let ukey = index::upload_key(key, &upload_id);
         let shard = index::shard_of(key, bucket.num_shards);
@@ -68,6 +69,11 @@ impl Zone {
 
     /// UploadPart (and UploadPartCopy, with the source as `body`): data first,
     /// then the part record; a re-uploaded part number replaces the old one.
+    /// The part record's commit also rewrites the upload record (bumping
+    /// `part_commits`), so a completion or abort, which compares the upload
+    /// record it read, cannot commit past a part it did not see: it retries
+    /// and sees the part (without this the part record, and its data,
+    /// outlived the upload, referenced by nothing anyone removes).
     #[allow(clippy::too_many_arguments)]
     pub async fn upload_part(
         &self,
@@ -85,9 +91,10 @@ impl Zone {
             )));
         }
         let bound = length.unwrap_or(self.params().max_put_size);
+        let deadline = self.write_deadline();
         let inst = self.begin_part(bucket, key, upload_id, bound).await?;
         let written = match self
-            .store_body(bucket, &inst, body, length, content_md5)
+            .store_body(bucket, &inst, body, length, content_md5, deadline)
             .await
         {
             Ok(w) => w,
@@ -117,13 +124,15 @@ impl Zone {
                 vec![ukey.clone(), pkey.clone(), ikey.clone()],
                 vec![],
                 |snap| {
-                    if snap.raw(&ukey).is_none() {
+                    let Some(mut upload) = snap.get::<UploadRecord>(&ukey)? else {
                         return Err(ZoneError::NoSuchUpload(upload_id.into()));
-                    }
+                    };
                     if snap.raw(&ikey).is_none() {
                         return Err(ZoneError::Expired);
                     }
                     let mut txn = index::ShardTxn::default();
+                    upload.part_commits += 1;
+                    txn.set(ukey.clone(), &upload);
                     if let Some(old) = snap.get::<PartRecord>(&pkey)? {
                         txn.set(
                             index::gc_key(due, &old.data.inst),
@@ -140,7 +149,11 @@ impl Zone {
             )
             .await;
         if let Err(e) = r {
-            if !matches!(e, ZoneError::Expired) {
+            // Abandoned only when the record is surely not committed (a
+            // cluster error may hide a commit that applied; then the intent
+            // stays and GC decides). Expired: GC took the intent and deleted
+            // what was stored by then; the rest is ours to delete.
+            if !matches!(e, ZoneError::Cluster(_)) {
                 self.abandon_write(bucket, key, &inst, bound).await;
             }
             return Err(e);

@@ -11,6 +11,7 @@ use crate::{
 };
 use bytes::Bytes;
 use md5::{Digest as _, Md5};
+use std::time::Instant;
 
 /// Largest key (AWS: 1024 bytes of UTF-8).
 pub const MAX_KEY_LEN: usize = 1024;
@@ -251,7 +252,10 @@ impl Zone {
         Ok(inst)
     }
 
-    /// Undoes a write that failed before it was linked: its data and its intent.
+    /// Undoes a write that was not linked (and never will be): its data, then
+    /// its intent. The intent may already be gone (GC collected it while the
+    /// data was still being written), so data this cannot delete gets a GC
+    /// record of its own rather than rely on the intent.
     pub(crate) async fn abandon_write(
         &self,
         bucket: &BucketInfo,
@@ -259,31 +263,44 @@ impl Zone {
         inst: &str,
         bound: u64,
     ) {
+        use meridian_client::ops::sub;
         let run = DataRef {
             inst: inst.to_string(),
             size: bound,
         };
+        let shard = index::shard_of(key, bucket.num_shards);
+        let obj = index::shard_object(&bucket.id, shard);
+        let mut ops = vec![sub::omap_rm(vec![index::intent_key(inst)])];
         if let Err(e) = self
             .delete_runs(&bucket.id, std::slice::from_ref(&run))
             .await
         {
-            tracing::warn!(bucket = %bucket.name, key, error = %e, "abandoned write's data stays for GC");
-            return;
+            tracing::warn!(bucket = %bucket.name, key, error = %e, "abandoned write's data left to GC");
+            let rec = GcRecord {
+                runs: vec![run],
+                key: key.to_string(),
+            };
+            ops.push(sub::omap_set(vec![(
+                index::gc_key(meridian_common::now_unix_ms(), inst),
+                crate::json(&rec),
+            )]));
         }
-        let shard = index::shard_of(key, bucket.num_shards);
-        let _ = self
-            .cluster()
-            .op(
-                &self.pools().index,
-                &index::shard_object(&bucket.id, shard),
-                vec![meridian_client::ops::sub::omap_rm(vec![index::intent_key(
-                    inst,
-                )])],
-            )
-            .await;
+        if let Err(e) = self.cluster().op(&self.pools().index, &obj, ops).await
+            && !matches!(e, meridian_client::ClientError::NotFound(_))
+        {
+            // The intent, if still there, keeps the data reachable for GC.
+            tracing::warn!(bucket = %bucket.name, key, error = %e, "abandoned write's intent left to GC");
+        }
     }
 
-    /// Stores `body` as run `inst` and checks it against the declared length and MD5.
+    /// When a write starting now must have stored its data (see
+    /// [`crate::ZoneParams::write_budget`]).
+    pub(crate) fn write_deadline(&self) -> Instant {
+        Instant::now() + self.params().write_budget()
+    }
+
+    /// Stores `body` as run `inst` (by `deadline`) and checks it against the
+    /// declared length and MD5.
     pub(crate) async fn store_body(
         &self,
         bucket: &BucketInfo,
@@ -291,6 +308,7 @@ impl Zone {
         body: Body,
         length: Option<u64>,
         content_md5: Option<[u8; 16]>,
+        deadline: Instant,
     ) -> Result<crate::data::Written> {
         let limit = self.params().max_put_size;
         if let Some(l) = length
@@ -299,7 +317,7 @@ impl Zone {
             return Err(ZoneError::EntityTooLarge { limit });
         }
         let w = self
-            .write_run(&bucket.id, inst, body, length.unwrap_or(limit))
+            .write_run(&bucket.id, inst, body, length.unwrap_or(limit), deadline)
             .await?;
         if let Some(l) = length
             && w.size != l
@@ -327,9 +345,10 @@ impl Zone {
     ) -> Result<PutResult> {
         validate_key(key)?;
         let bound = opts.length.unwrap_or(self.params().max_put_size);
+        let deadline = self.write_deadline();
         let (inst, first) = self.begin_put(bucket, key, bound).await?;
         let written = match self
-            .store_body(bucket, &inst, body, opts.length, opts.content_md5)
+            .store_body(bucket, &inst, body, opts.length, opts.content_md5, deadline)
             .await
         {
             Ok(w) => w,
@@ -369,9 +388,11 @@ impl Zone {
                 },
             )
             .await;
+        // Not linked, for sure: the data goes now. (Expired: GC took the
+        // intent and deleted what was stored by then; the rest is ours.)
         if matches!(
             r,
-            Err(ZoneError::PreconditionFailed) | Err(ZoneError::NoSuchBucket(_))
+            Err(ZoneError::PreconditionFailed | ZoneError::NoSuchBucket(_) | ZoneError::Expired)
         ) {
             self.abandon_write(bucket, key, &inst, bound).await;
         }

@@ -250,6 +250,10 @@ pub struct UploadRecord {
     pub owner: String,
     /// Attributes the completed object gets.
     pub attrs: ObjectAttrs,
+    /// Part records committed so far: every part commit bumps it, so a
+    /// completion or abort computed without that part fails its compare of
+    /// this record and looks again.
+    pub part_commits: u64,
 }
 
 /// An uploaded part (`p<upload id>.<part number>`).

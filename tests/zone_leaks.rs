@@ -1,0 +1,392 @@
+//! Data leaks of the zone layer, driven against a real cluster: every data
+//! object an S3 call writes must stay reachable from an index entry, an
+//! intent, a part record of a live upload or a GC record, so that once the
+//! objects, uploads and the bucket are gone and GC has run, the data pool
+//! holds nothing of the bucket.
+//!
+//! * UploadPart racing CompleteMultipartUpload (and AbortMultipartUpload): a
+//!   part committed between the completion's read and its commit must not
+//!   outlive the upload.
+//! * A PUT or part that outlives its intent's expiry (GC collects the intent
+//!   mid-write) must not leave the stripes it writes afterwards.
+
+mod common;
+
+use bytes::Bytes;
+use common::TestCluster;
+use meridian_client::Cluster;
+use meridian_zone::gc::GcReport;
+use meridian_zone::index::{self, RangeReq};
+use meridian_zone::object::{PutOptions, WriteConditions};
+use meridian_zone::{BucketInfo, CannedAcl, ObjectAttrs, Zone, ZoneError, ZoneParams, data};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+const OWNER: &str = "leak-tester";
+
+/// A zone handle like a gateway's, with a short pending-write expiry and no
+/// minimum wait before GC deletes unreferenced data.
+async fn zone(tc: &TestCluster, c: &Cluster, pending_expiry: Duration) -> Zone {
+    let cfg = tc.config();
+    let mut params = ZoneParams::from_global(&cfg.global, "default", "default");
+    params.pending_expiry = pending_expiry;
+    params.gc_min_wait = Duration::ZERO;
+    // Few shards: every key of the test lands on a shard shared with others.
+    params.index_shards = 2;
+    Zone::open(c.clone(), params).await.expect("open zone")
+}
+
+/// A request body fed by the test: chunks arrive when the test sends them,
+/// and the body ends when the sender is dropped.
+fn gated_body() -> (mpsc::Sender<Bytes>, data::Body) {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    let body = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|c| c.map(Ok)));
+    (tx, Box::pin(body))
+}
+
+fn fixed_body(b: Bytes) -> data::Body {
+    Box::pin(futures::stream::iter([Ok(b)]))
+}
+
+fn bytes_of(len: usize, seed: u8) -> Bytes {
+    Bytes::from(
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect::<Vec<u8>>(),
+    )
+}
+
+/// Data objects of the bucket instance in the zone's data pool.
+async fn data_objects(z: &Zone, b: &BucketInfo) -> Vec<String> {
+    let prefix = format!("{}_", b.id);
+    let mut v: Vec<String> = z
+        .cluster()
+        .list(&z.pools().data)
+        .await
+        .expect("list the data pool")
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Deletes every current object, runs GC past the pending expiry, deletes the
+/// bucket and returns what is left of its data in the pool (must be nothing).
+async fn empty_and_delete(z: &Zone, b: &BucketInfo, keys: &[String]) -> Vec<String> {
+    for k in keys {
+        z.delete_object(b, k, None, OWNER)
+            .await
+            .unwrap_or_else(|e| panic!("delete {k}: {e}"));
+    }
+    tokio::time::sleep(z.params().pending_expiry + Duration::from_secs(1)).await;
+    z.gc_process(true).await.expect("gc pass");
+    z.delete_bucket(&b.name).await.expect("delete the bucket");
+    data_objects(z, b).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_part_racing_complete_or_abort_leaves_no_data() {
+    let tc = TestCluster::start_with(1, 3, "1G", &["--gateways", "0"]);
+    let c = tc.client().await;
+    let z = zone(&tc, &c, Duration::from_secs(2)).await;
+    let b = z
+        .create_bucket_for("race-complete", OWNER, CannedAcl::Private)
+        .await
+        .expect("create bucket");
+    const ROUNDS: u32 = 48;
+    let (mut completed, mut aborted, mut late_parts_committed) = (0, 0, 0);
+    let mut keys = Vec::new();
+    for round in 0..ROUNDS {
+        let key = format!("obj-{round}");
+        let uid = z
+            .create_upload(&b, &key, OWNER, ObjectAttrs::default())
+            .await
+            .expect("create upload");
+        let p1 = z
+            .upload_part(&b, &key, &uid, 1, fixed_body(bytes_of(4096, 1)), None, None)
+            .await
+            .expect("part 1");
+        // Part 2 is under way; its body ends when released, and its commit
+        // then races the completion (or abort) that leaves it out.
+        let (tx, body) = gated_body();
+        tx.send(bytes_of(8192, 2)).await.expect("feed part 2");
+        let part2 = {
+            let (z, b, key, uid) = (z.clone(), b.clone(), key.clone(), uid.clone());
+            tokio::spawn(async move { z.upload_part(&b, &key, &uid, 2, body, None, None).await })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        drop(tx);
+        // Sweep the start of the completion over the part's last round trips.
+        tokio::time::sleep(Duration::from_micros(u64::from(round % 8) * 1500)).await;
+        let abort = round % 4 == 3;
+        if abort {
+            match z.abort_upload(&b, &key, &uid).await {
+                Ok(()) => aborted += 1,
+                Err(e) => panic!("abort {key}: {e}"),
+            }
+        } else {
+            let r = z
+                .complete_upload(
+                    &b,
+                    &key,
+                    &uid,
+                    vec![(1, p1.etag.clone())],
+                    WriteConditions::default(),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("complete {key}: {e}"));
+            assert_eq!(r.size, 4096);
+            completed += 1;
+            keys.push(key.clone());
+        }
+        match part2.await.expect("part 2 task") {
+            Ok(_) => late_parts_committed += 1,
+            Err(ZoneError::NoSuchUpload(_)) => {}
+            Err(e) => panic!("part 2 of {key}: unexpected {e}"),
+        }
+        // Whatever won, the upload is gone for good.
+        assert!(matches!(
+            z.abort_upload(&b, &key, &uid).await,
+            Err(ZoneError::NoSuchUpload(_))
+        ));
+    }
+    eprintln!(
+        "{completed} completed, {aborted} aborted, part 2 committed in {late_parts_committed} of {ROUNDS}"
+    );
+    for k in &keys {
+        let e = z.lookup(&b, k, None).await.expect("completed object");
+        assert_eq!((e.size, e.parts), (4096, 1), "{k}");
+    }
+    // Every upload is gone, so no part record may be left (GC would not be
+    // the one to find them: the race must not leave any).
+    for shard in 0..b.num_shards {
+        let snap = z
+            .shard_read(
+                &b,
+                shard,
+                &[],
+                &[RangeReq::prefix(
+                    Bytes::from_static(index::PART_PREFIX),
+                    100,
+                )],
+            )
+            .await
+            .expect("read index shard");
+        let parts: Vec<String> = snap.ranges[0]
+            .0
+            .iter()
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        assert!(
+            parts.is_empty(),
+            "part records outlived their uploads: {parts:?}"
+        );
+    }
+    let left = empty_and_delete(&z, &b, &keys).await;
+    assert!(
+        left.is_empty(),
+        "{} data objects of the deleted bucket are left, referenced by nothing: {:?}",
+        left.len(),
+        &left[..left.len().min(20)]
+    );
+}
+
+/// Starts a write of `total` bytes whose body delivers `first` bytes now and
+/// the rest when the returned sender is used.
+async fn slow_write<F, Fut, T>(
+    first: usize,
+    start: F,
+) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<T>)
+where
+    F: FnOnce(data::Body) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, body) = gated_body();
+    let task = tokio::spawn(start(body));
+    for n in 0..first / (1 << 20) {
+        tx.send(bytes_of(1 << 20, n as u8))
+            .await
+            .expect("feed the body");
+    }
+    (tx, task)
+}
+
+/// A PUT and a part whose writers stall mid-body past the GC's pending
+/// expiry, a GC pass meanwhile, then the rest of the bodies: both writes fail
+/// with Expired and nothing of their data may be left. `writer` and `gc` are
+/// two gateways' handles on the zone (the same settings, or a GC that expires
+/// intents sooner than the writer expects, as with a clock running ahead).
+async fn outlive_intent(writer: &Zone, gc: &Zone, bucket: &str) -> GcReport {
+    let b = writer
+        .create_bucket_for(bucket, OWNER, CannedAcl::Private)
+        .await
+        .expect("create bucket");
+    let total: usize = 32 << 20;
+    let first: usize = 12 << 20;
+    let uid = writer
+        .create_upload(&b, "big-part", OWNER, ObjectAttrs::default())
+        .await
+        .expect("create upload");
+    let started = Instant::now();
+    let (put_tx, put) = {
+        let (z, b) = (writer.clone(), b.clone());
+        slow_write(first, move |body| async move {
+            let opts = PutOptions {
+                owner: OWNER.into(),
+                length: Some(total as u64),
+                ..Default::default()
+            };
+            z.put_object(&b, "big", body, opts).await
+        })
+        .await
+    };
+    let (part_tx, part) = {
+        let (z, b, uid) = (writer.clone(), b.clone(), uid.clone());
+        slow_write(first, move |body| async move {
+            z.upload_part(&b, "big-part", &uid, 1, body, Some(total as u64), None)
+                .await
+        })
+        .await
+    };
+    // Both writers are storing their first stripes; then they stall past the
+    // expiry and a GC pass collects what their intents cover.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while data_objects(writer, &b).await.len() < 2 {
+        assert!(Instant::now() < deadline, "the first stripes never landed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let expiry = gc.params().pending_expiry;
+    tokio::time::sleep(
+        (started + expiry + Duration::from_millis(500)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    let report = gc.gc_process(false).await.expect("gc pass");
+    eprintln!("{bucket}: gc while the writes stall: {report:?}");
+    // The clients carry on with the rest of their bodies.
+    for tx in [put_tx, part_tx] {
+        for n in 0..(total - first) / (1 << 20) {
+            if tx.send(bytes_of(1 << 20, n as u8)).await.is_err() {
+                break; // the writer gave up on its body
+            }
+        }
+    }
+    let put = put.await.expect("put task");
+    assert!(matches!(put, Err(ZoneError::Expired)), "PUT: {put:?}");
+    let part = part.await.expect("part task");
+    assert!(matches!(part, Err(ZoneError::Expired)), "part: {part:?}");
+    assert!(matches!(
+        writer.lookup(&b, "big", None).await,
+        Err(ZoneError::NoSuchKey(_))
+    ));
+    assert!(
+        writer
+            .list_parts(&b, "big-part", &uid, 0, 100)
+            .await
+            .expect("list parts")
+            .parts
+            .is_empty()
+    );
+    writer
+        .abort_upload(&b, "big-part", &uid)
+        .await
+        .expect("abort");
+    let left = empty_and_delete(gc, &b, &[]).await;
+    assert!(
+        left.is_empty(),
+        "{bucket}: {} data objects of the deleted bucket are left, referenced by nothing: {:?}",
+        left.len(),
+        &left[..left.len().min(20)]
+    );
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_outliving_their_intent_leave_no_data() {
+    let tc = TestCluster::start_with(1, 3, "1G", &["--gateways", "0"]);
+    let c = tc.client().await;
+    let z = zone(&tc, &c, Duration::from_secs(3)).await;
+    // One gateway: the writers stall past their own expiry.
+    outlive_intent(&z, &z, "outlived").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_whose_intent_gc_collects_early_leave_no_data() {
+    let tc = TestCluster::start_with(1, 3, "1G", &["--gateways", "0"]);
+    let c = tc.client().await;
+    // The GC's gateway expires intents long before the writers' gateway
+    // would (as with its clock running ahead): GC takes both intents while
+    // their writers still store data.
+    let gc = zone(&tc, &c, Duration::from_secs(3)).await;
+    let writer = zone(&tc, &c, Duration::from_secs(120)).await;
+    let report = outlive_intent(&writer, &gc, "outlived-skewed").await;
+    assert_eq!(report.expired_writes, 2, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_collects_part_records_that_outlived_their_upload() {
+    let tc = TestCluster::start_with(1, 3, "1G", &["--gateways", "0"]);
+    let c = tc.client().await;
+    let z = zone(&tc, &c, Duration::from_secs(2)).await;
+    let b = z
+        .create_bucket_for("old-leak", OWNER, CannedAcl::Private)
+        .await
+        .expect("create bucket");
+    let uid = z
+        .create_upload(&b, "k", OWNER, ObjectAttrs::default())
+        .await
+        .expect("create upload");
+    let part = z
+        .upload_part(
+            &b,
+            "k",
+            &uid,
+            1,
+            fixed_body(bytes_of(6 << 20, 7)),
+            None,
+            None,
+        )
+        .await
+        .expect("part 1");
+    // What the race left behind before part commits rewrote the upload
+    // record: the upload gone, its part record (and data) still there.
+    let shard = index::shard_of("k", b.num_shards);
+    c.op(
+        &z.pools().index,
+        &index::shard_object(&b.id, shard),
+        vec![meridian_client::ops::sub::omap_rm(vec![index::upload_key(
+            "k", &uid,
+        )])],
+    )
+    .await
+    .expect("drop the upload record");
+    let stripes = data_objects(&z, &b).await;
+    assert_eq!(stripes.len(), 2, "{stripes:?}");
+    let check = z.check_bucket(&b.name).await.expect("bucket check");
+    assert_eq!(
+        check.orphans, stripes,
+        "the dead upload's part is no reference"
+    );
+    let report = z.gc_process(false).await.expect("gc pass");
+    assert_eq!(report.orphaned_parts, 1, "{report:?}");
+    assert_eq!(report.objects_deleted, 2, "{report:?}");
+    assert!(data_objects(&z, &b).await.is_empty());
+    let check = z.check_bucket(&b.name).await.expect("bucket check");
+    assert!(
+        check.orphans.is_empty() && check.missing.is_empty(),
+        "{check:?}"
+    );
+    assert!(matches!(
+        z.complete_upload(
+            &b,
+            "k",
+            &uid,
+            vec![(1, part.etag)],
+            WriteConditions::default()
+        )
+        .await,
+        Err(ZoneError::NoSuchUpload(_))
+    ));
+    z.delete_bucket(&b.name).await.expect("delete the bucket");
+}
