@@ -6,7 +6,7 @@
 
 use crate::daemon::Osd;
 use crate::peering;
-use crate::pg::intervals::{compute_intervals, placement_at};
+use crate::pg::intervals::{compute_intervals, placement_changed};
 use crate::pg::{Pg, PgState};
 use meridian_client::MapView;
 use meridian_objectstore::PgId;
@@ -92,9 +92,7 @@ pub async fn advance(osd: &Arc<Osd>, view: Arc<MapView>) {
             core.map_epoch = epoch;
             let cur = core.peering.interval().placement.clone();
             let changed = core.peering.state() == PgState::Initial
-                || steps
-                    .iter()
-                    .any(|m| placement_at(m, cpg(id)).unwrap_or_default() != cur);
+                || placement_changed(cpg(id), &cur, steps.iter().map(|m| m.as_ref()));
             (changed, core.peering.history_floor())
         };
         floor = floor.min(pg_floor);

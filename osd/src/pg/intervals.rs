@@ -43,6 +43,17 @@ pub fn placement_at(view: &MapView, pg: PgId) -> Option<Placement> {
     })
 }
 
+/// True if `pg`'s placement in any of `maps` differs from `current`: a new
+/// interval started (even if a later map went back to the same placement).
+pub fn placement_changed<'a>(
+    pg: PgId,
+    current: &Placement,
+    maps: impl IntoIterator<Item = &'a MapView>,
+) -> bool {
+    maps.into_iter()
+        .any(|m| placement_at(m, pg).unwrap_or_default() != *current)
+}
+
 /// One finished interval of a PG.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PastInterval {

@@ -10,6 +10,8 @@ pub mod intervals;
 pub mod peering_state;
 pub mod pipeline;
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 pub(crate) mod testmaps;
 
 pub use peering_state::{Effect, PeeringState, PgState};

@@ -6,7 +6,8 @@ use meridian_client::MapView;
 use meridian_mon::state::{MonState, proposal};
 use meridian_proto::mon::mon_command::Cmd;
 use meridian_proto::mon::{
-    Bootstrap, MonInfo, OsdAlive, OsdBootRequest, OsdLost, OsdMarkDown, OsdMarkOut, PoolCreate,
+    Bootstrap, MonInfo, OsdAlive, OsdBootRequest, OsdLost, OsdMarkDown, OsdMarkOut, OsdSetIn,
+    PoolCreate,
 };
 use std::collections::BTreeMap;
 
@@ -100,9 +101,13 @@ impl TestMon {
     }
 
     /// Marks a down OSD out (its PGs remap).
-    #[allow(dead_code)] // used by the peering simulation
     pub fn out(&mut self, id: u32) -> u64 {
         self.cmd(Cmd::OsdMarkOut(OsdMarkOut { osd_id: id }))
+    }
+
+    /// Marks an OSD in or out as an operator would (`osd in` / `osd out`).
+    pub fn set_in(&mut self, id: u32, r#in: bool) -> u64 {
+        self.cmd(Cmd::OsdSetIn(OsdSetIn { osd_id: id, r#in }))
     }
 
     /// Raises an OSD's up_thru (a primary's request before activation).
