@@ -35,6 +35,14 @@ pub enum OsdCmd {
     },
     /// Print the CRUSH map in crushtool's text format.
     Getcrushmap,
+    /// Declare a down OSD's data lost, so PGs stop waiting for it (Ceph's
+    /// `osd lost`). Writes that only it held are gone: this is never done
+    /// implicitly.
+    Lost {
+        id: u32,
+        #[arg(long = "yes-i-really-mean-it")]
+        yes: bool,
+    },
 }
 
 /// `meridian osd pool ...`.
@@ -119,6 +127,8 @@ pub enum PgCmd {
     DeepScrub { pgid: String },
     /// Deep-scrub one PG and repair bad copies.
     Repair { pgid: String },
+    /// Why a PG is (not) active: interval, past intervals, OSDs it waits for.
+    Query { pgid: String },
 }
 
 /// `meridian scrub -p POOL [--deep] [--repair]`.
@@ -194,6 +204,20 @@ pub async fn osd(ctx: &Ctx, a: OsdArgs) -> anyhow::Result<()> {
         }
         OsdCmd::Pool { cmd } => pool(ctx, &c, cmd).await,
         OsdCmd::Crush { cmd } => crush(ctx, &c, cmd).await,
+        OsdCmd::Lost { id, yes } => {
+            if !yes {
+                bail!(
+                    "marking osd.{id} lost gives up on every write only it holds; \
+                     repeat with --yes-i-really-mean-it if that is what you want"
+                );
+            }
+            let r = c.mon_command(Cmd::OsdLost(OsdLost { osd_id: id })).await?;
+            ctx.print(
+                &json!({"osd": id, "lost": true, "epoch": r.epoch, "message": r.message}),
+                || r.message.clone(),
+            );
+            Ok(())
+        }
         OsdCmd::Getcrushmap => {
             let v = c.map();
             let crush = v
@@ -535,7 +559,18 @@ pub fn health_checks(st: &StatusReply) -> (String, Vec<String>) {
         })
         .unwrap_or_default();
     if !down.is_empty() {
-        warn.push(format!("OSD_DOWN: {} osds down: {:?}", down.len(), down));
+        let reasons: Vec<String> = st
+            .map
+            .iter()
+            .flat_map(|m| m.osds.iter())
+            .filter(|o| down.contains(&o.id) && !o.down_reason.is_empty())
+            .map(|o| format!("osd.{} {}", o.id, o.down_reason))
+            .collect();
+        let mut msg = format!("OSD_DOWN: {} osds down: {:?}", down.len(), down);
+        if !reasons.is_empty() {
+            let _ = write!(msg, " ({})", reasons.join("; "));
+        }
+        warn.push(msg);
     }
     let out_of_quorum: Vec<u64> = st
         .mons
@@ -568,6 +603,30 @@ pub fn health_checks(st: &StatusReply) -> (String, Vec<String>) {
         } else {
             warn.push(msg);
         }
+    }
+    for (word, check) in [("down", "PG_DOWN"), ("incomplete", "PG_INCOMPLETE")] {
+        let pgs: Vec<&PgStat> = st
+            .pg_stats
+            .iter()
+            .filter(|p| p.state.split('+').any(|w| w == word))
+            .collect();
+        if pgs.is_empty() {
+            continue;
+        }
+        let waiting: std::collections::BTreeSet<u32> =
+            pgs.iter().flat_map(|p| p.blocked_by.iter().copied()).collect();
+        let mut msg = format!("{check}: {} pgs {word}", pgs.len());
+        if !waiting.is_empty() {
+            let ids: Vec<String> = waiting.iter().map(|o| format!("osd.{o}")).collect();
+            let _ = write!(
+                msg,
+                ", waiting for {} (start them; if their data is gone for good, `meridian osd lost ID --yes-i-really-mean-it`)",
+                ids.join(", ")
+            );
+        } else if let Some(p) = pgs.first() {
+            let _ = write!(msg, " (e.g. {}.{:x}: {})", p.pool, p.seed, p.reason);
+        }
+        err.push(msg);
     }
     if s.osds == 0 {
         warn.push("OSD_NONE: no OSDs".into());
@@ -754,6 +813,7 @@ pub async fn pg(ctx: &Ctx, cmd: PgCmd) -> anyhow::Result<()> {
         PgCmd::Scrub { pgid } => scrub_one(ctx, &c, parse_pgid(&pgid)?, false, false).await?,
         PgCmd::DeepScrub { pgid } => scrub_one(ctx, &c, parse_pgid(&pgid)?, true, false).await?,
         PgCmd::Repair { pgid } => scrub_one(ctx, &c, parse_pgid(&pgid)?, true, true).await?,
+        PgCmd::Query { pgid } => super::pgquery::query(ctx, &c, parse_pgid(&pgid)?).await?,
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod dev;
 pub mod devzones;
 pub mod multisite;
 pub mod objects;
+pub mod pgquery;
 pub mod rgw;
 
 use anyhow::Context as _;

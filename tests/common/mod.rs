@@ -132,6 +132,38 @@ impl TestCluster {
         }
     }
 
+    /// Starts one stopped daemon (`osd.2`, `mon.1`) alone, as `dev up` would.
+    pub fn start_daemon(&self, name: &str) {
+        let (kind, id) = name.split_once('.').expect("name like osd.2");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("log").join(format!("{name}.log")))
+            .expect("open daemon log");
+        let mut cmd = Command::new(bin());
+        cmd.arg("-c")
+            .arg(self.conf())
+            .args([kind, "--id", id])
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        // SAFETY: setsid is async-signal-safe; it detaches the daemon like `dev up` does.
+        unsafe {
+            use std::os::unix::process::CommandExt as _;
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start daemon");
+        std::fs::write(
+            self.dir.join("run").join(format!("{name}.pid")),
+            child.id().to_string(),
+        )
+        .expect("pid file");
+    }
+
     /// Prints every daemon log (on failure).
     pub fn dump_logs(&self) {
         if let Ok(rd) = std::fs::read_dir(self.dir.join("log")) {
