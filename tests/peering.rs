@@ -42,7 +42,8 @@ fn wait_pg_states(tc: &TestCluster, want: &str, timeout: Duration) -> serde_json
     let deadline = Instant::now() + timeout;
     loop {
         let st = json(&tc.cli(&["pg", "stat", "--format", "json"]));
-        if st["pgs_by_state"][want].as_u64().is_some() && st["pgs_by_state"][want] == st["num_pgs"] {
+        if st["pgs_by_state"][want].as_u64().is_some() && st["pgs_by_state"][want] == st["num_pgs"]
+        {
             return st;
         }
         if Instant::now() > deadline {
@@ -57,7 +58,15 @@ fn wait_pg_states(tc: &TestCluster, want: &str, timeout: Duration) -> serde_json
 async fn a_stale_replica_returning_first_does_not_win() {
     let tc = TestCluster::start(1, 3, "1G");
     let out = tc.cli(&[
-        "osd", "pool", "create", POOL, "8", "--size", "3", "--min-size", "2",
+        "osd",
+        "pool",
+        "create",
+        POOL,
+        "8",
+        "--size",
+        "3",
+        "--min-size",
+        "2",
     ]);
     assert!(out.status.success(), "{out:?}");
     tc.wait_healthy(Duration::from_secs(60));
@@ -75,7 +84,10 @@ async fn a_stale_replica_returning_first_does_not_win() {
             match c.write_full(POOL, &format!("obj{i}"), body(i, "new")).await {
                 Ok(_) => break,
                 Err(e) => {
-                    assert!(Instant::now() < deadline, "overwrite never acknowledged: {e}");
+                    assert!(
+                        Instant::now() < deadline,
+                        "overwrite never acknowledged: {e}"
+                    );
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
@@ -127,18 +139,34 @@ async fn a_stale_replica_returning_first_does_not_win() {
     tc.wait_healthy(Duration::from_secs(90));
     for i in 0..20 {
         let got = c.read(POOL, &format!("obj{i}")).await.expect("read");
-        assert_eq!(got, body(i, "new"), "obj{i} lost its acknowledged overwrite");
+        assert_eq!(
+            got,
+            body(i, "new"),
+            "obj{i} lost its acknowledged overwrite"
+        );
     }
     tc.deep_scrub_clean(POOL);
     let errors = tc.error_lines();
-    assert!(errors.is_empty(), "daemons logged errors:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "daemons logged errors:\n{}",
+        errors.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn osd_lost_is_explicit_and_unblocks() {
     let tc = TestCluster::start(1, 3, "1G");
     let out = tc.cli(&[
-        "osd", "pool", "create", POOL, "4", "--size", "3", "--min-size", "2",
+        "osd",
+        "pool",
+        "create",
+        POOL,
+        "4",
+        "--size",
+        "3",
+        "--min-size",
+        "2",
     ]);
     assert!(out.status.success(), "{out:?}");
     tc.wait_healthy(Duration::from_secs(60));
@@ -151,7 +179,11 @@ async fn osd_lost_is_explicit_and_unblocks() {
     tc.kill9("osd.2");
     let deadline = Instant::now() + Duration::from_secs(60);
     for i in 0..8 {
-        while c.write_full(POOL, &format!("o{i}"), body(i, "b")).await.is_err() {
+        while c
+            .write_full(POOL, &format!("o{i}"), body(i, "b"))
+            .await
+            .is_err()
+        {
             assert!(Instant::now() < deadline, "overwrite never acknowledged");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

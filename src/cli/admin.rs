@@ -613,8 +613,10 @@ pub fn health_checks(st: &StatusReply) -> (String, Vec<String>) {
         if pgs.is_empty() {
             continue;
         }
-        let waiting: std::collections::BTreeSet<u32> =
-            pgs.iter().flat_map(|p| p.blocked_by.iter().copied()).collect();
+        let waiting: std::collections::BTreeSet<u32> = pgs
+            .iter()
+            .flat_map(|p| p.blocked_by.iter().copied())
+            .collect();
         let mut msg = format!("{check}: {} pgs {word}", pgs.len());
         if !waiting.is_empty() {
             let ids: Vec<String> = waiting.iter().map(|o| format!("osd.{o}")).collect();

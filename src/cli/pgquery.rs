@@ -29,7 +29,10 @@ fn osd_list(ids: &[u32]) -> String {
 pub async fn query(ctx: &Ctx, c: &Cluster, pg: PgId) -> anyhow::Result<()> {
     let view = c.map();
     let Some(pool) = view.pool(pg.pool) else {
-        bail!("pool {} does not exist (see `meridian osd pool ls`)", pg.pool);
+        bail!(
+            "pool {} does not exist (see `meridian osd pool ls`)",
+            pg.pool
+        );
     };
     if pg.seed >= pool.pg_num {
         bail!(

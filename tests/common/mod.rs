@@ -119,6 +119,12 @@ impl TestCluster {
             .expect("pid")
     }
 
+    /// True while the daemon's process runs.
+    pub fn running(&self, name: &str) -> bool {
+        let pid = self.pid(name);
+        Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)
+    }
+
     /// kill -9 a daemon and wait until it is gone.
     pub fn kill9(&self, name: &str) {
         let pid = self.pid(name);
@@ -134,6 +140,11 @@ impl TestCluster {
 
     /// Starts one stopped daemon (`osd.2`, `mon.1`) alone, as `dev up` would.
     pub fn start_daemon(&self, name: &str) {
+        self.start_daemon_env(name, &[]);
+    }
+
+    /// [`TestCluster::start_daemon`] with extra environment (e.g. `FAILPOINTS`).
+    pub fn start_daemon_env(&self, name: &str, env: &[(&str, &str)]) {
         let (kind, id) = name.split_once('.').expect("name like osd.2");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -145,6 +156,7 @@ impl TestCluster {
             .arg(self.conf())
             .args([kind, "--id", id])
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
