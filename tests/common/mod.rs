@@ -168,12 +168,16 @@ impl TestCluster {
                 Ok(())
             });
         }
-        let child = cmd.spawn().expect("start daemon");
+        let mut child = cmd.spawn().expect("start daemon");
         std::fs::write(
             self.dir.join("run").join(format!("{name}.pid")),
             child.id().to_string(),
         )
         .expect("pid file");
+        // Reap it when it exits (killed or stopped), so no zombie is left.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
     }
 
     /// Prints every daemon log (on failure).
