@@ -180,6 +180,14 @@ pub enum Target {
     },
 }
 
+/// True for "the cluster is full" (RADOS `Full`, or S3's 507).
+fn is_full(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<meridian_client::ClientError>(),
+        Some(meridian_client::ClientError::Full(_))
+    ) || e.to_string().contains("HTTP 507")
+}
+
 impl Target {
     /// The target `a` names (`connect` is used for a pool).
     pub async fn from_args<F>(a: &BenchArgs, connect: F) -> anyhow::Result<Target>
@@ -338,7 +346,18 @@ pub async fn run(c: &Target, a: BenchArgs, json_out: bool) -> anyhow::Result<()>
                 let name = object_name(&a.run_name, &run_id, i);
                 let t0 = Instant::now();
                 let ok = match a.mode {
-                    Mode::Write => c.put(&name, payload(i, size)).await.is_ok(),
+                    Mode::Write => match c.put(&name, payload(i, size)).await {
+                        Ok(()) => true,
+                        Err(e) if is_full(&e) => {
+                            // Every later write would fail the same way: stop now.
+                            if !shared.stop.swap(true, Ordering::Relaxed) {
+                                eprintln!("error: {e:#}; stopping the benchmark");
+                            }
+                            shared.errors.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                        Err(_) => false,
+                    },
                     Mode::Seq | Mode::Rand => match c.get(&name).await {
                         Ok(d) => d == payload(i, size),
                         Err(_) => false,

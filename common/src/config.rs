@@ -216,9 +216,14 @@ pub struct OsdSection {
     /// CRUSH weight (1.0 per TiB by convention; defaults to the block size in TiB, at least 0.01).
     #[serde(default)]
     pub weight: Option<f64>,
-    /// Size of the preallocated block file, e.g. "8G".
+    /// Size of the block file, e.g. "8G".
     #[serde(default = "default_block_size")]
     pub block_size: String,
+    /// Reserve the whole block file on disk when it is created (fallocate).
+    /// `false` makes it sparse: it takes only what is written (`dev up`
+    /// does that), at the risk of the host filesystem running out first.
+    #[serde(default = "default_true")]
+    pub preallocate: bool,
     /// I/O engine: "auto" (io_uring, falling back to pread), "io_uring" or "pread".
     #[serde(default = "default_engine")]
     pub engine: String,
@@ -246,6 +251,9 @@ pub struct GatewaySection {
 
 fn default_block_size() -> String {
     "8G".into()
+}
+fn default_true() -> bool {
+    true
 }
 fn default_engine() -> String {
     "auto".into()

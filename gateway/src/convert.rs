@@ -86,7 +86,7 @@ pub fn s3_error(e: ZoneError) -> S3Error {
                 tracing::error!(error = %e, "object data is corrupt on every replica");
                 (C::InternalError, None)
             }
-            ClientError::NoSpace(_) => (
+            ClientError::NoSpace(_) | ClientError::Full(_) => (
                 C::Custom("InsufficientStorage".into()),
                 Some(http::StatusCode::INSUFFICIENT_STORAGE),
             ),

@@ -499,6 +499,27 @@ impl MonService for MonServer {
             .map(|o| o.up && o.boot_nonce == hb.boot_nonce)
             .unwrap_or(false);
         if known {
+            let state = meridian_proto::fullness::state_of(&map, hb.used_bytes, hb.total_bytes);
+            let recorded = map
+                .osds
+                .iter()
+                .find(|o| o.id == hb.osd_id)
+                .map(|o| o.full_state)
+                .unwrap_or(0);
+            if state as i32 != recorded {
+                let me = self.clone();
+                let id = hb.osd_id;
+                // Not awaited: a heartbeat must not wait on a Raft commit.
+                tokio::spawn(async move {
+                    let cmd = Cmd::OsdFullness(OsdFullness {
+                        osd_id: id,
+                        state: state as i32,
+                    });
+                    if let Err(e) = me.propose(cmd, false).await {
+                        tracing::warn!(osd = id, error = %e, "recording OSD fullness failed");
+                    }
+                });
+            }
             self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(
                 hb.osd_id,
                 OsdLiveness {
@@ -529,6 +550,7 @@ impl MonService for MonServer {
                 | Cmd::OsdMarkDown(_)
                 | Cmd::OsdMarkOut(_)
                 | Cmd::OsdAlive(_)
+                | Cmd::OsdFullness(_)
                 | Cmd::MapHistoryTrim(_)
         ) && !forwarded
         {

@@ -237,6 +237,45 @@ impl MonState {
                 self.bump();
                 Ok(format!("marked osd.{} lost at epoch {epoch}", l.osd_id))
             }
+            Cmd::OsdSetRatio(r) => {
+                if !(r.ratio > 0.0 && r.ratio <= 1.0) {
+                    return Err(CommandError::Invalid(format!(
+                        "ratio {} out of range: use a number in (0, 1]",
+                        r.ratio
+                    )));
+                }
+                let (mut near, mut backfill, mut full) =
+                    meridian_proto::fullness::ratios(&self.map);
+                match r.which.as_str() {
+                    "nearfull" => near = r.ratio,
+                    "backfillfull" => backfill = r.ratio,
+                    "full" => full = r.ratio,
+                    other => {
+                        return Err(CommandError::Invalid(format!(
+                            "unknown ratio {other:?}: use nearfull, backfillfull or full"
+                        )));
+                    }
+                }
+                if !(near <= backfill && backfill <= full) {
+                    return Err(CommandError::Invalid(format!(
+                        "ratios must satisfy nearfull ({near}) <= backfillfull ({backfill}) <= full ({full})"
+                    )));
+                }
+                self.map.nearfull_ratio = near;
+                self.map.backfillfull_ratio = backfill;
+                self.map.full_ratio = full;
+                self.bump();
+                Ok(format!("set {}_ratio to {}", r.which, r.ratio))
+            }
+            Cmd::OsdFullness(f) => {
+                let osd = self.osd_mut(f.osd_id)?;
+                if osd.full_state == f.state {
+                    return Ok(format!("osd.{} fullness unchanged", f.osd_id));
+                }
+                osd.full_state = f.state;
+                self.bump();
+                Ok(format!("osd.{} fullness recorded", f.osd_id))
+            }
             Cmd::MapHistoryTrim(t) => {
                 let keep_from = self.map.epoch.saturating_sub(MIN_HISTORY_EPOCHS);
                 let before = t.before.min(keep_from);

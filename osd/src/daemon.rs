@@ -87,7 +87,14 @@ pub struct Osd {
     up_thru: std::sync::Mutex<UpThruRequest>,
     /// Set when the OSD must stop serving (its store failed); `run` returns.
     pub fatal: watch::Sender<Option<String>>,
+    /// Used fraction of the store as of the last heartbeat (f64 bits).
+    used_ratio: std::sync::atomic::AtomicU64,
 }
+
+/// Past this used fraction an OSD refuses anything but deletes, whatever
+/// the map says (Ceph's `osd_failsafe_full_ratio`): the last line before
+/// the disk itself runs out.
+pub const FAILSAFE_FULL_RATIO: f64 = 0.97;
 
 /// The up_thru this OSD wants and whether a request is on its way.
 #[derive(Default)]
@@ -121,7 +128,24 @@ impl Osd {
             history: tokio::sync::Mutex::new(HistoryCache::default()),
             up_thru: std::sync::Mutex::new(UpThruRequest::default()),
             fatal: watch::channel(None).0,
+            used_ratio: std::sync::atomic::AtomicU64::new(0f64.to_bits()),
         })
+    }
+
+    /// Used fraction of the store (refreshed every heartbeat).
+    pub fn used_ratio(&self) -> f64 {
+        f64::from_bits(self.used_ratio.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Measures the store's use now.
+    pub fn refresh_usage(&self) -> Option<meridian_objectstore::StoreUsage> {
+        let u = self.store.statfs().ok()?;
+        if u.total_bytes > 0 {
+            let r = u.used_bytes as f64 / u.total_bytes as f64;
+            self.used_ratio
+                .store(r.to_bits(), std::sync::atomic::Ordering::Relaxed);
+        }
+        Some(u)
     }
 
     /// Waits until the PGs have taken in map `epoch` (bounded).
@@ -342,7 +366,7 @@ impl Osd {
             if beats.is_multiple_of(10) {
                 crate::maps::notify_strays(&self);
             }
-            let usage = self.store.statfs().ok();
+            let usage = self.refresh_usage();
             let req = OsdHeartbeatRequest {
                 osd_id: self.ident.id,
                 boot_nonce: self.boot_nonce,

@@ -171,6 +171,11 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
         Ok(a) => a,
         Err(rep) => return rep,
     };
+    if mutating
+        && let Err(rep) = check_space(osd, &view, &view.pg_acting(&pool, req.pg_seed), &req.ops)
+    {
+        return rep;
+    }
     let resent = match reqid {
         Some(rid) if mutating => pg.core().ops.resent(rid),
         _ => None,
@@ -357,6 +362,79 @@ async fn send_rep_op(osd: &Arc<Osd>, o: u32, rep: RepOpRequest) -> Result<(), Os
         });
     }
     Ok(())
+}
+
+/// What an op's mutations do to space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SpaceUse {
+    /// Only removes or shrinks (always allowed: deleting is how space comes back).
+    Frees,
+    /// Adds metadata only (omap, xattrs): allowed up to the failsafe ratio,
+    /// so an index can still record deletes on a full cluster.
+    Metadata,
+    /// Writes object data.
+    Data,
+}
+
+/// Classifies an op's mutations.
+pub fn space_use(ops: &[SubOp]) -> SpaceUse {
+    ops.iter()
+        .filter_map(|o| o.op.as_ref())
+        .map(|o| match o {
+            Op::WriteFull(_) | Op::Write(_) | Op::Append(_) | Op::Truncate(_) => SpaceUse::Data,
+            Op::Create(_) | Op::SetXattr(_) | Op::OmapSet(_) | Op::OmapSetSeq(_) => {
+                SpaceUse::Metadata
+            }
+            _ => SpaceUse::Frees,
+        })
+        .max()
+        .unwrap_or(SpaceUse::Frees)
+}
+
+/// Refuses an op that would add data to a full OSD of the acting set (as
+/// the map says, or as this OSD measured itself), at once and clearly.
+fn check_space(osd: &Osd, view: &MapView, acting: &[u32], ops: &[SubOp]) -> Result<(), OpReply> {
+    let (_, _, full_ratio) = meridian_proto::fullness::ratios(&view.map);
+    let mine = osd.used_ratio();
+    let full = |why: String| {
+        Err(reply(
+            ResultCode::Full,
+            format!(
+                "cluster is full: {why}; writes are refused until data is deleted or OSDs are added (reads and deletes still work)"
+            ),
+        ))
+    };
+    match space_use(ops) {
+        SpaceUse::Frees => Ok(()),
+        SpaceUse::Metadata if mine >= crate::daemon::FAILSAFE_FULL_RATIO => full(format!(
+            "osd.{} is {:.0}% used, past the failsafe ratio",
+            osd.id(),
+            mine * 100.0
+        )),
+        SpaceUse::Metadata => Ok(()),
+        SpaceUse::Data => {
+            if mine >= full_ratio {
+                return full(format!(
+                    "osd.{} is {:.0}% used (full ratio {:.0}%)",
+                    osd.id(),
+                    mine * 100.0,
+                    full_ratio * 100.0
+                ));
+            }
+            for &o in acting {
+                if view
+                    .osd(o)
+                    .is_some_and(|i| i.full_state == meridian_proto::mon::FullState::Full as i32)
+                {
+                    return full(format!(
+                        "osd.{o} is past the full ratio ({:.0}%)",
+                        full_ratio * 100.0
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Checks that this OSD may serve the op now; returns the activation.

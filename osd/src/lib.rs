@@ -36,6 +36,7 @@ pub fn open_store(cfg: &Config, id: u32) -> anyhow::Result<BlockStore> {
         block_size_bytes: parse_size(&s.block_size).map_err(anyhow::Error::msg)?,
         engine,
         cache_bytes: parse_size(&s.cache_size).map_err(anyhow::Error::msg)?,
+        preallocate: s.preallocate,
         ..StoreConfig::default()
     };
     let fresh = !s.data.exists()

@@ -84,6 +84,21 @@ impl OsdService for OsdServer {
         let Some(pg) = self.osd.pg(id) else {
             return refuse(format!("osd.{} does not hold pg {id}", self.osd.id()));
         };
+        let writes_data = req.mutations.iter().any(|m| {
+            matches!(
+                m.m,
+                Some(mutation::M::Write(_) | mutation::M::WriteFull(_) | mutation::M::Truncate(_))
+            )
+        });
+        if writes_data && self.osd.used_ratio() >= crate::daemon::FAILSAFE_FULL_RATIO {
+            return Ok(Response::new(RepOpReply {
+                code: ResultCode::Full as i32,
+                message: format!(
+                    "osd.{} is past its failsafe full ratio; refusing data",
+                    self.osd.id()
+                ),
+            }));
+        }
         let entry = req.entry.clone().unwrap_or_default();
         let v = ev(&entry.version);
         let prior = ev(&req.pg_prior);
@@ -272,6 +287,17 @@ impl OsdService for OsdServer {
                 message: format!("pg {id} unknown here yet"),
             }));
         };
+        if req.objects.iter().any(|o| o.exists)
+            && self.osd.used_ratio() >= crate::daemon::FAILSAFE_FULL_RATIO
+        {
+            return Ok(Response::new(PushReply {
+                code: ResultCode::Full as i32,
+                message: format!(
+                    "osd.{} is past its failsafe full ratio; refusing recovery data",
+                    self.osd.id()
+                ),
+            }));
+        }
         let mut txn = Transaction::new();
         let mut marked = None;
         if req.start_backfill {

@@ -37,3 +37,40 @@ pub fn reflection_service() -> tonic_reflection::server::v1::ServerReflectionSer
         .build_v1()
         .expect("the descriptor set is generated at build time and always valid")
 }
+
+/// The meaning of the map's fullness fields, shared by monitors, OSDs and tools.
+pub mod fullness {
+    use crate::mon::{ClusterMap, FullState};
+
+    /// Ceph's default ratios (`mon_osd_nearfull_ratio`, `..._backfillfull_ratio`,
+    /// `..._full_ratio`), used where the map holds 0.
+    pub const DEFAULT_RATIOS: (f64, f64, f64) = (0.85, 0.90, 0.95);
+
+    /// The map's (nearfull, backfillfull, full) ratios, defaults filled in.
+    pub fn ratios(m: &ClusterMap) -> (f64, f64, f64) {
+        let pick = |v: f64, d: f64| if v > 0.0 { v } else { d };
+        (
+            pick(m.nearfull_ratio, DEFAULT_RATIOS.0),
+            pick(m.backfillfull_ratio, DEFAULT_RATIOS.1),
+            pick(m.full_ratio, DEFAULT_RATIOS.2),
+        )
+    }
+
+    /// How full an OSD using `used` of `total` bytes is under the map's ratios.
+    pub fn state_of(m: &ClusterMap, used: u64, total: u64) -> FullState {
+        if total == 0 {
+            return FullState::FullNone;
+        }
+        let r = used as f64 / total as f64;
+        let (near, backfill, full) = ratios(m);
+        if r >= full {
+            FullState::Full
+        } else if r >= backfill {
+            FullState::Backfillfull
+        } else if r >= near {
+            FullState::Nearfull
+        } else {
+            FullState::FullNone
+        }
+    }
+}

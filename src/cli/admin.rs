@@ -35,6 +35,12 @@ pub enum OsdCmd {
     },
     /// Print the CRUSH map in crushtool's text format.
     Getcrushmap,
+    /// Set the used fraction at which OSDs are nearfull (health warning).
+    SetNearfullRatio { ratio: f64 },
+    /// Set the used fraction at which backfill into an OSD stops.
+    SetBackfillfullRatio { ratio: f64 },
+    /// Set the used fraction at which writes that add data are refused.
+    SetFullRatio { ratio: f64 },
     /// Declare a down OSD's data lost, so PGs stop waiting for it (Ceph's
     /// `osd lost`). Writes that only it held are gone: this is never done
     /// implicitly.
@@ -204,6 +210,9 @@ pub async fn osd(ctx: &Ctx, a: OsdArgs) -> anyhow::Result<()> {
         }
         OsdCmd::Pool { cmd } => pool(ctx, &c, cmd).await,
         OsdCmd::Crush { cmd } => crush(ctx, &c, cmd).await,
+        OsdCmd::SetNearfullRatio { ratio } => set_ratio(ctx, &c, "nearfull", ratio).await,
+        OsdCmd::SetBackfillfullRatio { ratio } => set_ratio(ctx, &c, "backfillfull", ratio).await,
+        OsdCmd::SetFullRatio { ratio } => set_ratio(ctx, &c, "full", ratio).await,
         OsdCmd::Lost { id, yes } => {
             if !yes {
                 bail!(
@@ -227,6 +236,20 @@ pub async fn osd(ctx: &Ctx, a: OsdArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn set_ratio(ctx: &Ctx, c: &Cluster, which: &str, ratio: f64) -> anyhow::Result<()> {
+    let r = c
+        .mon_command(Cmd::OsdSetRatio(OsdSetRatio {
+            which: which.into(),
+            ratio,
+        }))
+        .await?;
+    ctx.print(
+        &json!({"ratio": which, "value": ratio, "epoch": r.epoch, "message": r.message}),
+        || r.message.clone(),
+    );
+    Ok(())
 }
 
 async fn set_in(ctx: &Ctx, c: &Cluster, ids: Vec<u32>, r#in: bool) -> anyhow::Result<()> {
@@ -571,6 +594,48 @@ pub fn health_checks(st: &StatusReply) -> (String, Vec<String>) {
             let _ = write!(msg, " ({})", reasons.join("; "));
         }
         warn.push(msg);
+    }
+    if let Some(m) = &st.map {
+        let (near, backfill, full) = meridian_proto::fullness::ratios(m);
+        let pct = |id: u32| {
+            st.osd_usage
+                .iter()
+                .find(|u| u.osd_id == id && u.total_bytes > 0)
+                .map(|u| format!("{:.0}%", u.used_bytes as f64 * 100.0 / u.total_bytes as f64))
+                .unwrap_or_else(|| "?".into())
+        };
+        for (state, check, ratio, is_err) in [
+            (FullState::Full, "OSD_FULL", full, true),
+            (FullState::Backfillfull, "OSD_BACKFILLFULL", backfill, false),
+            (FullState::Nearfull, "OSD_NEARFULL", near, false),
+        ] {
+            let osds: Vec<String> = m
+                .osds
+                .iter()
+                .filter(|o| o.up && o.full_state == state as i32)
+                .map(|o| format!("osd.{} ({} used)", o.id, pct(o.id)))
+                .collect();
+            if osds.is_empty() {
+                continue;
+            }
+            let msg = format!(
+                "{check}: {} osd(s) past the {} ratio {:.0}%: {}{}",
+                osds.len(),
+                check.trim_start_matches("OSD_").to_lowercase(),
+                ratio * 100.0,
+                osds.join(", "),
+                if is_err {
+                    "; writes are refused: delete data or add OSDs"
+                } else {
+                    ""
+                }
+            );
+            if is_err {
+                err.push(msg)
+            } else {
+                warn.push(msg)
+            }
+        }
     }
     let out_of_quorum: Vec<u64> = st
         .mons

@@ -28,7 +28,7 @@ pub enum DevCmd {
         #[arg(long, default_value = ".meridian-dev")]
         dir: PathBuf,
         /// Size of each OSD's block file.
-        #[arg(long, default_value = "4G")]
+        #[arg(long, default_value = "16G")]
         osd_size: String,
         /// PGs of the default pool.
         #[arg(long, default_value_t = 32)]
@@ -214,6 +214,8 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
                 device_class: Some("ssd".into()),
                 weight: Some(1.0),
                 block_size: osd_size.into(),
+                // Sparse: a dev cluster takes only the disk it uses.
+                preallocate: false,
                 engine: engine.into(),
                 cache_size: "256M".into(),
                 metrics_addr: Some(format!("127.0.0.1:{}", free_port()?)),

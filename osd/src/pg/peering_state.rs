@@ -30,6 +30,7 @@ use crate::pg::authority::{self, RecoveryPlan};
 use crate::pg::intervals::{self, IntervalHistory, PastInterval, Placement, PriorSet};
 use crate::pglog::{Ev, PgHistory, PgSummary, ev, pgref};
 use meridian_client::{MapView, PgId};
+use meridian_proto::mon::FullState;
 use meridian_proto::osd::{LogEntry, PgActivateRequest, PgInfo};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -61,6 +62,10 @@ pub enum PgState {
     Activating,
     /// Primary: serving ops.
     Active,
+    /// Primary: a copy to backfill is on a backfillfull OSD; waiting for space.
+    BackfillToofull,
+    /// Primary: a copy to recover is on a full OSD; waiting for space.
+    RecoveryToofull,
 }
 
 impl PgState {
@@ -79,6 +84,8 @@ impl PgState {
             PgState::Backfilling => "backfilling",
             PgState::Activating => "activating",
             PgState::Active => "active",
+            PgState::BackfillToofull => "backfill_toofull",
+            PgState::RecoveryToofull => "recovery_toofull",
         }
     }
 }
@@ -183,6 +190,7 @@ pub struct PeeringState {
     clean: bool,
     reason: String,
     created: u64,
+    fullness: BTreeMap<u32, i32>,
 }
 
 impl PeeringState {
@@ -209,7 +217,38 @@ impl PeeringState {
             clean: false,
             reason: String::new(),
             created: 0,
+            fullness: BTreeMap::new(),
         }
+    }
+
+    fn note_fullness(&mut self, view: &MapView) {
+        self.fullness = view
+            .map
+            .osds
+            .iter()
+            .filter(|o| o.full_state != FullState::FullNone as i32)
+            .map(|o| (o.id, o.full_state))
+            .collect();
+    }
+
+    /// Copies that may not be filled now: (osd, state) of backfill targets
+    /// on backfillfull OSDs and recovery targets on full OSDs.
+    fn too_full(&self) -> Vec<(u32, PgState)> {
+        self.recovering
+            .iter()
+            .filter_map(|(o, p)| {
+                let f = self.fullness.get(o).copied().unwrap_or(0);
+                match p {
+                    RecoveryPlan::Backfill if f >= FullState::Backfillfull as i32 => {
+                        Some((*o, PgState::BackfillToofull))
+                    }
+                    RecoveryPlan::Objects(_) if f >= FullState::Full as i32 => {
+                        Some((*o, PgState::RecoveryToofull))
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
     }
 
     /// The epoch the PG's pool was created (the history floor of a PG no copy knows).
@@ -328,6 +367,7 @@ impl PeeringState {
         };
         self.history = history;
         self.activated_by = None;
+        self.note_fullness(view);
         self.my_up_thru = view.osd(self.me).map(|o| o.up_thru).unwrap_or(0);
         self.up_thru_asked = false;
         self.failures = 0;
@@ -412,10 +452,15 @@ impl PeeringState {
     /// come up or been declared lost.
     pub fn on_map(&mut self, view: &MapView) -> Vec<Effect> {
         self.my_up_thru = view.osd(self.me).map(|o| o.up_thru).unwrap_or(0);
+        self.note_fullness(view);
         if !self.is_primary() {
             return Vec::new();
         }
         match self.state {
+            PgState::BackfillToofull | PgState::RecoveryToofull if self.too_full().is_empty() => {
+                self.restart_round();
+                self.start_peering(view)
+            }
             PgState::WaitUpThru if self.my_up_thru >= self.interval.first => self.begin_recovery(),
             PgState::Down | PgState::GetInfo | PgState::Incomplete => {
                 let prior = intervals::prior_set(
@@ -520,6 +565,17 @@ impl PeeringState {
             }
         }
         self.auth = Some((auth, Box::new(auth_info)));
+        let toofull = self.too_full();
+        if let Some((_, state)) = toofull.first() {
+            self.state = *state;
+            let who: Vec<String> = toofull.iter().map(|(o, _)| format!("osd.{o}")).collect();
+            self.reason = format!(
+                "{}: {} too full to receive this PG's data; waiting until space is freed",
+                state.as_str(),
+                who.join(", ")
+            );
+            return Vec::new();
+        }
         if self.my_up_thru < self.interval.first {
             self.state = PgState::WaitUpThru;
             self.reason = format!(

@@ -1050,6 +1050,46 @@ fn flapping_and_a_pg_that_moved_twice() {
     sim.check_no_acked_write_lost();
 }
 
+/// Backfill never pushes into a backfillfull OSD: the PG waits, saying
+/// why, and proceeds once the OSD has room again.
+#[test]
+fn backfill_waits_for_a_backfillfull_target() {
+    use meridian_proto::mon::FullState;
+    let mut sim = Sim::new(4, 3, 2, 9);
+    sim.run(10_000);
+    // More writes than the log keeps: a new copy must be backfilled.
+    let objs = names("o", 2 * MAX_LOG);
+    sim.write_all(&refs(&objs));
+    let old = sim.acting();
+    // One holder leaves for good; its replacement is nearly full.
+    sim.kill(old[2]);
+    sim.mon.out(old[2]);
+    let spare = (0..4).find(|o| !old.contains(o)).expect("spare osd");
+    sim.mon.fullness(spare, FullState::Backfillfull);
+    sim.broadcast_map();
+    sim.run(20_000);
+    assert!(sim.acting().contains(&spare));
+    let p = sim.acting()[0];
+    assert_eq!(
+        sim.machine(p).state(),
+        PgState::BackfillToofull,
+        "{}",
+        sim.describe()
+    );
+    assert!(sim.machine(p).reason().contains(&format!("osd.{spare}")));
+    assert_eq!(
+        sim.value_on(spare, "o0"),
+        None,
+        "nothing was pushed into it"
+    );
+    // Space is freed: backfill goes ahead and the PG is clean.
+    sim.mon.fullness(spare, FullState::Nearfull);
+    sim.broadcast_map();
+    sim.run(20_000);
+    sim.check_no_acked_write_lost();
+    assert!(sim.machine(sim.acting()[0]).is_clean());
+}
+
 /// Random kills, restarts, lost replies and reordered messages, many seeds:
 /// after everything returns, no acknowledged write is lost and the copies agree.
 #[test]

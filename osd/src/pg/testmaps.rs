@@ -120,6 +120,14 @@ impl TestMon {
         }))
     }
 
+    /// Records an OSD's fullness as the monitors would from its heartbeats.
+    pub fn fullness(&mut self, id: u32, state: meridian_proto::mon::FullState) -> u64 {
+        self.cmd(Cmd::OsdFullness(meridian_proto::mon::OsdFullness {
+            osd_id: id,
+            state: state as i32,
+        }))
+    }
+
     /// Declares a down OSD lost.
     pub fn lost(&mut self, id: u32) -> u64 {
         self.cmd(Cmd::OsdLost(OsdLost { osd_id: id }))

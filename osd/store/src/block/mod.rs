@@ -91,6 +91,9 @@ pub struct StoreConfig {
     pub ring_entries: u32,
     /// Threads of the pread/pwrite pool. Default 4.
     pub pread_threads: usize,
+    /// Reserve the block file's whole size at mkfs (fallocate); `false`
+    /// leaves it sparse. Default true.
+    pub preallocate: bool,
 }
 
 impl Default for StoreConfig {
@@ -106,6 +109,7 @@ impl Default for StoreConfig {
             max_batch_bytes: 64 << 20,
             ring_entries: 256,
             pread_threads: 4,
+            preallocate: true,
         }
     }
 }
@@ -450,7 +454,13 @@ impl BlockStore {
             .open(&path)
             .map_err(|e| StoreError::io(format!("create {}", path.display()), e))?;
         // SAFETY: fallocate on a valid descriptor.
-        let rc = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, size as libc::off_t) };
+        let rc = if cfg.preallocate {
+            unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, size as libc::off_t) }
+        } else {
+            f.set_len(size)
+                .map_err(|e| StoreError::io(format!("size {}", path.display()), e))?;
+            0
+        };
         if rc != 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
