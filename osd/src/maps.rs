@@ -134,7 +134,7 @@ async fn fetch(osd: &Arc<Osd>, from: u64, to: u64) -> Option<Vec<Arc<MapView>>> 
                     warned = true;
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                if osd.view().epoch() > to + 1 && osd.map.has_changed().unwrap_or(false) {
+                if osd.view().epoch() > to + 1 {
                     return None;
                 }
             }

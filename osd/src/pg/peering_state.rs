@@ -659,7 +659,7 @@ impl PeeringState {
             return self.adopt();
         }
         let mut fx = Vec::new();
-        if let Some(req) = self.activate_request(target) {
+        if let Some(req) = self.activate_request() {
             fx.push(Effect::Activate { osd: target, req });
         }
         fx
@@ -690,7 +690,7 @@ impl PeeringState {
                     plan: p.clone(),
                 }),
                 None => {
-                    if let Some(req) = self.activate_request(r) {
+                    if let Some(req) = self.activate_request() {
                         fx.push(Effect::Activate { osd: r, req });
                     }
                 }
@@ -719,7 +719,7 @@ impl PeeringState {
         fx
     }
 
-    fn activate_request(&self, _osd: u32) -> Option<PgActivateRequest> {
+    fn activate_request(&self) -> Option<PgActivateRequest> {
         let (_, auth) = self.auth.as_ref()?;
         let h = self.merged_history();
         Some(PgActivateRequest {
