@@ -167,13 +167,11 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
     };
     let mutating = is_mutating(&req.ops);
     let reqid = req.reqid.as_ref().map(|r| (r.client, r.tid));
-    let activation = match admit(&pg, &expect, mutating, pool.min_size) {
+    let (activation, acting) = match admit(&pg, &expect, mutating, pool.min_size) {
         Ok(a) => a,
         Err(rep) => return rep,
     };
-    if mutating
-        && let Err(rep) = check_space(osd, &view, &view.pg_acting(&pool, req.pg_seed), &req.ops)
-    {
+    if mutating && let Err(rep) = check_space(osd, &view, &acting, &req.ops) {
         return rep;
     }
     let resent = match reqid {
@@ -437,13 +435,14 @@ fn check_space(osd: &Osd, view: &MapView, acting: &[u32], ops: &[SubOp]) -> Resu
     }
 }
 
-/// Checks that this OSD may serve the op now; returns the activation.
+/// Checks that this OSD may serve the op now; returns the activation and
+/// the acting set.
 fn admit(
     pg: &Pg,
     expect: &meridian_client::PgId,
     mutating: bool,
     min_size: u32,
-) -> Result<u64, OpReply> {
+) -> Result<(u64, Vec<u32>), OpReply> {
     let core = pg.core();
     let p = &core.peering;
     if !p.is_primary() {
@@ -472,7 +471,7 @@ fn admit(
             ),
         ));
     }
-    Ok(core.ops.activation())
+    Ok((core.ops.activation(), p.interval().placement.acting.clone()))
 }
 
 fn still_active(pg: &Pg, activation: u64) -> Result<(), OpReply> {

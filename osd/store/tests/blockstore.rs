@@ -483,7 +483,7 @@ fn concurrent_submits_to_one_object_apply_in_queue_order() {
 
 /// `cargo test --release -p meridian-objectstore -- --ignored --nocapture`
 #[test]
-#[ignore]
+#[ignore = "a benchmark, not a test: run it on purpose in release mode"]
 fn bench_group_commit() {
     for engine in [IoEngine::IoUring, IoEngine::Pread] {
         for (threads, per, size) in [
