@@ -8,7 +8,7 @@
 use crate::state::{CommandError, MonState};
 use crate::storage::{AppliedImage, ImageData, MonStorage};
 use crate::transport::RaftTransport;
-use meridian_proto::mon::{ClusterMap, MonImage, MonProposal};
+use meridian_proto::mon::{ClusterMap, MonProposal};
 use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{Entry, EntryType, Message as RaftMessage};
@@ -87,7 +87,7 @@ pub fn spawn(
     let state = if image.data.is_empty() {
         MonState::default()
     } else {
-        MonState::from_image(MonImage::decode(image.data.encode().as_slice())?)
+        MonState::decode_image(image.data.encode().as_slice())?
     };
     let cfg = raft::Config {
         id,
@@ -206,7 +206,7 @@ impl Driver {
         if !ready.snapshot().is_empty() {
             let snap = ready.snapshot().clone();
             self.storage.install_snapshot(&snap)?;
-            self.state = MonState::from_image(MonImage::decode(snap.get_data())?);
+            self.state = MonState::decode_image(snap.get_data())?;
             self.map_tx.send_replace(Arc::new(self.state.map.clone()));
             self.history_tx
                 .send_replace(Arc::new(self.state.history.clone()));

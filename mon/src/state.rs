@@ -34,6 +34,8 @@ pub const DEFAULT_RULE: &str = "replicated_rule";
 /// OSD ids are below this (Ceph's `mon_max_osd`): every map holder sizes
 /// per-OSD tables by the largest id, so an id is never trusted unbounded.
 pub const MAX_OSD_ID: u32 = 10_000;
+/// Version of [`MonImage`] written by this build.
+pub const IMAGE_FORMAT: u32 = 1;
 /// History trimming always keeps at least this many newest epochs.
 pub const MIN_HISTORY_EPOCHS: u64 = 500;
 
@@ -106,6 +108,28 @@ impl MonState {
         MonImage {
             map: Some(self.map.clone()),
             history: self.history.values().map(|m| (**m).clone()).collect(),
+            format: IMAGE_FORMAT,
+        }
+    }
+
+    /// Restores the state from snapshot bytes, of this version or of the
+    /// previous one (a bare cluster map, without history).
+    pub fn decode_image(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        use prost::Message as _;
+        match MonImage::decode(bytes) {
+            Ok(img) if img.format == IMAGE_FORMAT => Ok(Self::from_image(img)),
+            _ => {
+                let map = ClusterMap::decode(bytes)?;
+                let mut st = Self {
+                    history: BTreeMap::new(),
+                    map,
+                };
+                if st.map.epoch > 0 {
+                    st.history
+                        .insert(st.map.epoch, Arc::new(placement_part(&st.map)));
+                }
+                Ok(st)
+            }
         }
     }
 

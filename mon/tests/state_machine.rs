@@ -591,3 +591,19 @@ fn placement_history_records_changes_and_trims_to_a_floor() {
     let (page, _) = state::history_page(&st.history, first + 1, first + 3, 1000);
     assert_eq!(page[0].epoch, first, "the base map at the cut is kept");
 }
+
+#[test]
+fn a_snapshot_of_the_previous_format_still_loads() {
+    let mut st = cluster();
+    apply(&mut st, 3_000, pool("p", 8, 3, 2, "")).unwrap();
+    // Before the history existed, a snapshot was the bare cluster map.
+    let old = encoded(&st.map);
+    let restored = MonState::decode_image(&old).expect("old snapshot");
+    assert_eq!(encoded(&restored.map), old);
+    assert_eq!(restored.history_first(), st.map.epoch);
+    // And the current format round-trips with its history.
+    let now = st.image().encode_to_vec();
+    let back = MonState::decode_image(&now).expect("new snapshot");
+    assert_eq!(back.history.len(), st.history.len());
+    assert_eq!(back.image().encode_to_vec(), now);
+}

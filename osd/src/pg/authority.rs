@@ -28,10 +28,16 @@ pub enum Incomplete {
 
 /// Picks the authoritative copy among `infos` (every copy that answered,
 /// `exists=false` for none): the newest activation epoch among complete
-/// copies must be at least the newest one any copy's history knows of, and
-/// among the copies of that activation the newest `last_update` wins (ties:
-/// the longer log, then `prefer`, then the lowest id).
-pub fn choose_authoritative(infos: &BTreeMap<u32, PgInfo>, prefer: u32) -> Result<u32, Incomplete> {
+/// copies must be at least the newest one any copy's history knows of
+/// (unless `accept_loss`: an operator declared an OSD of the PG's past lost,
+/// so the best copy left is taken), and among the copies of that activation
+/// the newest `last_update` wins (ties: the longer log, then `prefer`, then
+/// the lowest id).
+pub fn choose_authoritative(
+    infos: &BTreeMap<u32, PgInfo>,
+    prefer: u32,
+    accept_loss: bool,
+) -> Result<u32, Incomplete> {
     let complete = |i: &PgInfo| i.exists && !i.backfilling;
     let history_les = infos.values().map(|i| i.history_les).max().unwrap_or(0);
     let best_les = infos
@@ -47,7 +53,7 @@ pub fn choose_authoritative(infos: &BTreeMap<u32, PgInfo>, prefer: u32) -> Resul
         }
         return Err(Incomplete::NoCompleteCopy);
     };
-    if best_les < history_les {
+    if best_les < history_les && !accept_loss {
         return Err(Incomplete::HistoryAhead {
             les: history_les,
             best: best_les,
@@ -244,7 +250,7 @@ mod tests {
         let mut infos = BTreeMap::new();
         infos.insert(0, les((20, 7), 20, 10));
         infos.insert(2, les((10, 9), 10, 10));
-        assert_eq!(choose_authoritative(&infos, 2), Ok(0));
+        assert_eq!(choose_authoritative(&infos, 2, false), Ok(0));
     }
 
     #[test]
@@ -256,11 +262,13 @@ mod tests {
         infos.insert(0, les((20, 3), 20, 20));
         // The only copy of the newest activation is mid-backfill: incomplete.
         assert_eq!(
-            choose_authoritative(&infos, 0),
+            choose_authoritative(&infos, 0, false),
             Err(Incomplete::HistoryAhead { les: 30, best: 20 })
         );
+        // An operator who declared the rest lost takes the best copy left.
+        assert_eq!(choose_authoritative(&infos, 0, true), Ok(0));
         infos.insert(2, les((30, 9), 30, 30));
-        assert_eq!(choose_authoritative(&infos, 0), Ok(2));
+        assert_eq!(choose_authoritative(&infos, 0, false), Ok(2));
     }
 
     #[test]
@@ -268,6 +276,6 @@ mod tests {
         let mut infos = BTreeMap::new();
         infos.insert(0, PgInfo::default());
         infos.insert(1, PgInfo::default());
-        assert_eq!(choose_authoritative(&infos, 1), Ok(1));
+        assert_eq!(choose_authoritative(&infos, 1, false), Ok(1));
     }
 }

@@ -191,6 +191,7 @@ pub struct PeeringState {
     reason: String,
     created: u64,
     fullness: BTreeMap<u32, i32>,
+    loss_accepted: bool,
 }
 
 impl PeeringState {
@@ -218,6 +219,7 @@ impl PeeringState {
             reason: String::new(),
             created: 0,
             fullness: BTreeMap::new(),
+            loss_accepted: false,
         }
     }
 
@@ -411,6 +413,14 @@ impl PeeringState {
 
     fn start_peering(&mut self, view: &MapView) -> Vec<Effect> {
         self.since = self.since();
+        // An OSD of an interval we would need was declared lost: the
+        // operator accepted losing what only it had.
+        self.loss_accepted = self.history.past.iter().any(|i| {
+            i.last >= self.since
+                && i.acting
+                    .iter()
+                    .any(|o| view.osd(*o).is_some_and(|x| !x.up && x.lost_at > i.first))
+        });
         self.prior = intervals::prior_set(
             &self.history.past,
             self.since,
@@ -542,7 +552,7 @@ impl PeeringState {
                 _ => None,
             })
             .collect();
-        let auth = match authority::choose_authoritative(&infos, self.me) {
+        let auth = match authority::choose_authoritative(&infos, self.me, self.loss_accepted) {
             Ok(a) => a,
             Err(e) => {
                 self.state = PgState::Incomplete;
