@@ -13,32 +13,6 @@ use meridian_objectstore::{ObjectKey, ObjectStore as _, PgId, Transaction};
 use meridian_proto::osd::{KeyValue, KvList, OpRequest, ReqId, ResultCode, SubOp, sub_op::Op};
 use std::time::{Duration, Instant};
 
-fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "not JSON: {} {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn create_pool(tc: &TestCluster, name: &str, pg_num: &str, size: &str, min: &str) {
-    let out = tc.cli(&[
-        "osd",
-        "pool",
-        "create",
-        name,
-        pg_num,
-        "--size",
-        size,
-        "--min-size",
-        min,
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    tc.wait_healthy(Duration::from_secs(60));
-}
-
 /// Flips one byte of the first copy of `marker` in an OSD's block file.
 fn flip_byte(tc: &TestCluster, osd: u32, marker: &[u8]) {
     let block = tc.config().osd_section(osd).unwrap().data.join("block");
@@ -58,7 +32,7 @@ fn flip_byte(tc: &TestCluster, osd: u32, marker: &[u8]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrub_repair_never_deletes_good_copies_or_trusts_a_bad_one() {
     let tc = TestCluster::start(1, 3, "1G");
-    create_pool(&tc, "rp", "1", "2", "1");
+    tc.create_pool("rp", 1, 2, 1);
     let c = tc.client().await;
     let marker = b"MERIDIAN-REPAIR-TEST-PATTERN-123";
     let data: Vec<u8> = marker.iter().cycle().take(256 << 10).cloned().collect();
@@ -83,7 +57,7 @@ async fn scrub_repair_never_deletes_good_copies_or_trusts_a_bad_one() {
     tc.wait_healthy(Duration::from_secs(60));
     // Repair restores it from the replica (it used to delete the replica's
     // copy: the missing primary copy won the 1-1 vote).
-    let r = json(&tc.cli(&["pg", "repair", &pgid, "--format", "json"]));
+    let r = tc.cli_json(&["pg", "repair", &pgid, "--format", "json"]);
     assert_eq!(r["inconsistent"], 1, "{r}");
     assert_eq!(r["repaired"], 1, "{r}");
     let back = c.read("rp", "victim").await.expect("read after repair");
@@ -93,7 +67,7 @@ async fn scrub_repair_never_deletes_good_copies_or_trusts_a_bad_one() {
     // Both copies corrupt: nothing verifies, so nothing is changed.
     flip_byte(&tc, primary, marker);
     flip_byte(&tc, replica, marker);
-    let r = json(&tc.cli(&["pg", "repair", &pgid, "--format", "json"]));
+    let r = tc.cli_json(&["pg", "repair", &pgid, "--format", "json"]);
     assert_eq!(r["repaired"], 0, "{r}");
     assert!(r.to_string().contains("no verified copy"), "{r}");
     match c.read("rp", "victim").await {
@@ -114,7 +88,7 @@ async fn scrub_repair_never_deletes_good_copies_or_trusts_a_bad_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_disk_takes_its_osd_down_with_the_reason() {
     let tc = TestCluster::start(1, 3, "1G");
-    create_pool(&tc, "fd", "8", "3", "2");
+    tc.create_pool("fd", 8, 3, 2);
     // osd.1's next data sync fails: its store is poisoned.
     tc.kill9("osd.1");
     tc.start_daemon_env("osd.1", &[("FAILPOINTS", "store::data_sync=return")]);
@@ -135,7 +109,7 @@ async fn a_failing_disk_takes_its_osd_down_with_the_reason() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let detail = String::from_utf8_lossy(&tc.cli(&["health", "detail"]).stdout).to_string();
+    let detail = tc.health_detail();
     assert!(detail.contains("OSD_DOWN"), "{detail}");
     assert!(detail.contains("osd.1 object store failed"), "{detail}");
     let log = std::fs::read_to_string(tc.dir.join("log/osd.1.log")).unwrap();
@@ -174,7 +148,7 @@ fn omap_get(k: &str) -> SubOp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resent_op_gets_the_original_reply() {
     let tc = TestCluster::start(1, 3, "1G");
-    create_pool(&tc, "rs", "4", "3", "2");
+    tc.create_pool("rs", 4, 3, 2);
     let c = tc.client().await;
     c.op("rs", "shard", vec![omap_set("hdr", "H")])
         .await

@@ -19,25 +19,6 @@ fn body(i: usize) -> Bytes {
     Bytes::from(v)
 }
 
-fn health(tc: &TestCluster) -> String {
-    String::from_utf8_lossy(&tc.cli(&["health", "detail"]).stdout).to_string()
-}
-
-fn wait_health(tc: &TestCluster, want: impl Fn(&str) -> bool, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let h = health(tc);
-        if want(&h) {
-            return h;
-        }
-        if Instant::now() > deadline {
-            tc.dump_logs();
-            panic!("health never showed {what}: {h}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_cluster_refuses_writes_fast_and_recovers_after_deletes() {
     let tc = TestCluster::start_with(
@@ -73,7 +54,7 @@ async fn a_full_cluster_refuses_writes_fast_and_recovers_after_deletes() {
             }
             Err(e) => panic!("o{i}: unexpected error {e}"),
         }
-        let h = health(&tc);
+        let h = tc.health_detail();
         saw_nearfull |= h.contains("OSD_NEARFULL");
     }
     let refusal = refusal.expect("the cluster never filled up");
@@ -86,7 +67,11 @@ async fn a_full_cluster_refuses_writes_fast_and_recovers_after_deletes() {
         "health never warned OSD_NEARFULL before the cluster was full"
     );
     assert!(acked.len() > 20, "only {} objects fit", acked.len());
-    let h = wait_health(&tc, |h| h.contains("OSD_FULL"), "OSD_FULL");
+    let h = tc.wait_health(
+        |h| h.contains("OSD_FULL"),
+        "OSD_FULL",
+        Duration::from_secs(60),
+    );
     assert!(h.starts_with("HEALTH_ERR"), "{h}");
     assert!(h.contains("osd.0") && h.contains("used"), "{h}");
 
@@ -103,8 +88,7 @@ async fn a_full_cluster_refuses_writes_fast_and_recovers_after_deletes() {
     }
     // S3 PUTs get 507, and the bench stops at once saying why.
     let (ak, sk) = {
-        let u: serde_json::Value =
-            serde_json::from_slice(&tc.cli(&["user", "info", "--uid=dev"]).stdout).expect("user");
+        let u = tc.cli_json(&["user", "info", "--uid=dev"]);
         let k = &u["keys"][0];
         (
             k["access_key"].as_str().unwrap().to_string(),

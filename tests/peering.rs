@@ -28,32 +28,6 @@ async fn quick_client(tc: &TestCluster) -> Cluster {
     .expect("connect")
 }
 
-fn json(out: &std::process::Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
-}
-
-/// Waits until every PG of the cluster reports `state` on the monitors.
-fn wait_pg_states(tc: &TestCluster, want: &str, timeout: Duration) -> serde_json::Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let st = json(&tc.cli(&["pg", "stat", "--format", "json"]));
-        if st["pgs_by_state"][want].as_u64().is_some() && st["pgs_by_state"][want] == st["num_pgs"]
-        {
-            return st;
-        }
-        if Instant::now() > deadline {
-            tc.dump_logs();
-            panic!("PGs not all {want} within {timeout:?}: {st}");
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_replica_returning_first_does_not_win() {
     let tc = TestCluster::start(1, 3, "1G");
@@ -97,7 +71,7 @@ async fn a_stale_replica_returning_first_does_not_win() {
     tc.kill9("osd.0");
     tc.kill9("osd.1");
     tc.start_daemon("osd.2");
-    let st = wait_pg_states(&tc, "down", Duration::from_secs(90));
+    let st = tc.wait_pg_states("down", Duration::from_secs(90));
     assert!(st.to_string().contains("down"), "{st}");
     // No read may return the old data: the PGs are down, not serving.
     let q = quick_client(&tc).await;
@@ -114,7 +88,7 @@ async fn a_stale_replica_returning_first_does_not_win() {
     let view = c.map();
     let pool = view.pool_by_name(POOL).expect("pool").clone();
     let pgid = format!("{}.0", pool.id);
-    let q = json(&tc.cli(&["pg", "query", &pgid, "--format", "json"]));
+    let q = tc.cli_json(&["pg", "query", &pgid, "--format", "json"]);
     assert_eq!(q["state"], "down", "{q}");
     let blocked: Vec<u64> = q["recovery_state"]["blocked_by"]
         .as_array()
@@ -191,7 +165,7 @@ async fn osd_lost_is_explicit_and_unblocks() {
     tc.kill9("osd.0");
     tc.kill9("osd.1");
     tc.start_daemon("osd.2");
-    wait_pg_states(&tc, "down", Duration::from_secs(90));
+    tc.wait_pg_states("down", Duration::from_secs(90));
     // Refused without the confirmation, and for an OSD that is up.
     let out = tc.cli(&["osd", "lost", "0"]);
     assert!(!out.status.success());
@@ -203,7 +177,7 @@ async fn osd_lost_is_explicit_and_unblocks() {
         assert!(out.status.success(), "{out:?}");
     }
     // The operator accepted the loss: the PGs serve what osd.2 has.
-    wait_pg_states(&tc, "active+undersized+degraded", Duration::from_secs(90));
+    tc.wait_pg_states("active+undersized+degraded", Duration::from_secs(90));
     for i in 0..8 {
         let got = c.read(POOL, &format!("o{i}")).await.expect("read");
         assert_eq!(got, body(i, "a"), "osd.2's copy is the one left");

@@ -129,19 +129,7 @@ async fn writers_survive_random_osd_and_monitor_kills() {
         .unwrap_or_else(rand::random);
     eprintln!("thrash: {secs}s, seed {seed} (MERIDIAN_THRASH_SEED to replay)");
     let tc = TestCluster::start(MONS, OSDS, "2G");
-    let out = tc.cli(&[
-        "osd",
-        "pool",
-        "create",
-        POOL,
-        "16",
-        "--size",
-        "3",
-        "--min-size",
-        "2",
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    tc.wait_healthy(Duration::from_secs(60));
+    tc.create_pool(POOL, 16, 3, 2);
     let opts = ClientOptions {
         op_timeout: Duration::from_secs(20),
         attempt_timeout: Duration::from_secs(5),

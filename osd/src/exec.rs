@@ -536,6 +536,21 @@ async fn answer_resent(
     }
 }
 
+/// True for a sub-op that only reads.
+fn is_read(o: &SubOp) -> bool {
+    matches!(
+        o.op,
+        Some(
+            Op::Read(_)
+                | Op::Stat(_)
+                | Op::GetXattr(_)
+                | Op::GetXattrs(_)
+                | Op::OmapGetRange(_)
+                | Op::OmapGetValues(_)
+        )
+    )
+}
+
 /// Evaluates only the read sub-ops of `ops` (for a resent op's reply); the
 /// others get an OK result so positions match the original reply.
 fn reads_only(
@@ -543,23 +558,7 @@ fn reads_only(
     key: &ObjectKey,
     ops: &[SubOp],
 ) -> Result<Vec<SubOpResult>, OpReply> {
-    let reads: Vec<SubOp> = ops
-        .iter()
-        .filter(|o| {
-            matches!(
-                o.op,
-                Some(
-                    Op::Read(_)
-                        | Op::Stat(_)
-                        | Op::GetXattr(_)
-                        | Op::GetXattrs(_)
-                        | Op::OmapGetRange(_)
-                        | Op::OmapGetValues(_)
-                )
-            )
-        })
-        .cloned()
-        .collect();
+    let reads: Vec<SubOp> = ops.iter().filter(|o| is_read(o)).cloned().collect();
     let mut read_results = if reads.is_empty() {
         Vec::new()
     } else {
@@ -569,18 +568,7 @@ fn reads_only(
     Ok(ops
         .iter()
         .map(|o| {
-            let is_read = matches!(
-                o.op,
-                Some(
-                    Op::Read(_)
-                        | Op::Stat(_)
-                        | Op::GetXattr(_)
-                        | Op::GetXattrs(_)
-                        | Op::OmapGetRange(_)
-                        | Op::OmapGetValues(_)
-                )
-            );
-            if is_read {
+            if is_read(o) {
                 read_results.next().unwrap_or_default()
             } else {
                 SubOpResult {

@@ -418,12 +418,7 @@ async fn push_to(
     activation: u64,
     plan: &RecoveryPlan,
 ) -> Result<(), OsdError> {
-    let _slot = osd
-        .recovery_slots
-        .acquire()
-        .await
-        .map_err(|e| OsdError::Internal(e.to_string()))?;
-    let interval = current(pg, activation)?;
+    let (_slot, interval) = recovery_slot(osd, pg, activation).await?;
     tracing::info!(pg = %pg.id, replica = target, plan = %plan.describe(), "recovering replica");
     match plan {
         RecoveryPlan::UpToDate => Ok(()),
@@ -449,6 +444,22 @@ async fn push_to(
     }
 }
 
+/// Waits for one of the OSD's recovery slots (they bound concurrent
+/// recovery), then checks the activation is still current; returns the
+/// slot and the interval's first epoch.
+async fn recovery_slot<'a>(
+    osd: &'a Osd,
+    pg: &Pg,
+    activation: u64,
+) -> Result<(tokio::sync::SemaphorePermit<'a>, u64), OsdError> {
+    let slot = osd
+        .recovery_slots
+        .acquire()
+        .await
+        .map_err(|e| OsdError::Internal(e.to_string()))?;
+    Ok((slot, current(pg, activation)?))
+}
+
 fn current(pg: &Pg, activation: u64) -> Result<u64, OsdError> {
     let core = pg.core();
     if core.peering.activation() != activation {
@@ -465,12 +476,7 @@ async fn recover_self(
     activation: u64,
     plan: &RecoveryPlan,
 ) -> Result<(), OsdError> {
-    let _slot = osd
-        .recovery_slots
-        .acquire()
-        .await
-        .map_err(|e| OsdError::Internal(e.to_string()))?;
-    let interval = current(pg, activation)?;
+    let (_slot, interval) = recovery_slot(osd, pg, activation).await?;
     tracing::info!(pg = %pg.id, from = source, plan = %plan.describe(), "recovering primary");
     let id = pg.id;
     let names: Vec<String> = match plan {

@@ -117,7 +117,22 @@ pub async fn run(_ctx: &Ctx, cmd: DevCmd) -> anyhow::Result<()> {
     }
 }
 
+/// A loopback port that is free now, chosen at random below the kernel's
+/// ephemeral range (32768+ on Linux): ports the kernel hands out for `:0`
+/// and for outgoing connections would be taken by some other socket between
+/// this choice and the daemon's bind, as happened with tests running side
+/// by side.
 fn free_port() -> anyhow::Result<u16> {
+    // Never the same port twice in one `dev up` (the daemons bind later).
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..200 {
+        let port = 10_000 + rand::random::<u16>() % 22_000;
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return Ok(port);
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("find a free loopback port")?;
     Ok(l.local_addr()?.port())
 }

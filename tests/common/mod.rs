@@ -110,6 +110,84 @@ impl TestCluster {
             .expect("run meridian")
     }
 
+    /// Runs a CLI command that must succeed and print JSON; returns it.
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "meridian {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "meridian {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Creates a replicated pool and waits for HEALTH_OK.
+    pub fn create_pool(&self, name: &str, pg_num: u32, size: u32, min_size: u32) {
+        let (pg_num, size, min_size) = (pg_num.to_string(), size.to_string(), min_size.to_string());
+        let out = self.cli(&[
+            "osd",
+            "pool",
+            "create",
+            name,
+            &pg_num,
+            "--size",
+            &size,
+            "--min-size",
+            &min_size,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        self.wait_healthy(Duration::from_secs(60));
+    }
+
+    /// `meridian health detail` as text.
+    pub fn health_detail(&self) -> String {
+        String::from_utf8_lossy(&self.cli(&["health", "detail"]).stdout).to_string()
+    }
+
+    /// Waits until `health detail` satisfies `want` (panics after `timeout`).
+    pub fn wait_health(
+        &self,
+        want: impl Fn(&str) -> bool,
+        what: &str,
+        timeout: Duration,
+    ) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let h = self.health_detail();
+            if want(&h) {
+                return h;
+            }
+            if std::time::Instant::now() > deadline {
+                self.dump_logs();
+                panic!("health never showed {what} within {timeout:?}: {h}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until every PG of the cluster reports `state` to the monitors.
+    pub fn wait_pg_states(&self, want: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let st = self.cli_json(&["pg", "stat", "--format", "json"]);
+            if st["pgs_by_state"][want].as_u64().is_some()
+                && st["pgs_by_state"][want] == st["num_pgs"]
+            {
+                return st;
+            }
+            if std::time::Instant::now() > deadline {
+                self.dump_logs();
+                panic!("PGs not all {want} within {timeout:?}: {st}");
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     /// PID of a daemon (`mon.1`, `osd.3`).
     pub fn pid(&self, name: &str) -> i32 {
         std::fs::read_to_string(self.dir.join("run").join(format!("{name}.pid")))

@@ -15,7 +15,7 @@
 //!
 //! Arming:
 //! - in a process: `FAILPOINTS="store::data_sync=return;store::kv_commit=1*off->return"`,
-//!   read by [`configure_from_env`], for the daemon to call at startup;
+//!   read by [`configure_from_env`], which every OSD calls at startup;
 //! - in tests: `let _s = fail::FailScenario::setup();` (serializes the tests
 //!   that use it and clears every point when dropped), then
 //!   `fail::cfg("store::data_sync", "return")`.
