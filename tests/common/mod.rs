@@ -16,9 +16,15 @@ pub struct TestCluster {
     _tmp: tempfile::TempDir,
 }
 
-/// Path of the `meridian` binary under test.
+/// Path of the `meridian` binary under test: this build's, or
+/// `$MERIDIAN_TEST_BIN` (to run a test against another build, e.g. to show
+/// that it fails before a fix).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_meridian")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("MERIDIAN_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_meridian").to_string())
+    })
 }
 
 impl TestCluster {
