@@ -56,6 +56,23 @@ async fn a_full_cluster_refuses_writes_fast_and_recovers_after_deletes() {
         }
         let h = tc.health_detail();
         saw_nearfull |= h.contains("OSD_NEARFULL");
+        // Near the edge, write one object per usage report (heartbeat), so
+        // health is seen passing through every band rather than jumping.
+        let used = |tc: &TestCluster| {
+            let st = tc.cli_json(&["status", "--format", "json"]);
+            let (u, t) = (
+                st["pgmap"]["bytes_used"].as_f64().unwrap_or(0.0),
+                st["pgmap"]["bytes_total"].as_f64().unwrap_or(1.0),
+            );
+            (u, u / t.max(1.0))
+        };
+        let (before, ratio) = used(&tc);
+        if ratio >= 0.8 {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while used(&tc).0 == before && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
     }
     let refusal = refusal.expect("the cluster never filled up");
     assert!(
