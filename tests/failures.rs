@@ -48,7 +48,18 @@ async fn scrub_repair_never_deletes_good_copies_or_trusts_a_bad_one() {
     // The primary's copy of the object vanishes (a lost object on disk).
     tc.kill9(&format!("osd.{primary}"));
     {
-        let store = meridian_osd::open_store(&tc.config(), primary).expect("open store");
+        // The killed OSD's lock goes with its last file descriptor.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let store = loop {
+            match meridian_osd::open_store(&tc.config(), primary) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("store not free yet: {e:#}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("open store: {e:#}"),
+            }
+        };
         store
             .submit(Transaction::new().remove(&ObjectKey::new(PgId::new(pool.id, 0), "victim")))
             .expect("remove");

@@ -214,12 +214,14 @@ impl TestCluster {
         let pid = self.pid(name);
         // SAFETY: kill(2) on a process this test started.
         unsafe { libc::kill(pid, libc::SIGKILL) };
-        for _ in 0..100 {
+        // Exit can take a while (an io_uring being torn down, a loaded machine).
+        for _ in 0..600 {
             if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        panic!("{name} (pid {pid}) still runs 30 s after kill -9");
     }
 
     /// Starts one stopped daemon (`osd.2`, `mon.1`) alone, as `dev up` would.
