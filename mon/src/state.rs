@@ -423,6 +423,9 @@ impl MonState {
             }
         };
         osd.addr = b.addr.clone();
+        if b.empty_store {
+            osd.store_born = epoch;
+        }
         osd.up = true;
         osd.up_from = epoch;
         osd.down_since_unix = 0;

@@ -40,6 +40,7 @@ fn boot(id: u32, host: &str, nonce: u64) -> Cmd {
         rack: String::new(),
         datacenter: String::new(),
         boot_nonce: nonce,
+        empty_store: false,
     })
 }
 
@@ -606,4 +607,43 @@ fn a_snapshot_of_the_previous_format_still_loads() {
     let back = MonState::decode_image(&now).expect("new snapshot");
     assert_eq!(back.history.len(), st.history.len());
     assert_eq!(back.image().encode_to_vec(), now);
+}
+
+#[test]
+fn an_empty_store_records_when_it_was_born() {
+    let mut st = cluster();
+    assert_eq!(
+        st.map.osds[3].store_born, 0,
+        "booted with data: unknown age"
+    );
+    apply(
+        &mut st,
+        3_000,
+        Cmd::OsdMarkDown(OsdMarkDown {
+            osd_id: 3,
+            boot_nonce: 0,
+            reason: "disk replaced".into(),
+        }),
+    )
+    .unwrap();
+    let mut b = boot(3, "h1", 900);
+    if let Cmd::OsdBoot(r) = &mut b {
+        r.empty_store = true;
+    }
+    apply(&mut st, 4_000, b).unwrap();
+    assert_eq!(st.map.osds[3].store_born, st.map.epoch);
+    // A later boot with data keeps the birth epoch.
+    let born = st.map.epoch;
+    apply(
+        &mut st,
+        5_000,
+        Cmd::OsdMarkDown(OsdMarkDown {
+            osd_id: 3,
+            boot_nonce: 0,
+            reason: "restart".into(),
+        }),
+    )
+    .unwrap();
+    apply(&mut st, 6_000, boot(3, "h1", 901)).unwrap();
+    assert_eq!(st.map.osds[3].store_born, born);
 }

@@ -326,6 +326,11 @@ impl Osd {
             rack: self.ident.rack.clone(),
             datacenter: self.ident.datacenter.clone(),
             boot_nonce: self.boot_nonce,
+            empty_store: self
+                .store
+                .list_collections()
+                .map(|c| c.is_empty())
+                .unwrap_or(false),
         };
         let mut attempt = 0usize;
         loop {

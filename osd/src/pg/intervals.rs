@@ -177,6 +177,10 @@ pub fn prior_set(past: &[PastInterval], since: u64, now: &MapView, acting: &[u32
         let mut down_here = Vec::new();
         for &o in &i.acting {
             match now.osd(o) {
+                // A store born after the interval began never held its
+                // writes (a replaced disk under the same id): it cannot
+                // answer for it, like a lost OSD.
+                Some(info) if info.store_born > i.first => {}
                 Some(info) if info.up => {
                     ps.probe.insert(o);
                     any_up = true;

@@ -78,6 +78,11 @@ impl TestMon {
 
     /// (Re)boots an OSD as a new instance.
     pub fn boot(&mut self, id: u32) -> u64 {
+        self.boot_store(id, false)
+    }
+
+    /// Boots an OSD whose store holds no PG (`empty`: a new or replaced disk).
+    pub fn boot_store(&mut self, id: u32, empty: bool) -> u64 {
         let nonce = self.nonces.get(&id).copied().unwrap_or(0) + 1;
         self.nonces.insert(id, nonce);
         self.cmd(Cmd::OsdBoot(OsdBootRequest {
@@ -87,6 +92,7 @@ impl TestMon {
             weight: 0x10000,
             host: format!("host{id}"),
             boot_nonce: nonce,
+            empty_store: empty,
             ..Default::default()
         }))
     }
