@@ -1,4 +1,4 @@
-//! Placement properties DESIGN.md promises, on maps built with
+//! Placement properties the architecture relies on, on maps built with
 //! `CrushBuilder`: determinism, spread proportional to weight, near-minimal
 //! movement when an OSD is added, distinct failure domains, class
 //! restriction, and out OSDs never chosen.

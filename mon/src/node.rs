@@ -1,7 +1,7 @@
 //! The Raft driver: owns the `RawNode`, runs the ready loop, applies committed
 //! proposals to `MonState` and publishes each new map.
 //!
-//! Loop order follows DEPENDENCIES.md's verified recipe: ready → send messages
+//! Loop order (the one raft-rs documents and that was verified here): ready → send messages
 //! → apply snapshot → apply committed → persist entries + hard state → send
 //! persisted messages → advance → light ready → advance_apply.
 

@@ -12,7 +12,7 @@ use meridian_client::ClientError;
 use std::pin::Pin;
 use std::time::Instant;
 
-/// Stripe size (DESIGN.md: tail objects of at most 4 MiB).
+/// Stripe size: tail objects of at most 4 MiB, as RGW stripes them.
 pub const STRIPE: u64 = 4 << 20;
 /// Stripe writes in flight per request.
 const WRITES_IN_FLIGHT: usize = 2;
