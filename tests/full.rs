@@ -27,19 +27,7 @@ async fn a_full_cluster_refuses_writes_fast_and_recovers_after_deletes() {
         "192M",
         &["--s3-port", "0", "-o", "osd_heartbeat_interval_ms=300"],
     );
-    let out = tc.cli(&[
-        "osd",
-        "pool",
-        "create",
-        "full",
-        "8",
-        "--size",
-        "3",
-        "--min-size",
-        "2",
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    tc.wait_healthy(Duration::from_secs(60));
+    tc.create_pool("full", 8, 3, 2);
     let c = tc.client().await;
 
     let mut acked = Vec::new();

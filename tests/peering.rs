@@ -28,24 +28,18 @@ async fn quick_client(tc: &TestCluster) -> Cluster {
     .expect("connect")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_replica_returning_first_does_not_win() {
+/// The sequence on a fresh cluster: `n` objects written ("old"),
+/// osd.2 killed, all overwritten ("new", acknowledged by osd.0 and osd.1),
+/// osd.0 and osd.1 killed, osd.2 started alone; returns once every PG is
+/// down, with the cluster, a client and the last `pg stat`.
+async fn stale_copy_returns_alone(
+    pg_num: u32,
+    n: u32,
+) -> (TestCluster, Cluster, serde_json::Value) {
     let tc = TestCluster::start(1, 3, "1G");
-    let out = tc.cli(&[
-        "osd",
-        "pool",
-        "create",
-        POOL,
-        "8",
-        "--size",
-        "3",
-        "--min-size",
-        "2",
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    tc.wait_healthy(Duration::from_secs(60));
+    tc.create_pool(POOL, pg_num, 3, 2);
     let c = tc.client().await;
-    for i in 0..20 {
+    for i in 0..n {
         c.write_full(POOL, &format!("obj{i}"), body(i, "old"))
             .await
             .expect("first write");
@@ -53,18 +47,13 @@ async fn a_stale_replica_returning_first_does_not_win() {
     // osd.2 goes away; every overwrite is acknowledged by osd.0 and osd.1.
     tc.kill9("osd.2");
     let deadline = Instant::now() + Duration::from_secs(60);
-    for i in 0..20 {
-        loop {
-            match c.write_full(POOL, &format!("obj{i}"), body(i, "new")).await {
-                Ok(_) => break,
-                Err(e) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "overwrite never acknowledged: {e}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
+    for i in 0..n {
+        while let Err(e) = c.write_full(POOL, &format!("obj{i}"), body(i, "new")).await {
+            assert!(
+                Instant::now() < deadline,
+                "overwrite never acknowledged: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
     // Both holders of the overwrites die; the stale copy comes back alone.
@@ -72,6 +61,12 @@ async fn a_stale_replica_returning_first_does_not_win() {
     tc.kill9("osd.1");
     tc.start_daemon("osd.2");
     let st = tc.wait_pg_states("down", Duration::from_secs(90));
+    (tc, c, st)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_replica_returning_first_does_not_win() {
+    let (tc, c, st) = stale_copy_returns_alone(8, 20).await;
     assert!(st.to_string().contains("down"), "{st}");
     // No read may return the old data: the PGs are down, not serving.
     let q = quick_client(&tc).await;
@@ -80,8 +75,7 @@ async fn a_stale_replica_returning_first_does_not_win() {
         assert!(r.is_err(), "obj{i} read from a stale copy: {r:?}");
     }
     // `health detail` and `pg query` say what the PG waits for.
-    let health = tc.cli(&["health", "detail"]);
-    let text = String::from_utf8_lossy(&health.stdout).to_string();
+    let text = tc.health_detail();
     assert!(text.starts_with("HEALTH_ERR"), "{text}");
     assert!(text.contains("PG_DOWN"), "{text}");
     assert!(text.contains("osd.0") && text.contains("osd.1"), "{text}");
@@ -130,42 +124,7 @@ async fn a_stale_replica_returning_first_does_not_win() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn osd_lost_is_explicit_and_unblocks() {
-    let tc = TestCluster::start(1, 3, "1G");
-    let out = tc.cli(&[
-        "osd",
-        "pool",
-        "create",
-        POOL,
-        "4",
-        "--size",
-        "3",
-        "--min-size",
-        "2",
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    tc.wait_healthy(Duration::from_secs(60));
-    let c = tc.client().await;
-    for i in 0..8 {
-        c.write_full(POOL, &format!("o{i}"), body(i, "a"))
-            .await
-            .expect("write");
-    }
-    tc.kill9("osd.2");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for i in 0..8 {
-        while c
-            .write_full(POOL, &format!("o{i}"), body(i, "b"))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "overwrite never acknowledged");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    tc.kill9("osd.0");
-    tc.kill9("osd.1");
-    tc.start_daemon("osd.2");
-    tc.wait_pg_states("down", Duration::from_secs(90));
+    let (tc, c, _) = stale_copy_returns_alone(4, 8).await;
     // Refused without the confirmation, and for an OSD that is up.
     let out = tc.cli(&["osd", "lost", "0"]);
     assert!(!out.status.success());
@@ -179,7 +138,7 @@ async fn osd_lost_is_explicit_and_unblocks() {
     // The operator accepted the loss: the PGs serve what osd.2 has.
     tc.wait_pg_states("active+undersized+degraded", Duration::from_secs(90));
     for i in 0..8 {
-        let got = c.read(POOL, &format!("o{i}")).await.expect("read");
-        assert_eq!(got, body(i, "a"), "osd.2's copy is the one left");
+        let got = c.read(POOL, &format!("obj{i}")).await.expect("read");
+        assert_eq!(got, body(i, "old"), "osd.2's copy is the one left");
     }
 }

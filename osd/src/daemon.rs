@@ -419,11 +419,7 @@ impl Osd {
             if !p.is_primary() {
                 continue;
             }
-            let lu = p
-                .local()
-                .map(|s| s.last_update)
-                .unwrap_or((0, 0))
-                .max(core.ops.last_update());
+            let lu = core.last_update();
             let lec = p.local().map(|s| s.history.last_epoch_clean).unwrap_or(0);
             out.push(PgStat {
                 pool: pg.id.pool,

@@ -167,7 +167,11 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
     };
     let mutating = is_mutating(&req.ops);
     let reqid = req.reqid.as_ref().map(|r| (r.client, r.tid));
-    let (activation, acting) = match admit(&pg, &expect, mutating, pool.min_size) {
+    let Admitted {
+        activation,
+        acting,
+        interval,
+    } = match admit(&pg, &expect, mutating, pool.min_size) {
         Ok(a) => a,
         Err(rep) => return rep,
     };
@@ -212,14 +216,14 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
     let now = meridian_common::now_unix_ms();
     let user_version = prepared.old_user_version + 1;
     // Assign the version and hand the transaction to the store in version order.
-    let (assigned, acting, pending) = {
+    let (assigned, pending) = {
         let _order = pg.submit.lock().await;
-        let (assigned, acting, entry, txn) = {
+        let (assigned, entry, txn) = {
             let mut core = pg.core();
+            // Same activation: same interval and acting set as admitted.
             if core.peering.state() != PgState::Active || core.ops.activation() != activation {
                 return reply(ResultCode::PgNotActive, "interval changed; retry");
             }
-            let acting = core.peering.interval().placement.acting.clone();
             let a = core.ops.assign(reqid, user_version, acting.iter().copied());
             let entry = LogEntry {
                 version: ver(a.version),
@@ -262,13 +266,10 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
                 &a.summary,
                 a.trim,
             );
-            (a, acting, entry, txn)
+            (a, entry, txn)
         };
-        let inflight = pg.local_commit();
-        let store = osd.store.clone();
-        let pending = tokio::task::spawn_blocking(move || store.queue(txn));
-        let pending = match pending.await {
-            Ok(p) => p,
+        let queued = match pg.queue(&osd.store, txn).await {
+            Ok(q) => q,
             Err(e) => {
                 fail_op(osd, &pg, activation, format!("queueing the commit: {e}"));
                 return reply(ResultCode::IoError, format!("local commit failed: {e}"));
@@ -278,7 +279,7 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
         let reps = acting.iter().skip(1).map(|&o| {
             let rep = RepOpRequest {
                 pg: pgref(id),
-                map_epoch: pg.core().peering.interval().first,
+                map_epoch: interval,
                 from_osd: osd.id(),
                 mutations: prepared.mutations.clone(),
                 entry: Some(entry.clone()),
@@ -290,15 +291,10 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
             tokio::spawn(async move { (o, send_rep_op(&osd, o, rep).await) })
         });
         let reps: Vec<_> = reps.collect();
-        (assigned, acting, (pending, inflight, reps))
+        (assigned, (queued, reps))
     };
-    let (pending, inflight, reps) = pending;
-    let local = tokio::task::spawn_blocking(move || pending.wait()).await;
-    drop(inflight);
-    let local = match local {
-        Ok(r) => r.map_err(OsdError::from),
-        Err(e) => Err(OsdError::Internal(e.to_string())),
-    };
+    let (queued, reps) = pending;
+    let local = queued.wait().await;
     let mut failure: Option<String> = None;
     match local {
         Ok(()) => {
@@ -435,14 +431,21 @@ fn check_space(osd: &Osd, view: &MapView, acting: &[u32], ops: &[SubOp]) -> Resu
     }
 }
 
-/// Checks that this OSD may serve the op now; returns the activation and
-/// the acting set.
+/// What an op was admitted under.
+struct Admitted {
+    activation: u64,
+    acting: Vec<u32>,
+    /// First epoch of the interval.
+    interval: u64,
+}
+
+/// Checks that this OSD may serve the op now.
 fn admit(
     pg: &Pg,
     expect: &meridian_client::PgId,
     mutating: bool,
     min_size: u32,
-) -> Result<(u64, Vec<u32>), OpReply> {
+) -> Result<Admitted, OpReply> {
     let core = pg.core();
     let p = &core.peering;
     if !p.is_primary() {
@@ -471,7 +474,11 @@ fn admit(
             ),
         ));
     }
-    Ok((core.ops.activation(), p.interval().placement.acting.clone()))
+    Ok(Admitted {
+        activation: core.ops.activation(),
+        acting: p.interval().placement.acting.clone(),
+        interval: p.interval().first,
+    })
 }
 
 fn still_active(pg: &Pg, activation: u64) -> Result<(), OpReply> {

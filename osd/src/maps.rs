@@ -77,19 +77,13 @@ pub async fn advance(osd: &Arc<Osd>, view: Arc<MapView>) {
         let pg = {
             let mut pgs = osd.pgs.lock().unwrap_or_else(|p| p.into_inner());
             pgs.entry(id)
-                .or_insert_with(|| {
-                    let pg = Pg::new(id, me, None);
-                    pg.core().peering.set_created(pool.created_epoch);
-                    Arc::new(pg)
-                })
+                .or_insert_with(|| Arc::new(Pg::new(id, me, None)))
                 .clone()
         };
         let (changed, pg_floor) = {
             let mut core = pg.core();
-            if core.peering.history_floor() == 0 {
-                core.peering.set_created(pool.created_epoch);
-            }
-            core.map_epoch = epoch;
+            // The floor of a PG no copy of ours knows anything about.
+            core.peering.set_created(pool.created_epoch);
             let cur = core.peering.interval().placement.clone();
             let changed = core.peering.state() == PgState::Initial
                 || placement_changed(cpg(id), &cur, steps.iter().map(|m| m.as_ref()));

@@ -206,19 +206,11 @@ pub async fn local_info(osd: &Osd, pg: PgId, with_log: bool) -> Result<PgInfo, O
 
 /// Submits `txn` for the PG in order with its ops and waits for the commit.
 pub async fn commit_ordered(osd: &Osd, pg: &Pg, txn: Transaction) -> Result<(), OsdError> {
-    let pending = {
+    let queued = {
         let _order = pg.submit.lock().await;
-        let store = osd.store.clone();
-        let _inflight = pg.local_commit();
-        let p = tokio::task::spawn_blocking(move || store.queue(txn))
-            .await
-            .map_err(|e| OsdError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(move || p.wait())
+        pg.queue(&osd.store, txn).await?
     };
-    let r = pending
-        .await
-        .map_err(|e| OsdError::Internal(e.to_string()))?
-        .map_err(OsdError::from);
+    let r = queued.wait().await;
     if let Err(e) = &r {
         osd.check_store(e);
     }
@@ -265,29 +257,26 @@ async fn persist_history(
     activation: u64,
     history: PgHistory,
 ) -> Result<(), OsdError> {
-    let _order = pg.submit.lock().await;
-    let summary = {
-        let mut core = pg.core();
-        if core.ops.activation() != activation {
-            return Ok(());
-        }
-        core.ops.set_history(history);
-        let s = core.ops.summary().clone();
-        core.peering.set_local(Some(s.clone()));
-        s
+    let queued = {
+        // Under the order lock: the summary is the newest op's.
+        let _order = pg.submit.lock().await;
+        let summary = {
+            let mut core = pg.core();
+            if core.ops.activation() != activation {
+                return Ok(());
+            }
+            core.ops.set_history(history);
+            let s = core.ops.summary().clone();
+            core.peering.set_local(Some(s.clone()));
+            s
+        };
+        pg.queue(
+            &osd.store,
+            pglog::put_info(Transaction::new(), pg.id, &summary),
+        )
+        .await?
     };
-    let id = pg.id;
-    let txn = pglog::put_info(Transaction::new(), id, &summary);
-    let store = osd.store.clone();
-    let _inflight = pg.local_commit();
-    let p = tokio::task::spawn_blocking(move || store.queue(txn))
-        .await
-        .map_err(|e| OsdError::Internal(e.to_string()))?;
-    drop(_order);
-    tokio::task::spawn_blocking(move || p.wait())
-        .await
-        .map_err(|e| OsdError::Internal(e.to_string()))?
-        .map_err(OsdError::from)
+    queued.wait().await
 }
 
 /// Every object name of the local copy.

@@ -232,11 +232,14 @@ pub async fn scrub_pg(
         for o in bad {
             if o == osd.id() {
                 let k = ObjectKey::new(pg.id, name.clone());
-                let txn = objstate::write_state(Transaction::new(), &k, &state);
-                let st = osd.store.clone();
-                tokio::task::spawn_blocking(move || st.submit(txn))
-                    .await
-                    .map_err(|e| OsdError::Internal(e.to_string()))??;
+                // The order lock is ours already (held for the whole scrub).
+                pg.queue(
+                    &osd.store,
+                    objstate::write_state(Transaction::new(), &k, &state),
+                )
+                .await?
+                .wait()
+                .await?;
             } else {
                 let mut c = osd.peer(o)?;
                 let r = c

@@ -106,7 +106,7 @@ impl OsdService for OsdServer {
         // Entries apply in version order: wait (bounded) for the predecessor.
         let mut applied = pg.applied.subscribe();
         let deadline = tokio::time::Instant::now() + REP_OP_ORDER_WAIT;
-        let (pending, _inflight) = loop {
+        let queued = loop {
             let order = pg.submit.lock().await;
             let step = {
                 let mut core = pg.core();
@@ -145,14 +145,13 @@ impl OsdService for OsdServer {
             };
             match step {
                 Some(Ok(txn)) => {
-                    let inflight = pg.local_commit();
-                    let store = self.osd.store.clone();
-                    let p = tokio::task::spawn_blocking(move || store.queue(txn))
+                    let queued = pg
+                        .queue(&self.osd.store, txn)
                         .await
                         .map_err(|e| Status::internal(e.to_string()))?;
                     pg.applied.send_replace(v);
                     drop(order);
-                    break (p, inflight);
+                    break queued;
                 }
                 Some(Err(m)) => return refuse(m),
                 None => {
@@ -167,11 +166,7 @@ impl OsdService for OsdServer {
                 }
             }
         };
-        let r = tokio::task::spawn_blocking(move || pending.wait())
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(OsdError::from);
-        match r {
+        match queued.wait().await {
             Ok(()) => Ok(Response::new(RepOpReply {
                 code: ResultCode::Ok as i32,
                 message: String::new(),
@@ -469,8 +464,7 @@ impl OsdService for OsdServer {
         req: Request<PgNotifyRequest>,
     ) -> Result<Response<PgNotifyReply>, Status> {
         let req = req.into_inner();
-        let info = req.info.unwrap_or_default();
-        let id = pgid(&info.pg);
+        let id = pgid(&req.info.unwrap_or_default().pg);
         self.osd
             .wait_for_processed(req.map_epoch, Duration::from_secs(3))
             .await;
@@ -479,7 +473,7 @@ impl OsdService for OsdServer {
         };
         let (remove, activation, fx) = {
             let mut core = pg.core();
-            let (remove, fx) = core.peering.on_notify(req.from_osd, info);
+            let (remove, fx) = core.peering.on_notify(req.from_osd);
             (remove, core.peering.activation(), fx)
         };
         peering::dispatch(&self.osd, &pg, activation, fx);
@@ -516,12 +510,7 @@ impl OsdService for OsdServer {
         let mut out = Vec::new();
         for (id, pg) in pgs {
             let core = pg.core();
-            let lu = core
-                .peering
-                .local()
-                .map(|s| s.last_update)
-                .unwrap_or((0, 0))
-                .max(core.ops.last_update());
+            let lu = core.last_update();
             out.push(PgStatus {
                 pg: pgref(id),
                 state: core.peering.state().as_str().to_string(),

@@ -17,8 +17,9 @@ pub(crate) mod testmaps;
 pub use peering_state::{Effect, PeeringState, PgState};
 pub use pipeline::OpPipeline;
 
+use crate::error::OsdError;
 use crate::pglog::Ev;
-use meridian_objectstore::PgId;
+use meridian_objectstore::{ObjectStore, Pending, PgId, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
@@ -32,8 +33,18 @@ pub struct PgCore {
     pub ops: OpPipeline,
     /// Approximate object count (reported in PG stats).
     pub objects: u64,
-    /// Newest map epoch this PG's interval was checked against.
-    pub map_epoch: u64,
+}
+
+impl PgCore {
+    /// Newest version this copy has: the last op's, or what activation or
+    /// recovery last wrote.
+    pub fn last_update(&self) -> Ev {
+        self.peering
+            .local()
+            .map(|s| s.last_update)
+            .unwrap_or((0, 0))
+            .max(self.ops.last_update())
+    }
 }
 
 /// One PG on this OSD.
@@ -67,7 +78,6 @@ impl Pg {
                 ),
                 ops: OpPipeline::default(),
                 objects: 0,
-                map_epoch: 0,
             }),
             submit: tokio::sync::Mutex::new(()),
             local_inflight: Arc::new(watch::channel(0).0),
@@ -94,9 +104,47 @@ impl Pg {
         let _ = rx.wait_for(|n| *n == 0).await;
     }
 
+    /// Hands `txn` to the store; the caller holds [`Pg::submit`], so the
+    /// store applies this PG's transactions in the order they were queued.
+    /// The transaction counts as a local commit in flight until the returned
+    /// [`QueuedCommit`] is waited for (or dropped).
+    pub async fn queue(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        txn: Transaction,
+    ) -> Result<QueuedCommit, OsdError> {
+        let inflight = self.local_commit();
+        let store = store.clone();
+        let pending = tokio::task::spawn_blocking(move || store.queue(txn))
+            .await
+            .map_err(|e| OsdError::Internal(e.to_string()))?;
+        Ok(QueuedCommit {
+            pending,
+            _inflight: inflight,
+        })
+    }
+
     /// Serializes ops on one object: the next op on it waits for this guard.
     pub async fn lock_object(&self, name: &str) -> ObjectGuard<'_> {
         self.objects.lock(name).await
+    }
+}
+
+/// A transaction queued by [`Pg::queue`], not yet known to be durable.
+pub struct QueuedCommit {
+    pending: Pending,
+    _inflight: LocalCommit,
+}
+
+impl QueuedCommit {
+    /// Waits until the transaction is durable (or failed).
+    pub async fn wait(self) -> Result<(), OsdError> {
+        let QueuedCommit { pending, _inflight } = self;
+        let r = tokio::task::spawn_blocking(move || pending.wait())
+            .await
+            .map_err(|e| OsdError::Internal(e.to_string()))?;
+        drop(_inflight);
+        r.map_err(OsdError::from)
     }
 }
 

@@ -158,9 +158,9 @@ pub struct Interval {
 /// What a queried peer answered.
 #[derive(Debug, Clone, PartialEq)]
 enum Answer {
-    Waiting,
+    /// No answer yet (with the error of the last attempt, if one failed).
+    Waiting(Option<String>),
     Info(Box<PgInfo>),
-    Failed(String),
 }
 
 /// Largest retry backoff.
@@ -177,7 +177,6 @@ pub struct PeeringState {
     state: PgState,
     activation: u64,
     my_up_thru: u64,
-    up_thru_asked: bool,
     history: IntervalHistory,
     prior: PriorSet,
     since: u64,
@@ -205,7 +204,6 @@ impl PeeringState {
             state: PgState::Initial,
             activation: 0,
             my_up_thru: 0,
-            up_thru_asked: false,
             history: IntervalHistory::default(),
             prior: PriorSet::default(),
             since: 0,
@@ -256,11 +254,6 @@ impl PeeringState {
     /// The epoch the PG's pool was created (the history floor of a PG no copy knows).
     pub fn set_created(&mut self, epoch: u64) {
         self.created = epoch;
-    }
-
-    /// The PG.
-    pub fn pg(&self) -> PgId {
-        self.pg
     }
 
     /// The state.
@@ -326,16 +319,10 @@ impl PeeringState {
         self.answers
             .iter()
             .map(|(o, a)| match a {
-                Answer::Waiting => (*o, None, None),
+                Answer::Waiting(e) => (*o, None, e.as_deref()),
                 Answer::Info(i) => (*o, Some(i.as_ref()), None),
-                Answer::Failed(e) => (*o, None, Some(e.as_str())),
             })
             .collect()
-    }
-
-    /// For a replica: (primary, interval, activation) that activated it.
-    pub fn activated_by(&self) -> Option<(u32, u64, u64)> {
-        self.activated_by
     }
 
     /// The epoch from which past intervals matter for this copy: its last
@@ -371,7 +358,6 @@ impl PeeringState {
         self.activated_by = None;
         self.note_fullness(view);
         self.my_up_thru = view.osd(self.me).map(|o| o.up_thru).unwrap_or(0);
-        self.up_thru_asked = false;
         self.failures = 0;
         self.restart_round();
         let acting = &self.interval.placement.acting;
@@ -401,18 +387,8 @@ impl PeeringState {
         self.prior = PriorSet::default();
     }
 
-    fn since(&self) -> u64 {
-        let mut h = self.local.as_ref().map(|s| s.history).unwrap_or_default();
-        for a in self.answers.values() {
-            if let Answer::Info(i) = a {
-                h.merge(&PgHistory::of_info(i));
-            }
-        }
-        h.last_epoch_started
-    }
-
     fn start_peering(&mut self, view: &MapView) -> Vec<Effect> {
-        self.since = self.since();
+        self.since = self.merged_history().last_epoch_started;
         // An OSD of an interval we would need was declared lost: the
         // operator accepted losing what only it had.
         self.loss_accepted = self.history.past.iter().any(|i| {
@@ -449,7 +425,7 @@ impl PeeringState {
         let mut probe: BTreeSet<u32> = self.prior.probe.clone();
         probe.insert(self.me);
         for o in probe {
-            self.answers.insert(o, Answer::Waiting);
+            self.answers.insert(o, Answer::Waiting(None));
             fx.push(Effect::Query {
                 osd: o,
                 delay: Duration::ZERO,
@@ -491,7 +467,7 @@ impl PeeringState {
     }
 
     /// A stray copy announced itself: returns (remove it?, effects).
-    pub fn on_notify(&mut self, from: u32, info: PgInfo) -> (bool, Vec<Effect>) {
+    pub fn on_notify(&mut self, from: u32) -> (bool, Vec<Effect>) {
         if !self.is_primary() || self.interval.placement.acting.contains(&from) {
             return (false, Vec::new());
         }
@@ -499,8 +475,7 @@ impl PeeringState {
             PgState::Active if self.clean => (true, Vec::new()),
             PgState::GetInfo if !self.answers.contains_key(&from) => {
                 // A holder we did not know of: hear it out before choosing.
-                let _ = info;
-                self.answers.insert(from, Answer::Waiting);
+                self.answers.insert(from, Answer::Waiting(None));
                 (
                     false,
                     vec![Effect::Query {
@@ -527,13 +502,12 @@ impl PeeringState {
         if activation != self.activation || self.state != PgState::GetInfo {
             return Vec::new();
         }
-        self.answers.insert(from, Answer::Failed(error.clone()));
         // A member of the acting set or the prior set must answer: ask again
         // (if it is really gone, the monitors will mark it down and the next
         // map re-plans the round).
         self.failures += 1;
         self.reason = format!("peering: waiting for osd.{from} to answer ({error})");
-        self.answers.insert(from, Answer::Waiting);
+        self.answers.insert(from, Answer::Waiting(Some(error)));
         vec![Effect::Query {
             osd: from,
             delay: backoff(self.failures),
@@ -541,7 +515,11 @@ impl PeeringState {
     }
 
     fn maybe_choose(&mut self) -> Vec<Effect> {
-        if self.answers.values().any(|a| matches!(a, Answer::Waiting)) {
+        if self
+            .answers
+            .values()
+            .any(|a| matches!(a, Answer::Waiting(_)))
+        {
             return Vec::new();
         }
         let infos: BTreeMap<u32, PgInfo> = self
@@ -549,7 +527,7 @@ impl PeeringState {
             .iter()
             .filter_map(|(o, a)| match a {
                 Answer::Info(i) => Some((*o, (**i).clone())),
-                _ => None,
+                Answer::Waiting(_) => None,
             })
             .collect();
         let auth = match authority::choose_authoritative(&infos, self.me, self.loss_accepted) {
@@ -592,9 +570,6 @@ impl PeeringState {
                 "peering: waiting for the monitors to raise osd.{} up_thru to {}",
                 self.me, self.interval.first
             );
-            if !self.up_thru_asked {
-                self.up_thru_asked = true;
-            }
             return vec![Effect::RequestUpThru {
                 epoch: self.interval.first,
             }];
