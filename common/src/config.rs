@@ -114,6 +114,22 @@ pub struct GlobalSection {
     pub rgw_dns_name: String,
     /// How often a secondary zone's gateways ask the master zone for a newer period.
     pub rgw_period_poll_s: u64,
+    /// Run multi-site sync inside each gateway (as RGW's sync threads do);
+    /// off: only standalone `meridian sync` agents replicate.
+    pub rgw_run_sync_thread: bool,
+    /// Entries one sync shard applies at once (objects fetched in parallel).
+    pub rgw_sync_window: u32,
+    /// How often a zone re-reads its own log positions for changes written
+    /// through its other gateways while a peer waits on them (ms).
+    pub rgw_sync_log_poll_ms: u64,
+    /// How often sync compares every bucket shard's log with its marker, to
+    /// find changes whose data log hint was lost in a crash (s).
+    pub rgw_sync_reconcile_s: u64,
+    /// A metadata change logged as prepared but never committed counts as
+    /// done after this long (ms): its writer died.
+    pub rgw_sync_md_settle_ms: u64,
+    /// Sync shard leases last this long unless renewed (s).
+    pub rgw_sync_lease_s: u64,
 }
 
 impl GlobalSection {
@@ -176,6 +192,12 @@ impl Default for GlobalSection {
             rgw_max_put_size: 5 << 30,
             rgw_dns_name: String::new(),
             rgw_period_poll_s: 30,
+            rgw_run_sync_thread: true,
+            rgw_sync_window: 16,
+            rgw_sync_log_poll_ms: 1000,
+            rgw_sync_reconcile_s: 60,
+            rgw_sync_md_settle_ms: 30_000,
+            rgw_sync_lease_s: 30,
         }
     }
 }

@@ -8,9 +8,10 @@ mod auth;
 mod checksum;
 mod convert;
 pub mod http;
-pub mod peer;
+pub use meridian_sync::peer;
 pub mod s3;
 pub mod site;
+mod sync_rpc;
 pub mod zone_service;
 
 use anyhow::Context as _;
@@ -79,6 +80,14 @@ pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
         site.clone(),
         Duration::from_secs(cfg.global.rgw_period_poll_s.max(1)),
     ));
+    if cfg.global.rgw_run_sync_thread {
+        tokio::spawn(meridian_sync::agent::run(
+            zone.clone(),
+            meridian_sync::SyncSettings::from_global(&cfg.global),
+            format!("gateway.{id}.{}", std::process::id()),
+            false,
+        ));
+    }
     let dns = (!cfg.global.rgw_dns_name.is_empty()).then(|| cfg.global.rgw_dns_name.clone());
     let service = http::service(zone.clone(), site, dns);
     let listener = tokio::net::TcpListener::bind(&section.addr)

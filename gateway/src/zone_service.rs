@@ -173,6 +173,96 @@ pub async fn push_to_peers(
 
 #[tonic::async_trait]
 impl ZoneService for ZoneEndpoint {
+    type FetchObjectStream = crate::sync_rpc::ObjectStream;
+
+    async fn log_positions(
+        &self,
+        req: Request<LogPositionsRequest>,
+    ) -> Result<Response<LogPositionsReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        crate::sync_rpc::log_positions(&self.zone, req)
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_log(
+        &self,
+        req: Request<ListLogRequest>,
+    ) -> Result<Response<ListLogReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        crate::sync_rpc::list_log(&self.zone, req)
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_bilog(
+        &self,
+        req: Request<ListBilogRequest>,
+    ) -> Result<Response<ListLogReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        crate::sync_rpc::list_bilog(&self.zone, req)
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_shard(
+        &self,
+        req: Request<ListShardRequest>,
+    ) -> Result<Response<ListShardReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        crate::sync_rpc::list_shard(&self.zone, req)
+            .await
+            .map(Response::new)
+    }
+
+    async fn bilog_pending(
+        &self,
+        req: Request<BilogPendingRequest>,
+    ) -> Result<Response<BilogPendingReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        crate::sync_rpc::bilog_pending(&self.zone, req)
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_metadata(
+        &self,
+        req: Request<ListMetadataRequest>,
+    ) -> Result<Response<ListMetadataReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        crate::sync_rpc::list_metadata(&self.zone, req)
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_metadata(
+        &self,
+        req: Request<GetMetadataRequest>,
+    ) -> Result<Response<GetMetadataReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        crate::sync_rpc::get_metadata(&self.zone, req)
+            .await
+            .map(Response::new)
+    }
+
+    async fn fetch_object(
+        &self,
+        req: Request<FetchObjectRequest>,
+    ) -> Result<Response<Self::FetchObjectStream>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        crate::sync_rpc::fetch_object(&self.zone, req)
+            .await
+            .map(Response::new)
+    }
+
     async fn pull_realm(
         &self,
         req: Request<PullRealmRequest>,

@@ -152,6 +152,16 @@ impl Zone {
     /// Stores a bucket instance as given (a new one, or the master zone's
     /// record on a secondary, so both zones name the same instance).
     pub async fn adopt_bucket(&self, info: &BucketInfo) -> Result<BucketInfo> {
+        self.logged(
+            "bucket",
+            &info.name,
+            "write",
+            self.adopt_bucket_unlogged(info),
+        )
+        .await
+    }
+
+    async fn adopt_bucket_unlogged(&self, info: &BucketInfo) -> Result<BucketInfo> {
         let name = info.name.as_str();
         if let Ok((b, _)) = self.bucket_fresh(name).await {
             if b.id == info.id {
@@ -192,9 +202,49 @@ impl Zone {
                 )])],
             )
             .await?;
-        self.mdlog("bucket", name, "write").await?;
         Self::cache_forget(&self.inner.buckets, name);
         Ok(info.clone())
+    }
+
+    /// Stores a bucket as the metadata master holds it (metadata sync): a
+    /// new instance gets its shards; a changed record (versioning, ACL,
+    /// tags, policy) replaces the local one, shard headers first.
+    pub async fn apply_bucket(&self, info: &BucketInfo) -> Result<()> {
+        validate_bucket_name(&info.name)?;
+        match self.bucket_fresh(&info.name).await {
+            Ok((b, _)) if b == *info => Ok(()),
+            Ok((b, _)) if b.id == info.id => {
+                if b.versioning != info.versioning {
+                    let state = info.versioning;
+                    self.update_headers(&b, 0..b.num_shards, |h| h.versioning = state)
+                        .await?;
+                }
+                self.cluster()
+                    .write_full(&self.pools().meta, &bucket_object(&info.name), json(info))
+                    .await?;
+                Self::cache_forget(&self.inner.buckets, &info.name);
+                Ok(())
+            }
+            Ok((b, _)) => Err(ZoneError::BucketExists {
+                name: format!(
+                    "{} (instance {} here, {} on the master: delete the local one)",
+                    info.name, b.id, info.id
+                ),
+                owned_by_you: b.owner == info.owner,
+            }),
+            Err(ZoneError::NoSuchBucket(_)) => self.adopt_bucket_unlogged(info).await.map(|_| ()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a bucket the metadata master removed (metadata sync). Fails
+    /// with BucketNotEmpty while data sync has not yet removed its objects
+    /// here (sync retries it).
+    pub async fn apply_bucket_removal(&self, name: &str) -> Result<()> {
+        match self.delete_bucket_with(name, || async { Ok(()) }).await {
+            Ok(()) | Err(ZoneError::NoSuchBucket(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn remove_shards(&self, info: &BucketInfo) {
@@ -237,6 +287,20 @@ impl Zone {
     pub async fn update_bucket(
         &self,
         name: &str,
+        f: impl FnMut(&mut BucketInfo) -> Result<()>,
+    ) -> Result<BucketInfo> {
+        self.logged(
+            "bucket",
+            name,
+            "write",
+            self.update_bucket_unlogged(name, f),
+        )
+        .await
+    }
+
+    async fn update_bucket_unlogged(
+        &self,
+        name: &str,
         mut f: impl FnMut(&mut BucketInfo) -> Result<()>,
     ) -> Result<BucketInfo> {
         for _ in 0..32 {
@@ -247,7 +311,6 @@ impl Zone {
                 .await?
             {
                 Self::cache_forget(&self.inner.buckets, name);
-                self.mdlog("bucket", name, "write").await?;
                 return Ok(b);
             }
         }
@@ -261,12 +324,15 @@ impl Zone {
                 "versioning can be Enabled or Suspended, not turned off".into(),
             ));
         }
-        let b = self.bucket_fresh(name).await?.0;
-        self.update_headers(&b, 0..b.num_shards, |h| h.versioning = state)
-            .await?;
-        self.update_bucket(name, |b| {
-            b.versioning = state;
-            Ok(())
+        self.logged("bucket", name, "write", async {
+            let b = self.bucket_fresh(name).await?.0;
+            self.update_headers(&b, 0..b.num_shards, |h| h.versioning = state)
+                .await?;
+            self.update_bucket_unlogged(name, |b| {
+                b.versioning = state;
+                Ok(())
+            })
+            .await
         })
         .await
     }
@@ -332,6 +398,16 @@ impl Zone {
                 .await?;
             return Err(e);
         }
+        let ticket = self.mdlog_prepare("bucket", name, "remove").await?;
+        let removed = self.remove_bucket_record(name, version).await;
+        self.mdlog_commit(ticket).await;
+        removed?;
+        self.remove_shards(&b).await;
+        Ok(())
+    }
+
+    /// The record and directory entry of a bucket whose shards are deleting.
+    async fn remove_bucket_record(&self, name: &str, version: u64) -> Result<()> {
         if !self
             .remove_record(&self.pools().meta, &bucket_object(name), version)
             .await?
@@ -358,8 +434,6 @@ impl Zone {
             Ok(_) | Err(ClientError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        self.mdlog("bucket", name, "remove").await?;
-        self.remove_shards(&b).await;
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 //! | `p<upload id>.<part, 5 digits>` | their parts |
 //! | `i<inst>` | writes in progress ([`Intent`]) |
 //! | `g<due ms, 20 digits><inst>` | unreferenced data awaiting GC |
+//! | `t<key>` | the last delete of the key's null version ([`crate::replica::Stamp`]; multi-site only) |
 //! | `l<seq, 20 digits>` | the bucket index log |
 //!
 //! Every change is one compound op: compare the header and each key the
@@ -17,7 +18,11 @@
 //! conflict), then remove/set entries and append the bilog entry with
 //! `omap_set_seq` (sequence = the shard object's new user version: ordered
 //! and gap-free). The data log hint is written before the change, so no
-//! change is ever without one.
+//! change is ever without one, and again after it commits when other zones
+//! read the logs: a sync agent that read the first hint before the change
+//! landed is told again. (A gateway that dies between its commit and the
+//! second hint leaves that to the agents' periodic comparison of each
+//! shard's bilog with their markers.)
 
 use crate::{
     BilogEntry, BucketInfo, DatalogEntry, Result, ShardHeader, ShardState, Zone, ZoneError, json,
@@ -46,6 +51,8 @@ pub const VERSION_PREFIX: &[u8] = b"v";
 pub const UPLOAD_PREFIX: &[u8] = b"u";
 /// Prefix of part records.
 pub const PART_PREFIX: &[u8] = b"p";
+/// Prefix of null-version tombstones (multi-site conflict resolution).
+pub const TOMBSTONE_PREFIX: &[u8] = b"t";
 
 fn cat(parts: &[&[u8]]) -> Bytes {
     let mut v = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -89,6 +96,10 @@ pub fn part_key(upload_id: &str, part: u32) -> Bytes {
         upload_id.as_bytes(),
         format!(".{part:05}").as_bytes(),
     ])
+}
+/// `t<key>`: when and where the key's null version was last deleted.
+pub fn tombstone_key(key: &str) -> Bytes {
+    cat(&[TOMBSTONE_PREFIX, key.as_bytes()])
 }
 /// `i<inst>`.
 pub fn intent_key(inst: &str) -> Bytes {
@@ -243,6 +254,9 @@ impl ShardTxn {
 }
 
 /// What a [`Zone::shard_update`] closure decided.
+// Returned once per attempt and consumed at once: boxing the transaction
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Step<T> {
     /// Apply this change (if the snapshot still holds), then return T.
     Commit(ShardTxn, T),
@@ -420,6 +434,7 @@ impl Zone {
             if !txn.set.is_empty() {
                 ops.push(sub::omap_set(txn.set));
             }
+            let logged = txn.log.is_some();
             if let Some(e) = txn.log {
                 ops.push(sub::omap_set_seq(vec![(
                     Bytes::from_static(BILOG_PREFIX),
@@ -427,7 +442,12 @@ impl Zone {
                 )]));
             }
             match self.cluster().op(&self.pools().index, &obj, ops).await {
-                Ok(_) => return Ok(out),
+                Ok(_) => {
+                    if logged {
+                        self.hint_after_commit(bucket, shard);
+                    }
+                    return Ok(out);
+                }
                 Err(ClientError::GuardFailed(_)) => {
                     metrics::counter!("meridian_zone_index_conflicts_total").increment(1);
                     let backoff = 1 + rand::random::<u64>() % (2 + u64::from(attempt.min(6)) * 8);
@@ -443,6 +463,49 @@ impl Zone {
             "index shard {shard} of bucket {}",
             bucket.name
         )))
+    }
+
+    /// Sends a data log hint for a change that has committed, when other
+    /// zones read this zone's logs. Hints for one shard are coalesced: while
+    /// one is being written, later commits mark the shard and one more hint
+    /// follows, so every commit is followed by a hint written after it.
+    fn hint_after_commit(&self, bucket: &BucketInfo, shard: u32) {
+        if !self.has_peers() {
+            return;
+        }
+        let key = format!("{}:{shard}", bucket.id);
+        {
+            let mut m = self
+                .inner
+                .post_hints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(again) = m.get_mut(&key) {
+                *again = true;
+                return;
+            }
+            m.insert(key.clone(), false);
+        }
+        let zone = self.clone();
+        let bucket = bucket.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = zone.datalog_hint(&bucket, shard).await {
+                    tracing::warn!(bucket = %bucket.name, shard, error = %e, "data log hint after a commit not written; sync finds the change by comparing bilog heads");
+                }
+                let mut m = zone
+                    .inner
+                    .post_hints
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if m.get(&key) == Some(&true) {
+                    m.insert(key.clone(), false);
+                    continue;
+                }
+                m.remove(&key);
+                break;
+            }
+        });
     }
 
     /// Writes the data log entry "bucket shard changed".
@@ -462,6 +525,7 @@ impl Zone {
                 vec![sub::omap_set_seq(vec![(Bytes::new(), json(&entry))])],
             )
             .await?;
+        self.ring(crate::log::LogKind::Data);
         Ok(())
     }
 

@@ -24,6 +24,7 @@ pub mod log;
 pub mod multipart;
 pub mod object;
 pub mod records;
+pub mod replica;
 pub mod user;
 
 pub use error::ZoneError;
@@ -66,6 +67,9 @@ pub struct ZoneParams {
     pub cache_ttl: Duration,
     /// Largest single PUT / part.
     pub max_put_size: u64,
+    /// How often a peer waiting on this zone's log positions re-reads them
+    /// (changes written through this process wake it at once).
+    pub log_poll_interval: Duration,
     /// Trim the logs in each GC pass when no other zone reads them (the zone
     /// has no multi-site peers; see [`Zone::has_peers`]). Off: never trim here.
     pub trim_logs_without_peers: bool,
@@ -95,6 +99,7 @@ impl ZoneParams {
             cache_ttl: Duration::from_millis(g.rgw_cache_ttl_ms),
             max_put_size: g.rgw_max_put_size,
             trim_logs_without_peers: true,
+            log_poll_interval: Duration::from_millis(g.rgw_sync_log_poll_ms.max(10)),
         }
     }
 }
@@ -140,6 +145,11 @@ struct ZoneInner {
     headers: Mutex<HashMap<String, bytes::Bytes>>,
     /// Bounds the object data buffered in memory across all requests.
     stripe_buffers: tokio::sync::Semaphore,
+    /// Index shards with a post-commit data log hint being written (true:
+    /// another commit came meanwhile and needs one more).
+    post_hints: Mutex<HashMap<String, bool>>,
+    /// Rung on every metadata / data log append made by this process.
+    log_bells: [tokio::sync::watch::Sender<u64>; 2],
 }
 
 /// Object data buffered at once across all requests of one process (in 4 MiB stripes).
@@ -158,6 +168,11 @@ impl Zone {
                 keys: Mutex::new(HashMap::new()),
                 headers: Mutex::new(HashMap::new()),
                 stripe_buffers: tokio::sync::Semaphore::new(STRIPE_BUFFER_PERMITS),
+                post_hints: Mutex::new(HashMap::new()),
+                log_bells: [
+                    tokio::sync::watch::channel(0).0,
+                    tokio::sync::watch::channel(0).0,
+                ],
             }),
         };
         zone.ensure_pools().await?;
@@ -236,6 +251,19 @@ impl Zone {
     /// The zone's pools.
     pub fn pools(&self) -> &ZonePools {
         &self.inner.pools
+    }
+
+    /// This zone's id in its realm ("" while the zone is in none): the
+    /// origin of the versions written here and the first hop of every
+    /// operation's zone trace.
+    pub fn zone_id(&self) -> String {
+        let view = self.cluster().map();
+        view.map
+            .multisite
+            .as_ref()
+            .and_then(|ms| ms.zones.iter().find(|z| z.name == self.params().zone))
+            .map(|z| z.id.clone())
+            .unwrap_or_default()
     }
 
     /// True when another zone of the current period may read this zone's

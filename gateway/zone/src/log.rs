@@ -19,6 +19,24 @@ pub fn mdlog_object(shard: u32) -> String {
     format!("mdlog.{shard}")
 }
 
+/// The zone-wide logs sync reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKind {
+    /// The metadata log (users, buckets).
+    Metadata,
+    /// The data log (bucket shards that changed).
+    Data,
+}
+
+impl LogKind {
+    fn bell(self) -> usize {
+        match self {
+            LogKind::Metadata => 0,
+            LogKind::Data => 1,
+        }
+    }
+}
+
 /// One log entry with its marker.
 #[derive(Debug, Clone)]
 pub struct LogItem<T> {
@@ -26,6 +44,11 @@ pub struct LogItem<T> {
     pub marker: String,
     /// The entry.
     pub entry: T,
+}
+
+/// The marker of log position `seq` (20 digits, so markers sort as numbers).
+pub fn marker_of(seq: u64) -> String {
+    format!("{seq:020}")
 }
 
 impl Zone {
@@ -112,6 +135,131 @@ impl Zone {
     ) -> Result<(Vec<LogItem<MdlogEntry>>, bool)> {
         self.read_log(&self.pools().log, &mdlog_object(shard), b"", after, max)
             .await
+    }
+
+    /// The position every entry of a log object written so far is at or
+    /// below: the object's user version, as a marker ("" when it does not
+    /// exist). Entries appended later sort after it.
+    async fn log_position(&self, pool: &str, object: &str) -> Result<String> {
+        match self
+            .cluster()
+            .op(
+                pool,
+                object,
+                vec![sub::omap_get_range(
+                    Bytes::new(),
+                    Bytes::from_static(b"\xff"),
+                    1,
+                )],
+            )
+            .await
+        {
+            Ok(r) => Ok(marker_of(r.user_version)),
+            Err(ClientError::NotFound(_)) => Ok(String::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Wakes peers waiting on this zone's `kind` log (an entry was appended).
+    pub(crate) fn ring(&self, kind: LogKind) {
+        self.inner.log_bells[kind.bell()].send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Shards of a zone-wide log.
+    pub fn log_shards(&self, kind: LogKind) -> u32 {
+        match kind {
+            LogKind::Metadata => self.params().mdlog_shards,
+            LogKind::Data => self.params().datalog_shards,
+        }
+    }
+
+    /// The position of every shard of `kind`.
+    pub async fn log_positions(&self, kind: LogKind) -> Result<Vec<String>> {
+        let reads = (0..self.log_shards(kind)).map(|s| async move {
+            match kind {
+                LogKind::Metadata => self.mdlog_position(s).await,
+                LogKind::Data => self.datalog_position(s).await,
+            }
+        });
+        futures::future::join_all(reads).await.into_iter().collect()
+    }
+
+    /// The positions of `kind`'s shards once one differs from `known` (or
+    /// at once when `known` does not fit), waiting at most `wait`: a peer's
+    /// long poll, woken by appends of this process and re-read every
+    /// `log_poll_interval` for appends made elsewhere.
+    pub async fn wait_log_positions(
+        &self,
+        kind: LogKind,
+        known: &[String],
+        wait: std::time::Duration,
+    ) -> Result<Vec<String>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut bell = self.inner.log_bells[kind.bell()].subscribe();
+        loop {
+            bell.mark_unchanged();
+            let now = self.log_positions(kind).await?;
+            if known.len() != now.len() || known != now.as_slice() {
+                return Ok(now);
+            }
+            let poll = tokio::time::Instant::now() + self.params().log_poll_interval;
+            tokio::select! {
+                _ = bell.changed() => {}
+                _ = tokio::time::sleep_until(poll.min(deadline)) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(now);
+            }
+        }
+    }
+
+    /// Position of a data log shard (see [`Zone::bilog_position`]).
+    pub async fn datalog_position(&self, shard: u32) -> Result<String> {
+        self.log_position(&self.pools().log, &datalog_object(shard))
+            .await
+    }
+
+    /// Position of a metadata log shard.
+    pub async fn mdlog_position(&self, shard: u32) -> Result<String> {
+        self.log_position(&self.pools().log, &mdlog_object(shard))
+            .await
+    }
+
+    /// Position of a bucket index shard's log: sync that starts from it sees
+    /// every change committed after the moment it was read.
+    pub async fn bilog_position(&self, bucket: &BucketInfo, shard: u32) -> Result<String> {
+        match self
+            .log_position(&self.pools().index, &index::shard_object(&bucket.id, shard))
+            .await?
+        {
+            p if p.is_empty() => Err(crate::ZoneError::NoSuchBucket(bucket.name.clone())),
+            p => Ok(p),
+        }
+    }
+
+    /// Every version in one bucket index shard after the raw index key
+    /// `after` (full sync), with its key as the position.
+    pub async fn list_shard_versions(
+        &self,
+        bucket: &BucketInfo,
+        shard: u32,
+        after: &[u8],
+        max: u32,
+    ) -> Result<(Vec<(Bytes, crate::IndexEntry)>, bool)> {
+        let range = index::RangeReq {
+            prefix: Bytes::from_static(index::VERSION_PREFIX),
+            start_after: Bytes::copy_from_slice(after),
+            max: max.clamp(1, 1000),
+        };
+        let snap = self
+            .shard_read(bucket, shard, &[], std::slice::from_ref(&range))
+            .await?;
+        let (entries, more) = snap.ranges.into_iter().next().unwrap_or_default();
+        let items = entries
+            .into_iter()
+            .map(|(k, v)| Ok((k, parse::<crate::IndexEntry>("index entry", &v)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((items, more))
     }
 
     /// Removes log entries up to and including `through` (a marker), in pages.

@@ -5,6 +5,7 @@
 
 use crate::data::Body;
 use crate::index::{self, MergedScan, RangeReq, Snapshot, Step};
+use crate::replica::Stamp;
 use crate::{
     BilogEntry, BilogOp, BucketInfo, DataRef, GcRecord, IndexEntry, Intent, Manifest, ObjectAttrs,
     PartRecord, Result, UploadRecord, Versioning, Zone, ZoneError, hex, now_ns, parse, random_id,
@@ -17,7 +18,7 @@ use std::time::Instant;
 pub const MAX_KEY_LEN: usize = 1024;
 /// Versions of one key a single index read considers (replacing the `null`
 /// version of a key with more versions than this finds only the newest ones).
-const VERSIONS_PER_READ: u32 = 10_000;
+pub(crate) const VERSIONS_PER_READ: u32 = 10_000;
 
 /// Conditions of a conditional write (If-Match / If-None-Match on PUT).
 #[derive(Debug, Clone, Default)]
@@ -170,7 +171,7 @@ fn link_reads(
     intent: Option<&str>,
     upload: Option<&str>,
 ) -> (Vec<Bytes>, Vec<RangeReq>) {
-    let mut keys = vec![index::current_key(key)];
+    let mut keys = vec![index::current_key(key), index::tombstone_key(key)];
     if let Some(i) = intent {
         keys.push(index::intent_key(i));
     }
@@ -186,7 +187,10 @@ fn link_reads(
 }
 
 /// All versions of the key in a snapshot range, newest first, with raw values.
-fn versions_in(snap: &Snapshot, range: usize) -> Result<Vec<(Bytes, Bytes, IndexEntry)>> {
+pub(crate) fn versions_in(
+    snap: &Snapshot,
+    range: usize,
+) -> Result<Vec<(Bytes, Bytes, IndexEntry)>> {
     let Some((entries, _)) = snap.ranges.get(range) else {
         return Ok(Vec::new());
     };
@@ -196,7 +200,7 @@ fn versions_in(snap: &Snapshot, range: usize) -> Result<Vec<(Bytes, Bytes, Index
         .collect()
 }
 
-fn gc_for(txn: &mut index::ShardTxn, key: &str, runs: Vec<DataRef>, due_ms: u64) {
+pub(crate) fn gc_for(txn: &mut index::ShardTxn, key: &str, runs: Vec<DataRef>, due_ms: u64) {
     if runs.is_empty() {
         return;
     }
@@ -210,7 +214,15 @@ fn gc_for(txn: &mut index::ShardTxn, key: &str, runs: Vec<DataRef>, due_ms: u64)
     );
 }
 
-fn bilog(op: BilogOp, e: &IndexEntry, versioned: bool) -> BilogEntry {
+/// The bilog entry of an operation on version `e`, made at `op_ns` and
+/// applied so far in the zones of `trace`.
+pub(crate) fn bilog(
+    op: BilogOp,
+    e: &IndexEntry,
+    versioned: bool,
+    trace: Vec<String>,
+    op_ns: u64,
+) -> BilogEntry {
     BilogEntry {
         op,
         key: e.key.clone(),
@@ -218,13 +230,20 @@ fn bilog(op: BilogOp, e: &IndexEntry, versioned: bool) -> BilogEntry {
         mtime_ns: e.mtime_ns,
         etag: e.etag.clone(),
         size: e.size,
-        zone_trace: e.zone_trace.clone(),
+        zone_trace: trace,
         versioned,
+        op_ns,
+        source_zone: e.source_zone.clone(),
     }
 }
 
+/// The tombstone of `key` in a snapshot that looked it up.
+pub(crate) fn tombstone_in(snap: &Snapshot, key: &str) -> Result<Option<Stamp>> {
+    snap.get(&index::tombstone_key(key))
+}
+
 impl Zone {
-    fn gc_due_ms(&self) -> u64 {
+    pub(crate) fn gc_due_ms(&self) -> u64 {
         meridian_common::now_unix_ms() + self.params().gc_min_wait.as_millis() as u64
     }
 
@@ -402,7 +421,7 @@ impl Zone {
     /// A PUT's first step: its intent, written together with the read its
     /// link starts from, and the data log hint in parallel (the hint is
     /// durable before the link; a PUT that fails leaves a harmless one).
-    async fn begin_put(
+    pub(crate) async fn begin_put(
         &self,
         bucket: &BucketInfo,
         key: &str,
@@ -436,8 +455,11 @@ impl Zone {
         );
         let due = self.gc_due_ms();
         let first = l.first.clone();
+        let zone_id = self.zone_id();
+        let tomb_key = index::tombstone_key(&l.key);
         self.shard_update_from(bucket, shard, keys, ranges, first, |snap| {
             let cur: Option<IndexEntry> = snap.get(&cur_key)?;
+            let tomb = tombstone_in(snap, &l.key)?;
             let mut txn = index::ShardTxn::default();
             let mut entry = l.entry.clone();
             if let Some(i) = &l.intent {
@@ -467,8 +489,16 @@ impl Zone {
             }
             l.conditions.check(cur.as_ref())?;
             let versioning = snap.hdr.versioning;
-            let mtime = now_ns().max(cur.as_ref().map_or(0, |c| c.mtime_ns + 1));
+            // After everything this zone has seen of the key, whatever the
+            // clocks say: a write here follows the writes and deletes it saw.
+            let mtime = now_ns()
+                .max(cur.as_ref().map_or(0, |c| c.mtime_ns + 1))
+                .max(tomb.as_ref().map_or(0, |t| t.mtime_ns + 1));
+            if tomb.is_some() {
+                txn.rm(tomb_key.clone());
+            }
             entry.mtime_ns = mtime;
+            entry.source_zone = zone_id.clone();
             entry.order = index::order_token(mtime);
             entry.version_id = if versioning == Versioning::Enabled {
                 new_version_id(mtime)
@@ -490,7 +520,13 @@ impl Zone {
                 index::version_key(&l.key, &entry.order, &entry.version_id),
                 &entry,
             );
-            txn.log(bilog(BilogOp::Write, &entry, versioning != Versioning::Off));
+            txn.log(bilog(
+                BilogOp::Write,
+                &entry,
+                versioning != Versioning::Off,
+                vec![zone_id.clone()],
+                mtime,
+            ));
             Ok(Step::Commit(
                 txn,
                 PutResult {
@@ -580,11 +616,25 @@ impl Zone {
             VERSIONS_PER_READ,
         )];
         let due = self.gc_due_ms();
-        self.shard_update(bucket, shard, vec![cur_key.clone()], ranges, |snap| {
+        let zone_id = self.zone_id();
+        // A delete of a null version is remembered where other zones may
+        // still send an older write of it (see `replica`).
+        let tombstones = self.has_peers();
+        let tomb_key = index::tombstone_key(key);
+        let keys = vec![cur_key.clone(), tomb_key.clone()];
+        self.shard_update(bucket, shard, keys, ranges, |snap| {
             let cur: Option<IndexEntry> = snap.get(&cur_key)?;
+            let tomb = tombstone_in(snap, key)?;
             let versions = versions_in(snap, 0)?;
             let versioning = snap.hdr.versioning;
             let mut txn = index::ShardTxn::default();
+            let op_ns = now_ns()
+                .max(cur.as_ref().map_or(0, |c| c.mtime_ns + 1))
+                .max(tomb.as_ref().map_or(0, |t| t.mtime_ns + 1));
+            let stamp = Stamp {
+                mtime_ns: op_ns,
+                zone: zone_id.clone(),
+            };
             match version_id {
                 None if versioning == Versioning::Off => {
                     let Some(cur) = cur else {
@@ -596,11 +646,20 @@ impl Zone {
                     }
                     txn.rm(cur_key.clone());
                     gc_for(&mut txn, key, cur.manifest.runs.clone(), due);
-                    txn.log(bilog(BilogOp::Delete, &cur, false));
+                    if tombstones {
+                        txn.set(tomb_key.clone(), &stamp);
+                    }
+                    txn.log(bilog(
+                        BilogOp::Delete,
+                        &cur,
+                        false,
+                        vec![zone_id.clone()],
+                        op_ns,
+                    ));
                     Ok(Step::Commit(txn, DeleteResult::default()))
                 }
                 None => {
-                    let mtime = now_ns().max(cur.as_ref().map_or(0, |c| c.mtime_ns + 1));
+                    let mtime = op_ns;
                     let vid = if versioning == Versioning::Enabled {
                         new_version_id(mtime)
                     } else {
@@ -620,11 +679,21 @@ impl Zone {
                         mtime_ns: mtime,
                         delete_marker: true,
                         owner: owner.to_string(),
+                        source_zone: zone_id.clone(),
                         ..Default::default()
                     };
+                    if tomb.is_some() {
+                        txn.rm(tomb_key.clone());
+                    }
                     txn.set(cur_key.clone(), &marker);
                     txn.set(index::version_key(key, &marker.order, &vid), &marker);
-                    txn.log(bilog(BilogOp::DeleteMarker, &marker, true));
+                    txn.log(bilog(
+                        BilogOp::DeleteMarker,
+                        &marker,
+                        true,
+                        vec![zone_id.clone()],
+                        mtime,
+                    ));
                     Ok(Step::Commit(
                         txn,
                         DeleteResult {
@@ -659,10 +728,15 @@ impl Zone {
                             }
                         }
                     }
+                    if tombstones && vid == "null" {
+                        txn.set(tomb_key.clone(), &stamp);
+                    }
                     txn.log(bilog(
                         BilogOp::Delete,
                         target,
                         versioning != Versioning::Off,
+                        vec![zone_id.clone()],
+                        op_ns,
                     ));
                     Ok(Step::Commit(
                         txn,
@@ -689,6 +763,7 @@ impl Zone {
         let shard = index::shard_of(key, bucket.num_shards);
         let vkey = index::version_key(key, &target.order, &target.version_id);
         let cur_key = index::current_key(key);
+        let zone_id = self.zone_id();
         self.shard_update(
             bucket,
             shard,
@@ -717,6 +792,8 @@ impl Zone {
                     BilogOp::Attrs,
                     &e,
                     snap.hdr.versioning != Versioning::Off,
+                    vec![zone_id.clone()],
+                    now_ns(),
                 ));
                 Ok(Step::Commit(txn, e.clone()))
             },

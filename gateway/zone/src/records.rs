@@ -229,8 +229,12 @@ pub struct IndexEntry {
     pub parts: u32,
     /// Part sizes of a multipart object (for `?partNumber=`).
     pub part_sizes: Vec<u64>,
-    /// Zones this version has passed through (multi-site loop prevention).
+    /// Zones this version has passed through (kept for `bilog list`; loop
+    /// prevention uses the trace of each log entry).
     pub zone_trace: Vec<String>,
+    /// Id of the zone the version was written in (decides conflicts between
+    /// writes of equal mtime; "" for versions written before multi-site).
+    pub source_zone: String,
     /// The multipart upload this version completed (lets a retried
     /// CompleteMultipartUpload succeed again).
     pub from_upload: String,
@@ -325,10 +329,16 @@ pub struct BilogEntry {
     pub etag: String,
     /// Size.
     pub size: u64,
-    /// Zone trace of the version.
+    /// Zones this operation has been applied in, first the one a client
+    /// made it in: sync never sends a change to a zone in its trace.
     pub zone_trace: Vec<String>,
     /// The bucket is versioned (sync must keep every version).
     pub versioned: bool,
+    /// When the operation happened, ns (for a write, the version's mtime; for
+    /// a removal, the time it decides conflicts with).
+    pub op_ns: u64,
+    /// Id of the zone the version was written in.
+    pub source_zone: String,
 }
 
 /// A data log entry: "this bucket index shard changed" (a hint for sync).
@@ -345,7 +355,20 @@ pub struct DatalogEntry {
     pub ts_ms: u64,
 }
 
-/// A metadata log entry: a user or bucket record changed.
+/// Which half of a logged metadata change an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MdlogPhase {
+    /// Written before the change (the change may or may not have landed).
+    Prepare,
+    /// Written after the change landed (entries of older gateways are this).
+    #[default]
+    Commit,
+}
+
+/// A metadata log entry: a user or bucket record is about to change
+/// (`prepare`) or has changed (`commit`), so a crash between the change and
+/// its entry cannot hide the change from metadata sync.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct MdlogEntry {
@@ -357,4 +380,8 @@ pub struct MdlogEntry {
     pub op: String,
     /// When, Unix ms.
     pub ts_ms: u64,
+    /// Pairs a prepare with its commit.
+    pub id: String,
+    /// Prepare or commit.
+    pub phase: MdlogPhase,
 }

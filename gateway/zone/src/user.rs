@@ -2,7 +2,7 @@
 //! record), `key.<access key>` (the owning uid; created exclusively, so a key
 //! belongs to one user) and the `users` omap directory for listing.
 
-use crate::{AccessKey, MdlogEntry, Result, User, Zone, ZoneError, json, parse};
+use crate::{AccessKey, MdlogEntry, MdlogPhase, Result, User, Zone, ZoneError, json, parse};
 use bytes::Bytes;
 use meridian_client::ClientError;
 use meridian_client::ops::sub;
@@ -235,6 +235,12 @@ impl Zone {
     /// `user create`.
     pub async fn create_user(&self, spec: NewUser) -> Result<User> {
         validate_uid(&spec.uid)?;
+        let uid = spec.uid.clone();
+        self.logged("user", &uid, "write", self.create_user_unlogged(spec))
+            .await
+    }
+
+    async fn create_user_unlogged(&self, spec: NewUser) -> Result<User> {
         let ak = if spec.access_key.is_empty() {
             generate_access_key()
         } else {
@@ -286,7 +292,6 @@ impl Zone {
                 )])],
             )
             .await?;
-        self.mdlog("user", &spec.uid, "write").await?;
         Ok(user)
     }
 
@@ -339,6 +344,11 @@ impl Zone {
 
     /// `user modify`.
     pub async fn modify_user(&self, uid: &str, change: UserChange) -> Result<User> {
+        self.logged("user", uid, "write", self.modify_user_unlogged(uid, change))
+            .await
+    }
+
+    async fn modify_user_unlogged(&self, uid: &str, change: UserChange) -> Result<User> {
         let meta = self.pools().meta.clone();
         if let Some((ak, sk)) = &change.add_key {
             validate_key(ak, if sk.is_empty() { "placeholder" } else { sk })?;
@@ -393,7 +403,6 @@ impl Zone {
                 for k in &user.keys {
                     Self::cache_forget(&self.inner.keys, &k.access_key);
                 }
-                self.mdlog("user", uid, "write").await?;
                 return Ok(user);
             }
         }
@@ -402,6 +411,11 @@ impl Zone {
 
     /// `user rm`: refused while the user owns buckets.
     pub async fn remove_user(&self, uid: &str) -> Result<()> {
+        self.logged("user", uid, "remove", self.remove_user_unlogged(uid))
+            .await
+    }
+
+    async fn remove_user_unlogged(&self, uid: &str) -> Result<()> {
         let meta = self.pools().meta.clone();
         let (user, version) = self
             .read_record::<User>(&meta, &user_object(uid))
@@ -442,28 +456,145 @@ impl Zone {
             Ok(_) | Err(ClientError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        self.mdlog("user", uid, "remove").await
+        Ok(())
     }
 
-    /// Appends a metadata log entry (section user/bucket).
-    pub(crate) async fn mdlog(&self, section: &str, name: &str, op: &str) -> Result<()> {
+    /// Stores a user as the metadata master holds it (metadata sync): its
+    /// access keys are claimed for it, keys it no longer has are released.
+    pub async fn apply_user(&self, user: &User) -> Result<()> {
+        validate_uid(&user.user_id)?;
+        let meta = self.pools().meta.clone();
+        let old = self
+            .read_record::<User>(&meta, &user_object(&user.user_id))
+            .await?
+            .map(|(u, _)| u);
+        if old.as_ref() == Some(user) {
+            return Ok(());
+        }
+        for k in &user.keys {
+            self.cluster()
+                .write_full(&meta, &key_object(&k.access_key), json(&user.user_id))
+                .await?;
+        }
+        self.cluster()
+            .write_full(&meta, &user_object(&user.user_id), json(user))
+            .await?;
+        self.cluster()
+            .op(
+                &meta,
+                USERS_DIR,
+                vec![sub::omap_set(vec![(
+                    Bytes::from(user.user_id.clone()),
+                    Bytes::new(),
+                )])],
+            )
+            .await?;
+        for k in old.iter().flat_map(|o| o.keys.iter()) {
+            if !user.keys.iter().any(|n| n.access_key == k.access_key) {
+                self.release_key(&k.access_key).await;
+            }
+            Self::cache_forget(&self.inner.keys, &k.access_key);
+        }
+        for k in &user.keys {
+            Self::cache_forget(&self.inner.keys, &k.access_key);
+        }
+        Ok(())
+    }
+
+    /// Removes a user the metadata master removed (metadata sync).
+    pub async fn apply_user_removal(&self, uid: &str) -> Result<()> {
+        let meta = self.pools().meta.clone();
+        let Some((user, _)) = self.read_record::<User>(&meta, &user_object(uid)).await? else {
+            return Ok(());
+        };
+        match self.cluster().remove(&meta, &user_object(uid)).await {
+            Ok(_) | Err(ClientError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        for k in &user.keys {
+            self.release_key(&k.access_key).await;
+            Self::cache_forget(&self.inner.keys, &k.access_key);
+        }
+        match self
+            .cluster()
+            .op(
+                &meta,
+                USERS_DIR,
+                vec![sub::omap_rm(vec![Bytes::from(uid.to_string())])],
+            )
+            .await
+        {
+            Ok(_) | Err(ClientError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes the `prepare` half of a metadata change's log entry; it is
+    /// durable before the change starts (see [`MdlogPhase`]).
+    pub(crate) async fn mdlog_prepare(
+        &self,
+        section: &str,
+        name: &str,
+        op: &str,
+    ) -> Result<MdlogTicket> {
         let shard =
             crate::shard_hash(format!("{section}:{name}").as_bytes()) % self.params().mdlog_shards;
-        let e = MdlogEntry {
+        let entry = MdlogEntry {
             section: section.into(),
             name: name.into(),
             op: op.into(),
             ts_ms: meridian_common::now_unix_ms(),
+            id: crate::random_id(),
+            phase: MdlogPhase::Prepare,
         };
+        self.mdlog_append(shard, &entry).await?;
+        Ok(MdlogTicket { shard, entry })
+    }
+
+    /// Writes the `commit` half after the change (whether or not it
+    /// succeeded: the agent then fetches the record as it is). A commit that
+    /// cannot be written is covered by its prepare, which metadata sync
+    /// applies once it is old enough.
+    pub(crate) async fn mdlog_commit(&self, ticket: MdlogTicket) {
+        let mut e = ticket.entry;
+        e.phase = MdlogPhase::Commit;
+        e.ts_ms = meridian_common::now_unix_ms();
+        if let Err(err) = self.mdlog_append(ticket.shard, &e).await {
+            tracing::warn!(section = %e.section, name = %e.name, error = %err, "metadata log commit entry not written; its prepare entry stands for it");
+        }
+    }
+
+    /// Runs `change` between the two halves of its metadata log entry.
+    pub(crate) async fn logged<T>(
+        &self,
+        section: &str,
+        name: &str,
+        op: &str,
+        change: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let ticket = self.mdlog_prepare(section, name, op).await?;
+        let r = change.await;
+        self.mdlog_commit(ticket).await;
+        r
+    }
+
+    async fn mdlog_append(&self, shard: u32, e: &MdlogEntry) -> Result<()> {
         self.cluster()
             .op(
                 &self.pools().log,
                 &crate::log::mdlog_object(shard),
-                vec![sub::omap_set_seq(vec![(Bytes::new(), json(&e))])],
+                vec![sub::omap_set_seq(vec![(Bytes::new(), json(e))])],
             )
             .await?;
+        self.ring(crate::log::LogKind::Metadata);
         Ok(())
     }
+}
+
+/// A metadata change whose `prepare` entry is written.
+pub(crate) struct MdlogTicket {
+    shard: u32,
+    entry: MdlogEntry,
 }
 
 #[cfg(test)]

@@ -52,6 +52,14 @@ signed!(GetPeriodRequest, "GetPeriod");
 signed!(PushPeriodRequest, "PushPeriod");
 signed!(CommitPeriodRequest, "CommitPeriod");
 signed!(ForwardBucketRequest, "ForwardBucket");
+signed!(LogPositionsRequest, "LogPositions");
+signed!(ListLogRequest, "ListLog");
+signed!(ListBilogRequest, "ListBilog");
+signed!(ListShardRequest, "ListShard");
+signed!(BilogPendingRequest, "BilogPending");
+signed!(ListMetadataRequest, "ListMetadata");
+signed!(GetMetadataRequest, "GetMetadata");
+signed!(FetchObjectRequest, "FetchObject");
 
 /// Signs `msg` with `key` now.
 pub fn sign<T: Signed>(mut msg: T, key: &SystemKey) -> T {
@@ -112,8 +120,19 @@ pub fn verify<T: Signed>(
     Ok(auth.access_key)
 }
 
-/// A client of a zone endpoint (`http://host:port`, the gateway's S3 port).
+/// A client of a zone endpoint (`http://host:port`, the gateway's S3 port)
+/// whose calls time out after 30 s.
 pub fn client(endpoint: &str) -> Result<ZoneServiceClient<Channel>, tonic::Status> {
+    client_with(endpoint, Some(Duration::from_secs(30)))
+}
+
+/// A client of a zone endpoint with a per-call timeout (None: only the
+/// connect timeout; for streams of large objects and long polls, whose
+/// callers bound them themselves).
+pub fn client_with(
+    endpoint: &str,
+    timeout: Option<Duration>,
+) -> Result<ZoneServiceClient<Channel>, tonic::Status> {
     let url = if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
         endpoint.to_string()
     } else {
@@ -122,7 +141,13 @@ pub fn client(endpoint: &str) -> Result<ZoneServiceClient<Channel>, tonic::Statu
     let ep = tonic::transport::Endpoint::from_shared(url.trim_end_matches('/').to_string())
         .map_err(|e| tonic::Status::invalid_argument(format!("bad endpoint {endpoint:?}: {e}")))?
         .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(30));
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .http2_keep_alive_interval(Duration::from_secs(15))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let ep = match timeout {
+        Some(t) => ep.timeout(t),
+        None => ep,
+    };
     Ok(ZoneServiceClient::new(ep.connect_lazy())
         .max_decoding_message_size(meridian_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(meridian_proto::MAX_MESSAGE_BYTES))
@@ -130,7 +155,20 @@ pub fn client(endpoint: &str) -> Result<ZoneServiceClient<Channel>, tonic::Statu
 
 /// Tries `call` on each endpoint in turn; the first success wins, else the
 /// last error (every endpoint's failure named).
-pub async fn on_any<T, F, Fut>(endpoints: &[String], mut call: F) -> Result<T, tonic::Status>
+pub async fn on_any<T, F, Fut>(endpoints: &[String], call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut(ZoneServiceClient<Channel>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    on_any_with(endpoints, Some(Duration::from_secs(30)), call).await
+}
+
+/// [`on_any`] with a per-call timeout (None: none).
+pub async fn on_any_with<T, F, Fut>(
+    endpoints: &[String],
+    timeout: Option<Duration>,
+    mut call: F,
+) -> Result<T, tonic::Status>
 where
     F: FnMut(ZoneServiceClient<Channel>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -142,7 +180,7 @@ where
     }
     let mut errors = Vec::new();
     for e in endpoints {
-        match client(e) {
+        match client_with(e, timeout) {
             Ok(c) => match call(c).await {
                 Ok(r) => return Ok(r.into_inner()),
                 // A refusal is an answer: do not ask the next endpoint.

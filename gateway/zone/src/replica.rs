@@ -1,0 +1,651 @@
+//! Applying a change replicated from another zone to this zone's index.
+//!
+//! Conflict rule (active-active): versions with their own id are never in
+//! conflict: every zone ends up with all of them, ordered by mtime (then
+//! version id), and the newest is current. The `null` version (unversioned
+//! and suspended buckets) has one slot per key: of two writes, the one with
+//! the newer mtime wins, and equal mtimes are broken by the id of the zone
+//! the write came from (the larger id wins), so every zone picks the same
+//! winner whatever order the changes arrive in. A delete of the null version
+//! takes part in the same rule through a tombstone (`t<key>`: the delete's
+//! time and zone), so a write older than a delete it races with loses in
+//! every zone too. [`decide`] is that rule, as a pure function.
+
+use crate::data::Body;
+use crate::index::{self, RangeReq, ShardTxn, Step};
+use crate::object::{VERSIONS_PER_READ, bilog, gc_for, tombstone_in, validate_key, versions_in};
+use crate::{
+    BilogOp, BucketInfo, DataRef, IndexEntry, Manifest, Result, Versioning, Zone, ZoneError, hex,
+    now_ns,
+};
+use serde::{Deserialize, Serialize};
+
+/// Orders competing writes of one key's null version: mtime, then zone id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Stamp {
+    /// When the write (or delete) happened, ns since the Unix epoch.
+    pub mtime_ns: u64,
+    /// Id of the zone it happened in.
+    pub zone: String,
+}
+
+impl Stamp {
+    /// The stamp of a stored version.
+    pub fn of(e: &IndexEntry) -> Stamp {
+        Stamp {
+            mtime_ns: e.mtime_ns,
+            zone: e.source_zone.clone(),
+        }
+    }
+}
+
+/// A replicated change, as the source zone describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A version (object or delete marker) as the source stores it now.
+    Version(Box<IndexEntry>),
+    /// A version was removed at the source; `stamp` is when and where (it
+    /// decides against competing writes of the null version).
+    Removal {
+        /// The object key.
+        key: String,
+        /// The removed version.
+        version_id: String,
+        /// The removal's time and zone.
+        stamp: Stamp,
+    },
+}
+
+impl Incoming {
+    /// The object key.
+    pub fn key(&self) -> &str {
+        match self {
+            Incoming::Version(v) => &v.key,
+            Incoming::Removal { key, .. } => key,
+        }
+    }
+}
+
+/// Why nothing changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// This zone already holds the change.
+    AlreadyHave,
+    /// A newer write (or delete) of the null version is here: the incoming
+    /// change lost the conflict.
+    Lost {
+        /// The stamp that won.
+        winner: Stamp,
+    },
+    /// The version to remove is not here.
+    Absent,
+}
+
+/// What to do with an incoming change, given what the key holds here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Store the version; remove the local versions at these positions (an
+    /// older null version it replaces); drop the key's tombstone.
+    Insert {
+        /// Positions in the local version list.
+        replaces: Vec<usize>,
+        /// Which local stamp lost to it (a resolved conflict), if any.
+        beat: Option<Stamp>,
+    },
+    /// Only the attributes (tags, ACL) of the local version at this position change.
+    UpdateAttrs(usize),
+    /// Remove the local version at this position (and remember the delete as
+    /// a tombstone when it is the null version).
+    Remove {
+        /// Position in the local version list.
+        at: usize,
+        /// The tombstone to leave.
+        tombstone: Option<Stamp>,
+    },
+    /// Nothing to remove here, but remember the delete (a write of the null
+    /// version older than it may still arrive).
+    Tombstone(Stamp),
+    /// Change nothing.
+    Skip(Skip),
+}
+
+/// Decides how `incoming` applies to a key holding `local` (every version,
+/// any order) and `tombstone` (the last delete of its null version).
+pub fn decide(local: &[IndexEntry], tombstone: Option<&Stamp>, incoming: &Incoming) -> Plan {
+    match incoming {
+        Incoming::Version(v) => {
+            let found = local.iter().position(|l| l.version_id == v.version_id);
+            if v.version_id != "null" {
+                return match found {
+                    Some(i) if local[i].attrs == v.attrs => Plan::Skip(Skip::AlreadyHave),
+                    Some(i) => Plan::UpdateAttrs(i),
+                    None => Plan::Insert {
+                        replaces: Vec::new(),
+                        beat: None,
+                    },
+                };
+            }
+            let theirs = Stamp::of(v);
+            if let Some(i) = found {
+                let ours = Stamp::of(&local[i]);
+                return match theirs.cmp(&ours) {
+                    std::cmp::Ordering::Equal if local[i].attrs == v.attrs => {
+                        Plan::Skip(Skip::AlreadyHave)
+                    }
+                    std::cmp::Ordering::Equal => Plan::UpdateAttrs(i),
+                    std::cmp::Ordering::Greater => Plan::Insert {
+                        replaces: vec![i],
+                        beat: (ours.zone != theirs.zone).then_some(ours),
+                    },
+                    std::cmp::Ordering::Less => Plan::Skip(Skip::Lost { winner: ours }),
+                };
+            }
+            match tombstone {
+                Some(t) if *t >= theirs => Plan::Skip(Skip::Lost { winner: t.clone() }),
+                _ => Plan::Insert {
+                    replaces: Vec::new(),
+                    beat: None,
+                },
+            }
+        }
+        Incoming::Removal {
+            version_id, stamp, ..
+        } => {
+            let found = local.iter().position(|l| &l.version_id == version_id);
+            if version_id != "null" {
+                return match found {
+                    Some(at) => Plan::Remove {
+                        at,
+                        tombstone: None,
+                    },
+                    None => Plan::Skip(Skip::Absent),
+                };
+            }
+            match found {
+                Some(at) => {
+                    let ours = Stamp::of(&local[at]);
+                    if ours <= *stamp {
+                        Plan::Remove {
+                            at,
+                            tombstone: Some(stamp.clone()),
+                        }
+                    } else {
+                        Plan::Skip(Skip::Lost { winner: ours })
+                    }
+                }
+                None => match tombstone {
+                    Some(t) if t >= stamp => Plan::Skip(Skip::Absent),
+                    _ => Plan::Tombstone(stamp.clone()),
+                },
+            }
+        }
+    }
+}
+
+/// The version that is current among `versions`: the newest by mtime, then
+/// by version id (what the index order gives).
+pub fn current_of(versions: &[IndexEntry]) -> Option<&IndexEntry> {
+    versions
+        .iter()
+        .min_by(|a, b| (&a.order, &a.version_id).cmp(&(&b.order, &b.version_id)))
+}
+
+/// What applying a replicated change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The version is stored here; `beat` is the local write it won over.
+    Stored {
+        /// The stamp of a null version from another zone that lost to it.
+        beat: Option<Stamp>,
+    },
+    /// The version's attributes (tags, ACL) were updated.
+    AttrsUpdated,
+    /// The version was removed.
+    Removed,
+    /// Nothing to remove; the delete is remembered as a tombstone.
+    Tombstoned,
+    /// Nothing changed.
+    Skipped(Skip),
+}
+
+impl Zone {
+    /// Applies a version another zone stores. `body` streams its bytes
+    /// (None for delete markers and empty objects); `trace` lists the zones
+    /// the operation has been applied in so far (this zone is added).
+    pub async fn apply_version(
+        &self,
+        bucket: &BucketInfo,
+        v: IndexEntry,
+        body: Option<Body>,
+        trace: Vec<String>,
+    ) -> Result<Applied> {
+        validate_key(&v.key)?;
+        let incoming = Incoming::Version(Box::new(v));
+        let Incoming::Version(v) = &incoming else {
+            unreachable!("constructed above")
+        };
+        // Decide on the index first: no bytes are stored for a change that loses.
+        match self.replica_plan(bucket, &incoming).await? {
+            Plan::Skip(s) => return Ok(Applied::Skipped(s)),
+            Plan::Insert { .. } if !v.delete_marker && v.size > 0 => {}
+            _ => return self.replica_commit(bucket, &incoming, None, trace).await,
+        }
+        let body = body.ok_or_else(|| {
+            ZoneError::InvalidArgument(format!("no data for version {} of {}", v.version_id, v.key))
+        })?;
+        let deadline = self.write_deadline();
+        let (inst, _) = self.begin_put(bucket, &v.key, v.size).await?;
+        let written = match self
+            .store_body(bucket, &inst, body, Some(v.size), None, deadline)
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                self.abandon_write(bucket, &v.key, &inst, v.size).await;
+                return Err(e);
+            }
+        };
+        // A single PUT's ETag is the MD5 of its bytes: a copy that does not
+        // hash to it is not the same object.
+        if v.parts == 0 && !v.etag.contains('-') && hex(&written.md5) != v.etag {
+            self.abandon_write(bucket, &v.key, &inst, v.size).await;
+            return Err(ZoneError::BadDigest);
+        }
+        let r = self
+            .replica_commit(bucket, &incoming, Some((&inst, written.size)), trace)
+            .await;
+        if !matches!(r, Ok(Applied::Stored { .. })) {
+            self.abandon_write(bucket, &v.key, &inst, v.size).await;
+        }
+        r
+    }
+
+    /// Applies the removal of a version in another zone (`stamp`: when and
+    /// where it happened).
+    pub async fn apply_removal(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        version_id: &str,
+        stamp: Stamp,
+        trace: Vec<String>,
+    ) -> Result<Applied> {
+        validate_key(key)?;
+        let incoming = Incoming::Removal {
+            key: key.to_string(),
+            version_id: version_id.to_string(),
+            stamp,
+        };
+        self.replica_commit(bucket, &incoming, None, trace).await
+    }
+
+    /// How `incoming` would apply to the key as it is now.
+    pub async fn replica_plan(&self, bucket: &BucketInfo, incoming: &Incoming) -> Result<Plan> {
+        let key = incoming.key();
+        let shard = index::shard_of(key, bucket.num_shards);
+        let snap = self
+            .shard_read(
+                bucket,
+                shard,
+                &[index::tombstone_key(key)],
+                &[RangeReq::prefix(
+                    index::versions_prefix(key),
+                    VERSIONS_PER_READ,
+                )],
+            )
+            .await?;
+        let local: Vec<IndexEntry> = versions_in(&snap, 0)?.into_iter().map(|v| v.2).collect();
+        Ok(decide(&local, tombstone_in(&snap, key)?.as_ref(), incoming))
+    }
+
+    /// Decides and applies `incoming` in one compare-and-swap on the key's
+    /// shard; `data` is the run holding the version's bytes (its intent is
+    /// consumed).
+    async fn replica_commit(
+        &self,
+        bucket: &BucketInfo,
+        incoming: &Incoming,
+        data: Option<(&str, u64)>,
+        mut trace: Vec<String>,
+    ) -> Result<Applied> {
+        let key = incoming.key().to_string();
+        let shard = index::shard_of(&key, bucket.num_shards);
+        let cur_key = index::current_key(&key);
+        let tomb_key = index::tombstone_key(&key);
+        let mut keys = vec![cur_key.clone(), tomb_key.clone()];
+        if let Some((inst, _)) = data {
+            keys.push(index::intent_key(inst));
+        }
+        let ranges = vec![RangeReq::prefix(
+            index::versions_prefix(&key),
+            VERSIONS_PER_READ,
+        )];
+        let me = self.zone_id();
+        if !trace.contains(&me) {
+            trace.push(me);
+        }
+        let due = self.gc_due_ms();
+        self.shard_update(bucket, shard, keys, ranges, |snap| {
+            let versions = versions_in(snap, 0)?;
+            let mut after: Vec<IndexEntry> = versions.iter().map(|v| v.2.clone()).collect();
+            let tomb = tombstone_in(snap, &key)?;
+            let cur: Option<IndexEntry> = snap.get(&cur_key)?;
+            let versioned = snap.hdr.versioning != Versioning::Off;
+            let mut txn = ShardTxn::default();
+            let (result, log) = match (decide(&after, tomb.as_ref(), incoming), incoming) {
+                (Plan::Skip(s), _) => return Ok(Step::Done(Applied::Skipped(s))),
+                (Plan::Insert { mut replaces, beat }, Incoming::Version(v)) => {
+                    let mut e = (**v).clone();
+                    e.zone_trace = trace.clone();
+                    e.from_upload = String::new();
+                    e.manifest = Manifest {
+                        runs: data
+                            .map(|(inst, size)| DataRef {
+                                inst: inst.to_string(),
+                                size,
+                            })
+                            .into_iter()
+                            .collect(),
+                    };
+                    if let Some((inst, _)) = data {
+                        if snap.raw(&index::intent_key(inst)).is_none() {
+                            return Err(ZoneError::Expired);
+                        }
+                        txn.rm(index::intent_key(inst));
+                    }
+                    replaces.sort_unstable();
+                    for i in replaces.into_iter().rev() {
+                        let (k, raw, old) = &versions[i];
+                        txn.guard(k.clone(), Some(raw.clone()));
+                        txn.rm(k.clone());
+                        gc_for(&mut txn, &key, old.manifest.runs.clone(), due);
+                        after.remove(i);
+                    }
+                    if tomb.is_some() {
+                        txn.rm(tomb_key.clone());
+                    }
+                    txn.set(index::version_key(&key, &e.order, &e.version_id), &e);
+                    after.push(e.clone());
+                    let op = if e.delete_marker {
+                        BilogOp::DeleteMarker
+                    } else {
+                        BilogOp::Write
+                    };
+                    let log = bilog(op, &e, versioned, trace.clone(), e.mtime_ns);
+                    (Applied::Stored { beat }, log)
+                }
+                (Plan::UpdateAttrs(i), Incoming::Version(v)) => {
+                    let (k, raw, old) = &versions[i];
+                    let mut e = old.clone();
+                    e.attrs = v.attrs.clone();
+                    txn.guard(k.clone(), Some(raw.clone()));
+                    txn.set(k.clone(), &e);
+                    after[i] = e.clone();
+                    let log = bilog(BilogOp::Attrs, &e, versioned, trace.clone(), now_ns());
+                    (Applied::AttrsUpdated, log)
+                }
+                (Plan::Remove { at, tombstone }, Incoming::Removal { stamp, .. }) => {
+                    let (k, raw, old) = &versions[at];
+                    txn.guard(k.clone(), Some(raw.clone()));
+                    txn.rm(k.clone());
+                    if !old.delete_marker {
+                        gc_for(&mut txn, &key, old.manifest.runs.clone(), due);
+                    }
+                    after.remove(at);
+                    if let Some(t) = tombstone {
+                        txn.set(tomb_key.clone(), &t);
+                    }
+                    let log = bilog(
+                        BilogOp::Delete,
+                        old,
+                        versioned,
+                        trace.clone(),
+                        stamp.mtime_ns,
+                    );
+                    (Applied::Removed, log)
+                }
+                (Plan::Tombstone(t), Incoming::Removal { version_id, .. }) => {
+                    txn.set(tomb_key.clone(), &t);
+                    let gone = IndexEntry {
+                        key: key.clone(),
+                        version_id: version_id.clone(),
+                        mtime_ns: t.mtime_ns,
+                        source_zone: t.zone.clone(),
+                        ..Default::default()
+                    };
+                    let log = bilog(BilogOp::Delete, &gone, versioned, trace.clone(), t.mtime_ns);
+                    (Applied::Tombstoned, log)
+                }
+                (plan, inc) => {
+                    return Err(ZoneError::Corrupt {
+                        what: format!("replicated change to {key}"),
+                        reason: format!("plan {plan:?} does not fit {inc:?}"),
+                    });
+                }
+            };
+            // The current entry follows the newest version.
+            match (current_of(&after), &cur) {
+                (Some(c), Some(old)) if c == old => {}
+                (Some(c), _) => {
+                    txn.set(cur_key.clone(), c);
+                }
+                (None, Some(_)) => {
+                    txn.rm(cur_key.clone());
+                }
+                (None, None) => {}
+            }
+            txn.log(log);
+            Ok(Step::Commit(txn, result))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::order_token;
+
+    fn null(mtime: u64, zone: &str, etag: &str) -> IndexEntry {
+        IndexEntry {
+            key: "k".into(),
+            version_id: "null".into(),
+            order: order_token(mtime),
+            mtime_ns: mtime,
+            etag: etag.into(),
+            source_zone: zone.into(),
+            ..Default::default()
+        }
+    }
+
+    fn versioned(mtime: u64, vid: &str) -> IndexEntry {
+        IndexEntry {
+            version_id: vid.into(),
+            ..null(mtime, "a", vid)
+        }
+    }
+
+    fn stamp(mtime: u64, zone: &str) -> Stamp {
+        Stamp {
+            mtime_ns: mtime,
+            zone: zone.into(),
+        }
+    }
+
+    /// Applies a plan to a model key (versions + tombstone), as the index does.
+    fn apply(state: &mut (Vec<IndexEntry>, Option<Stamp>), inc: &Incoming) {
+        let plan = decide(&state.0, state.1.as_ref(), inc);
+        match (plan, inc) {
+            (Plan::Insert { mut replaces, .. }, Incoming::Version(v)) => {
+                replaces.sort_unstable();
+                for i in replaces.into_iter().rev() {
+                    state.0.remove(i);
+                }
+                state.0.push((**v).clone());
+                state.1 = None;
+            }
+            (Plan::UpdateAttrs(i), Incoming::Version(v)) => state.0[i].attrs = v.attrs.clone(),
+            (Plan::Remove { at, tombstone }, _) => {
+                state.0.remove(at);
+                if tombstone.is_some() {
+                    state.1 = tombstone;
+                }
+            }
+            (Plan::Tombstone(t), _) => state.1 = Some(t),
+            (Plan::Skip(_), _) => {}
+            (p, i) => panic!("plan {p:?} for {i:?}"),
+        }
+    }
+
+    fn visible(state: &(Vec<IndexEntry>, Option<Stamp>)) -> Option<(String, String)> {
+        current_of(&state.0).map(|c| (c.version_id.clone(), c.etag.clone()))
+    }
+
+    #[test]
+    fn newer_null_write_wins_and_ties_go_to_the_larger_zone_id() {
+        let local = vec![null(10, "a", "x")];
+        let newer = Incoming::Version(Box::new(null(11, "b", "y")));
+        assert_eq!(
+            decide(&local, None, &newer),
+            Plan::Insert {
+                replaces: vec![0],
+                beat: Some(stamp(10, "a"))
+            }
+        );
+        let older = Incoming::Version(Box::new(null(9, "b", "y")));
+        assert_eq!(
+            decide(&local, None, &older),
+            Plan::Skip(Skip::Lost {
+                winner: stamp(10, "a")
+            })
+        );
+        let tie_larger = Incoming::Version(Box::new(null(10, "b", "y")));
+        assert!(matches!(
+            decide(&local, None, &tie_larger),
+            Plan::Insert { .. }
+        ));
+        let local_b = vec![null(10, "b", "y")];
+        let tie_smaller = Incoming::Version(Box::new(null(10, "a", "x")));
+        assert!(matches!(
+            decide(&local_b, None, &tie_smaller),
+            Plan::Skip(Skip::Lost { .. })
+        ));
+    }
+
+    #[test]
+    fn a_delete_beats_older_writes_through_its_tombstone() {
+        // Zone b deleted at 20; zone a's write at 15 arrives afterwards.
+        let tomb = stamp(20, "b");
+        assert_eq!(
+            decide(
+                &[],
+                Some(&tomb),
+                &Incoming::Version(Box::new(null(15, "a", "x")))
+            ),
+            Plan::Skip(Skip::Lost {
+                winner: tomb.clone()
+            })
+        );
+        // A write after the delete still wins.
+        assert!(matches!(
+            decide(
+                &[],
+                Some(&tomb),
+                &Incoming::Version(Box::new(null(25, "a", "x")))
+            ),
+            Plan::Insert { .. }
+        ));
+        // A delete does not remove a newer write.
+        let removal = Incoming::Removal {
+            key: "k".into(),
+            version_id: "null".into(),
+            stamp: stamp(20, "b"),
+        };
+        assert!(matches!(
+            decide(&[null(30, "a", "x")], None, &removal),
+            Plan::Skip(Skip::Lost { .. })
+        ));
+        assert_eq!(
+            decide(&[null(10, "a", "x")], None, &removal),
+            Plan::Remove {
+                at: 0,
+                tombstone: Some(stamp(20, "b"))
+            }
+        );
+        assert_eq!(decide(&[], None, &removal), Plan::Tombstone(stamp(20, "b")));
+    }
+
+    #[test]
+    fn versions_with_ids_are_all_kept_and_the_newest_is_current() {
+        let mut s = (Vec::new(), None);
+        apply(&mut s, &Incoming::Version(Box::new(versioned(20, "v20"))));
+        apply(&mut s, &Incoming::Version(Box::new(versioned(10, "v10"))));
+        apply(&mut s, &Incoming::Version(Box::new(versioned(10, "v10"))));
+        assert_eq!(s.0.len(), 2);
+        assert_eq!(visible(&s).unwrap().0, "v20");
+        apply(
+            &mut s,
+            &Incoming::Removal {
+                key: "k".into(),
+                version_id: "v20".into(),
+                stamp: stamp(30, "a"),
+            },
+        );
+        assert_eq!(visible(&s).unwrap().0, "v10");
+        assert_eq!(
+            decide(
+                &s.0,
+                None,
+                &Incoming::Removal {
+                    key: "k".into(),
+                    version_id: "v20".into(),
+                    stamp: stamp(30, "a")
+                }
+            ),
+            Plan::Skip(Skip::Absent)
+        );
+    }
+
+    /// Every order of delivery of a set of competing changes ends in the
+    /// same visible state (the property that makes zones converge).
+    #[test]
+    fn every_delivery_order_converges() {
+        let changes = [
+            Incoming::Version(Box::new(null(10, "a", "a10"))),
+            Incoming::Version(Box::new(null(12, "b", "b12"))),
+            Incoming::Removal {
+                key: "k".into(),
+                version_id: "null".into(),
+                stamp: stamp(11, "a"),
+            },
+            Incoming::Version(Box::new(null(12, "a", "a12"))),
+            Incoming::Removal {
+                key: "k".into(),
+                version_id: "null".into(),
+                stamp: stamp(14, "b"),
+            },
+            Incoming::Version(Box::new(null(13, "c", "c13"))),
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for take in 1..=changes.len() {
+            let subset = &changes[..take];
+            let mut outcomes = std::collections::BTreeSet::new();
+            for _ in 0..200 {
+                let mut order: Vec<usize> = (0..subset.len()).collect();
+                for i in (1..order.len()).rev() {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    order.swap(i, (seed % (i as u64 + 1)) as usize);
+                }
+                let mut s = (Vec::new(), None);
+                for i in order {
+                    apply(&mut s, &subset[i]);
+                }
+                outcomes.insert(visible(&s));
+            }
+            assert_eq!(outcomes.len(), 1, "first {take} changes: {outcomes:?}");
+        }
+    }
+}

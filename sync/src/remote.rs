@@ -1,0 +1,279 @@
+//! The source zone as the sync engine reads it: its ZoneService on the
+//! source gateways' S3 ports, every request signed with a system key.
+
+use crate::SyncError;
+use crate::peer::{self, sign};
+use futures::StreamExt as _;
+use meridian_proto::multisite::*;
+use meridian_zone::data::Body;
+use meridian_zone::{BilogEntry, BucketInfo, IndexEntry};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// A zone another zone syncs from.
+#[derive(Debug, Clone)]
+pub struct RemoteZone {
+    /// Zone name.
+    pub name: String,
+    /// Zone id (checked against what its gateways answer).
+    pub id: String,
+    /// Its gateways (`http://host:port`).
+    pub endpoints: Vec<String>,
+    /// The key requests are signed with.
+    pub key: SystemKey,
+}
+
+fn parse<T: DeserializeOwned>(what: &str, b: &[u8]) -> Result<T, SyncError> {
+    serde_json::from_slice(b).map_err(|e| SyncError::Corrupt(format!("{what}: {e}")))
+}
+
+fn proto_kind(kind: meridian_zone::log::LogKind) -> i32 {
+    match kind {
+        meridian_zone::log::LogKind::Metadata => LogKind::Metadata as i32,
+        meridian_zone::log::LogKind::Data => LogKind::Data as i32,
+    }
+}
+
+impl RemoteZone {
+    /// The source's log positions, waiting up to `wait` for one to move past
+    /// `known` (empty `known`: answer at once). Checks the answering zone is
+    /// the one meant.
+    pub async fn log_positions(
+        &self,
+        kind: meridian_zone::log::LogKind,
+        known: &[String],
+        wait: Duration,
+    ) -> Result<Vec<String>, SyncError> {
+        let req = LogPositionsRequest {
+            auth: None,
+            kind: proto_kind(kind),
+            known: known.to_vec(),
+            wait_ms: wait.as_millis() as u32,
+        };
+        let timeout = wait + Duration::from_secs(30);
+        let r = peer::on_any_with(&self.endpoints, Some(timeout), |mut c| {
+            let req = sign(req.clone(), &self.key);
+            async move { c.log_positions(req).await }
+        })
+        .await?;
+        if !self.id.is_empty() && r.zone_id != self.id {
+            return Err(SyncError::WrongZone {
+                expected: format!("{} ({})", self.name, self.id),
+                found: r.zone_id,
+            });
+        }
+        Ok(r.positions)
+    }
+
+    /// A page of a zone-wide log shard after `after`.
+    pub async fn list_log<T: DeserializeOwned>(
+        &self,
+        kind: meridian_zone::log::LogKind,
+        shard: u32,
+        after: &str,
+        max: u32,
+    ) -> Result<(Vec<(String, T)>, bool), SyncError> {
+        let req = ListLogRequest {
+            auth: None,
+            kind: proto_kind(kind),
+            shard,
+            after: after.to_string(),
+            max,
+        };
+        let r = peer::on_any(&self.endpoints, |mut c| {
+            let req = sign(req.clone(), &self.key);
+            async move { c.list_log(req).await }
+        })
+        .await?;
+        let items = r
+            .items
+            .into_iter()
+            .map(|i| Ok((i.marker, parse("log entry", &i.entry)?)))
+            .collect::<Result<Vec<_>, SyncError>>()?;
+        Ok((items, r.more))
+    }
+
+    /// A page of a bucket index shard's log after `after`.
+    pub async fn list_bilog(
+        &self,
+        bucket: &BucketInfo,
+        shard: u32,
+        after: &str,
+        max: u32,
+    ) -> Result<(Vec<(String, BilogEntry)>, bool), SyncError> {
+        let req = ListBilogRequest {
+            auth: None,
+            bucket: bucket.name.clone(),
+            bucket_id: bucket.id.clone(),
+            shard,
+            after: after.to_string(),
+            max,
+        };
+        let r = peer::on_any(&self.endpoints, |mut c| {
+            let req = sign(req.clone(), &self.key);
+            async move { c.list_bilog(req).await }
+        })
+        .await?;
+        let items = r
+            .items
+            .into_iter()
+            .map(|i| Ok((i.marker, parse("bilog entry", &i.entry)?)))
+            .collect::<Result<Vec<_>, SyncError>>()?;
+        Ok((items, r.more))
+    }
+
+    /// A page of every version in a bucket shard after `after`, and the
+    /// shard's log position read before it.
+    pub async fn list_shard(
+        &self,
+        bucket: &BucketInfo,
+        shard: u32,
+        after: &str,
+        max: u32,
+    ) -> Result<(Vec<(String, IndexEntry)>, bool, String), SyncError> {
+        let req = ListShardRequest {
+            auth: None,
+            bucket: bucket.name.clone(),
+            bucket_id: bucket.id.clone(),
+            shard,
+            after: after.to_string(),
+            max,
+        };
+        let r = peer::on_any(&self.endpoints, |mut c| {
+            let req = sign(req.clone(), &self.key);
+            async move { c.list_shard(req).await }
+        })
+        .await?;
+        let items = r
+            .items
+            .into_iter()
+            .map(|i| Ok((i.marker, parse("index entry", &i.entry)?)))
+            .collect::<Result<Vec<_>, SyncError>>()?;
+        Ok((items, r.more, r.log_position))
+    }
+
+    /// For each (bucket, shard, marker): whether the source logged changes after it.
+    pub async fn bilog_pending(
+        &self,
+        shards: &[(BucketInfo, u32, String)],
+    ) -> Result<Vec<bool>, SyncError> {
+        let mut out = Vec::with_capacity(shards.len());
+        for chunk in shards.chunks(500) {
+            let req = BilogPendingRequest {
+                auth: None,
+                shards: chunk
+                    .iter()
+                    .map(|(b, s, m)| bilog_pending_request::Shard {
+                        bucket: b.name.clone(),
+                        bucket_id: b.id.clone(),
+                        shard: *s,
+                        marker: m.clone(),
+                    })
+                    .collect(),
+            };
+            let r = peer::on_any(&self.endpoints, |mut c| {
+                let req = sign(req.clone(), &self.key);
+                async move { c.bilog_pending(req).await }
+            })
+            .await?;
+            if r.pending.len() != chunk.len() {
+                return Err(SyncError::Corrupt(format!(
+                    "bilog pending answered {} shards of {}",
+                    r.pending.len(),
+                    chunk.len()
+                )));
+            }
+            out.extend(r.pending);
+        }
+        Ok(out)
+    }
+
+    /// A page of metadata names (`user` or `bucket`) after `after`.
+    pub async fn list_metadata(
+        &self,
+        section: &str,
+        after: &str,
+        max: u32,
+    ) -> Result<(Vec<String>, bool), SyncError> {
+        let req = ListMetadataRequest {
+            auth: None,
+            section: section.to_string(),
+            after: after.to_string(),
+            max,
+        };
+        let r = peer::on_any(&self.endpoints, |mut c| {
+            let req = sign(req.clone(), &self.key);
+            async move { c.list_metadata(req).await }
+        })
+        .await?;
+        Ok((r.names, r.more))
+    }
+
+    /// A metadata record as the source holds it (None: it does not exist).
+    pub async fn get_metadata<T: DeserializeOwned>(
+        &self,
+        section: &str,
+        name: &str,
+    ) -> Result<Option<T>, SyncError> {
+        let req = GetMetadataRequest {
+            auth: None,
+            section: section.to_string(),
+            name: name.to_string(),
+        };
+        let r = peer::on_any(&self.endpoints, |mut c| {
+            let req = sign(req.clone(), &self.key);
+            async move { c.get_metadata(req).await }
+        })
+        .await?;
+        if !r.found {
+            return Ok(None);
+        }
+        Ok(Some(parse(&format!("{section}:{name}"), &r.record)?))
+    }
+
+    /// One version with its bytes (None: the source no longer has it). The
+    /// stream has no overall timeout (large objects); each message must
+    /// arrive within `idle`.
+    pub async fn fetch(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        version_id: &str,
+        idle: Duration,
+    ) -> Result<Option<(IndexEntry, Body)>, SyncError> {
+        let req = FetchObjectRequest {
+            auth: None,
+            bucket: bucket.name.clone(),
+            bucket_id: bucket.id.clone(),
+            key: key.to_string(),
+            version_id: version_id.to_string(),
+            if_not_mtime_ns: 0,
+            if_not_etag: String::new(),
+        };
+        let mut stream = peer::on_any_with(&self.endpoints, None, |mut c| {
+            let req = sign(req.clone(), &self.key);
+            async move { c.fetch_object(req).await }
+        })
+        .await?;
+        let first = match tokio::time::timeout(idle, stream.message()).await {
+            Ok(Ok(Some(m))) => m,
+            Ok(Ok(None)) => return Err(SyncError::Corrupt("empty object stream".into())),
+            Ok(Err(s)) => return Err(s.into()),
+            Err(_) => return Err(SyncError::Remote("object stream stalled".into())),
+        };
+        if !first.found {
+            return Ok(None);
+        }
+        let entry: IndexEntry = parse("index entry", &first.entry)?;
+        let body = futures::stream::unfold(stream, move |mut s| async move {
+            match tokio::time::timeout(idle, s.message()).await {
+                Ok(Ok(Some(m))) => Some((Ok(m.data), s)),
+                Ok(Ok(None)) => None,
+                Ok(Err(st)) => Some((Err(format!("object stream: {}", st.message())), s)),
+                Err(_) => Some((Err("object stream stalled".to_string()), s)),
+            }
+        })
+        .filter(|r| futures::future::ready(!matches!(r, Ok(b) if b.is_empty())));
+        Ok(Some((entry, Box::pin(body))))
+    }
+}
