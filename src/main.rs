@@ -56,6 +56,27 @@ enum Command {
         #[command(subcommand)]
         cmd: rgw::UserCmd,
     },
+    /// Multi-site sync: status, error log, conflicts, a standalone agent.
+    Sync {
+        #[command(flatten)]
+        zone: rgw::ZoneArg,
+        #[command(subcommand)]
+        cmd: cli::sync::SyncCmd,
+    },
+    /// Metadata: sync, list, get.
+    Metadata {
+        #[command(flatten)]
+        zone: rgw::ZoneArg,
+        #[command(subcommand)]
+        cmd: cli::sync::MetadataCmd,
+    },
+    /// Data sync.
+    Data {
+        #[command(flatten)]
+        zone: rgw::ZoneArg,
+        #[command(subcommand)]
+        cmd: cli::sync::DataCmd,
+    },
     /// S3 access keys.
     Key {
         #[command(flatten)]
@@ -146,7 +167,14 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let daemon = matches!(&cli.cmd, Command::Mon(a) if a.id.is_some())
         || matches!(&cli.cmd, Command::Osd(a) if a.id.is_some())
-        || matches!(&cli.cmd, Command::Gateway(_));
+        || matches!(&cli.cmd, Command::Gateway(_))
+        || matches!(
+            &cli.cmd,
+            Command::Sync {
+                cmd: cli::sync::SyncCmd::Agent { .. },
+                ..
+            }
+        );
     cli::init_tracing(daemon);
     if !daemon {
         // A tool piped into `head` ends quietly, as Unix tools do (daemons keep
@@ -181,6 +209,9 @@ fn main() -> std::process::ExitCode {
             Command::Period { cmd } => multisite::period(&ctx, cmd).await,
             Command::User { zone, cmd } => rgw::user(&ctx, zone, cmd).await,
             Command::Key { zone, cmd } => rgw::key(&ctx, zone, cmd).await,
+            Command::Sync { zone, cmd } => cli::sync::sync(&ctx, zone, cmd).await,
+            Command::Metadata { zone, cmd } => cli::sync::metadata(&ctx, zone, cmd).await,
+            Command::Data { zone, cmd } => cli::sync::data(&ctx, zone, cmd).await,
             Command::Bucket { zone, cmd } => rgw::bucket(&ctx, zone, cmd).await,
             Command::Gc { zone, cmd } => rgw::gc(&ctx, zone, cmd).await,
             Command::Bilog { zone, cmd } => rgw::bilog(&ctx, zone, cmd).await,

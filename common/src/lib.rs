@@ -2,6 +2,7 @@
 //! file, size parsing, wall-clock helpers and the Prometheus endpoint.
 
 pub mod config;
+pub mod failpoints;
 pub mod metrics;
 pub mod size;
 

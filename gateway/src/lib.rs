@@ -55,6 +55,9 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<Cluster> {
 pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
     let section = cfg.gateway_section(&id)?.clone();
     let params = zone_params(&cfg, &id)?;
+    // Fault injection for tests (`FAILPOINTS=sync::apply_delay=return(2000)`).
+    meridian_common::failpoints::configure_from_env()
+        .map_err(|e| anyhow::anyhow!("FAILPOINTS: {e}"))?;
     let cluster = connect(&cfg).await?;
     let zone = Zone::open(cluster, params.clone())
         .await

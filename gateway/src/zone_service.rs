@@ -139,6 +139,19 @@ fn zone_status(e: ZoneError) -> Status {
     }
 }
 
+/// A user operation's refusal, with the error the CLI shows.
+fn user_status(e: ZoneError) -> Status {
+    match &e {
+        ZoneError::NoSuchUser(_) | ZoneError::NoSuchAccessKey(_) => {
+            Status::not_found(e.to_string())
+        }
+        ZoneError::UserExists(_) | ZoneError::KeyInUse(_) | ZoneError::InvalidArgument(_) => {
+            Status::failed_precondition(e.to_string())
+        }
+        _ => Status::unavailable(e.to_string()),
+    }
+}
+
 /// Pushes a committed period to every other zone of it (best effort: a zone
 /// that misses it pulls it on its next poll). Returns one line per zone.
 pub async fn push_to_peers(
@@ -400,7 +413,80 @@ impl ZoneService for ZoneEndpoint {
                     .map_err(zone_status)?;
                 Ok(Response::new(ForwardBucketReply::default()))
             }
+            Ok(forward_bucket_request::Op::Update) => {
+                let change: meridian_zone::bucket::BucketChange =
+                    serde_json::from_slice(&req.change).map_err(|e| {
+                        Status::invalid_argument(format!("bucket change is not valid: {e}"))
+                    })?;
+                let (b, _) = self
+                    .zone
+                    .bucket_fresh(&req.bucket)
+                    .await
+                    .map_err(zone_status)?;
+                if b.owner != req.uid {
+                    return Err(Status::permission_denied(format!(
+                        "AccessDenied: bucket {} belongs to {}",
+                        req.bucket, b.owner
+                    )));
+                }
+                let info = self
+                    .zone
+                    .change_bucket(&req.bucket, &change)
+                    .await
+                    .map_err(zone_status)?;
+                Ok(Response::new(ForwardBucketReply {
+                    bucket_info: serde_json::to_vec(&info)
+                        .map_err(|e| Status::internal(e.to_string()))?
+                        .into(),
+                }))
+            }
             Err(_) => Err(Status::invalid_argument("unknown bucket op")),
         }
+    }
+
+    async fn forward_user(
+        &self,
+        req: Request<ForwardUserRequest>,
+    ) -> Result<Response<ForwardUserReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        self.require_master()?;
+        if self.site.role().read_only {
+            return Err(Status::failed_precondition(
+                "AccessDenied: the master zone is read-only",
+            ));
+        }
+        let bad =
+            |e: serde_json::Error| Status::invalid_argument(format!("user spec is not valid: {e}"));
+        let user = match forward_user_request::Op::try_from(req.op) {
+            Ok(forward_user_request::Op::Create) => {
+                let spec: meridian_zone::user::NewUser =
+                    serde_json::from_slice(&req.spec).map_err(bad)?;
+                Some(self.zone.create_user(spec).await.map_err(user_status)?)
+            }
+            Ok(forward_user_request::Op::Modify) => {
+                let change: meridian_zone::user::UserChange =
+                    serde_json::from_slice(&req.spec).map_err(bad)?;
+                Some(
+                    self.zone
+                        .modify_user(&req.uid, change)
+                        .await
+                        .map_err(user_status)?,
+                )
+            }
+            Ok(forward_user_request::Op::Remove) => {
+                self.zone.remove_user(&req.uid).await.map_err(user_status)?;
+                None
+            }
+            Err(_) => return Err(Status::invalid_argument("unknown user op")),
+        };
+        Ok(Response::new(ForwardUserReply {
+            user: match user {
+                Some(u) => serde_json::to_vec(&u)
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .into(),
+                None => Default::default(),
+            },
+        }))
     }
 }

@@ -87,6 +87,33 @@ pub async fn up_zones(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<
         std::fs::write(&key_file, format!("{ak} {sk}\n"))
             .with_context(|| format!("write {}", key_file.display()))?;
     }
+    // Metadata sync brings the master's users (the `dev` user among them)
+    // to the secondary: wait for it, so the keys printed work on both.
+    let key_of = |conf: &Path| -> anyhow::Result<(String, String)> {
+        let v: serde_json::Value =
+            serde_json::from_str(&cli(conf, &["user", "info", "--uid=dev"])?)?;
+        Ok((
+            v["keys"][0]["access_key"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            v["keys"][0]["secret_key"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ))
+    };
+    let dev_key = key_of(a)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while key_of(b).ok().as_ref() != Some(&dev_key) {
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "metadata sync did not bring user dev to zone {} within 60 s",
+                ZONES[1].1
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
     let period = cli(b, &["period", "get-current"])?;
     println!();
     println!(
@@ -97,6 +124,11 @@ pub async fn up_zones(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<
         eb.join(", ")
     );
     println!("  {}", period.trim().replace('\n', " "));
+    println!(
+        "  S3 user dev in both zones (replicated from the master): access key {}  secret {}",
+        dev_key.0, dev_key.1
+    );
+    println!("  meridian -c {} sync status", b.display());
     println!(
         "  meridian -c {} period get      # or -c {}",
         a.display(),

@@ -7,6 +7,7 @@ pub mod multisite;
 pub mod objects;
 pub mod pgquery;
 pub mod rgw;
+pub mod sync;
 
 use anyhow::Context as _;
 use meridian_client::{ClientOptions, Cluster};

@@ -128,6 +128,11 @@ pub enum BucketCmd {
         #[arg(long)]
         bucket: String,
     },
+    /// Multi-site sync of one bucket.
+    Sync {
+        #[command(subcommand)]
+        cmd: super::sync::BucketSyncCmd,
+    },
 }
 
 /// `meridian gc ...`.
@@ -190,7 +195,8 @@ pub async fn gateway(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
     meridian_gateway::run(cfg, a.id).await
 }
 
-async fn zone(ctx: &Ctx, z: &ZoneArg) -> anyhow::Result<Zone> {
+/// Opens the zone an admin command names (the config's rgw_zone by default).
+pub async fn open_zone(ctx: &Ctx, z: &ZoneArg) -> anyhow::Result<Zone> {
     let cfg = ctx.config()?;
     let name = z
         .zone
@@ -234,7 +240,7 @@ fn print_json(v: &Value) {
 
 /// `meridian user ...`.
 pub async fn user(ctx: &Ctx, z: ZoneArg, cmd: UserCmd) -> anyhow::Result<()> {
-    let zone = zone(ctx, &z).await?;
+    let zone = open_zone(ctx, &z).await?;
     let u = match cmd {
         UserCmd::Create {
             uid,
@@ -246,16 +252,19 @@ pub async fn user(ctx: &Ctx, z: ZoneArg, cmd: UserCmd) -> anyhow::Result<()> {
             suspended,
             max_buckets,
         } => {
-            zone.create_user(NewUser {
-                uid,
-                display_name,
-                email,
-                access_key,
-                secret,
-                system,
-                suspended: suspended.unwrap_or(false),
-                max_buckets,
-            })
+            create_user(
+                &zone,
+                NewUser {
+                    uid,
+                    display_name,
+                    email,
+                    access_key,
+                    secret,
+                    system,
+                    suspended: suspended.unwrap_or(false),
+                    max_buckets,
+                },
+            )
             .await?
         }
         UserCmd::Info { uid } => zone.user(&uid).await?,
@@ -278,7 +287,8 @@ pub async fn user(ctx: &Ctx, z: ZoneArg, cmd: UserCmd) -> anyhow::Result<()> {
                 (None, Some(_)) => anyhow::bail!("--secret needs --access-key"),
                 (None, None) => None,
             };
-            zone.modify_user(
+            modify_user(
+                &zone,
                 &uid,
                 UserChange {
                     display_name,
@@ -293,7 +303,8 @@ pub async fn user(ctx: &Ctx, z: ZoneArg, cmd: UserCmd) -> anyhow::Result<()> {
             .await?
         }
         UserCmd::Suspend { uid } => {
-            zone.modify_user(
+            modify_user(
+                &zone,
                 &uid,
                 UserChange {
                     suspended: Some(true),
@@ -303,7 +314,8 @@ pub async fn user(ctx: &Ctx, z: ZoneArg, cmd: UserCmd) -> anyhow::Result<()> {
             .await?
         }
         UserCmd::Enable { uid } => {
-            zone.modify_user(
+            modify_user(
+                &zone,
                 &uid,
                 UserChange {
                     suspended: Some(false),
@@ -313,7 +325,7 @@ pub async fn user(ctx: &Ctx, z: ZoneArg, cmd: UserCmd) -> anyhow::Result<()> {
             .await?
         }
         UserCmd::Rm { uid } => {
-            zone.remove_user(&uid).await?;
+            remove_user(&zone, &uid).await?;
             return Ok(());
         }
     };
@@ -321,19 +333,96 @@ pub async fn user(ctx: &Ctx, z: ZoneArg, cmd: UserCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sends a user write to the metadata master (this zone is a secondary, as
+/// radosgw-admin forwards them) and stores the master's record here, so it
+/// is usable at once and metadata sync never undoes it. None: the zone is
+/// the master (or standalone) and writes locally.
+async fn forward_user(
+    zone: &Zone,
+    op: meridian_proto::multisite::forward_user_request::Op,
+    uid: &str,
+    spec: Vec<u8>,
+) -> anyhow::Result<Option<Option<User>>> {
+    use meridian_proto::multisite::ForwardUserRequest;
+    let role = meridian_gateway::site::SiteRole::of(&zone.cluster().map().map, &zone.params().zone);
+    if role.is_master {
+        return Ok(None);
+    }
+    let key = role.system_key.clone().with_context(|| {
+        format!(
+            "zone {} is a secondary without a system key: user changes must go to the master zone {} (zone modify --access-key --secret)",
+            role.zone, role.master_zone
+        )
+    })?;
+    let req = ForwardUserRequest {
+        auth: None,
+        op: op as i32,
+        uid: uid.to_string(),
+        spec: spec.into(),
+    };
+    let reply = meridian_gateway::peer::on_any(&role.master_endpoints, |mut c| {
+        let req = meridian_gateway::peer::sign(req.clone(), &key);
+        async move { c.forward_user(req).await }
+    })
+    .await
+    .map_err(|s| {
+        anyhow::anyhow!(
+            "the metadata master zone {} refused or could not be reached: {}",
+            role.master_zone,
+            s.message()
+        )
+    })?;
+    if reply.user.is_empty() {
+        zone.apply_user_removal(uid).await?;
+        return Ok(Some(None));
+    }
+    let u: User =
+        serde_json::from_slice(&reply.user).context("user record from the master zone")?;
+    zone.apply_user(&u).await?;
+    Ok(Some(Some(u)))
+}
+
+async fn create_user(zone: &Zone, spec: NewUser) -> anyhow::Result<User> {
+    use meridian_proto::multisite::forward_user_request::Op;
+    let body = serde_json::to_vec(&spec)?;
+    match forward_user(zone, Op::Create, &spec.uid, body).await? {
+        Some(Some(u)) => Ok(u),
+        Some(None) => anyhow::bail!("the master zone returned no user"),
+        None => Ok(zone.create_user(spec).await?),
+    }
+}
+
+async fn modify_user(zone: &Zone, uid: &str, change: UserChange) -> anyhow::Result<User> {
+    use meridian_proto::multisite::forward_user_request::Op;
+    let body = serde_json::to_vec(&change)?;
+    match forward_user(zone, Op::Modify, uid, body).await? {
+        Some(Some(u)) => Ok(u),
+        Some(None) => anyhow::bail!("the master zone returned no user"),
+        None => Ok(zone.modify_user(uid, change).await?),
+    }
+}
+
+async fn remove_user(zone: &Zone, uid: &str) -> anyhow::Result<()> {
+    use meridian_proto::multisite::forward_user_request::Op;
+    match forward_user(zone, Op::Remove, uid, Vec::new()).await? {
+        Some(_) => Ok(()),
+        None => Ok(zone.remove_user(uid).await?),
+    }
+}
+
 /// `meridian key rm`.
 pub async fn key(ctx: &Ctx, z: ZoneArg, cmd: KeyCmd) -> anyhow::Result<()> {
-    let zone = zone(ctx, &z).await?;
+    let zone = open_zone(ctx, &z).await?;
     let KeyCmd::Rm { uid, access_key } = cmd;
-    let u = zone
-        .modify_user(
-            &uid,
-            UserChange {
-                remove_key: Some(access_key),
-                ..Default::default()
-            },
-        )
-        .await?;
+    let u = modify_user(
+        &zone,
+        &uid,
+        UserChange {
+            remove_key: Some(access_key),
+            ..Default::default()
+        },
+    )
+    .await?;
     print_json(&user_json(&u));
     Ok(())
 }
@@ -350,8 +439,9 @@ fn ns_to_rfc3339(ns: u64) -> String {
 
 /// `meridian bucket ...`.
 pub async fn bucket(ctx: &Ctx, z: ZoneArg, cmd: BucketCmd) -> anyhow::Result<()> {
-    let zone = zone(ctx, &z).await?;
+    let zone = open_zone(ctx, &z).await?;
     match cmd {
+        BucketCmd::Sync { cmd } => return super::sync::bucket_sync(ctx, &z, cmd).await,
         BucketCmd::List {
             bucket: None,
             max_entries: _,
@@ -454,7 +544,7 @@ pub async fn bucket(ctx: &Ctx, z: ZoneArg, cmd: BucketCmd) -> anyhow::Result<()>
 
 /// `meridian gc ...`.
 pub async fn gc(ctx: &Ctx, z: ZoneArg, cmd: GcCmd) -> anyhow::Result<()> {
-    let zone = zone(ctx, &z).await?;
+    let zone = open_zone(ctx, &z).await?;
     match cmd {
         GcCmd::Process { include_all } => {
             let r = zone.gc_process(include_all).await?;
@@ -470,7 +560,7 @@ pub async fn gc(ctx: &Ctx, z: ZoneArg, cmd: GcCmd) -> anyhow::Result<()> {
 
 /// `meridian bilog list`.
 pub async fn bilog(ctx: &Ctx, z: ZoneArg, cmd: BilogCmd) -> anyhow::Result<()> {
-    let zone = zone(ctx, &z).await?;
+    let zone = open_zone(ctx, &z).await?;
     let BilogCmd::List {
         bucket,
         shard,
@@ -511,7 +601,7 @@ pub async fn bilog(ctx: &Ctx, z: ZoneArg, cmd: BilogCmd) -> anyhow::Result<()> {
 
 /// `meridian datalog list` / `meridian mdlog list`.
 pub async fn log(ctx: &Ctx, z: ZoneArg, metadata: bool, cmd: LogCmd) -> anyhow::Result<()> {
-    let zone = zone(ctx, &z).await?;
+    let zone = open_zone(ctx, &z).await?;
     let LogCmd::List {
         shard,
         marker,

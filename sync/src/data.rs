@@ -794,6 +794,15 @@ impl Exec<BucketItem> for BucketExec<'_> {
     }
 
     async fn apply(&self, item: BucketItem) -> Result<(), SyncError> {
+        // Test hook: `FAILPOINTS=sync::apply_delay=return(MS)` holds every
+        // apply that long (sync falls behind while writes go on).
+        let delay: Option<u64> = (|| {
+            fail::fail_point!("sync::apply_delay", |a| a.and_then(|s| s.parse().ok()));
+            None
+        })();
+        if let Some(ms) = delay {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         match &item.what {
             BucketChange::Listed(e) => {
                 if e.zone_trace.contains(&self.local_id()) {

@@ -22,6 +22,7 @@ pub mod mdlog;
 pub mod meta;
 pub mod peer;
 pub mod remote;
+pub mod report;
 pub mod status;
 pub mod tracker;
 

@@ -52,6 +52,7 @@ signed!(GetPeriodRequest, "GetPeriod");
 signed!(PushPeriodRequest, "PushPeriod");
 signed!(CommitPeriodRequest, "CommitPeriod");
 signed!(ForwardBucketRequest, "ForwardBucket");
+signed!(ForwardUserRequest, "ForwardUser");
 signed!(LogPositionsRequest, "LogPositions");
 signed!(ListLogRequest, "ListLog");
 signed!(ListBilogRequest, "ListBilog");

@@ -13,7 +13,7 @@ use std::time::Duration;
 pub struct TestCluster {
     /// Directory with config, data, logs and pid files.
     pub dir: PathBuf,
-    _tmp: tempfile::TempDir,
+    _tmp: std::sync::Arc<tempfile::TempDir>,
 }
 
 /// Path of the `meridian` binary under test: this build's, or
@@ -37,7 +37,10 @@ impl TestCluster {
     pub fn start_with(mons: u32, osds: u32, osd_size: &str, extra: &[&str]) -> TestCluster {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cluster");
-        let tc = TestCluster { dir, _tmp: tmp };
+        let tc = TestCluster {
+            dir,
+            _tmp: std::sync::Arc::new(tmp),
+        };
         let out = Command::new(bin())
             .args([
                 "dev",
@@ -65,6 +68,53 @@ impl TestCluster {
             );
         }
         tc
+    }
+
+    /// `dev up --zones 2`: two clusters joined into realm `dev` (zone dev-a,
+    /// the master, and dev-b), one gateway each, replicating both ways.
+    pub fn start_zones(osds: u32, extra: &[&str]) -> (TestCluster, TestCluster) {
+        let tmp = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
+        let dir = tmp.path().join("zones");
+        let mk = |sub: &str| TestCluster {
+            dir: dir.join(sub),
+            _tmp: tmp.clone(),
+        };
+        let (a, b) = (mk("zone-a"), mk("zone-b"));
+        let out = Command::new(bin())
+            .args([
+                "dev",
+                "up",
+                "--zones",
+                "2",
+                "--osds",
+                &osds.to_string(),
+                "--osd-size",
+                "2G",
+                "--pg-num",
+                "16",
+                "--s3-port",
+                "0",
+                "--dir",
+            ])
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .expect("run meridian dev up --zones 2");
+        if !out.status.success() {
+            a.dump_logs();
+            b.dump_logs();
+            panic!(
+                "dev up --zones 2 failed: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        (a, b)
+    }
+
+    /// The S3 endpoint of gateway 0.
+    pub fn s3_endpoint(&self) -> String {
+        format!("http://{}", self.config().gateway["0"].addr)
     }
 
     /// Restarts every stopped daemon and waits for HEALTH_OK.

@@ -2,6 +2,7 @@
 
 use super::{MeridianS3, OrS3, acl_from_policy, grants, owner};
 use crate::convert::{timestamp, validate_tags};
+use meridian_zone::bucket::BucketChange;
 use meridian_zone::{CannedAcl, Versioning};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -196,7 +197,8 @@ impl MeridianS3 {
         &self,
         req: S3Request<PutBucketVersioningInput>,
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-        let _ = self.owned_writable_bucket(&req, &req.input.bucket).await?;
+        let (_, owned) = self.owned_writable_bucket(&req, &req.input.bucket).await?;
+        let owner_uid = owned.owner.clone();
         let cfg = &req.input.versioning_configuration;
         if cfg
             .mfa_delete
@@ -215,10 +217,13 @@ impl MeridianS3 {
                 ));
             }
         };
-        self.zone
-            .set_versioning(&req.input.bucket, state)
-            .await
-            .or_s3()?;
+        self.change_bucket(
+            &req.input.bucket,
+            &owner_uid,
+            BucketChange::Versioning(state),
+        )
+        .await
+        .or_s3()?;
         Ok(S3Response::new(PutBucketVersioningOutput {}))
     }
 
@@ -237,7 +242,8 @@ impl MeridianS3 {
         &self,
         req: S3Request<PutBucketAclInput>,
     ) -> S3Result<S3Response<PutBucketAclOutput>> {
-        let _ = self.owned_writable_bucket(&req, &req.input.bucket).await?;
+        let (_, owned) = self.owned_writable_bucket(&req, &req.input.bucket).await?;
+        let owner_uid = owned.owner.clone();
         let acl = match (&req.input.acl, &req.input.access_control_policy) {
             (Some(a), _) => bucket_acl(Some(a))?,
             (None, Some(p)) => acl_from_policy(p)?,
@@ -248,11 +254,7 @@ impl MeridianS3 {
                 ));
             }
         };
-        self.zone
-            .update_bucket(&req.input.bucket, |b| {
-                b.acl = acl;
-                Ok(())
-            })
+        self.change_bucket(&req.input.bucket, &owner_uid, BucketChange::Acl(acl))
             .await
             .or_s3()?;
         Ok(S3Response::new(PutBucketAclOutput::default()))
@@ -276,13 +278,10 @@ impl MeridianS3 {
         &self,
         req: S3Request<PutBucketTaggingInput>,
     ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
-        let _ = self.owned_writable_bucket(&req, &req.input.bucket).await?;
+        let (_, owned) = self.owned_writable_bucket(&req, &req.input.bucket).await?;
+        let owner_uid = owned.owner.clone();
         let tags = tags_of(&req.input.tagging)?;
-        self.zone
-            .update_bucket(&req.input.bucket, |b| {
-                b.tags = tags.clone();
-                Ok(())
-            })
+        self.change_bucket(&req.input.bucket, &owner_uid, BucketChange::Tags(tags))
             .await
             .or_s3()?;
         Ok(S3Response::new(PutBucketTaggingOutput {}))
@@ -292,14 +291,15 @@ impl MeridianS3 {
         &self,
         req: S3Request<DeleteBucketTaggingInput>,
     ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-        let _ = self.owned_writable_bucket(&req, &req.input.bucket).await?;
-        self.zone
-            .update_bucket(&req.input.bucket, |b| {
-                b.tags.clear();
-                Ok(())
-            })
-            .await
-            .or_s3()?;
+        let (_, owned) = self.owned_writable_bucket(&req, &req.input.bucket).await?;
+        let owner_uid = owned.owner.clone();
+        self.change_bucket(
+            &req.input.bucket,
+            &owner_uid,
+            BucketChange::Tags(Vec::new()),
+        )
+        .await
+        .or_s3()?;
         Ok(S3Response::new(DeleteBucketTaggingOutput {}))
     }
 }

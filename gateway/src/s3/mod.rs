@@ -34,6 +34,35 @@ impl MeridianS3 {
         Ok(())
     }
 
+    /// A bucket metadata write: made here on the metadata master; on a
+    /// secondary, made on the master first and the master's record stored
+    /// here (as RGW forwards them), so metadata sync never undoes it.
+    pub(crate) async fn change_bucket(
+        &self,
+        bucket: &str,
+        uid: &str,
+        change: meridian_zone::bucket::BucketChange,
+    ) -> Result<BucketInfo, ZoneError> {
+        if self.site.role().is_master {
+            return self.zone.change_bucket(bucket, &change).await;
+        }
+        let info = self
+            .forward_bucket_with(
+                meridian_proto::multisite::forward_bucket_request::Op::Update,
+                bucket,
+                uid,
+                CannedAcl::Private,
+                serde_json::to_vec(&change).unwrap_or_default(),
+            )
+            .await?
+            .ok_or_else(|| ZoneError::Corrupt {
+                what: "bucket record from the master zone".into(),
+                reason: "missing".into(),
+            })?;
+        self.zone.apply_bucket(&info).await?;
+        Ok(info)
+    }
+
     /// Sends a bucket metadata write to the metadata master zone (this zone is a secondary).
     async fn forward_bucket(
         &self,
@@ -41,6 +70,18 @@ impl MeridianS3 {
         bucket: &str,
         uid: &str,
         acl: CannedAcl,
+    ) -> Result<Option<BucketInfo>, ZoneError> {
+        self.forward_bucket_with(op, bucket, uid, acl, Vec::new())
+            .await
+    }
+
+    async fn forward_bucket_with(
+        &self,
+        op: meridian_proto::multisite::forward_bucket_request::Op,
+        bucket: &str,
+        uid: &str,
+        acl: CannedAcl,
+        change: Vec<u8>,
     ) -> Result<Option<BucketInfo>, ZoneError> {
         use meridian_proto::multisite::ForwardBucketRequest;
         let role = self.site.role();
@@ -56,6 +97,7 @@ impl MeridianS3 {
             bucket: bucket.into(),
             uid: uid.into(),
             acl: acl.as_str().into(),
+            change: change.into(),
         };
         let reply = crate::peer::on_any(&role.master_endpoints, |mut c| {
             let req = crate::peer::sign(req.clone(), &key);

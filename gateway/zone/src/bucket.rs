@@ -28,6 +28,19 @@ struct DirEntry {
     created_ms: u64,
 }
 
+/// A change of a bucket record that a secondary zone forwards to the
+/// metadata master (every bucket metadata write is made there first).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BucketChange {
+    /// PutBucketVersioning.
+    Versioning(Versioning),
+    /// PutBucketAcl.
+    Acl(CannedAcl),
+    /// PutBucketTagging / DeleteBucketTagging (empty).
+    Tags(Vec<(String, String)>),
+}
+
 /// A bucket as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketListing {
@@ -204,6 +217,28 @@ impl Zone {
             .await?;
         Self::cache_forget(&self.inner.buckets, name);
         Ok(info.clone())
+    }
+
+    /// Applies a bucket metadata change here (this zone is the master).
+    pub async fn change_bucket(&self, name: &str, change: &BucketChange) -> Result<BucketInfo> {
+        match change {
+            BucketChange::Versioning(v) => self.set_versioning(name, *v).await,
+            BucketChange::Acl(a) => {
+                let a = *a;
+                self.update_bucket(name, |b| {
+                    b.acl = a;
+                    Ok(())
+                })
+                .await
+            }
+            BucketChange::Tags(t) => {
+                self.update_bucket(name, |b| {
+                    b.tags = t.clone();
+                    Ok(())
+                })
+                .await
+            }
+        }
     }
 
     /// Stores a bucket as the metadata master holds it (metadata sync): a

@@ -11,7 +11,8 @@ use rand::Rng as _;
 const USERS_DIR: &str = "users";
 
 /// What `user create` asks for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct NewUser {
     /// uid.
     pub uid: String,
@@ -32,7 +33,8 @@ pub struct NewUser {
 }
 
 /// What `user modify` changes (None = unchanged).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct UserChange {
     /// New display name.
     pub display_name: Option<String>,

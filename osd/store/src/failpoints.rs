@@ -41,43 +41,13 @@ pub const ALL: [&str; 3] = [RING_SUBMIT, DATA_SYNC, KV_COMMIT];
 /// Arms the failpoints listed in the `FAILPOINTS` environment variable
 /// (`name=actions;...`); returns the names armed (none if it is unset).
 pub fn configure_from_env() -> Result<Vec<String>, StoreError> {
-    match std::env::var("FAILPOINTS") {
-        Ok(spec) => configure(&spec),
-        Err(std::env::VarError::NotPresent) => Ok(Vec::new()),
-        Err(std::env::VarError::NotUnicode(_)) => Err(StoreError::InvalidArgument(
-            "FAILPOINTS is not valid UTF-8".into(),
-        )),
-    }
+    meridian_common::failpoints::configure_from_env().map_err(StoreError::InvalidArgument)
 }
 
 /// Arms failpoints from a `name=actions;...` list (the `FAILPOINTS` syntax);
 /// returns the names armed. On a malformed entry nothing stays armed.
 pub fn configure(spec: &str) -> Result<Vec<String>, StoreError> {
-    let mut armed: Vec<String> = Vec::new();
-    for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let res = match part.split_once('=') {
-            Some((name, actions)) => {
-                let name = name.trim();
-                fail::cfg(name, actions.trim())
-                    .map(|()| name.to_string())
-                    .map_err(|e| format!("failpoint {name}: {e}"))
-            }
-            None => Err(format!("failpoint entry {part:?} is not name=actions")),
-        };
-        match res {
-            Ok(name) => {
-                tracing::warn!(failpoint = %name, actions = %part, "failpoint armed");
-                armed.push(name);
-            }
-            Err(e) => {
-                for name in &armed {
-                    fail::remove(name);
-                }
-                return Err(StoreError::InvalidArgument(e));
-            }
-        }
-    }
-    Ok(armed)
+    meridian_common::failpoints::configure(spec).map_err(StoreError::InvalidArgument)
 }
 
 /// The error a fired failpoint injects: errno from `return(N)`, else EIO.

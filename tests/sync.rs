@@ -1,0 +1,304 @@
+//! Multi-site sync between two real clusters (`dev up --zones 2`): users
+//! created on either zone work on both; objects written, overwritten and
+//! deleted in both zones arrive byte-identical with the same versions,
+//! ETags and mtimes, through a kill -9 of the syncing gateway; concurrent
+//! writes of one key converge to one winner; `sync status` never claims
+//! "caught up" while applies are held back and writes go on; bad input is
+//! refused.
+
+mod common;
+
+use common::TestCluster;
+use meridian_bench::s3::S3Client;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+fn cli_json(tc: &TestCluster, args: &[&str]) -> Value {
+    let mut a = vec!["--format", "json"];
+    a.extend_from_slice(args);
+    tc.cli_json(&a)
+}
+
+fn keys(tc: &TestCluster, uid: &str) -> (String, String) {
+    let u = tc.cli_json(&["user", "info", &format!("--uid={uid}")]);
+    (
+        u["keys"][0]["access_key"].as_str().unwrap().into(),
+        u["keys"][0]["secret_key"].as_str().unwrap().into(),
+    )
+}
+
+fn s3(tc: &TestCluster, k: &(String, String)) -> S3Client {
+    S3Client::new(&tc.s3_endpoint(), &k.0, &k.1, "dev").expect("S3 client")
+}
+
+fn caught_up(tc: &TestCluster) -> bool {
+    let out = tc.cli(&["--format", "json", "sync", "status"]);
+    out.status.success()
+        && serde_json::from_slice::<Value>(&out.stdout)
+            .is_ok_and(|v| v["caught_up"] == Value::Bool(true))
+}
+
+/// Waits until both zones say they are caught up with each other.
+fn wait_caught_up(a: &TestCluster, b: &TestCluster, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !(caught_up(a) && caught_up(b)) {
+        if Instant::now() > deadline {
+            for tc in [a, b] {
+                eprintln!(
+                    "{}",
+                    String::from_utf8_lossy(&tc.cli(&["sync", "status", "--detail"]).stdout)
+                );
+                tc.dump_logs();
+            }
+            panic!("zones not caught up within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Every version of every key of `bucket` in a zone, as the index lists them.
+fn versions(tc: &TestCluster, bucket: &str) -> BTreeMap<(String, String), Value> {
+    let v = cli_json(tc, &["bucket", "list", &format!("--bucket={bucket}")]);
+    v.as_array()
+        .expect("bucket list is an array")
+        .iter()
+        .map(|e| {
+            let mut m = e["meta"].clone();
+            // The owner record is per zone; everything else must match.
+            m.as_object_mut().map(|o| o.remove("owner"));
+            (
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["instance"].as_str().unwrap().to_string(),
+                ),
+                serde_json::json!({"exists": e["exists"], "current": e["current"], "meta": m}),
+            )
+        })
+        .collect()
+}
+
+fn body(i: usize, generation: &str) -> bytes::Bytes {
+    let len = [0usize, 1, 100, 4096, 65_537, 300_000][i % 6];
+    let seed = format!("{generation}-{i}-");
+    bytes::Bytes::from(seed.bytes().cycle().take(len).collect::<Vec<u8>>())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_zones_replicate_both_ways_through_kills_and_conflicts() {
+    let (a, b) = TestCluster::start_zones(
+        2,
+        &["-o", "rgw_sync_reconcile_s=5", "-o", "rgw_sync_lease_s=6"],
+    );
+    let dev = keys(&a, "dev");
+    assert_eq!(
+        keys(&b, "dev"),
+        dev,
+        "metadata sync brought the master's user"
+    );
+
+    // A user created on the master works on the secondary.
+    let alice = keys(
+        cli_wrap(
+            &a,
+            &["user", "create", "--uid=alice", "--display-name=Alice"],
+        ),
+        "alice",
+    );
+    let sa = s3(&b, &alice);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // Created through the secondary: forwarded to the master.
+        match sa.ensure_bucket("alice-b").await {
+            Ok(()) => break,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("alice cannot use zone B: {e}"),
+        }
+    }
+    sa.put("alice-b", "hello", bytes::Bytes::from_static(b"from b"))
+        .await
+        .unwrap();
+    // A user created on the secondary is created on the master (forwarded).
+    let bob = keys(
+        cli_wrap(&b, &["user", "create", "--uid=bob", "--display-name=Bob"]),
+        "bob",
+    );
+    assert_eq!(
+        keys(&a, "bob"),
+        bob,
+        "user bob exists on the master with the same key"
+    );
+    s3(&a, &bob).ensure_bucket("bob-a").await.unwrap();
+
+    // Objects written in both zones, some overwritten and deleted.
+    let (ca, cb) = (s3(&a, &dev), s3(&b, &dev));
+    ca.ensure_bucket("sync").await.unwrap();
+    for i in 0..120 {
+        ca.put("sync", &format!("a/{i:03}"), body(i, "a"))
+            .await
+            .unwrap();
+    }
+    // Kill B's gateway (it syncs from A) while A keeps writing, then restart it.
+    let writer = {
+        let ca = s3(&a, &dev);
+        tokio::spawn(async move {
+            for i in 120..240 {
+                ca.put("sync", &format!("a/{i:03}"), body(i, "a"))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.kill9("gateway.0");
+    writer.await.unwrap();
+    b.start_daemon("gateway.0");
+    wait_s3(&cb, "sync").await;
+    for i in 0..60 {
+        cb.put("sync", &format!("b/{i:03}"), body(i, "b"))
+            .await
+            .unwrap();
+    }
+    for i in (0..240).step_by(8) {
+        ca.delete("sync", &format!("a/{i:03}")).await.unwrap();
+    }
+    for i in (1..240).step_by(10) {
+        cb.put("sync", &format!("a/{i:03}"), body(i, "b-over"))
+            .await
+            .unwrap();
+    }
+    // The same key written in both zones at once, many times.
+    let (h1, h2) = {
+        let (x, y) = (s3(&a, &dev), s3(&b, &dev));
+        (
+            tokio::spawn(async move {
+                for g in 0..25 {
+                    x.put("sync", "hot", bytes::Bytes::from(format!("a{g}")))
+                        .await
+                        .unwrap();
+                }
+            }),
+            tokio::spawn(async move {
+                for g in 0..25 {
+                    y.put("sync", "hot", bytes::Bytes::from(format!("b{g}")))
+                        .await
+                        .unwrap();
+                }
+            }),
+        )
+    };
+    h1.await.unwrap();
+    h2.await.unwrap();
+
+    wait_caught_up(&a, &b, Duration::from_secs(120));
+    let (va, vb) = (versions(&a, "sync"), versions(&b, "sync"));
+    assert_eq!(va.len(), 240 - 30 + 60 + 1, "keys in zone A");
+    assert_eq!(
+        va, vb,
+        "both zones list the same versions, ETags, sizes and mtimes"
+    );
+    for ((key, _), _) in va.iter() {
+        let (x, y) = (
+            ca.get("sync", key).await.unwrap(),
+            cb.get("sync", key).await.unwrap(),
+        );
+        assert_eq!(x, y, "{key} differs between the zones");
+    }
+    let hot = ca.get("sync", "hot").await.unwrap();
+    assert!(
+        hot == "a24" || hot == "b24",
+        "the winner is one zone's last write: {hot:?}"
+    );
+    assert_eq!(versions(&a, "alice-b"), versions(&b, "alice-b"));
+
+    // Status never says caught up while applies are held back.
+    b.kill9("gateway.0");
+    b.start_daemon_env(
+        "gateway.0",
+        &[("FAILPOINTS", "sync::apply_delay=return(1500)")],
+    );
+    wait_s3(&cb, "sync").await;
+    // Each write takes at least 1.5 s to apply: right after it, it is pending.
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut i = 0;
+    while Instant::now() < end {
+        ca.put("sync", &format!("late/{i}"), body(i, "late"))
+            .await
+            .unwrap();
+        assert!(
+            !caught_up(&b),
+            "zone B claims caught up with write {i} pending"
+        );
+        i += 1;
+    }
+    b.kill9("gateway.0");
+    b.start_daemon("gateway.0");
+    wait_caught_up(&a, &b, Duration::from_secs(120));
+    assert_eq!(versions(&a, "sync"), versions(&b, "sync"));
+
+    // Bad input: a clear error, nothing applied.
+    let out = b.cli(&["data", "sync", "status", "--source-zone=nowhere"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a data sync source"));
+    let wrong = meridian_sync::remote::RemoteZone {
+        name: "dev-a".into(),
+        id: String::new(),
+        endpoints: vec![a.s3_endpoint()],
+        key: meridian_proto::multisite::SystemKey {
+            access_key: dev.0.clone(),
+            secret_key: "not-the-secret".into(),
+        },
+    };
+    let e = wrong
+        .log_positions(meridian_zone::log::LogKind::Data, &[], Duration::ZERO)
+        .await
+        .expect_err("a request signed with a wrong key is refused");
+    assert!(
+        e.to_string().contains("system key") || e.to_string().contains("signature"),
+        "{e}"
+    );
+    let sys = meridian_sync::remote::RemoteZone {
+        key: meridian_proto::multisite::SystemKey {
+            access_key: keys(&a, "zone.user").0,
+            secret_key: keys(&a, "zone.user").1,
+        },
+        ..wrong
+    };
+    let e = sys
+        .list_log::<Value>(meridian_zone::log::LogKind::Data, 0, "not-a-marker", 10)
+        .await
+        .expect_err("a corrupt marker is refused");
+    assert!(e.to_string().contains("not a log position"), "{e}");
+    let e = sys
+        .list_log::<Value>(meridian_zone::log::LogKind::Data, 9999, "", 10)
+        .await
+        .expect_err("an unknown shard is refused");
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    for tc in [&a, &b] {
+        let errs = tc.error_lines();
+        assert!(errs.is_empty(), "ERROR lines:\n{}", errs.join("\n"));
+    }
+}
+
+/// Runs a CLI command on `tc` and returns `tc` (for chaining a key lookup).
+fn cli_wrap<'a>(tc: &'a TestCluster, args: &[&str]) -> &'a TestCluster {
+    let out = tc.cli(args);
+    assert!(
+        out.status.success(),
+        "meridian {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tc
+}
+
+/// Waits until the gateway answers S3 again.
+async fn wait_s3(c: &S3Client, bucket: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.ensure_bucket(bucket).await.is_err() {
+        assert!(Instant::now() < deadline, "gateway does not answer");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
