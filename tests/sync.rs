@@ -302,3 +302,51 @@ async fn wait_s3(c: &S3Client, bucket: &str) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The replication suite in `tests/s3sync/` (boto3): versioned and suspended
+/// buckets, delete markers, multipart, copy, metadata, tags, ACLs, bucket
+/// settings made on the secondary, bucket creation and deletion, and the
+/// seed's application-level conflict resolver, each compared across zones.
+#[test]
+fn replication_suite_with_real_clients() {
+    let py = common::python::python().unwrap_or_else(|e| {
+        panic!("the replication suite cannot run: no Python with the S3 clients:\n{e}")
+    });
+    let (a, b) = TestCluster::start_zones(2, &["-o", "rgw_sync_reconcile_s=5"]);
+    let dev = keys(&a, "dev");
+    let junit = a.dir.join("sync-junit.xml");
+    let out = std::process::Command::new(&py)
+        .args(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"])
+        .arg(format!("--junitxml={}", junit.display()))
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3sync"))
+        .env("ZONE_A_ENDPOINT", a.s3_endpoint())
+        .env("ZONE_B_ENDPOINT", b.s3_endpoint())
+        .env("ZONE_A_CONF", a.conf())
+        .env("ZONE_B_CONF", b.conf())
+        .env("S3_ACCESS_KEY", &dev.0)
+        .env("S3_SECRET_KEY", &dev.1)
+        .env("MERIDIAN_BIN", common::bin())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run pytest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    if !out.status.success() {
+        a.dump_logs();
+        b.dump_logs();
+        panic!(
+            "the replication suite failed:\n{}\n{}",
+            common::python::tail(&stdout, 60),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let report = std::fs::read_to_string(&junit).expect("pytest's JUnit report");
+    let count = |attr: &str| common::python::junit_count(&report, attr).unwrap_or(u64::MAX);
+    assert!(
+        count("tests") >= 6
+            && count("skipped") == 0
+            && count("failures") == 0
+            && count("errors") == 0,
+        "replication suite: {report}"
+    );
+}

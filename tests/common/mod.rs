@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod python;
+
 use meridian_client::{ClientOptions, Cluster};
 use meridian_common::Config;
 use std::path::{Path, PathBuf};
