@@ -9,6 +9,7 @@
 mod common;
 
 use common::TestCluster;
+use futures::StreamExt as _;
 use meridian_bench::s3::S3Client;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -59,7 +60,15 @@ fn wait_caught_up(a: &TestCluster, b: &TestCluster, within: Duration) {
 
 /// Every version of every key of `bucket` in a zone, as the index lists them.
 fn versions(tc: &TestCluster, bucket: &str) -> BTreeMap<(String, String), Value> {
-    let v = cli_json(tc, &["bucket", "list", &format!("--bucket={bucket}")]);
+    let v = cli_json(
+        tc,
+        &[
+            "bucket",
+            "list",
+            &format!("--bucket={bucket}"),
+            "--max-entries=1000000",
+        ],
+    );
     v.as_array()
         .expect("bucket list is an array")
         .iter()
@@ -349,4 +358,267 @@ fn replication_suite_with_real_clients() {
             && count("errors") == 0,
         "replication suite: {report}"
     );
+}
+
+/// Kills a child process by PID and reaps it.
+fn kill_child(child: &mut std::process::Child) {
+    // SAFETY: kill(2) on a process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+/// Starts `meridian sync agent` for zone `tc` (its output in the cluster's log dir).
+fn start_agent(tc: &TestCluster) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(tc.dir.join("log").join("sync-agent.log"))
+        .expect("agent log");
+    std::process::Command::new(common::bin())
+        .arg("-c")
+        .arg(tc.conf())
+        .args(["sync", "agent", "--progress-interval", "1"])
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start the sync agent")
+}
+
+/// A zone that joins holding nothing gets 10,000 objects by full sync from
+/// a standalone agent killed -9 in the middle, then keeps up incrementally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_zone_full_syncs_ten_thousand_objects_through_an_agent_crash() {
+    const N: usize = 10_000;
+    let (a, b) = TestCluster::start_zones(
+        2,
+        &[
+            "-o",
+            "rgw_run_sync_thread=false",
+            "-o",
+            "rgw_sync_lease_s=4",
+        ],
+    );
+    let dev = keys(&a, "dev");
+    let ca = std::sync::Arc::new(s3(&a, &dev));
+    ca.ensure_bucket("many").await.unwrap();
+    let started = Instant::now();
+    let puts = futures::stream::iter(0..N)
+        .map(|i| {
+            let ca = ca.clone();
+            async move {
+                ca.put("many", &format!("obj/{i:05}"), body(i % 5, "full"))
+                    .await
+                    .map_err(|e| format!("PUT {i}: {e}"))
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(
+        puts.iter().all(|r| r.is_ok()),
+        "{:?}",
+        puts.iter().find(|r| r.is_err())
+    );
+    eprintln!("stored {N} objects in zone A in {:?}", started.elapsed());
+
+    // The bucket record reaches B by metadata sync (the agent does that too).
+    let mut agent = start_agent(&b);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let listed = b.cli(&[
+            "--format",
+            "json",
+            "bucket",
+            "list",
+            "--bucket=many",
+            "--max-entries=1000000",
+        ]);
+        let n = serde_json::from_slice::<Value>(&listed.stdout)
+            .ok()
+            .and_then(|v| v.as_array().map(|a| a.len()))
+            .unwrap_or(0);
+        if n >= N / 5 {
+            eprintln!("{n} objects copied when the agent is killed");
+            break;
+        }
+        assert!(Instant::now() < deadline, "full sync made no progress");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    kill_child(&mut agent);
+    let restarted = Instant::now();
+    let mut agent = start_agent(&b);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !caught_up(&b) {
+        if Instant::now() > deadline {
+            kill_child(&mut agent);
+            b.dump_logs();
+            panic!("zone B not caught up after a full sync of {N} objects");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!(
+        "full sync finished {:?} after the restart",
+        restarted.elapsed()
+    );
+    // Then incremental: new writes arrive through the same agent.
+    for i in 0..50 {
+        ca.put("many", &format!("late/{i:03}"), body(i, "late"))
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if caught_up(&b) && versions(&a, "many").len() == versions(&b, "many").len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "incremental sync did not follow");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    kill_child(&mut agent);
+    let (va, vb) = (versions(&a, "many"), versions(&b, "many"));
+    assert_eq!(va.len(), N + 50);
+    assert_eq!(va, vb, "zone B holds exactly zone A's versions");
+    let cb = s3(&b, &dev);
+    for i in (0..N).step_by(97) {
+        let key = format!("obj/{i:05}");
+        assert_eq!(
+            cb.get("many", &key).await.unwrap(),
+            body(i % 5, "full"),
+            "{key}"
+        );
+    }
+}
+
+/// A TCP proxy the test can cut: while cut, live connections are dropped and
+/// new ones closed at once.
+struct CuttableProxy {
+    addr: std::net::SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl CuttableProxy {
+    async fn start(target: String) -> CuttableProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                let mut watch = watch.clone();
+                if *watch.borrow() {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        CuttableProxy { addr, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        let _ = self.cut.send(cut);
+    }
+}
+
+/// The link between the zones is cut for 30 s while zone A takes writes:
+/// zone B reports itself behind throughout, then converges with nothing
+/// lost, and the sync error log empties on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thirty_second_cut_between_the_zones_heals_on_its_own() {
+    let (a, b) = TestCluster::start_zones(
+        2,
+        &["-o", "rgw_sync_reconcile_s=5", "-o", "rgw_sync_lease_s=6"],
+    );
+    let dev = keys(&a, "dev");
+    let target = a.config().gateway["0"].addr.clone();
+    let proxy = CuttableProxy::start(target).await;
+    // Zone B reaches zone A only through the proxy.
+    let url = format!("http://{}", proxy.addr);
+    cli_wrap(
+        &a,
+        &[
+            "zone",
+            "modify",
+            "--rgw-zone=dev-a",
+            &format!("--endpoints={url}"),
+        ],
+    );
+    cli_wrap(&a, &["period", "update", "--commit"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !String::from_utf8_lossy(&b.cli(&["period", "get"]).stdout).contains(&url) {
+        assert!(
+            Instant::now() < deadline,
+            "zone B never got the period with the proxy"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let ca = s3(&a, &dev);
+    ca.ensure_bucket("steady").await.unwrap();
+    wait_caught_up(&a, &b, Duration::from_secs(60));
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let ca = s3(&a, &dev);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                ca.put("steady", &format!("k/{n:05}"), body(n, "steady"))
+                    .await
+                    .unwrap();
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            n
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.set_cut(true);
+    let cut_at = Instant::now();
+    while cut_at.elapsed() < Duration::from_secs(30) {
+        assert!(
+            !caught_up(&b),
+            "zone B claims caught up while cut off from zone A"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    proxy.set_cut(false);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = writer.await.unwrap();
+    eprintln!("{written} objects written during the test");
+    wait_caught_up(&a, &b, Duration::from_secs(180));
+    let (va, vb) = (versions(&a, "steady"), versions(&b, "steady"));
+    assert_eq!(va.len(), written);
+    assert_eq!(
+        va, vb,
+        "nothing written during the cut is missing in zone B"
+    );
+    // Whatever failed during the cut was retried in the background.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let errs = cli_json(&b, &["sync", "error", "list"]);
+        if errs.as_array().is_some_and(|e| e.is_empty()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sync errors did not clear: {errs}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }

@@ -7,6 +7,7 @@
 //! `--no-cleanup` a write run removes its objects at the end.
 
 pub mod s3;
+pub mod sync;
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
@@ -74,6 +75,13 @@ pub struct BenchArgs {
     /// Prefix of object names.
     #[arg(long = "run-name", default_value = "benchmark_data")]
     pub run_name: String,
+    /// With --s3 (zone A): measure replication lag to this zone B endpoint
+    /// (write mode; needs --rate).
+    #[arg(long, requires = "s3")]
+    pub sync: Option<String>,
+    /// PUTs per second (a steady rate) for --sync.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
 }
 
 /// `meridian cleanup -p POOL`.
@@ -276,8 +284,51 @@ struct Shared {
     last_lat: std::sync::Mutex<f64>,
 }
 
+/// Runs `--sync`: replication lag from the `--s3` zone to the `--sync` zone.
+async fn run_sync(a: &BenchArgs, zone_b: &str, json_out: bool) -> anyhow::Result<()> {
+    let (Some(url), Some(ak), Some(sk)) = (&a.s3, &a.access_key, &a.secret) else {
+        bail!("--sync needs --s3, --access-key and --secret");
+    };
+    if a.mode != Mode::Write {
+        bail!("--sync measures writes: use `write`");
+    }
+    let size =
+        meridian_common::size::parse_size(&a.block_size).map_err(anyhow::Error::msg)? as usize;
+    let za = std::sync::Arc::new(s3::S3Client::new(url, ak, sk, &a.region)?);
+    let zb = std::sync::Arc::new(s3::S3Client::new(zone_b, ak, sk, &a.region)?);
+    let r = sync::run(za, zb, &a.bucket, a.seconds, a.rate, size, a.concurrency).await?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "Replication lag {url} -> {zone_b}, {} B objects",
+            r.object_size
+        );
+        println!(
+            "PUTs acknowledged:      {} ({:.1}/s, {} errors)",
+            r.puts, r.put_rate, r.errors
+        );
+        println!(
+            "Objects timed:          {} ({} missing after 120 s)",
+            r.samples, r.missing
+        );
+        println!(
+            "Lag p50 / p99 / max:    {:.3} / {:.3} / {:.3} s",
+            r.lag_p50_s, r.lag_p99_s, r.lag_max_s
+        );
+        println!("New bucket visible in:  {:.3} s", r.new_bucket_visible_s);
+    }
+    if r.missing > 0 {
+        bail!("{} objects never reached zone B", r.missing);
+    }
+    Ok(())
+}
+
 /// Runs a bench and prints rados-bench-style progress and summary.
 pub async fn run(c: &Target, a: BenchArgs, json_out: bool) -> anyhow::Result<()> {
+    if let Some(zone_b) = a.sync.clone() {
+        return run_sync(&a, &zone_b, json_out).await;
+    }
     if a.concurrency == 0 || a.concurrency > 1024 {
         bail!("-t must be 1..=1024");
     }

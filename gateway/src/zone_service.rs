@@ -57,6 +57,8 @@ impl ZoneEndpoint {
     }
 
     async fn authorize<T: Signed>(&self, msg: &T) -> Result<(), Status> {
+        metrics::counter!("meridian_zone_service_requests_total", "method" => T::METHOD)
+            .increment(1);
         let ak = msg.auth().map(|a| a.access_key.clone()).unwrap_or_default();
         let secret = self.system_secret(&ak).await;
         peer::verify(msg, |k| (k == ak).then_some(secret).flatten())

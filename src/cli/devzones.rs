@@ -104,8 +104,9 @@ pub async fn up_zones(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<
         ))
     };
     let dev_key = key_of(a)?;
+    let syncing = Config::load(b)?.global.rgw_run_sync_thread;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while key_of(b).ok().as_ref() != Some(&dev_key) {
+    while syncing && key_of(b).ok().as_ref() != Some(&dev_key) {
         if std::time::Instant::now() > deadline {
             bail!(
                 "metadata sync did not bring user dev to zone {} within 60 s",

@@ -41,6 +41,9 @@ pub enum SyncCmd {
         /// Print shard progress this often (seconds).
         #[arg(long = "progress-interval", default_value_t = 5)]
         progress_s: u64,
+        /// Serve Prometheus metrics on this address (`host:port`).
+        #[arg(long = "metrics-addr")]
+        metrics_addr: Option<String>,
     },
 }
 
@@ -222,7 +225,14 @@ pub async fn sync(ctx: &Ctx, z: ZoneArg, cmd: SyncCmd) -> anyhow::Result<()> {
         SyncCmd::Agent {
             metadata_only,
             progress_s,
+            metrics_addr,
         } => {
+            if let Some(m) = &metrics_addr {
+                let bound = meridian_common::metrics::serve(m)
+                    .await
+                    .with_context(|| format!("serve metrics on {m}"))?;
+                println!("metrics on http://{bound}/metrics");
+            }
             let holder = format!("agent.{}.{}", hostname(), std::process::id());
             println!(
                 "sync agent {holder} for zone {} ({})",

@@ -34,6 +34,8 @@ pub struct DataSync {
     bells: Vec<Notify>,
     /// Cleared to stop.
     running: std::sync::atomic::AtomicBool,
+    /// Bucket index log entries listed and not yet applied, all shards.
+    pending: std::sync::atomic::AtomicUsize,
 }
 
 /// One item of a bucket shard: a listed version (full sync) or a log entry.
@@ -100,6 +102,7 @@ impl DataSync {
             busy: Mutex::new(HashMap::new()),
             bells: (0..shards).map(|_| Notify::new()).collect(),
             running: std::sync::atomic::AtomicBool::new(true),
+            pending: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -876,5 +879,19 @@ impl Exec<BucketItem> for BucketExec<'_> {
 
     async fn wait_for_log(&self) -> bool {
         false
+    }
+
+    fn pending_changed(&self, before: usize, now: usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let total = if now >= before {
+            self.sync.pending.fetch_add(now - before, SeqCst) + (now - before)
+        } else {
+            self.sync.pending.fetch_sub(before - now, SeqCst) - (before - now)
+        };
+        metrics::gauge!(
+            "meridian_sync_pending_entries",
+            &metric_labels(&self.sync.source)
+        )
+        .set(total as f64);
     }
 }

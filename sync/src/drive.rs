@@ -43,6 +43,9 @@ pub trait Exec<I: Item>: Sync {
     ) -> impl Future<Output = Result<(), SyncError>> + Send;
     /// Waits until the source's log may have moved (a long poll); false: stop.
     fn wait_for_log(&self) -> impl Future<Output = bool> + Send;
+    /// The machine's count of listed, unapplied entries went from `before`
+    /// to `now` (for the pending-entries metric).
+    fn pending_changed(&self, _before: usize, _now: usize) {}
 }
 
 /// How long a shard is driven.
@@ -66,7 +69,13 @@ where
     let mut queue: VecDeque<Effect<I>> = m.step(Event::Start).into();
     let mut dirty: Option<ShardStatus> = None;
     let mut last_persist = Instant::now();
-    loop {
+    let mut reported = 0usize;
+    let result = 'run: loop {
+        let now = m.pending();
+        if now != reported {
+            x.pending_changed(reported, now);
+            reported = now;
+        }
         while let Some(fx) = queue.pop_front() {
             match fx {
                 Effect::ReadHead => {
@@ -86,11 +95,13 @@ where
                 Effect::ListLog { after, wait } => {
                     if wait {
                         if let Some(s) = dirty.take() {
-                            x.persist(&s).await?;
+                            if let Err(e) = x.persist(&s).await {
+                                break 'run Err(e);
+                            }
                             last_persist = Instant::now();
                         }
                         if until == Until::CaughtUp && pending.is_empty() {
-                            return Ok(());
+                            break 'run Ok(());
                         }
                         pending.push(Box::pin(async move {
                             if !x.wait_for_log().await {
@@ -135,35 +146,49 @@ where
                 }
                 Effect::Persist(s) => {
                     if last_persist.elapsed() >= PERSIST_EVERY {
-                        x.persist(&s).await?;
+                        if let Err(e) = x.persist(&s).await {
+                            break 'run Err(e);
+                        }
                         last_persist = Instant::now();
                         dirty = None;
                     } else {
                         dirty = Some(s);
                     }
                 }
-                Effect::RecordError { item, error } => x.record_error(&item, &error).await?,
+                Effect::RecordError { item, error } => {
+                    if let Err(e) = x.record_error(&item, &error).await {
+                        break 'run Err(e);
+                    }
+                }
             }
         }
         if let Some(s) = dirty.take_if(|_| last_persist.elapsed() >= PERSIST_EVERY) {
-            x.persist(&s).await?;
+            if let Err(e) = x.persist(&s).await {
+                break 'run Err(e);
+            }
             last_persist = Instant::now();
         }
         match pending.next().await {
             // A stop while waiting for the log.
             Some(Event::ListFailed(e)) if e.is_empty() => {
-                if let Some(s) = dirty.take() {
-                    x.persist(&s).await?;
+                if let Some(s) = dirty.take()
+                    && let Err(e) = x.persist(&s).await
+                {
+                    break 'run Err(e);
                 }
-                return Ok(());
+                break 'run Ok(());
             }
             Some(ev) => queue.extend(m.step(ev)),
             None => {
-                if let Some(s) = dirty.take() {
-                    x.persist(&s).await?;
+                if let Some(s) = dirty.take()
+                    && let Err(e) = x.persist(&s).await
+                {
+                    break 'run Err(e);
                 }
-                return Ok(());
+                break 'run Ok(());
             }
         }
-    }
+    };
+    x.pending_changed(reported, 0);
+    result
 }
