@@ -130,6 +130,9 @@ pub struct GlobalSection {
     pub rgw_sync_md_settle_ms: u64,
     /// Sync shard leases last this long unless renewed (s).
     pub rgw_sync_lease_s: u64,
+    /// GC drops the tombstone of a deleted null version after this long (s):
+    /// longer than any outage after which zones are expected to converge.
+    pub rgw_sync_tombstone_ttl_s: u64,
 }
 
 impl GlobalSection {
@@ -198,6 +201,7 @@ impl Default for GlobalSection {
             rgw_sync_reconcile_s: 60,
             rgw_sync_md_settle_ms: 30_000,
             rgw_sync_lease_s: 30,
+            rgw_sync_tombstone_ttl_s: 7 * 24 * 3600,
         }
     }
 }

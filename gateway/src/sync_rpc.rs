@@ -45,8 +45,14 @@ fn json<T: serde::Serialize>(v: &T) -> Result<bytes::Bytes, Status> {
         .map_err(|e| Status::internal(e.to_string()))
 }
 
-/// The bucket a request names, checked against the instance it expects.
+/// The bucket a request names, checked against the instance it expects
+/// (the cached record first: sync asks about the same buckets constantly).
 async fn bucket(zone: &Zone, name: &str, id: &str) -> Result<BucketInfo, Status> {
+    if let Ok(b) = zone.bucket(name).await
+        && (id.is_empty() || b.id == id)
+    {
+        return Ok((*b).clone());
+    }
     let (b, _) = zone.bucket_fresh(name).await.map_err(status)?;
     if !id.is_empty() && b.id != id {
         return Err(Status::not_found(format!(

@@ -349,7 +349,12 @@ impl DataSync {
         source_info: &BucketInfo,
         shard: u32,
     ) -> Result<(), SyncError> {
-        let local = match self.local.bucket_fresh(&source_info.name).await {
+        let cached = self.local.bucket(&source_info.name).await.ok();
+        let found = match cached {
+            Some(b) if b.id == source_info.id => Ok(((*b).clone(), 0)),
+            _ => self.local.bucket_fresh(&source_info.name).await,
+        };
+        let local = match found {
             Ok((b, _)) if b.id == source_info.id => b,
             Ok((b, _)) => {
                 return Err(SyncError::Local(format!(
@@ -534,10 +539,19 @@ impl Exec<ShardRef> for DatalogExec<'_> {
             .source
             .list_log::<DatalogEntry>(LogKind::Data, self.shard, after, 1000)
             .await?;
+        // Syncing a bucket shard brings it to its head: of several entries
+        // for one bucket shard in a page only the last needs a run (the
+        // marker passes the others when it completes).
+        let mut last: HashMap<String, usize> = HashMap::new();
+        for (i, (_, e)) in items.iter().enumerate() {
+            last.insert(format!("{}:{}", e.bucket_id, e.shard), i);
+        }
         Ok((
             items
                 .into_iter()
-                .map(|(pos, entry)| ShardRef {
+                .enumerate()
+                .filter(|(i, (_, e))| last.get(&format!("{}:{}", e.bucket_id, e.shard)) == Some(i))
+                .map(|(_, (pos, entry))| ShardRef {
                     pos,
                     key: format!("{}:{}", entry.bucket_id, entry.shard),
                     entry,

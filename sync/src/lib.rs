@@ -81,7 +81,8 @@ pub struct SyncSettings {
     pub window: usize,
     /// Longest wait of a long poll on the source's log positions.
     pub long_poll: Duration,
-    /// An idle shard reads its log at least this often (a missed wake-up).
+    /// An idle shard reads its log at least this often (a safety net: the
+    /// long poll wakes it on every change).
     pub idle_recheck: Duration,
     /// How often every bucket shard's log is compared with its marker.
     pub reconcile: Duration,
@@ -100,7 +101,7 @@ impl Default for SyncSettings {
         Self {
             window: 16,
             long_poll: Duration::from_secs(30),
-            idle_recheck: Duration::from_secs(60),
+            idle_recheck: Duration::from_secs(600),
             reconcile: Duration::from_secs(60),
             md_settle: Duration::from_secs(30),
             lease: Duration::from_secs(30),

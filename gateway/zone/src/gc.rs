@@ -31,6 +31,8 @@ pub struct GcReport {
     pub objects_deleted: u64,
     /// Log entries trimmed (zone without peers).
     pub log_entries_trimmed: u64,
+    /// Null-version tombstones older than `rgw_sync_tombstone_ttl_s` dropped.
+    pub tombstones_expired: u64,
 }
 
 impl GcReport {
@@ -41,6 +43,7 @@ impl GcReport {
         self.orphaned_parts += o.orphaned_parts;
         self.objects_deleted += o.objects_deleted;
         self.log_entries_trimmed += o.log_entries_trimmed;
+        self.tombstones_expired += o.tombstones_expired;
     }
 }
 
@@ -181,6 +184,7 @@ impl Zone {
             }
         }
         report.orphaned_parts += self.collect_orphaned_parts(b, shard).await?;
+        report.tombstones_expired += self.expire_tombstones(b, shard).await?;
         // GC records, oldest due first.
         let now_ms = meridian_common::now_unix_ms();
         loop {
@@ -212,6 +216,51 @@ impl Zone {
                 .await?;
         }
         Ok(report)
+    }
+
+    /// Drops tombstones older than the tombstone TTL: by then every zone
+    /// has long applied the delete, and a write older than it that still
+    /// arrives (after an outage longer than the TTL) wins instead of losing.
+    async fn expire_tombstones(&self, b: &BucketInfo, shard: u32) -> Result<u64> {
+        let ttl = self.params().tombstone_ttl.as_nanos() as u64;
+        let now = now_ns();
+        let obj = index::shard_object(&b.id, shard);
+        let mut after = Bytes::new();
+        let mut n = 0;
+        loop {
+            let snap = self
+                .shard_read(
+                    b,
+                    shard,
+                    &[],
+                    &[RangeReq {
+                        prefix: Bytes::from_static(index::TOMBSTONE_PREFIX),
+                        start_after: after.clone(),
+                        max: 1000,
+                    }],
+                )
+                .await?;
+            let (entries, more) = snap.ranges.into_iter().next().unwrap_or_default();
+            for (k, v) in &entries {
+                let t: crate::replica::Stamp = parse("tombstone", v)?;
+                if t.mtime_ns.saturating_add(ttl) > now {
+                    continue;
+                }
+                let ops = vec![
+                    sub::omap_cmp(k.clone(), Some(v.clone())),
+                    sub::omap_rm(vec![k.clone()]),
+                ];
+                match self.cluster().op(&self.pools().index, &obj, ops).await {
+                    Ok(_) => n += 1,
+                    Err(ClientError::GuardFailed(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            match entries.last() {
+                Some((k, _)) if more => after = k.clone(),
+                _ => return Ok(n),
+            }
+        }
     }
 
     /// Turns part records whose upload is gone into GC records. Such parts

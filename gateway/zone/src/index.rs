@@ -369,13 +369,16 @@ impl Zone {
         ranges: Vec<RangeReq>,
         f: impl FnMut(&Snapshot) -> Result<Step<T>>,
     ) -> Result<T> {
-        self.shard_update_from(bucket, shard, keys, ranges, None, f)
+        self.shard_update_from(bucket, shard, keys, ranges, None, false, f)
             .await
     }
 
     /// [`Zone::shard_update`] whose first attempt uses `first` (read with the
     /// same keys and ranges, its data log hint already written) instead of a
-    /// read of its own.
+    /// read of its own. `quiet`: no data log hints at all (a replicated
+    /// change every zone of the zonegroup already has; its bilog entry
+    /// still records it).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn shard_update_from<T>(
         &self,
         bucket: &BucketInfo,
@@ -383,6 +386,7 @@ impl Zone {
         keys: Vec<Bytes>,
         ranges: Vec<RangeReq>,
         mut first: Option<Snapshot>,
+        quiet: bool,
         mut f: impl FnMut(&Snapshot) -> Result<Step<T>>,
     ) -> Result<T> {
         let obj = shard_object(&bucket.id, shard);
@@ -391,7 +395,7 @@ impl Zone {
         // costs no extra round trip. Any logged change without one gets it
         // before its commit: the hint must be durable first.
         let visible = keys.iter().any(|k| k.starts_with(CURRENT_PREFIX));
-        let mut hinted = first.is_some();
+        let mut hinted = first.is_some() || quiet;
         for attempt in 0..CAS_ATTEMPTS {
             let snap = if let Some(s) = first.take() {
                 s
@@ -443,7 +447,7 @@ impl Zone {
             }
             match self.cluster().op(&self.pools().index, &obj, ops).await {
                 Ok(_) => {
-                    if logged {
+                    if logged && !quiet {
                         self.hint_after_commit(bucket, shard);
                     }
                     return Ok(out);
@@ -525,7 +529,7 @@ impl Zone {
                 vec![sub::omap_set_seq(vec![(Bytes::new(), json(&entry))])],
             )
             .await?;
-        self.ring(crate::log::LogKind::Data);
+        self.ring(crate::log::LogKind::Data, n);
         Ok(())
     }
 

@@ -67,6 +67,8 @@ pub struct ZoneParams {
     pub cache_ttl: Duration,
     /// Largest single PUT / part.
     pub max_put_size: u64,
+    /// Null-version tombstones are dropped by GC after this long.
+    pub tombstone_ttl: Duration,
     /// How often a peer waiting on this zone's log positions re-reads them
     /// (changes written through this process wake it at once).
     pub log_poll_interval: Duration,
@@ -100,6 +102,7 @@ impl ZoneParams {
             max_put_size: g.rgw_max_put_size,
             trim_logs_without_peers: true,
             log_poll_interval: Duration::from_millis(g.rgw_sync_log_poll_ms.max(10)),
+            tombstone_ttl: Duration::from_secs(g.rgw_sync_tombstone_ttl_s),
         }
     }
 }
@@ -148,8 +151,9 @@ struct ZoneInner {
     /// Index shards with a post-commit data log hint being written (true:
     /// another commit came meanwhile and needs one more).
     post_hints: Mutex<HashMap<String, bool>>,
-    /// Rung on every metadata / data log append made by this process.
-    log_bells: [tokio::sync::watch::Sender<u64>; 2],
+    /// Rung on every metadata / data log append made by this process: one
+    /// counter per log shard, so a waiting peer re-reads only what moved.
+    log_bells: [tokio::sync::watch::Sender<Vec<u64>>; 2],
 }
 
 /// Object data buffered at once across all requests of one process (in 4 MiB stripes).
@@ -158,6 +162,10 @@ const STRIPE_BUFFER_PERMITS: usize = 64;
 impl Zone {
     /// Opens the zone, creating its pools if they do not exist yet.
     pub async fn open(cluster: Cluster, params: ZoneParams) -> Result<Zone> {
+        let (md_shards, data_shards) = (
+            params.mdlog_shards.max(1) as usize,
+            params.datalog_shards.max(1) as usize,
+        );
         let pools = ZonePools::for_zone(&params.zone);
         let zone = Zone {
             inner: Arc::new(ZoneInner {
@@ -170,8 +178,8 @@ impl Zone {
                 stripe_buffers: tokio::sync::Semaphore::new(STRIPE_BUFFER_PERMITS),
                 post_hints: Mutex::new(HashMap::new()),
                 log_bells: [
-                    tokio::sync::watch::channel(0).0,
-                    tokio::sync::watch::channel(0).0,
+                    tokio::sync::watch::channel(vec![0; md_shards]).0,
+                    tokio::sync::watch::channel(vec![0; data_shards]).0,
                 ],
             }),
         };
@@ -264,6 +272,26 @@ impl Zone {
             .and_then(|ms| ms.zones.iter().find(|z| z.name == self.params().zone))
             .map(|z| z.id.clone())
             .unwrap_or_default()
+    }
+
+    /// Ids of every zone of this zone's zonegroup in the current period
+    /// (this one included; empty when the zone is in no realm).
+    pub fn zonegroup_zone_ids(&self) -> Vec<String> {
+        let view = self.cluster().map();
+        let Some(ms) = &view.map.multisite else {
+            return Vec::new();
+        };
+        let Some(z) = ms.zones.iter().find(|z| z.name == self.params().zone) else {
+            return Vec::new();
+        };
+        ms.realms
+            .iter()
+            .filter(|r| r.id == z.realm_id)
+            .filter_map(|r| ms.periods.iter().find(|p| p.id == r.current_period))
+            .flat_map(|p| p.zonegroups.iter())
+            .filter(|g| g.zones.iter().any(|x| x.id == z.id))
+            .flat_map(|g| g.zones.iter().map(|x| x.id.clone()))
+            .collect()
     }
 
     /// True when another zone of the current period may read this zone's

@@ -161,8 +161,19 @@ impl Zone {
     }
 
     /// Wakes peers waiting on this zone's `kind` log (an entry was appended).
-    pub(crate) fn ring(&self, kind: LogKind) {
-        self.inner.log_bells[kind.bell()].send_modify(|n| *n = n.wrapping_add(1));
+    pub(crate) fn ring(&self, kind: LogKind, shard: u32) {
+        self.inner.log_bells[kind.bell()].send_modify(|v| {
+            if let Some(n) = v.get_mut(shard as usize) {
+                *n = n.wrapping_add(1);
+            }
+        });
+    }
+
+    async fn position_of(&self, kind: LogKind, shard: u32) -> Result<String> {
+        match kind {
+            LogKind::Metadata => self.mdlog_position(shard).await,
+            LogKind::Data => self.datalog_position(shard).await,
+        }
     }
 
     /// Shards of a zone-wide log.
@@ -175,12 +186,7 @@ impl Zone {
 
     /// The position of every shard of `kind`.
     pub async fn log_positions(&self, kind: LogKind) -> Result<Vec<String>> {
-        let reads = (0..self.log_shards(kind)).map(|s| async move {
-            match kind {
-                LogKind::Metadata => self.mdlog_position(s).await,
-                LogKind::Data => self.datalog_position(s).await,
-            }
-        });
+        let reads = (0..self.log_shards(kind)).map(|s| self.position_of(kind, s));
         futures::future::join_all(reads).await.into_iter().collect()
     }
 
@@ -196,19 +202,38 @@ impl Zone {
     ) -> Result<Vec<String>> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut bell = self.inner.log_bells[kind.bell()].subscribe();
+        let mut rung = bell.borrow_and_update().clone();
+        let mut now = self.log_positions(kind).await?;
         loop {
-            bell.mark_unchanged();
-            let now = self.log_positions(kind).await?;
             if known.len() != now.len() || known != now.as_slice() {
                 return Ok(now);
             }
             let poll = tokio::time::Instant::now() + self.params().log_poll_interval;
             tokio::select! {
-                _ = bell.changed() => {}
-                _ = tokio::time::sleep_until(poll.min(deadline)) => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(now);
+                changed = bell.changed() => {
+                    if changed.is_err() {
+                        return Ok(now);
+                    }
+                    // Only the shards this process appended to moved.
+                    let next = bell.borrow_and_update().clone();
+                    let moved: Vec<u32> = (0..next.len())
+                        .filter(|&i| rung.get(i) != next.get(i))
+                        .map(|i| i as u32)
+                        .collect();
+                    rung = next;
+                    for s in moved {
+                        if let Some(slot) = now.get_mut(s as usize) {
+                            *slot = self.position_of(kind, s).await?;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(poll.min(deadline)) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(now);
+                    }
+                    // Appends made through other processes of the zone.
+                    now = self.log_positions(kind).await?;
+                }
             }
         }
     }

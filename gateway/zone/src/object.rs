@@ -150,7 +150,7 @@ pub fn validate_key(key: &str) -> Result<()> {
 
 impl Intent {
     /// A new write of at most `size_bound` bytes for `key`, with a fresh instance id.
-    fn new(key: &str, size_bound: u64) -> (String, Intent) {
+    pub(crate) fn new(key: &str, size_bound: u64) -> (String, Intent) {
         let inst = random_id();
         let intent = Intent {
             data: DataRef {
@@ -457,7 +457,7 @@ impl Zone {
         let first = l.first.clone();
         let zone_id = self.zone_id();
         let tomb_key = index::tombstone_key(&l.key);
-        self.shard_update_from(bucket, shard, keys, ranges, first, |snap| {
+        self.shard_update_from(bucket, shard, keys, ranges, first, false, |snap| {
             let cur: Option<IndexEntry> = snap.get(&cur_key)?;
             let tomb = tombstone_in(snap, &l.key)?;
             let mut txn = index::ShardTxn::default();

@@ -235,7 +235,8 @@ impl Zone {
             ZoneError::InvalidArgument(format!("no data for version {} of {}", v.version_id, v.key))
         })?;
         let deadline = self.write_deadline();
-        let (inst, _) = self.begin_put(bucket, &v.key, v.size).await?;
+        // The intent alone: the commit below writes the data log hints.
+        let inst = self.begin_replica_write(bucket, &v.key, v.size).await?;
         let written = match self
             .store_body(bucket, &inst, body, Some(v.size), None, deadline)
             .await
@@ -259,6 +260,26 @@ impl Zone {
             self.abandon_write(bucket, &v.key, &inst, v.size).await;
         }
         r
+    }
+
+    /// Records the intent of a replicated write (its data is stored next).
+    async fn begin_replica_write(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        size: u64,
+    ) -> Result<String> {
+        let (inst, intent) = crate::Intent::new(key, size);
+        let shard = index::shard_of(key, bucket.num_shards);
+        self.put_intent_and_read(
+            bucket,
+            shard,
+            (index::intent_key(&inst), crate::json(&intent)),
+            &[],
+            &[],
+        )
+        .await?;
+        Ok(inst)
     }
 
     /// Applies the removal of a version in another zone (`stamp`: when and
@@ -325,8 +346,10 @@ impl Zone {
         if !trace.contains(&me) {
             trace.push(me);
         }
+        // Nobody needs a hint for a change every zone already has.
+        let quiet = self.zonegroup_zone_ids().iter().all(|z| trace.contains(z));
         let due = self.gc_due_ms();
-        self.shard_update(bucket, shard, keys, ranges, |snap| {
+        self.shard_update_from(bucket, shard, keys, ranges, None, quiet, |snap| {
             let versions = versions_in(snap, 0)?;
             let mut after: Vec<IndexEntry> = versions.iter().map(|v| v.2.clone()).collect();
             let tomb = tombstone_in(snap, &key)?;

@@ -588,7 +588,7 @@ impl Zone {
                 vec![sub::omap_set_seq(vec![(Bytes::new(), json(e))])],
             )
             .await?;
-        self.ring(crate::log::LogKind::Metadata);
+        self.ring(crate::log::LogKind::Metadata, shard);
         Ok(())
     }
 }
