@@ -11,6 +11,9 @@ use std::pin::Pin;
 use std::time::Duration;
 use tonic::Status;
 
+/// Pages of a bucket shard's log BilogPending reads past entries the caller has.
+const PENDING_SCAN_PAGES: usize = 4;
+
 /// Longest long poll a caller may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
@@ -206,22 +209,41 @@ pub async fn bilog_pending(
     if req.shards.len() > 1000 {
         return Err(Status::invalid_argument("at most 1000 shards per request"));
     }
-    let checks = req.shards.into_iter().map(|s| async move {
-        validate_marker(&s.marker)?;
-        let b = match bucket(zone, &s.bucket, &s.bucket_id).await {
-            Ok(b) => b,
-            // Gone here: nothing more will come from it.
-            Err(st) if st.code() == tonic::Code::NotFound => return Ok(false),
-            Err(st) => return Err(st),
-        };
-        if s.shard >= b.num_shards {
-            return Ok(false);
+    let for_zone = req.for_zone.clone();
+    let checks = req.shards.into_iter().map(|s| {
+        let for_zone = for_zone.clone();
+        async move {
+            validate_marker(&s.marker)?;
+            let b = match bucket(zone, &s.bucket, &s.bucket_id).await {
+                Ok(b) => b,
+                // Gone here: nothing more will come from it.
+                Err(st) if st.code() == tonic::Code::NotFound => return Ok(false),
+                Err(st) => return Err(st),
+            };
+            if s.shard >= b.num_shards {
+                return Ok(false);
+            }
+            // Entries the caller already has (it is in their trace) do not
+            // count; past this many of them, say pending (the caller syncs
+            // the shard and moves its marker over them).
+            let mut after = s.marker.clone();
+            for _ in 0..PENDING_SCAN_PAGES {
+                let (v, more) = zone
+                    .bilog_list(&b, s.shard, &after, 1000)
+                    .await
+                    .map_err(status)?;
+                if v.iter()
+                    .any(|i| for_zone.is_empty() || !i.entry.zone_trace.contains(&for_zone))
+                {
+                    return Ok(true);
+                }
+                match v.last() {
+                    Some(l) if more => after = l.marker.clone(),
+                    _ => return Ok(false),
+                }
+            }
+            Ok(true)
         }
-        let (v, _) = zone
-            .bilog_list(&b, s.shard, &s.marker, 1)
-            .await
-            .map_err(status)?;
-        Ok(!v.is_empty())
     });
     let pending = futures::stream::iter(checks)
         .buffered(32)

@@ -474,11 +474,15 @@ pub async fn bucket_sync(ctx: &Ctx, z: &ZoneArg, cmd: BucketSyncCmd) -> anyhow::
                 let ask: Vec<_> = {
                     let mut v = Vec::new();
                     for s in 0..info.num_shards {
-                        v.push((
-                            info.clone(),
-                            s,
-                            status.bucket_shard(&src.id, &info.id, s).await?,
-                        ));
+                        // Never synced: compared from the start of the log.
+                        let st = status
+                            .bucket_shard_if_any(&src.id, &info.id, s)
+                            .await?
+                            .unwrap_or(meridian_sync::machine::ShardStatus {
+                                phase: Phase::Incremental,
+                                ..Default::default()
+                            });
+                        v.push((info.clone(), s, st));
                     }
                     v
                 };
@@ -487,6 +491,7 @@ pub async fn bucket_sync(ctx: &Ctx, z: &ZoneArg, cmd: BucketSyncCmd) -> anyhow::
                         &ask.iter()
                             .map(|(b, s, st)| (b.clone(), *s, st.marker.clone()))
                             .collect::<Vec<_>>(),
+                        &zone.zone_id(),
                     )
                     .await
                     .context("ask the source zone")?;

@@ -38,6 +38,16 @@ pub struct DataSync {
     pending: std::sync::atomic::AtomicUsize,
 }
 
+/// How a bucket shard with no sync status yet starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NewShard {
+    /// Data sync's full sync: list the source's versions, then follow the
+    /// log from the position read before the listing.
+    FullSync,
+    /// Met later (a data log entry, the reconcile pass): follow the whole log.
+    FromLogStart,
+}
+
 /// One item of a bucket shard: a listed version (full sync) or a log entry.
 #[derive(Debug, Clone)]
 pub struct BucketItem {
@@ -228,7 +238,7 @@ impl DataSync {
                 {
                     let shards = (0..info.num_shards).map(|s| {
                         let info = info.clone();
-                        async move { self.sync_bucket_shard(&info, s).await }
+                        async move { self.sync_shard(&info, s, NewShard::FullSync).await }
                     });
                     for r in futures::future::join_all(shards).await {
                         r?;
@@ -343,11 +353,26 @@ impl DataSync {
         let _ = self.status.release(&lease, &self.holder).await;
     }
 
-    /// Brings one bucket shard up to the source's current state.
+    /// Brings one bucket shard up to the source's current state. A shard
+    /// met for the first time after data sync's full sync follows its
+    /// source bilog from the start: the bilog holds every change since the
+    /// bucket was created (logs are not trimmed while zones have peers), so
+    /// nothing — a removal in particular — is skipped, as a full listing
+    /// would skip it.
     pub async fn sync_bucket_shard(
         &self,
         source_info: &BucketInfo,
         shard: u32,
+    ) -> Result<(), SyncError> {
+        self.sync_shard(source_info, shard, NewShard::FromLogStart)
+            .await
+    }
+
+    async fn sync_shard(
+        &self,
+        source_info: &BucketInfo,
+        shard: u32,
+        new: NewShard,
     ) -> Result<(), SyncError> {
         let cached = self.local.bucket(&source_info.name).await.ok();
         let found = match cached {
@@ -379,10 +404,18 @@ impl DataSync {
             .or_default()
             .clone();
         let _held = lock.lock().await;
-        let st = self
+        let st = match self
             .status
-            .bucket_shard(&self.source.id, &local.id, shard)
-            .await?;
+            .bucket_shard_if_any(&self.source.id, &local.id, shard)
+            .await?
+        {
+            Some(st) => st,
+            None if new == NewShard::FromLogStart => ShardStatus {
+                phase: Phase::Incremental,
+                ..Default::default()
+            },
+            None => ShardStatus::default(),
+        };
         let mut m = ShardMachine::new(st, self.tuning());
         let exec = BucketExec {
             sync: self,
@@ -431,17 +464,24 @@ impl DataSync {
                 continue;
             };
             for s in 0..info.num_shards {
+                // A shard never synced is compared from the log's start.
                 let st = states
                     .get(&crate::status::bucket_shard_key(&info.id, s))
                     .cloned()
-                    .unwrap_or_default();
+                    .unwrap_or(ShardStatus {
+                        phase: Phase::Incremental,
+                        ..Default::default()
+                    });
                 if st.phase != Phase::Incremental {
                     continue;
                 }
                 ask.push((info.clone(), s, st.marker));
             }
         }
-        let pending = self.source.bilog_pending(&ask).await?;
+        let pending = self
+            .source
+            .bilog_pending(&ask, &self.local.zone_id())
+            .await?;
         Ok(ask
             .into_iter()
             .zip(pending)

@@ -152,10 +152,13 @@ impl RemoteZone {
         Ok((items, r.more, r.log_position))
     }
 
-    /// For each (bucket, shard, marker): whether the source logged changes after it.
+    /// For each (bucket, shard, marker): whether the source logged changes
+    /// after it that zone `for_zone` does not have yet (its own changes,
+    /// echoed in the source's log, do not count).
     pub async fn bilog_pending(
         &self,
         shards: &[(BucketInfo, u32, String)],
+        for_zone: &str,
     ) -> Result<Vec<bool>, SyncError> {
         let mut out = Vec::with_capacity(shards.len());
         for chunk in shards.chunks(500) {
@@ -170,6 +173,7 @@ impl RemoteZone {
                         marker: m.clone(),
                     })
                     .collect(),
+                for_zone: for_zone.to_string(),
             };
             let r = peer::on_any(&self.endpoints, |mut c| {
                 let req = sign(req.clone(), &self.key);

@@ -288,6 +288,24 @@ impl StatusStore {
         }
     }
 
+    /// A bucket shard's status for `source`, None when it was never synced.
+    pub async fn bucket_shard_if_any(
+        &self,
+        source: &str,
+        bucket_id: &str,
+        shard: u32,
+    ) -> Result<Option<ShardStatus>, SyncError> {
+        let key = bucket_shard_key(bucket_id, shard);
+        match self
+            .get(&bucket_status(source), vec![key.clone()])
+            .await?
+            .get(&key)
+        {
+            Some(v) => parse(&key, v).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Stores a bucket shard's status.
     pub async fn set_bucket_shard(
         &self,
