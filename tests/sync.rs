@@ -367,22 +367,63 @@ fn kill_child(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
-/// Starts `meridian sync agent` for zone `tc` (its output in the cluster's log dir).
-fn start_agent(tc: &TestCluster) -> std::process::Child {
+/// Writes a pair file for `meridian sync agent` (source `src`, destination
+/// `dest`, both signed with the system key `dev up --zones` made) and
+/// returns its path; `dest_secret` replaces the destination's secret.
+fn agent_config(
+    src: &TestCluster,
+    dest: &TestCluster,
+    dest_secret: Option<&str>,
+) -> std::path::PathBuf {
+    let key_file = dest.dir.parent().expect("zones dir").join("system-key");
+    let key = std::fs::read_to_string(&key_file).expect("system key");
+    let (ak, sk) = key.trim().split_once(' ').expect("`AK SK`");
+    let path = dest.dir.join("sync-agent.conf");
+    let log = dest.dir.join("log").join("sync-agent.progress");
+    std::fs::write(
+        &path,
+        format!(
+            "# zone A -> zone B\nsource: {}\nsrc_access_key: {ak}\nsrc_secret_key: {sk}\n\
+             destination: {}\ndest_access_key: {ak}\ndest_secret_key: {}\nlog_file: {}\n",
+            src.s3_endpoint(),
+            dest.s3_endpoint(),
+            dest_secret.unwrap_or(sk),
+            log.display()
+        ),
+    )
+    .expect("write the agent config");
+    path
+}
+
+/// Starts `meridian sync agent CONFIG` for the pair `src` -> `dest` (its
+/// output in the destination's log dir).
+fn start_agent(src: &TestCluster, dest: &TestCluster) -> std::process::Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(tc.dir.join("log").join("sync-agent.log"))
+        .open(dest.dir.join("log").join("sync-agent.log"))
         .expect("agent log");
     std::process::Command::new(common::bin())
         .arg("-c")
-        .arg(tc.conf())
+        .arg(dest.conf())
         .args(["sync", "agent", "--progress-interval", "1"])
+        .arg(agent_config(src, dest, None))
         .env("RUST_LOG", "info")
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .spawn()
         .expect("start the sync agent")
+}
+
+/// A pair file the agent cannot use is refused before anything runs, with
+/// the reason.
+fn agent_refuses(dest: &TestCluster, config: &std::path::Path, want: &str) {
+    let out = dest.cli(&["sync", "agent", &config.display().to_string()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(want),
+        "want {want:?}: {err}"
+    );
 }
 
 /// A zone that joins holding nothing gets 10,000 objects by full sync from
@@ -422,8 +463,21 @@ async fn a_fresh_zone_full_syncs_ten_thousand_objects_through_an_agent_crash() {
     );
     eprintln!("stored {N} objects in zone A in {:?}", started.elapsed());
 
+    // Pair files the agent cannot use are refused with the reason.
+    agent_refuses(
+        &b,
+        &agent_config(&a, &b, Some("wrong")),
+        "dest_access_key/dest_secret_key",
+    );
+    agent_refuses(&b, &b.dir.join("no-such.conf"), "read agent config");
+    let bad = b.dir.join("bad.conf");
+    std::fs::write(&bad, "destination http://x\n").unwrap();
+    agent_refuses(&b, &bad, "line 1: expected `key: value`");
+    let same = agent_config(&b, &b, None);
+    agent_refuses(&b, &same, "the same zone");
+
     // The bucket record reaches B by metadata sync (the agent does that too).
-    let mut agent = start_agent(&b);
+    let mut agent = start_agent(&a, &b);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let listed = b.cli(&[
@@ -447,7 +501,7 @@ async fn a_fresh_zone_full_syncs_ten_thousand_objects_through_an_agent_crash() {
     }
     kill_child(&mut agent);
     let restarted = Instant::now();
-    let mut agent = start_agent(&b);
+    let mut agent = start_agent(&a, &b);
     let deadline = Instant::now() + Duration::from_secs(600);
     while !caught_up(&b) {
         if Instant::now() > deadline {
@@ -476,6 +530,14 @@ async fn a_fresh_zone_full_syncs_ten_thousand_objects_through_an_agent_crash() {
         std::thread::sleep(Duration::from_millis(500));
     }
     kill_child(&mut agent);
+    // The agent printed its shard progress to the pair file's log_file.
+    let progress =
+        std::fs::read_to_string(b.dir.join("log").join("sync-agent.progress")).unwrap_or_default();
+    assert!(
+        progress.contains("data from ") && progress.contains("(caught up)"),
+        "agent progress: {}",
+        &progress[progress.len().saturating_sub(2000)..]
+    );
     let (va, vb) = (versions(&a, "many"), versions(&b, "many"));
     assert_eq!(va.len(), N + 50);
     assert_eq!(va, vb, "zone B holds exactly zone A's versions");

@@ -10,11 +10,13 @@ use meridian_sync::agent::SyncPlan;
 use meridian_sync::data::DataSync;
 use meridian_sync::machine::Phase;
 use meridian_sync::meta::MetaSync;
+use meridian_sync::pair::AgentConfig;
 use meridian_sync::report::{remotes, render, sync_report};
 use meridian_sync::status::{META_STATUS, StatusStore, data_status};
 use meridian_sync::{SyncSettings, remote::RemoteZone};
 use meridian_zone::Zone;
 use serde_json::{Value, json};
+use std::io::Write as _;
 
 /// `meridian sync ...`.
 #[derive(clap::Subcommand, Debug)]
@@ -35,6 +37,11 @@ pub enum SyncCmd {
     /// Run the sync of this zone in the foreground (an agent outside the
     /// gateways; several agents of a zone share the shards by lease).
     Agent {
+        /// A source→destination pair file (seed 001's agent config: `source`,
+        /// `src_access_key`, `src_secret_key`, `destination`,
+        /// `dest_access_key`, `dest_secret_key`, `log_file`). Without it the
+        /// agent runs every sync of the zone, as a gateway does.
+        config: Option<std::path::PathBuf>,
         /// Metadata only (an agent between zonegroup masters).
         #[arg(long = "metadata-only")]
         metadata_only: bool,
@@ -181,6 +188,21 @@ fn sources(zone: &Zone, only: Option<&str>) -> anyhow::Result<Vec<RemoteZone>> {
 
 /// `meridian sync ...`.
 pub async fn sync(ctx: &Ctx, z: ZoneArg, cmd: SyncCmd) -> anyhow::Result<()> {
+    if let SyncCmd::Agent {
+        config,
+        metadata_only,
+        progress_s,
+        metrics_addr,
+    } = cmd
+    {
+        let args = AgentArgs {
+            config,
+            metadata_only,
+            progress: std::time::Duration::from_secs(progress_s.max(1)),
+            metrics_addr,
+        };
+        return agent(ctx, &z, args).await;
+    }
     let (zone, settings) = local(ctx, &z).await?;
     let status = StatusStore::new(zone.clone());
     match cmd {
@@ -222,59 +244,143 @@ pub async fn sync(ctx: &Ctx, z: ZoneArg, cmd: SyncCmd) -> anyhow::Result<()> {
                     .collect()
             });
         }
-        SyncCmd::Agent {
-            metadata_only,
-            progress_s,
-            metrics_addr,
-        } => {
-            if let Some(m) = &metrics_addr {
-                let bound = meridian_common::metrics::serve(m)
-                    .await
-                    .with_context(|| format!("serve metrics on {m}"))?;
-                println!("metrics on http://{bound}/metrics");
-            }
-            let holder = format!("agent.{}.{}", hostname(), std::process::id());
-            println!(
-                "sync agent {holder} for zone {} ({})",
-                zone.params().zone,
-                if metadata_only {
-                    "metadata only"
-                } else {
-                    "metadata and data"
-                }
-            );
-            let z2 = zone.clone();
-            let s2 = settings.clone();
-            tokio::spawn(meridian_sync::agent::run(z2, s2, holder, metadata_only));
-            loop {
-                tokio::time::sleep(std::time::Duration::from_secs(progress_s.max(1))).await;
-                match sync_report(&zone, &settings).await {
-                    Ok(r) => {
-                        for l in r.metadata.iter().chain(r.data.iter()) {
-                            println!(
-                                "{} {}: {} {}/{} shards incremental, behind {:?}, {} recovering, {} errors{}",
-                                if r.metadata.as_ref().is_some_and(|m| std::ptr::eq(m, l)) {
-                                    "metadata from"
-                                } else {
-                                    "data from"
-                                },
-                                l.source_name,
-                                l.phase,
-                                l.incremental_shards,
-                                l.shards,
-                                l.behind_shards,
-                                l.recovering_shards,
-                                l.errors,
-                                if l.caught_up { " (caught up)" } else { "" }
-                            );
-                        }
-                    }
-                    Err(e) => println!("status unavailable: {e}"),
-                }
-            }
-        }
+        SyncCmd::Agent { .. } => unreachable!("handled before the zone is opened"),
     }
     Ok(())
+}
+
+/// `meridian sync agent` arguments.
+struct AgentArgs {
+    config: Option<std::path::PathBuf>,
+    metadata_only: bool,
+    progress: std::time::Duration,
+    metrics_addr: Option<String>,
+}
+
+/// `meridian sync agent [CONFIG]`: runs in the foreground, printing shard
+/// progress (to the config's `log_file` when it names one).
+async fn agent(ctx: &Ctx, z: &ZoneArg, args: AgentArgs) -> anyhow::Result<()> {
+    let cfg = ctx.config()?;
+    let settings = SyncSettings::from_global(&cfg.global);
+    let pair = match &args.config {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read agent config {}", path.display()))?;
+            let conf = AgentConfig::parse(&text)
+                .with_context(|| format!("agent config {}", path.display()))?;
+            let cluster = meridian_gateway::connect(&cfg).await?;
+            let map = cluster.map().map.clone();
+            let pair = meridian_sync::pair::resolve(&conf, &map, args.metadata_only)
+                .await
+                .with_context(|| format!("agent config {}", path.display()))?;
+            Some((conf, pair))
+        }
+    };
+    let zone = match &pair {
+        None => open_zone(ctx, z).await?,
+        Some((_, p)) => {
+            open_zone(
+                ctx,
+                &ZoneArg {
+                    zone: Some(p.dest_zone.clone()),
+                },
+            )
+            .await?
+        }
+    };
+    let mut out: Box<dyn std::io::Write + Send> =
+        match pair.as_ref().and_then(|(c, _)| c.log_file.as_ref()) {
+            None => Box::new(std::io::stdout()),
+            Some(f) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(f)
+                    .with_context(|| format!("open log_file {}", f.display()))?,
+            ),
+        };
+    if let Some(m) = &args.metrics_addr {
+        let bound = meridian_common::metrics::serve(m)
+            .await
+            .with_context(|| format!("serve metrics on {m}"))?;
+        writeln!(out, "metrics on http://{bound}/metrics")?;
+    }
+    let holder = format!("agent.{}.{}", hostname(), std::process::id());
+    let what = if args.metadata_only {
+        "metadata only"
+    } else {
+        "metadata and data"
+    };
+    let z2 = zone.clone();
+    let s2 = settings.clone();
+    let h2 = holder.clone();
+    let narrow = pair.as_ref().map(|(_, p)| p.clone());
+    match pair {
+        None => {
+            writeln!(
+                out,
+                "sync agent {holder} for zone {} ({what})",
+                zone.params().zone
+            )?;
+            tokio::spawn(meridian_sync::agent::run(z2, s2, h2, args.metadata_only));
+        }
+        Some((_, pair)) => {
+            let plan = pair.plan(&zone.cluster().map().map);
+            let from = plan
+                .master
+                .iter()
+                .chain(plan.sources.iter())
+                .next()
+                .map(|(n, _, eps)| format!("{n} at {}", eps.join(",")))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "sync agent {holder}: {from} -> zone {} ({what})",
+                pair.dest_zone
+            )?;
+            tokio::spawn(meridian_sync::agent::run_plans(z2, s2, h2, move |map| {
+                pair.plan(map)
+            }));
+        }
+    }
+    out.flush()?;
+    loop {
+        tokio::time::sleep(args.progress).await;
+        // A pair agent reports only the syncs it runs.
+        let plan = narrow.as_ref().map(|p| p.plan(&zone.cluster().map().map));
+        let runs = |kind: &str, id: &str| {
+            plan.as_ref().is_none_or(|p| match kind {
+                "metadata" => p.master.as_ref().is_some_and(|m| m.1 == id),
+                _ => p.sources.iter().any(|s| s.1 == id),
+            })
+        };
+        match sync_report(&zone, &settings).await {
+            Ok(r) => {
+                let meta = r.metadata.iter().map(|l| ("metadata", l));
+                let data = r.data.iter().map(|l| ("data", l));
+                for (kind, l) in meta.chain(data) {
+                    if !runs(kind, &l.source_id) {
+                        continue;
+                    }
+                    writeln!(
+                        out,
+                        "{kind} from {}: {} {}/{} shards incremental, behind {:?}, {} recovering, {} errors{}",
+                        l.source_name,
+                        l.phase,
+                        l.incremental_shards,
+                        l.shards,
+                        l.behind_shards,
+                        l.recovering_shards,
+                        l.errors,
+                        if l.caught_up { " (caught up)" } else { "" }
+                    )?;
+                }
+            }
+            Err(e) => writeln!(out, "status unavailable: {e}")?,
+        }
+        out.flush()?;
+    }
 }
 
 fn hostname() -> String {

@@ -115,6 +115,25 @@ impl Running {
 /// Runs the syncs of `local` forever, following the map. `metadata_only`:
 /// no data sync (an agent between zonegroup masters).
 pub async fn run(local: Zone, settings: SyncSettings, holder: String, metadata_only: bool) {
+    let zone = local.params().zone.clone();
+    run_plans(local, settings, holder, move |map| {
+        let mut plan = SyncPlan::of(map, &zone);
+        if metadata_only {
+            plan.sources.clear();
+        }
+        plan
+    })
+    .await
+}
+
+/// Runs the syncs `plan_of` picks for each map, forever; a map that changes
+/// the plan restarts the affected syncs.
+pub async fn run_plans(
+    local: Zone,
+    settings: SyncSettings,
+    holder: String,
+    plan_of: impl Fn(&ClusterMap) -> SyncPlan,
+) {
     let mut current = SyncPlan::default();
     let mut running = Running {
         meta: None,
@@ -122,7 +141,7 @@ pub async fn run(local: Zone, settings: SyncSettings, holder: String, metadata_o
     };
     loop {
         let view = local.cluster().map();
-        let plan = SyncPlan::of(&view.map, &local.params().zone);
+        let plan = plan_of(&view.map);
         if plan != current {
             running.stop();
             running = Running {
@@ -138,15 +157,16 @@ pub async fn run(local: Zone, settings: SyncSettings, holder: String, metadata_o
                 tokio::spawn(s.clone().run());
                 running.meta = Some(s);
             }
-            if !metadata_only {
-                for src in &plan.sources {
-                    if let Some(r) = plan.remote(src) {
-                        tracing::info!(source = %r.name, "data sync starts");
-                        let s = DataSync::new(local.clone(), r, settings.clone(), holder.clone());
-                        tokio::spawn(s.clone().run());
-                        running.data.push(s);
-                    }
+            for src in &plan.sources {
+                if let Some(r) = plan.remote(src) {
+                    tracing::info!(source = %r.name, "data sync starts");
+                    let s = DataSync::new(local.clone(), r, settings.clone(), holder.clone());
+                    tokio::spawn(s.clone().run());
+                    running.data.push(s);
                 }
+            }
+            if plan.master.is_none() && plan.sources.is_empty() {
+                tracing::info!(zone = %local.params().zone, "nothing to sync in this period");
             }
             current = plan;
         }

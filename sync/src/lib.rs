@@ -10,7 +10,8 @@
 //! committed metadata log entries, pure), [`drive`] (runs a machine's
 //! effects), [`data`] and [`meta`] (what a shard applies), [`remote`] (the
 //! source zone over gRPC), [`status`] (persisted state, error and conflict
-//! logs, leases), [`agent`] (which syncs run, following the period), and
+//! logs, leases), [`agent`] (which syncs run, following the period), [`pair`]
+//! (a standalone agent's source→destination config), and
 //! [`report`] (`sync status`). Conflict resolution lives with the index, in
 //! `meridian_zone::replica`.
 
@@ -20,6 +21,7 @@ pub mod drive;
 pub mod machine;
 pub mod mdlog;
 pub mod meta;
+pub mod pair;
 pub mod peer;
 pub mod remote;
 pub mod report;

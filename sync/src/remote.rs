@@ -65,6 +65,22 @@ impl RemoteZone {
         Ok(r.positions)
     }
 
+    /// The id of the zone answering at these endpoints (checks the key too).
+    pub async fn whoami(&self) -> Result<String, SyncError> {
+        let req = LogPositionsRequest {
+            auth: None,
+            kind: LogKind::Metadata as i32,
+            known: Vec::new(),
+            wait_ms: 0,
+        };
+        let r = peer::on_any_with(&self.endpoints, Some(Duration::from_secs(30)), |mut c| {
+            let req = sign(req.clone(), &self.key);
+            async move { c.log_positions(req).await }
+        })
+        .await?;
+        Ok(r.zone_id)
+    }
+
     /// A page of a zone-wide log shard after `after`.
     pub async fn list_log<T: DeserializeOwned>(
         &self,
