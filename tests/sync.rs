@@ -367,24 +367,33 @@ fn kill_child(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
+/// The system key `dev up --zones` made for zones `tc` belongs to.
+fn dev_system_key(tc: &TestCluster) -> (String, String) {
+    let key_file = tc.dir.parent().expect("zones dir").join("system-key");
+    let key = std::fs::read_to_string(&key_file).expect("system key");
+    let (ak, sk) = key.trim().split_once(' ').expect("`AK SK`");
+    (ak.into(), sk.into())
+}
+
 /// Writes a pair file for `meridian sync agent` (source `src`, destination
-/// `dest`, both signed with the system key `dev up --zones` made) and
-/// returns its path; `dest_secret` replaces the destination's secret.
+/// `dest`, both signed with `key`) and returns its path; `dest_secret`
+/// replaces the destination's secret.
 fn agent_config(
     src: &TestCluster,
     dest: &TestCluster,
+    key: &(String, String),
     dest_secret: Option<&str>,
 ) -> std::path::PathBuf {
-    let key_file = dest.dir.parent().expect("zones dir").join("system-key");
-    let key = std::fs::read_to_string(&key_file).expect("system key");
-    let (ak, sk) = key.trim().split_once(' ').expect("`AK SK`");
+    let (ak, sk) = key;
     let path = dest.dir.join("sync-agent.conf");
     let log = dest.dir.join("log").join("sync-agent.progress");
     std::fs::write(
         &path,
         format!(
-            "# zone A -> zone B\nsource: {}\nsrc_access_key: {ak}\nsrc_secret_key: {sk}\n\
+            "# {} -> {}\nsource: {}\nsrc_access_key: {ak}\nsrc_secret_key: {sk}\n\
              destination: {}\ndest_access_key: {ak}\ndest_secret_key: {}\nlog_file: {}\n",
+            src.dir.display(),
+            dest.dir.display(),
             src.s3_endpoint(),
             dest.s3_endpoint(),
             dest_secret.unwrap_or(sk),
@@ -395,9 +404,13 @@ fn agent_config(
     path
 }
 
-/// Starts `meridian sync agent CONFIG` for the pair `src` -> `dest` (its
-/// output in the destination's log dir).
-fn start_agent(src: &TestCluster, dest: &TestCluster) -> std::process::Child {
+/// Starts `meridian sync agent [extra] CONFIG` in the cluster of `dest`
+/// (its output in the destination's log dir).
+fn start_agent(
+    dest: &TestCluster,
+    config: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -407,7 +420,8 @@ fn start_agent(src: &TestCluster, dest: &TestCluster) -> std::process::Child {
         .arg("-c")
         .arg(dest.conf())
         .args(["sync", "agent", "--progress-interval", "1"])
-        .arg(agent_config(src, dest, None))
+        .args(extra)
+        .arg(config)
         .env("RUST_LOG", "info")
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
@@ -464,20 +478,21 @@ async fn a_fresh_zone_full_syncs_ten_thousand_objects_through_an_agent_crash() {
     eprintln!("stored {N} objects in zone A in {:?}", started.elapsed());
 
     // Pair files the agent cannot use are refused with the reason.
+    let key = dev_system_key(&b);
     agent_refuses(
         &b,
-        &agent_config(&a, &b, Some("wrong")),
+        &agent_config(&a, &b, &key, Some("wrong")),
         "dest_access_key/dest_secret_key",
     );
     agent_refuses(&b, &b.dir.join("no-such.conf"), "read agent config");
     let bad = b.dir.join("bad.conf");
     std::fs::write(&bad, "destination http://x\n").unwrap();
     agent_refuses(&b, &bad, "line 1: expected `key: value`");
-    let same = agent_config(&b, &b, None);
+    let same = agent_config(&b, &b, &key, None);
     agent_refuses(&b, &same, "the same zone");
 
     // The bucket record reaches B by metadata sync (the agent does that too).
-    let mut agent = start_agent(&a, &b);
+    let mut agent = start_agent(&b, &agent_config(&a, &b, &key, None), &[]);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let listed = b.cli(&[
@@ -501,7 +516,7 @@ async fn a_fresh_zone_full_syncs_ten_thousand_objects_through_an_agent_crash() {
     }
     kill_child(&mut agent);
     let restarted = Instant::now();
-    let mut agent = start_agent(&a, &b);
+    let mut agent = start_agent(&b, &agent_config(&a, &b, &key, None), &[]);
     let deadline = Instant::now() + Duration::from_secs(600);
     while !caught_up(&b) {
         if Instant::now() > deadline {
@@ -683,4 +698,243 @@ async fn a_thirty_second_cut_between_the_zones_heals_on_its_own() {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// Runs a CLI command that must succeed.
+fn must(tc: &TestCluster, args: &[&str]) {
+    let out = tc.cli(args);
+    assert!(
+        out.status.success(),
+        "meridian {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls `ok` every 250 ms until it holds; panics naming `what` after `within`.
+fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Lists metadata of `kind` (user or bucket) in `tc`.
+fn metadata_list(tc: &TestCluster, kind: &str) -> Vec<String> {
+    let v = cli_json(tc, &["metadata", "list", kind]);
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Two zonegroups of one realm (us with zone us-1, the metadata master, and
+/// eu with zone eu-1), configured with the seed's commands: users with
+/// their keys and bucket records reach eu through a `--metadata-only` pair
+/// agent, also after the agent is killed -9; a bucket created in eu is
+/// recorded in eu; data stays in its zonegroup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_reaches_another_zonegroup_through_a_metadata_only_agent() {
+    let start = |zone: &str, zonegroup: &str| {
+        let (z, g) = (
+            format!("rgw_zone={zone}"),
+            format!("rgw_zonegroup={zonegroup}"),
+        );
+        TestCluster::start_with(
+            1,
+            2,
+            "1G",
+            &[
+                "--s3-port",
+                "0",
+                "-o",
+                &z,
+                "-o",
+                &g,
+                "-o",
+                "rgw_period_poll_s=1",
+                "-o",
+                "rgw_run_sync_thread=false",
+                // The killed agent's leases are taken over after 4 s.
+                "-o",
+                "rgw_sync_lease_s=4",
+            ],
+        )
+    };
+    let (a, b) = (start("us-1", "us"), start("eu-1", "eu"));
+    let (ea, eb) = (a.s3_endpoint(), b.s3_endpoint());
+    let key = ("MZSYSTEMKEY000000001".to_string(), "mzsecret".repeat(5));
+    let (ak, sk) = (
+        format!("--access-key={}", key.0),
+        format!("--secret={}", key.1),
+    );
+    let url = format!("--url={ea}");
+    must(&a, &["realm", "create", "--rgw-realm=mz", "--default"]);
+    must(
+        &a,
+        &[
+            "zonegroup",
+            "create",
+            "--rgw-zonegroup=us",
+            &format!("--endpoints={ea}"),
+            "--rgw-realm=mz",
+            "--master",
+            "--default",
+        ],
+    );
+    must(
+        &a,
+        &[
+            "zone",
+            "create",
+            "--rgw-zonegroup=us",
+            "--rgw-zone=us-1",
+            &format!("--endpoints={ea}"),
+            &ak,
+            &sk,
+            "--master",
+            "--default",
+        ],
+    );
+    must(
+        &a,
+        &[
+            "user",
+            "create",
+            "--uid=zone.user",
+            "--display-name=Sync",
+            &ak,
+            &sk,
+            "--system",
+        ],
+    );
+    must(&a, &["period", "update", "--commit"]);
+    must(&b, &["realm", "pull", &url, &ak, &sk]);
+    must(&b, &["realm", "default", "--rgw-realm=mz"]);
+    must(&b, &["period", "pull", &url, &ak, &sk]);
+    must(
+        &b,
+        &[
+            "zonegroup",
+            "create",
+            "--rgw-zonegroup=eu",
+            &format!("--endpoints={eb}"),
+            "--rgw-realm=mz",
+        ],
+    );
+    must(
+        &b,
+        &[
+            "zone",
+            "create",
+            "--rgw-zonegroup=eu",
+            "--rgw-zone=eu-1",
+            &format!("--endpoints={eb}"),
+            &ak,
+            &sk,
+            "--master",
+        ],
+    );
+    must(&b, &["period", "update", "--commit"]);
+    // The master learnt of zonegroup eu through the commit.
+    let period = cli_json(&a, &["period", "get"]);
+    let groups: Vec<&str> = period["period_map"]["zonegroups"]
+        .as_array()
+        .expect("zonegroups")
+        .iter()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    assert!(groups.contains(&"eu") && groups.contains(&"us"), "{period}");
+
+    // A user and a bucket with data in us.
+    must(
+        &a,
+        &["user", "create", "--uid=alice", "--display-name=Alice"],
+    );
+    let alice = keys(&a, "alice");
+    let ca = s3(&a, &alice);
+    ca.ensure_bucket("usbucket").await.unwrap();
+    ca.put("usbucket", "k", body(1, "us")).await.unwrap();
+
+    let pair = agent_config(&a, &b, &key, None);
+    // Data does not cross zonegroups: a data pair is refused.
+    agent_refuses(&b, &pair, "data only syncs within a zonegroup");
+    let mut agent = start_agent(&b, &pair, &["--metadata-only"]);
+    wait_for("alice and usbucket in eu", Duration::from_secs(60), || {
+        metadata_list(&b, "user").contains(&"alice".to_string())
+            && metadata_list(&b, "bucket").contains(&"usbucket".to_string())
+    });
+    // Alice's key works in eu; her new bucket there is made on the master
+    // and recorded in zonegroup eu; its data stays in eu.
+    let cb = s3(&b, &alice);
+    cb.ensure_bucket("eubucket").await.unwrap();
+    cb.put("eubucket", "k", body(2, "eu")).await.unwrap();
+    assert_eq!(cb.get("eubucket", "k").await.unwrap(), body(2, "eu"));
+    for tc in [&a, &b] {
+        let st = cli_json(tc, &["bucket", "stats", "--bucket=eubucket"]);
+        assert_eq!(st["zonegroup"], "eu", "{st}");
+    }
+    let objects = |tc: &TestCluster, bucket: &str| {
+        cli_json(tc, &["bucket", "stats", &format!("--bucket={bucket}")])["usage"]["rgw.main"]
+            ["num_objects"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert_eq!(objects(&a, "eubucket"), 0, "eu data stayed in eu");
+    assert_eq!(objects(&b, "usbucket"), 0, "us data stayed in us");
+
+    // Killed -9, the agent picks up where it left off after a restart.
+    kill_child(&mut agent);
+    must(&a, &["user", "create", "--uid=bob", "--display-name=Bob"]);
+    must(&a, &["user", "suspend", "--uid=alice"]);
+    let mut agent = start_agent(&b, &pair, &["--metadata-only"]);
+    let bob = keys(&a, "bob");
+    wait_for(
+        "bob in eu, alice suspended there",
+        Duration::from_secs(60),
+        || {
+            let suspended = cli_json(&b, &["user", "info", "--uid=alice"])["suspended"] == 1;
+            suspended && b.cli(&["user", "info", "--uid=bob"]).status.success()
+        },
+    );
+    assert_eq!(keys(&b, "bob"), bob, "bob's keys are the master's");
+    assert!(
+        cb.put("eubucket", "k2", body(3, "eu")).await.is_err(),
+        "a suspended user is refused in eu too"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !caught_up(&b) {
+        if Instant::now() > deadline {
+            let detail = b.cli(&["sync", "status", "--detail"]);
+            panic!(
+                "eu-1 not caught up with the metadata master: {}",
+                String::from_utf8_lossy(&detail.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The agent's own report (every second) comes to say so too.
+    let progress_file = b.dir.join("log").join("sync-agent.progress");
+    let read_progress = || std::fs::read_to_string(&progress_file).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !read_progress().contains("(caught up)") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let progress = read_progress();
+    assert!(
+        progress.contains("\nmetadata from us-1")
+            && progress.contains("(caught up)")
+            && !progress.contains("\ndata from"),
+        "agent progress: {progress}\nagent log: {}",
+        std::fs::read_to_string(b.dir.join("log").join("sync-agent.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.contains(" INFO "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    kill_child(&mut agent);
 }

@@ -75,6 +75,30 @@ impl ZoneEndpoint {
             .unwrap_or_default()
     }
 
+    /// The zonegroup a forwarded bucket create is recorded in: the
+    /// forwarding zone's, which must be one of the realm's.
+    fn bucket_zonegroup(&self, asked: &str) -> Result<String, Status> {
+        let own = self.zone.params().zonegroup.clone();
+        if asked.is_empty() || asked == own {
+            return Ok(own);
+        }
+        let map = &self.cluster().map().map;
+        let known = map.multisite.as_ref().is_some_and(|ms| {
+            ms.zonegroups.iter().any(|g| g.name == asked)
+                || ms
+                    .periods
+                    .iter()
+                    .any(|p| p.zonegroups.iter().any(|g| g.name == asked))
+        });
+        if known {
+            Ok(asked.to_string())
+        } else {
+            Err(Status::invalid_argument(format!(
+                "InvalidLocationConstraint: zonegroup {asked} is not in the realm"
+            )))
+        }
+    }
+
     fn require_master(&self) -> Result<(), Status> {
         let role = self.site.role();
         if role.is_master {
@@ -386,9 +410,10 @@ impl ZoneService for ZoneEndpoint {
         match forward_bucket_request::Op::try_from(req.op) {
             Ok(forward_bucket_request::Op::Create) => {
                 let acl = CannedAcl::parse(&req.acl).unwrap_or_default();
+                let zonegroup = self.bucket_zonegroup(&req.zonegroup)?;
                 let info = self
                     .zone
-                    .create_bucket_for(&req.bucket, &req.uid, acl)
+                    .create_bucket_in(&req.bucket, &req.uid, acl, &zonegroup)
                     .await
                     .map_err(zone_status)?;
                 Ok(Response::new(ForwardBucketReply {

@@ -98,6 +98,7 @@ impl MeridianS3 {
             uid: uid.into(),
             acl: acl.as_str().into(),
             change: change.into(),
+            zonegroup: role.zonegroup.clone(),
         };
         let reply = crate::peer::on_any(&role.master_endpoints, |mut c| {
             let req = crate::peer::sign(req.clone(), &key);

@@ -145,6 +145,19 @@ impl Zone {
         owner: &str,
         acl: CannedAcl,
     ) -> Result<BucketInfo> {
+        let zonegroup = self.params().zonegroup.clone();
+        self.create_bucket_in(name, owner, acl, &zonegroup).await
+    }
+
+    /// Creates a bucket for `owner` recorded in `zonegroup` (a create
+    /// forwarded by a zone of another zonegroup to this metadata master).
+    pub async fn create_bucket_in(
+        &self,
+        name: &str,
+        owner: &str,
+        acl: CannedAcl,
+        zonegroup: &str,
+    ) -> Result<BucketInfo> {
         validate_bucket_name(name)?;
         let info = BucketInfo {
             v: 1,
@@ -152,7 +165,7 @@ impl Zone {
             id: random_id(),
             owner: owner.into(),
             created_ms: meridian_common::now_unix_ms(),
-            zonegroup: self.params().zonegroup.clone(),
+            zonegroup: zonegroup.into(),
             num_shards: self.params().index_shards,
             versioning: Versioning::Off,
             acl,
