@@ -390,3 +390,126 @@ async fn gc_collects_part_records_that_outlived_their_upload() {
     ));
     z.delete_bucket(&b.name).await.expect("delete the bucket");
 }
+
+/// Full sync's group commit (`Zone::apply_versions`): versions of distinct
+/// keys of one shard are stored and linked in one commit, each with its own
+/// bilog entry; a copy whose bytes do not hash to its ETag, a version that
+/// loses to a newer local write and a repeated key are refused one by one
+/// without failing the others; nothing they wrote outlives the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_of_replicated_versions_links_each_and_leaks_nothing() {
+    use md5::Digest as _;
+    use meridian_zone::IndexEntry;
+    use meridian_zone::replica::{Applied, Skip};
+    let tc = TestCluster::start_with(1, 3, "1G", &["--gateways", "0"]);
+    let c = tc.client().await;
+    let z = zone(&tc, &c, Duration::from_secs(2)).await;
+    let b = z
+        .create_bucket_for("group-commit", OWNER, CannedAcl::Private)
+        .await
+        .expect("create bucket");
+    let keys: Vec<String> = (0..100)
+        .map(|i| format!("k{i:03}"))
+        .filter(|k| index::shard_of(k, b.num_shards) == 0)
+        .take(5)
+        .collect();
+    let now = meridian_zone::now_ns();
+    let version = |key: &str, mtime: u64, body: &Bytes, zone: &str| IndexEntry {
+        key: key.into(),
+        version_id: "null".into(),
+        order: index::order_token(mtime),
+        mtime_ns: mtime,
+        size: body.len() as u64,
+        etag: meridian_zone::hex(&md5::Md5::digest(body)),
+        owner: OWNER.into(),
+        source_zone: zone.into(),
+        ..Default::default()
+    };
+    let trace = || vec!["zone-x".to_string()];
+    // keys[4] already holds a write newer than the one that arrives.
+    let newer = bytes_of(300, 9);
+    let stored = z
+        .apply_version(
+            &b,
+            version(&keys[4], now + 10_000_000_000, &newer, "zone-x"),
+            Some(fixed_body(newer.clone())),
+            trace(),
+        )
+        .await
+        .expect("the newer write");
+    assert_eq!(stored, Applied::Stored { beat: None });
+
+    let bodies: Vec<Bytes> = [5_000, 100, 70_000]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| bytes_of(*n, i as u8))
+        .collect();
+    let mut items = Vec::new();
+    for (k, body) in keys.iter().zip(&bodies) {
+        items.push((
+            version(k, now, body, "zone-x"),
+            Some(fixed_body(body.clone())),
+            trace(),
+        ));
+    }
+    // A copy whose bytes are not the ones its ETag names.
+    let mut forged = version(&keys[3], now, &bytes_of(64, 1), "zone-x");
+    forged.etag = meridian_zone::hex(&md5::Md5::digest(b"something else"));
+    items.push((forged, Some(fixed_body(bytes_of(64, 1))), trace()));
+    // An older write of keys[4], and keys[0] a second time.
+    let older = bytes_of(200, 7);
+    items.push((
+        version(&keys[4], now, &older, "zone-x"),
+        Some(fixed_body(older)),
+        trace(),
+    ));
+    items.push((
+        version(&keys[0], now + 1, &bodies[1], "zone-x"),
+        Some(fixed_body(bodies[1].clone())),
+        trace(),
+    ));
+    let results = z.apply_versions(&b, 0, items).await.expect("the batch");
+    assert_eq!(results.len(), 6);
+    for r in &results[..3] {
+        assert!(matches!(r, Ok(Applied::Stored { beat: None })), "{r:?}");
+    }
+    assert!(
+        matches!(results[3], Err(ZoneError::BadDigest)),
+        "{:?}",
+        results[3]
+    );
+    assert!(
+        matches!(results[4], Ok(Applied::Skipped(Skip::Lost { .. }))),
+        "{:?}",
+        results[4]
+    );
+    assert!(
+        matches!(results[5], Err(ZoneError::InvalidArgument(_))),
+        "{:?}",
+        results[5]
+    );
+    for (k, body) in keys.iter().zip(&bodies) {
+        let e = z.lookup(&b, k, None).await.expect("linked");
+        assert_eq!((e.size, e.mtime_ns), (body.len() as u64, now), "{k}");
+    }
+    assert_eq!(z.lookup(&b, &keys[4], None).await.unwrap().size, 300);
+    assert!(
+        z.lookup(&b, &keys[3], None).await.is_err(),
+        "the forged copy is not linked"
+    );
+    // One bilog entry per change, in order: the single apply, then the batch.
+    let (log, _) = z.bilog_list(&b, 0, "", 1000).await.expect("bilog");
+    let logged: Vec<&str> = log.iter().map(|l| l.entry.key.as_str()).collect();
+    assert_eq!(logged, [&keys[4], &keys[0], &keys[1], &keys[2]]);
+    let markers: Vec<&str> = log.iter().map(|l| l.marker.as_str()).collect();
+    let mut sorted = markers.clone();
+    sorted.sort();
+    assert_eq!(markers, sorted, "markers sort in log order");
+    let mut live = keys[..3].to_vec();
+    live.push(keys[4].clone());
+    assert_eq!(
+        empty_and_delete(&z, &b, &live).await,
+        Vec::<String>::new(),
+        "data left behind by the batch"
+    );
+}

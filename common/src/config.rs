@@ -119,6 +119,9 @@ pub struct GlobalSection {
     pub rgw_run_sync_thread: bool,
     /// Entries one sync shard applies at once (objects fetched in parallel).
     pub rgw_sync_window: u32,
+    /// Entries a bucket shard in full sync applies at once; the versions
+    /// fetched while one index commit is in flight share the next one.
+    pub rgw_sync_full_window: u32,
     /// How often a zone re-reads its own log positions for changes written
     /// through its other gateways while a peer waits on them (ms).
     pub rgw_sync_log_poll_ms: u64,
@@ -197,6 +200,7 @@ impl Default for GlobalSection {
             rgw_period_poll_s: 30,
             rgw_run_sync_thread: true,
             rgw_sync_window: 16,
+            rgw_sync_full_window: 64,
             rgw_sync_log_poll_ms: 1000,
             rgw_sync_reconcile_s: 60,
             rgw_sync_md_settle_ms: 30_000,

@@ -911,11 +911,12 @@ fn prepare(
                 results.push(ok(SubOpResult::default()));
             }
             Op::OmapSetSeq(kv) => {
-                let seq = format!("{:020}", meta.user_version + 1);
                 let entries = kv
                     .entries
                     .iter()
-                    .map(|e| {
+                    .enumerate()
+                    .map(|(i, e)| {
+                        let seq = seq_suffix(meta.user_version, i, kv.entries.len());
                         let mut k = Vec::with_capacity(e.key.len() + seq.len());
                         k.extend_from_slice(&e.key);
                         k.extend_from_slice(seq.as_bytes());
@@ -984,6 +985,19 @@ pub fn apply_rep_op(
     s.submit(txn).map_err(Into::into)
 }
 
+/// The log key suffix of entry `i` of `n` appended by one `omap_set_seq`
+/// on an object at version `old`: the last entry gets the new version
+/// (`old + 1`, 20 digits), earlier ones `old` plus `.` and their index, so
+/// they sort after every entry and position of version `old` and before the
+/// last one, which is the position the object reports afterwards.
+fn seq_suffix(old: u64, i: usize, n: usize) -> String {
+    if i + 1 == n {
+        format!("{:020}", old + 1)
+    } else {
+        format!("{old:020}.{i:06}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1007,6 +1021,29 @@ mod tests {
 
     fn op(o: Op) -> SubOp {
         SubOp { op: Some(o) }
+    }
+
+    #[test]
+    fn several_log_entries_in_one_op_sort_between_the_versions() {
+        let keys: Vec<String> = (0..3).map(|i| seq_suffix(7, i, 3)).collect();
+        assert_eq!(
+            keys,
+            [
+                "00000000000000000007.000000",
+                "00000000000000000007.000001",
+                "00000000000000000008"
+            ]
+        );
+        let mut sorted = keys.clone();
+        sorted.push(format!("{:020}", 7));
+        sorted.push(format!("{:020}", 9));
+        sorted.sort();
+        assert_eq!(
+            sorted.first().map(String::as_str),
+            Some("00000000000000000007")
+        );
+        assert_eq!(&sorted[1..4], &keys[..], "in order, after version 7");
+        assert_eq!(seq_suffix(7, 0, 1), "00000000000000000008");
     }
 
     #[test]

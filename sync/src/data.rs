@@ -416,11 +416,21 @@ impl DataSync {
             },
             None => ShardStatus::default(),
         };
-        let mut m = ShardMachine::new(st, self.tuning());
+        let full = st.phase != Phase::Incremental;
+        let mut tuning = self.tuning();
+        if full {
+            tuning.window = self.settings.full_window.max(1);
+        }
+        let mut m = ShardMachine::new(st, tuning);
+        // Only a full listing brings many new keys at once; log entries
+        // are applied one by one, in the order the source made them.
+        let batch = full
+            .then(|| crate::batch::ApplyBatcher::start(self.local.clone(), local.clone(), shard));
         let exec = BucketExec {
             sync: self,
             bucket: local.clone(),
             shard,
+            batch,
         };
         let r = drive(&mut m, &exec, Until::CaughtUp).await;
         drop(_held);
@@ -526,6 +536,7 @@ impl DataSync {
                     sync: self,
                     bucket: info,
                     shard: e.shard,
+                    batch: None,
                 };
                 exec.retry(&e).await
             }
@@ -665,6 +676,8 @@ struct BucketExec<'a> {
     sync: &'a DataSync,
     bucket: BucketInfo,
     shard: u32,
+    /// Group commit of the versions a full listing brings (None: one by one).
+    batch: Option<crate::batch::ApplyBatcher>,
 }
 
 impl BucketExec<'_> {
@@ -703,11 +716,15 @@ impl BucketExec<'_> {
         let size = entry.size;
         let body = (!entry.delete_marker && entry.size > 0).then_some(body);
         let labels = metric_labels(&self.sync.source);
-        let r = self
-            .sync
-            .local
-            .apply_version(&self.bucket, entry.clone(), body, trace)
-            .await?;
+        let r = match (&self.batch, listed) {
+            (Some(b), Some(_)) => b.apply(entry.clone(), body, trace).await?,
+            _ => {
+                self.sync
+                    .local
+                    .apply_version(&self.bucket, entry.clone(), body, trace)
+                    .await?
+            }
+        };
         match &r {
             Applied::Stored { beat } => {
                 metrics::counter!("meridian_sync_bytes_fetched_total", &labels).increment(size);

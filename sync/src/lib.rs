@@ -16,6 +16,7 @@
 //! `meridian_zone::replica`.
 
 pub mod agent;
+pub mod batch;
 pub mod data;
 pub mod drive;
 pub mod machine;
@@ -81,6 +82,8 @@ impl From<meridian_client::ClientError> for SyncError {
 pub struct SyncSettings {
     /// Entries applied at once per shard.
     pub window: usize,
+    /// Entries applied at once per bucket shard in full sync (group commit).
+    pub full_window: usize,
     /// Longest wait of a long poll on the source's log positions.
     pub long_poll: Duration,
     /// An idle shard reads its log at least this often (a safety net: the
@@ -102,6 +105,7 @@ impl Default for SyncSettings {
     fn default() -> Self {
         Self {
             window: 16,
+            full_window: 64,
             long_poll: Duration::from_secs(30),
             idle_recheck: Duration::from_secs(600),
             reconcile: Duration::from_secs(60),
@@ -118,6 +122,7 @@ impl SyncSettings {
     pub fn from_global(g: &meridian_common::GlobalSection) -> Self {
         Self {
             window: g.rgw_sync_window.max(1) as usize,
+            full_window: g.rgw_sync_full_window.max(1) as usize,
             reconcile: Duration::from_secs(g.rgw_sync_reconcile_s.max(1)),
             md_settle: Duration::from_millis(g.rgw_sync_md_settle_ms),
             lease: Duration::from_secs(g.rgw_sync_lease_s.max(3)),

@@ -217,7 +217,7 @@ pub struct ShardTxn {
     guards: Vec<(Bytes, Option<Bytes>)>,
     rm: Vec<Bytes>,
     set: Vec<(Bytes, Bytes)>,
-    log: Option<BilogEntry>,
+    log: Vec<BilogEntry>,
 }
 
 impl ShardTxn {
@@ -241,15 +241,23 @@ impl ShardTxn {
         self.set.push((key, value));
         self
     }
-    /// Append the bilog entry describing this change (one per change).
+    /// Append the bilog entry describing this change (one per change of a
+    /// key; a batch of changes to distinct keys logs one each, in order).
     pub fn log(&mut self, entry: BilogEntry) -> &mut Self {
-        debug_assert!(self.log.is_none(), "one bilog entry per index change");
-        self.log = Some(entry);
+        self.log.push(entry);
+        self
+    }
+    /// Adds `other`'s guards, changes and log entries to this one.
+    pub fn absorb(&mut self, other: ShardTxn) -> &mut Self {
+        self.guards.extend(other.guards);
+        self.rm.extend(other.rm);
+        self.set.extend(other.set);
+        self.log.extend(other.log);
         self
     }
     /// True when nothing would change.
     pub fn is_empty(&self) -> bool {
-        self.rm.is_empty() && self.set.is_empty() && self.log.is_none()
+        self.rm.is_empty() && self.set.is_empty() && self.log.is_empty()
     }
 }
 
@@ -309,6 +317,19 @@ impl Zone {
         keys: &[Bytes],
         ranges: &[RangeReq],
     ) -> Result<Snapshot> {
+        self.put_intents_and_read(bucket, shard, vec![intent], keys, ranges)
+            .await
+    }
+
+    /// [`Zone::put_intent_and_read`] for several intents in one op.
+    pub(crate) async fn put_intents_and_read(
+        &self,
+        bucket: &BucketInfo,
+        shard: u32,
+        intents: Vec<(Bytes, Bytes)>,
+        keys: &[Bytes],
+        ranges: &[RangeReq],
+    ) -> Result<Snapshot> {
         let obj = shard_object(&bucket.id, shard);
         let cache_key = format!("{}/{shard}", bucket.id);
         for _ in 0..CAS_ATTEMPTS {
@@ -324,7 +345,7 @@ impl Zone {
             lookup.push(Bytes::from_static(HDR));
             let mut ops = vec![
                 sub::omap_cmp(Bytes::from_static(HDR), Some(hdr)),
-                sub::omap_set(vec![intent.clone()]),
+                sub::omap_set(intents.clone()),
                 sub::omap_get_values(lookup),
             ];
             for r in ranges {
@@ -341,7 +362,7 @@ impl Zone {
                     if snap.hdr.state != ShardState::Live {
                         return Err(ZoneError::NoSuchBucket(bucket.name.clone()));
                     }
-                    snap.values.insert(intent.0.clone(), intent.1.clone());
+                    snap.values.extend(intents.iter().cloned());
                     return Ok(snap);
                 }
                 Err(ClientError::GuardFailed(_)) => self.forget_header(&cache_key),
@@ -420,7 +441,7 @@ impl Zone {
             if txn.is_empty() {
                 return Ok(out);
             }
-            if txn.log.is_some() && !hinted {
+            if !txn.log.is_empty() && !hinted {
                 self.datalog_hint(bucket, shard).await?;
                 hinted = true;
             }
@@ -438,12 +459,14 @@ impl Zone {
             if !txn.set.is_empty() {
                 ops.push(sub::omap_set(txn.set));
             }
-            let logged = txn.log.is_some();
-            if let Some(e) = txn.log {
-                ops.push(sub::omap_set_seq(vec![(
-                    Bytes::from_static(BILOG_PREFIX),
-                    json(&e),
-                )]));
+            let logged = !txn.log.is_empty();
+            if logged {
+                ops.push(sub::omap_set_seq(
+                    txn.log
+                        .iter()
+                        .map(|e| (Bytes::from_static(BILOG_PREFIX), json(e)))
+                        .collect(),
+                ));
             }
             match self.cluster().op(&self.pools().index, &obj, ops).await {
                 Ok(_) => {

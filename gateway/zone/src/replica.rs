@@ -12,12 +12,13 @@
 //! every zone too. [`decide`] is that rule, as a pure function.
 
 use crate::data::Body;
-use crate::index::{self, RangeReq, ShardTxn, Step};
+use crate::index::{self, RangeReq, ShardTxn, Snapshot, Step};
 use crate::object::{VERSIONS_PER_READ, bilog, gc_for, tombstone_in, validate_key, versions_in};
 use crate::{
     BilogOp, BucketInfo, DataRef, IndexEntry, Manifest, Result, Versioning, Zone, ZoneError, hex,
     now_ns,
 };
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Orders competing writes of one key's null version: mtime, then zone id.
@@ -222,9 +223,7 @@ impl Zone {
     ) -> Result<Applied> {
         validate_key(&v.key)?;
         let incoming = Incoming::Version(Box::new(v));
-        let Incoming::Version(v) = &incoming else {
-            unreachable!("constructed above")
-        };
+        let v = as_version(&incoming);
         // Decide on the index first: no bytes are stored for a change that loses.
         match self.replica_plan(bucket, &incoming).await? {
             Plan::Skip(s) => return Ok(Applied::Skipped(s)),
@@ -328,140 +327,372 @@ impl Zone {
         bucket: &BucketInfo,
         incoming: &Incoming,
         data: Option<(&str, u64)>,
-        mut trace: Vec<String>,
+        trace: Vec<String>,
     ) -> Result<Applied> {
-        let key = incoming.key().to_string();
-        let shard = index::shard_of(&key, bucket.num_shards);
-        let cur_key = index::current_key(&key);
-        let tomb_key = index::tombstone_key(&key);
-        let mut keys = vec![cur_key.clone(), tomb_key.clone()];
-        if let Some((inst, _)) = data {
+        let shard = index::shard_of(incoming.key(), bucket.num_shards);
+        let change = StagedChange::new(self, incoming, data, trace);
+        let (keys, ranges) = lookups(std::slice::from_ref(&change));
+        let quiet = self.quiet(&change.trace);
+        let due = self.gc_due_ms();
+        self.shard_update_from(bucket, shard, keys, ranges, None, quiet, |snap| {
+            let mut txn = ShardTxn::default();
+            match change.stage(snap, 0, due, &mut txn)? {
+                Applied::Skipped(s) => Ok(Step::Done(Applied::Skipped(s))),
+                applied => Ok(Step::Commit(txn, applied)),
+            }
+        })
+        .await
+    }
+
+    /// Nobody needs a data log hint for a change every zone already has.
+    fn quiet(&self, trace: &[String]) -> bool {
+        self.zonegroup_zone_ids().iter().all(|z| trace.contains(z))
+    }
+
+    /// Applies versions of distinct keys of one bucket shard that another
+    /// zone stores (full sync): one index op records the intents of all
+    /// their data, the bytes are stored concurrently, and one index op
+    /// commits them all (with one bilog entry each). Per item as
+    /// [`Zone::apply_version`]; the outer error means nothing was committed.
+    pub async fn apply_versions(
+        &self,
+        bucket: &BucketInfo,
+        shard: u32,
+        items: Vec<(IndexEntry, Option<Body>, Vec<String>)>,
+    ) -> Result<Vec<Result<Applied>>> {
+        use futures::StreamExt as _;
+        let mut out: Vec<Option<Result<Applied>>> = (0..items.len()).map(|_| None).collect();
+        let mut live = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, (v, body, trace)) in items.into_iter().enumerate() {
+            if let Err(e) = validate_key(&v.key) {
+                out[i] = Some(Err(e));
+            } else if index::shard_of(&v.key, bucket.num_shards) != shard
+                || !seen.insert(v.key.clone())
+            {
+                out[i] = Some(Err(ZoneError::InvalidArgument(format!(
+                    "{} is not a distinct key of shard {shard}",
+                    v.key
+                ))));
+            } else {
+                live.push((i, Incoming::Version(Box::new(v)), body, trace));
+            }
+        }
+        // Decide on the index first: no bytes are stored for a change that loses.
+        let probe: Vec<StagedChange> = live
+            .iter()
+            .map(|(_, inc, _, t)| StagedChange::new(self, inc, None, t.clone()))
+            .collect();
+        let (keys, ranges) = lookups(&probe);
+        let snap = self.shard_read(bucket, shard, &keys, &ranges).await?;
+        let mut with_data = Vec::new();
+        let mut plain = Vec::new();
+        for (n, (i, inc, body, trace)) in live.into_iter().enumerate() {
+            let v = as_version(&inc);
+            let local: Vec<IndexEntry> = versions_in(&snap, n)?.into_iter().map(|v| v.2).collect();
+            match decide(&local, tombstone_in(&snap, &v.key)?.as_ref(), &inc) {
+                Plan::Skip(s) => out[i] = Some(Ok(Applied::Skipped(s))),
+                Plan::Insert { .. } if !v.delete_marker && v.size > 0 => match body {
+                    Some(b) => with_data.push((i, inc, b, trace)),
+                    None => {
+                        out[i] = Some(Err(ZoneError::InvalidArgument(format!(
+                            "no data for version {} of {}",
+                            v.version_id, v.key
+                        ))))
+                    }
+                },
+                _ => plain.push((i, inc, trace)),
+            }
+        }
+        // The intents of every run about to be stored, in one op.
+        let intents: Vec<(String, crate::Intent)> = with_data
+            .iter()
+            .map(|(_, inc, _, _)| {
+                let v = as_version(inc);
+                crate::Intent::new(&v.key, v.size)
+            })
+            .collect();
+        if !intents.is_empty() {
+            let kvs = intents
+                .iter()
+                .map(|(inst, intent)| (index::intent_key(inst), crate::json(intent)))
+                .collect();
+            self.put_intents_and_read(bucket, shard, kvs, &[], &[])
+                .await?;
+        }
+        let deadline = self.write_deadline();
+        type Stored = (usize, Incoming, Vec<String>, String, Result<u64>);
+        let stores: Vec<futures::future::BoxFuture<'_, Stored>> = with_data
+            .into_iter()
+            .zip(intents)
+            .map(|((i, inc, body, trace), (inst, _))| {
+                Box::pin(async move {
+                    let v = as_version(&inc);
+                    let r = match self
+                        .store_body(bucket, &inst, body, Some(v.size), None, deadline)
+                        .await
+                    {
+                        // A single PUT's ETag is the MD5 of its bytes.
+                        Ok(w) if v.parts == 0 && !v.etag.contains('-') && hex(&w.md5) != v.etag => {
+                            Err(ZoneError::BadDigest)
+                        }
+                        Ok(w) => Ok(w.size),
+                        Err(e) => Err(e),
+                    };
+                    (i, inc, trace, inst, r)
+                }) as futures::future::BoxFuture<'_, Stored>
+            })
+            .collect();
+        let stored: Vec<Stored> = futures::stream::iter(stores)
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut commit = Vec::new();
+        for (i, inc, trace, inst, r) in stored {
+            match r {
+                Ok(size) => commit.push((i, inc, Some((inst, size)), trace)),
+                Err(e) => {
+                    let v = as_version(&inc);
+                    self.abandon_write(bucket, &v.key, &inst, v.size).await;
+                    out[i] = Some(Err(e));
+                }
+            }
+        }
+        commit.extend(plain.into_iter().map(|(i, inc, t)| (i, inc, None, t)));
+        // Logged in the order given.
+        commit.sort_by_key(|c| c.0);
+        let runs: Vec<(usize, String, u64)> = commit
+            .iter()
+            .enumerate()
+            .filter_map(|(n, (_, _, data, _))| {
+                data.as_ref().map(|(inst, size)| (n, inst.clone(), *size))
+            })
+            .collect();
+        let changes: Vec<StagedChange> = commit
+            .iter()
+            .map(|(_, inc, data, t)| {
+                StagedChange::new(
+                    self,
+                    inc,
+                    data.as_ref().map(|(inst, size)| (inst.as_str(), *size)),
+                    t.clone(),
+                )
+            })
+            .collect();
+        let (keys, ranges) = lookups(&changes);
+        let quiet = changes.iter().all(|c| self.quiet(&c.trace));
+        let due = self.gc_due_ms();
+        let committed = self
+            .shard_update_from(bucket, shard, keys, ranges, None, quiet, |snap| {
+                let mut txn = ShardTxn::default();
+                let mut results = Vec::with_capacity(changes.len());
+                for (n, c) in changes.iter().enumerate() {
+                    let mut one = ShardTxn::default();
+                    let r = c.stage(snap, n, due, &mut one);
+                    if r.is_ok() {
+                        txn.absorb(one);
+                    }
+                    results.push(r);
+                }
+                Ok(Step::Commit(txn, results))
+            })
+            .await;
+        let results = match committed {
+            Ok(r) => r,
+            Err(e) => {
+                for (n, inst, size) in &runs {
+                    let v = as_version(&commit[*n].1);
+                    self.abandon_write(bucket, &v.key, inst, *size).await;
+                }
+                return Err(e);
+            }
+        };
+        for (n, inst, size) in &runs {
+            if !matches!(results[*n], Ok(Applied::Stored { .. })) {
+                let v = as_version(&commit[*n].1);
+                self.abandon_write(bucket, &v.key, inst, *size).await;
+            }
+        }
+        for ((i, ..), r) in commit.iter().zip(results) {
+            out[*i] = Some(r);
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ZoneError::InvalidArgument("not applied".into()))))
+            .collect())
+    }
+}
+
+/// The version `apply_versions` built `inc` from.
+fn as_version(inc: &Incoming) -> &IndexEntry {
+    match inc {
+        Incoming::Version(v) => v,
+        Incoming::Removal { .. } => unreachable!("apply_versions only stages versions"),
+    }
+}
+
+/// One replicated change about to be staged into a shard transaction.
+struct StagedChange<'a> {
+    incoming: &'a Incoming,
+    data: Option<(&'a str, u64)>,
+    /// The operation's zone trace, this zone included.
+    trace: Vec<String>,
+}
+
+/// The keys and ranges a shard snapshot needs for `changes`: range `n`
+/// holds the versions of change `n`'s key.
+fn lookups(changes: &[StagedChange]) -> (Vec<Bytes>, Vec<RangeReq>) {
+    let mut keys = Vec::new();
+    let mut ranges = Vec::new();
+    for c in changes {
+        let key = c.incoming.key();
+        keys.push(index::current_key(key));
+        keys.push(index::tombstone_key(key));
+        if let Some((inst, _)) = c.data {
             keys.push(index::intent_key(inst));
         }
-        let ranges = vec![RangeReq::prefix(
-            index::versions_prefix(&key),
+        ranges.push(RangeReq::prefix(
+            index::versions_prefix(key),
             VERSIONS_PER_READ,
-        )];
-        let me = self.zone_id();
+        ));
+    }
+    (keys, ranges)
+}
+
+impl<'a> StagedChange<'a> {
+    fn new(
+        zone: &Zone,
+        incoming: &'a Incoming,
+        data: Option<(&'a str, u64)>,
+        mut trace: Vec<String>,
+    ) -> Self {
+        let me = zone.zone_id();
         if !trace.contains(&me) {
             trace.push(me);
         }
-        // Nobody needs a hint for a change every zone already has.
-        let quiet = self.zonegroup_zone_ids().iter().all(|z| trace.contains(z));
-        let due = self.gc_due_ms();
-        self.shard_update_from(bucket, shard, keys, ranges, None, quiet, |snap| {
-            let versions = versions_in(snap, 0)?;
-            let mut after: Vec<IndexEntry> = versions.iter().map(|v| v.2.clone()).collect();
-            let tomb = tombstone_in(snap, &key)?;
-            let cur: Option<IndexEntry> = snap.get(&cur_key)?;
-            let versioned = snap.hdr.versioning != Versioning::Off;
-            let mut txn = ShardTxn::default();
-            let (result, log) = match (decide(&after, tomb.as_ref(), incoming), incoming) {
-                (Plan::Skip(s), _) => return Ok(Step::Done(Applied::Skipped(s))),
-                (Plan::Insert { mut replaces, beat }, Incoming::Version(v)) => {
-                    let mut e = (**v).clone();
-                    e.zone_trace = trace.clone();
-                    e.from_upload = String::new();
-                    e.manifest = Manifest {
-                        runs: data
-                            .map(|(inst, size)| DataRef {
-                                inst: inst.to_string(),
-                                size,
-                            })
-                            .into_iter()
-                            .collect(),
-                    };
-                    if let Some((inst, _)) = data {
-                        if snap.raw(&index::intent_key(inst)).is_none() {
-                            return Err(ZoneError::Expired);
-                        }
-                        txn.rm(index::intent_key(inst));
+        StagedChange {
+            incoming,
+            data,
+            trace,
+        }
+    }
+
+    /// Decides this change against `snap` (range `at` holds its key's
+    /// versions) and adds what it does to `txn`; a skip adds nothing.
+    fn stage(&self, snap: &Snapshot, at: usize, due: u64, txn: &mut ShardTxn) -> Result<Applied> {
+        let (incoming, data, trace) = (self.incoming, self.data, &self.trace);
+        let key = incoming.key().to_string();
+        let cur_key = index::current_key(&key);
+        let tomb_key = index::tombstone_key(&key);
+        let versions = versions_in(snap, at)?;
+        let mut after: Vec<IndexEntry> = versions.iter().map(|v| v.2.clone()).collect();
+        let tomb = tombstone_in(snap, &key)?;
+        let cur: Option<IndexEntry> = snap.get(&cur_key)?;
+        let versioned = snap.hdr.versioning != Versioning::Off;
+        let (result, log) = match (decide(&after, tomb.as_ref(), incoming), incoming) {
+            (Plan::Skip(s), _) => return Ok(Applied::Skipped(s)),
+            (Plan::Insert { mut replaces, beat }, Incoming::Version(v)) => {
+                let mut e = (**v).clone();
+                e.zone_trace = trace.clone();
+                e.from_upload = String::new();
+                e.manifest = Manifest {
+                    runs: data
+                        .map(|(inst, size)| DataRef {
+                            inst: inst.to_string(),
+                            size,
+                        })
+                        .into_iter()
+                        .collect(),
+                };
+                if let Some((inst, _)) = data {
+                    if snap.raw(&index::intent_key(inst)).is_none() {
+                        return Err(ZoneError::Expired);
                     }
-                    replaces.sort_unstable();
-                    for i in replaces.into_iter().rev() {
-                        let (k, raw, old) = &versions[i];
-                        txn.guard(k.clone(), Some(raw.clone()));
-                        txn.rm(k.clone());
-                        gc_for(&mut txn, &key, old.manifest.runs.clone(), due);
-                        after.remove(i);
-                    }
-                    if tomb.is_some() {
-                        txn.rm(tomb_key.clone());
-                    }
-                    txn.set(index::version_key(&key, &e.order, &e.version_id), &e);
-                    after.push(e.clone());
-                    let op = if e.delete_marker {
-                        BilogOp::DeleteMarker
-                    } else {
-                        BilogOp::Write
-                    };
-                    let log = bilog(op, &e, versioned, trace.clone(), e.mtime_ns);
-                    (Applied::Stored { beat }, log)
+                    txn.rm(index::intent_key(inst));
                 }
-                (Plan::UpdateAttrs(i), Incoming::Version(v)) => {
+                replaces.sort_unstable();
+                for i in replaces.into_iter().rev() {
                     let (k, raw, old) = &versions[i];
-                    let mut e = old.clone();
-                    e.attrs = v.attrs.clone();
-                    txn.guard(k.clone(), Some(raw.clone()));
-                    txn.set(k.clone(), &e);
-                    after[i] = e.clone();
-                    let log = bilog(BilogOp::Attrs, &e, versioned, trace.clone(), now_ns());
-                    (Applied::AttrsUpdated, log)
-                }
-                (Plan::Remove { at, tombstone }, Incoming::Removal { stamp, .. }) => {
-                    let (k, raw, old) = &versions[at];
                     txn.guard(k.clone(), Some(raw.clone()));
                     txn.rm(k.clone());
-                    if !old.delete_marker {
-                        gc_for(&mut txn, &key, old.manifest.runs.clone(), due);
-                    }
-                    after.remove(at);
-                    if let Some(t) = tombstone {
-                        txn.set(tomb_key.clone(), &t);
-                    }
-                    let log = bilog(
-                        BilogOp::Delete,
-                        old,
-                        versioned,
-                        trace.clone(),
-                        stamp.mtime_ns,
-                    );
-                    (Applied::Removed, log)
+                    gc_for(txn, &key, old.manifest.runs.clone(), due);
+                    after.remove(i);
                 }
-                (Plan::Tombstone(t), Incoming::Removal { version_id, .. }) => {
-                    txn.set(tomb_key.clone(), &t);
-                    let gone = IndexEntry {
-                        key: key.clone(),
-                        version_id: version_id.clone(),
-                        mtime_ns: t.mtime_ns,
-                        source_zone: t.zone.clone(),
-                        ..Default::default()
-                    };
-                    let log = bilog(BilogOp::Delete, &gone, versioned, trace.clone(), t.mtime_ns);
-                    (Applied::Tombstoned, log)
+                if tomb.is_some() {
+                    txn.rm(tomb_key.clone());
                 }
-                (plan, inc) => {
-                    return Err(ZoneError::Corrupt {
-                        what: format!("replicated change to {key}"),
-                        reason: format!("plan {plan:?} does not fit {inc:?}"),
-                    });
-                }
-            };
-            // The current entry follows the newest version.
-            match (current_of(&after), &cur) {
-                (Some(c), Some(old)) if c == old => {}
-                (Some(c), _) => {
-                    txn.set(cur_key.clone(), c);
-                }
-                (None, Some(_)) => {
-                    txn.rm(cur_key.clone());
-                }
-                (None, None) => {}
+                txn.set(index::version_key(&key, &e.order, &e.version_id), &e);
+                after.push(e.clone());
+                let op = if e.delete_marker {
+                    BilogOp::DeleteMarker
+                } else {
+                    BilogOp::Write
+                };
+                let log = bilog(op, &e, versioned, trace.clone(), e.mtime_ns);
+                (Applied::Stored { beat }, log)
             }
-            txn.log(log);
-            Ok(Step::Commit(txn, result))
-        })
-        .await
+            (Plan::UpdateAttrs(i), Incoming::Version(v)) => {
+                let (k, raw, old) = &versions[i];
+                let mut e = old.clone();
+                e.attrs = v.attrs.clone();
+                txn.guard(k.clone(), Some(raw.clone()));
+                txn.set(k.clone(), &e);
+                after[i] = e.clone();
+                let log = bilog(BilogOp::Attrs, &e, versioned, trace.clone(), now_ns());
+                (Applied::AttrsUpdated, log)
+            }
+            (Plan::Remove { at, tombstone }, Incoming::Removal { stamp, .. }) => {
+                let (k, raw, old) = &versions[at];
+                txn.guard(k.clone(), Some(raw.clone()));
+                txn.rm(k.clone());
+                if !old.delete_marker {
+                    gc_for(txn, &key, old.manifest.runs.clone(), due);
+                }
+                after.remove(at);
+                if let Some(t) = tombstone {
+                    txn.set(tomb_key.clone(), &t);
+                }
+                let log = bilog(
+                    BilogOp::Delete,
+                    old,
+                    versioned,
+                    trace.clone(),
+                    stamp.mtime_ns,
+                );
+                (Applied::Removed, log)
+            }
+            (Plan::Tombstone(t), Incoming::Removal { version_id, .. }) => {
+                txn.set(tomb_key.clone(), &t);
+                let gone = IndexEntry {
+                    key: key.clone(),
+                    version_id: version_id.clone(),
+                    mtime_ns: t.mtime_ns,
+                    source_zone: t.zone.clone(),
+                    ..Default::default()
+                };
+                let log = bilog(BilogOp::Delete, &gone, versioned, trace.clone(), t.mtime_ns);
+                (Applied::Tombstoned, log)
+            }
+            (plan, inc) => {
+                return Err(ZoneError::Corrupt {
+                    what: format!("replicated change to {key}"),
+                    reason: format!("plan {plan:?} does not fit {inc:?}"),
+                });
+            }
+        };
+        // The current entry follows the newest version.
+        match (current_of(&after), &cur) {
+            (Some(c), Some(old)) if c == old => {}
+            (Some(c), _) => {
+                txn.set(cur_key.clone(), c);
+            }
+            (None, Some(_)) => {
+                txn.rm(cur_key.clone());
+            }
+            (None, None) => {}
+        }
+        txn.log(log);
+        Ok(result)
     }
 }
 
