@@ -360,11 +360,26 @@ fn replication_suite_with_real_clients() {
     );
 }
 
-/// Kills a child process by PID and reaps it.
-fn kill_child(child: &mut std::process::Child) {
-    // SAFETY: kill(2) on a process this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let _ = child.wait();
+/// A `meridian sync agent` this test started: killed -9 and reaped by
+/// [`AgentProcess::kill`] or, should the test fail first, when dropped, so
+/// no agent outlives its test.
+struct AgentProcess(Option<std::process::Child>);
+
+impl AgentProcess {
+    /// SIGKILL, then reap (the process is this test's own child, so its
+    /// PID cannot have been reused before the wait).
+    fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// The system key `dev up --zones` made for zones `tc` belongs to.
@@ -406,17 +421,13 @@ fn agent_config(
 
 /// Starts `meridian sync agent [extra] CONFIG` in the cluster of `dest`
 /// (its output in the destination's log dir).
-fn start_agent(
-    dest: &TestCluster,
-    config: &std::path::Path,
-    extra: &[&str],
-) -> std::process::Child {
+fn start_agent(dest: &TestCluster, config: &std::path::Path, extra: &[&str]) -> AgentProcess {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dest.dir.join("log").join("sync-agent.log"))
         .expect("agent log");
-    std::process::Command::new(common::bin())
+    let child = std::process::Command::new(common::bin())
         .arg("-c")
         .arg(dest.conf())
         .args(["sync", "agent", "--progress-interval", "1"])
@@ -426,7 +437,8 @@ fn start_agent(
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .spawn()
-        .expect("start the sync agent")
+        .expect("start the sync agent");
+    AgentProcess(Some(child))
 }
 
 /// A pair file the agent cannot use is refused before anything runs, with
@@ -514,13 +526,13 @@ async fn a_fresh_zone_full_syncs_ten_thousand_objects_through_an_agent_crash() {
         assert!(Instant::now() < deadline, "full sync made no progress");
         std::thread::sleep(Duration::from_millis(200));
     }
-    kill_child(&mut agent);
+    agent.kill();
     let restarted = Instant::now();
     let mut agent = start_agent(&b, &agent_config(&a, &b, &key, None), &[]);
     let deadline = Instant::now() + Duration::from_secs(600);
     while !caught_up(&b) {
         if Instant::now() > deadline {
-            kill_child(&mut agent);
+            agent.kill();
             b.dump_logs();
             panic!("zone B not caught up after a full sync of {N} objects");
         }
@@ -544,7 +556,7 @@ async fn a_fresh_zone_full_syncs_ten_thousand_objects_through_an_agent_crash() {
         assert!(Instant::now() < deadline, "incremental sync did not follow");
         std::thread::sleep(Duration::from_millis(500));
     }
-    kill_child(&mut agent);
+    agent.kill();
     // The agent printed its shard progress to the pair file's log_file.
     let progress =
         std::fs::read_to_string(b.dir.join("log").join("sync-agent.progress")).unwrap_or_default();
@@ -887,7 +899,7 @@ async fn metadata_reaches_another_zonegroup_through_a_metadata_only_agent() {
     assert_eq!(objects(&b, "usbucket"), 0, "us data stayed in us");
 
     // Killed -9, the agent picks up where it left off after a restart.
-    kill_child(&mut agent);
+    agent.kill();
     must(&a, &["user", "create", "--uid=bob", "--display-name=Bob"]);
     must(&a, &["user", "suspend", "--uid=alice"]);
     let mut agent = start_agent(&b, &pair, &["--metadata-only"]);
@@ -936,5 +948,5 @@ async fn metadata_reaches_another_zonegroup_through_a_metadata_only_agent() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    kill_child(&mut agent);
+    agent.kill();
 }
