@@ -206,22 +206,7 @@ pub async fn resolve(
     map: &ClusterMap,
     metadata_only: bool,
 ) -> Result<Pair, PairError> {
-    let ask = |eps: &[String], key: &SystemKey| RemoteZone {
-        name: String::new(),
-        id: String::new(),
-        endpoints: eps.to_vec(),
-        key: key.clone(),
-    };
-    let dest_id = ask(&conf.destination, &conf.dest_key)
-        .whoami()
-        .await
-        .map_err(|e| {
-            PairError::Invalid(format!(
-                "destination {}: {} (check the endpoint and dest_access_key/dest_secret_key)",
-                conf.destination.join(","),
-                reason(e)
-            ))
-        })?;
+    let dest_id = whoami("destination", &conf.destination, &conf.dest_key, "dest").await?;
     let ms = map.multisite.clone().unwrap_or_default();
     let dest = ms.zones.iter().find(|z| z.id == dest_id).ok_or_else(|| {
         PairError::Invalid(format!(
@@ -259,16 +244,7 @@ pub async fn resolve(
         }
         id.clone()
     } else {
-        ask(&conf.source, &conf.src_key)
-            .whoami()
-            .await
-            .map_err(|e| {
-                PairError::Invalid(format!(
-                    "source {}: {} (check the endpoint and src_access_key/src_secret_key)",
-                    conf.source.join(","),
-                    reason(e)
-                ))
-            })?
+        whoami("source", &conf.source, &conf.src_key, "src").await?
     };
     if source_id == dest_id {
         return Err(PairError::Invalid(format!(
@@ -320,13 +296,31 @@ pub async fn resolve(
     Ok(pair)
 }
 
-/// The reason a zone gave, without the "source zone" prefix that would
-/// mislead when the destination is asked.
-fn reason(e: SyncError) -> String {
-    match e {
-        SyncError::Remote(m) => m,
-        e => e.to_string(),
-    }
+/// Asks the zone at `endpoints` (the pair's `side`, keys `{prefix}_*`)
+/// which zone it is, with the key check that implies.
+async fn whoami(
+    side: &str,
+    endpoints: &[String],
+    key: &SystemKey,
+    prefix: &str,
+) -> Result<String, PairError> {
+    let zone = RemoteZone {
+        name: String::new(),
+        id: String::new(),
+        endpoints: endpoints.to_vec(),
+        key: key.clone(),
+    };
+    zone.whoami().await.map_err(|e| {
+        // Without the "source zone" prefix, which would mislead for the destination.
+        let reason = match e {
+            SyncError::Remote(m) => m,
+            e => e.to_string(),
+        };
+        PairError::Invalid(format!(
+            "{side} {}: {reason} (check the endpoint and {prefix}_access_key/{prefix}_secret_key)",
+            endpoints.join(",")
+        ))
+    })
 }
 
 impl From<SyncError> for PairError {

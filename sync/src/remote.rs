@@ -44,18 +44,7 @@ impl RemoteZone {
         known: &[String],
         wait: Duration,
     ) -> Result<Vec<String>, SyncError> {
-        let req = LogPositionsRequest {
-            auth: None,
-            kind: proto_kind(kind),
-            known: known.to_vec(),
-            wait_ms: wait.as_millis() as u32,
-        };
-        let timeout = wait + Duration::from_secs(30);
-        let r = peer::on_any_with(&self.endpoints, Some(timeout), |mut c| {
-            let req = sign(req.clone(), &self.key);
-            async move { c.log_positions(req).await }
-        })
-        .await?;
+        let r = self.positions_reply(kind, known, wait).await?;
         if !self.id.is_empty() && r.zone_id != self.id {
             return Err(SyncError::WrongZone {
                 expected: format!("{} ({})", self.name, self.id),
@@ -67,18 +56,32 @@ impl RemoteZone {
 
     /// The id of the zone answering at these endpoints (checks the key too).
     pub async fn whoami(&self) -> Result<String, SyncError> {
+        let r = self
+            .positions_reply(meridian_zone::log::LogKind::Metadata, &[], Duration::ZERO)
+            .await?;
+        Ok(r.zone_id)
+    }
+
+    /// `LogPositions`, answered by whichever endpoint responds.
+    async fn positions_reply(
+        &self,
+        kind: meridian_zone::log::LogKind,
+        known: &[String],
+        wait: Duration,
+    ) -> Result<LogPositionsReply, SyncError> {
         let req = LogPositionsRequest {
             auth: None,
-            kind: LogKind::Metadata as i32,
-            known: Vec::new(),
-            wait_ms: 0,
+            kind: proto_kind(kind),
+            known: known.to_vec(),
+            wait_ms: wait.as_millis() as u32,
         };
-        let r = peer::on_any_with(&self.endpoints, Some(Duration::from_secs(30)), |mut c| {
+        let timeout = wait + Duration::from_secs(30);
+        peer::on_any_with(&self.endpoints, Some(timeout), |mut c| {
             let req = sign(req.clone(), &self.key);
             async move { c.log_positions(req).await }
         })
-        .await?;
-        Ok(r.zone_id)
+        .await
+        .map_err(SyncError::from)
     }
 
     /// A page of a zone-wide log shard after `after`.

@@ -246,9 +246,7 @@ impl Zone {
                 return Err(e);
             }
         };
-        // A single PUT's ETag is the MD5 of its bytes: a copy that does not
-        // hash to it is not the same object.
-        if v.parts == 0 && !v.etag.contains('-') && hex(&written.md5) != v.etag {
+        if !is_copy_of(v, &written.md5) {
             self.abandon_write(bucket, &v.key, &inst, v.size).await;
             return Err(ZoneError::BadDigest);
         }
@@ -432,10 +430,7 @@ impl Zone {
                         .store_body(bucket, &inst, body, Some(v.size), None, deadline)
                         .await
                     {
-                        // A single PUT's ETag is the MD5 of its bytes.
-                        Ok(w) if v.parts == 0 && !v.etag.contains('-') && hex(&w.md5) != v.etag => {
-                            Err(ZoneError::BadDigest)
-                        }
+                        Ok(w) if !is_copy_of(v, &w.md5) => Err(ZoneError::BadDigest),
                         Ok(w) => Ok(w.size),
                         Err(e) => Err(e),
                     };
@@ -521,6 +516,12 @@ impl Zone {
             .map(|r| r.unwrap_or_else(|| Err(ZoneError::InvalidArgument("not applied".into()))))
             .collect())
     }
+}
+
+/// A single PUT's ETag is the MD5 of its bytes: a copy that does not hash
+/// to it is not the same object (multipart ETags cannot be checked so).
+fn is_copy_of(v: &IndexEntry, md5: &[u8]) -> bool {
+    v.parts != 0 || v.etag.contains('-') || hex(md5) == v.etag
 }
 
 /// The version `apply_versions` built `inc` from.
