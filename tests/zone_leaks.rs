@@ -400,7 +400,7 @@ async fn gc_collects_part_records_that_outlived_their_upload() {
 async fn group_commit_of_replicated_versions_links_each_and_leaks_nothing() {
     use md5::Digest as _;
     use meridian_zone::IndexEntry;
-    use meridian_zone::replica::{Applied, Skip};
+    use meridian_zone::replica::{Applied, Incoming, Plan, Skip};
     let tc = TestCluster::start_with(1, 3, "1G", &["--gateways", "0"]);
     let c = tc.client().await;
     let z = zone(&tc, &c, Duration::from_secs(2)).await;
@@ -457,7 +457,8 @@ async fn group_commit_of_replicated_versions_links_each_and_leaks_nothing() {
     forged.etag = meridian_zone::hex(&md5::Md5::digest(b"something else"));
     items.push((forged, Some(fixed_body(bytes_of(64, 1))), trace()));
     // An older write of keys[4], and keys[0] a second time.
-    let older = bytes_of(200, 7);
+    let older_again = || bytes_of(200, 7);
+    let older = older_again();
     items.push((
         version(&keys[4], now, &older, "zone-x"),
         Some(fixed_body(older)),
@@ -505,6 +506,30 @@ async fn group_commit_of_replicated_versions_links_each_and_leaks_nothing() {
     let mut sorted = markers.clone();
     sorted.sort();
     assert_eq!(markers, sorted, "markers sort in log order");
+    // A listing page's look-up in one read decides as a read per key does:
+    // the linked copies and the older keys[4] are skipped, keys[3] is missing.
+    let page: Vec<Incoming> = keys
+        .iter()
+        .zip(bodies.iter().chain([&bytes_of(64, 1), &older_again()]))
+        .map(|(k, body)| Incoming::Version(Box::new(version(k, now, body, "zone-x"))))
+        .collect();
+    let plans = z.replica_plans(&b, 0, &page).await.expect("one read");
+    assert_eq!(plans.len(), page.len());
+    for (inc, plan) in page.iter().zip(&plans) {
+        let alone = z.replica_plan(&b, inc).await.expect("a read per key");
+        assert_eq!(plan, &alone, "{}", inc.key());
+    }
+    let skipped: Vec<bool> = plans.iter().map(|p| matches!(p, Plan::Skip(_))).collect();
+    assert_eq!(skipped, [true, true, true, false, true]);
+    let other_shard = (0..100)
+        .map(|i| format!("k{i:03}"))
+        .find(|k| index::shard_of(k, b.num_shards) != 0)
+        .expect("a key of another shard");
+    let stray = Incoming::Version(Box::new(version(&other_shard, now, &newer, "zone-x")));
+    assert!(matches!(
+        z.replica_plans(&b, 0, &[stray]).await,
+        Err(ZoneError::InvalidArgument(_))
+    ));
     let mut live = keys[..3].to_vec();
     live.push(keys[4].clone());
     assert_eq!(

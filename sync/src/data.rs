@@ -57,8 +57,20 @@ pub struct BucketItem {
 
 #[derive(Debug, Clone)]
 enum BucketChange {
-    Listed(Box<IndexEntry>),
+    Listed(Box<IndexEntry>, Known),
     Logged(Box<BilogEntry>),
+}
+
+/// What this zone's index said about a listed version when its page was
+/// listed (one index read per page instead of one per version).
+#[derive(Debug, Clone)]
+enum Known {
+    /// Not looked up: decide before fetching.
+    Unchecked,
+    /// This zone lacks it: fetch (the apply decides again).
+    Missing,
+    /// This zone has it or something that wins over it: no fetch.
+    Skip(Skip),
 }
 
 impl Item for BucketItem {
@@ -67,7 +79,7 @@ impl Item for BucketItem {
     }
     fn key(&self) -> &str {
         match &self.what {
-            BucketChange::Listed(e) => &e.key,
+            BucketChange::Listed(e, _) => &e.key,
             BucketChange::Logged(b) => &b.key,
         }
     }
@@ -685,24 +697,60 @@ impl BucketExec<'_> {
         self.sync.local.zone_id()
     }
 
+    /// What this zone's index says about each version of a listing page
+    /// (`Unchecked` for all when the read fails: each is decided alone).
+    async fn look_up(&self, listed: &[IndexEntry]) -> Vec<Known> {
+        let incoming: Vec<Incoming> = listed
+            .iter()
+            .map(|e| Incoming::Version(Box::new(e.clone())))
+            .collect();
+        match self
+            .sync
+            .local
+            .replica_plans(&self.bucket, self.shard, &incoming)
+            .await
+        {
+            Ok(plans) => plans
+                .into_iter()
+                .map(|p| match p {
+                    Plan::Skip(s) => Known::Skip(s),
+                    _ => Known::Missing,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, bucket = %self.bucket.name, "listing page look-up failed");
+                vec![Known::Unchecked; listed.len()]
+            }
+        }
+    }
+
     /// Fetches the version from the source and applies it (no fetch when
     /// `listed` shows this zone has it, or has something newer).
     async fn fetch_and_apply(
         &self,
         key: &str,
         version_id: &str,
-        listed: Option<&IndexEntry>,
+        listed: Option<(&IndexEntry, &Known)>,
         trace: Vec<String>,
     ) -> Result<(), SyncError> {
-        if let Some(e) = listed
-            && let Plan::Skip(s) = self
-                .sync
-                .local
-                .replica_plan(&self.bucket, &Incoming::Version(Box::new(e.clone())))
-                .await?
-        {
-            self.note_skip(e, &s).await;
-            return Ok(());
+        if let Some((e, known)) = listed {
+            let skip = match known {
+                Known::Skip(s) => Some(s.clone()),
+                Known::Missing => None,
+                Known::Unchecked => match self
+                    .sync
+                    .local
+                    .replica_plan(&self.bucket, &Incoming::Version(Box::new(e.clone())))
+                    .await?
+                {
+                    Plan::Skip(s) => Some(s),
+                    _ => None,
+                },
+            };
+            if let Some(s) = skip {
+                self.note_skip(e, &s).await;
+                return Ok(());
+            }
         }
         let fetched = self
             .sync
@@ -837,12 +885,27 @@ impl Exec<BucketItem> for BucketExec<'_> {
             .source
             .list_shard(&self.bucket, self.shard, after, 1000)
             .await?;
+        let me = self.local_id();
+        // Versions that carry this zone in their trace are skipped unread.
+        let ask: Vec<IndexEntry> = items
+            .iter()
+            .filter(|(_, e)| !e.zone_trace.contains(&me))
+            .map(|(_, e)| e.clone())
+            .collect();
+        let mut known = self.look_up(&ask).await.into_iter();
         Ok((
             items
                 .into_iter()
-                .map(|(pos, e)| BucketItem {
-                    pos,
-                    what: BucketChange::Listed(Box::new(e)),
+                .map(|(pos, e)| {
+                    let k = if e.zone_trace.contains(&me) {
+                        Known::Unchecked
+                    } else {
+                        known.next().unwrap_or(Known::Unchecked)
+                    };
+                    BucketItem {
+                        pos,
+                        what: BucketChange::Listed(Box::new(e), k),
+                    }
                 })
                 .collect(),
             more,
@@ -878,7 +941,7 @@ impl Exec<BucketItem> for BucketExec<'_> {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         match &item.what {
-            BucketChange::Listed(e) => {
+            BucketChange::Listed(e, known) => {
                 if e.zone_trace.contains(&self.local_id()) {
                     return Ok(());
                 }
@@ -887,7 +950,7 @@ impl Exec<BucketItem> for BucketExec<'_> {
                 } else {
                     e.zone_trace.clone()
                 };
-                self.fetch_and_apply(&e.key, &e.version_id, Some(e), trace)
+                self.fetch_and_apply(&e.key, &e.version_id, Some((e, known)), trace)
                     .await
             }
             BucketChange::Logged(b) => self.apply_logged(b).await,
@@ -903,7 +966,7 @@ impl Exec<BucketItem> for BucketExec<'_> {
 
     async fn record_error(&self, item: &BucketItem, error: &str) -> Result<(), SyncError> {
         let (key, version_id, op, op_ns, trace) = match &item.what {
-            BucketChange::Listed(e) => (
+            BucketChange::Listed(e, _) => (
                 e.key.clone(),
                 e.version_id.clone(),
                 "write",

@@ -317,6 +317,61 @@ impl Zone {
         Ok(decide(&local, tombstone_in(&snap, key)?.as_ref(), incoming))
     }
 
+    /// How each of `incoming` (all keys of `shard`) would apply to its key
+    /// as the index is now: one index read per [`PLANS_PER_READ`] keys,
+    /// where [`Zone::replica_plan`] costs one read per key (a full sync
+    /// asks this for a whole listing page before fetching anything).
+    pub async fn replica_plans(
+        &self,
+        bucket: &BucketInfo,
+        shard: u32,
+        incoming: &[Incoming],
+    ) -> Result<Vec<Plan>> {
+        let refs: Vec<&Incoming> = incoming.iter().collect();
+        let mut plans = Vec::with_capacity(incoming.len());
+        for chunk in refs.chunks(PLANS_PER_READ) {
+            plans.extend(self.replica_plans_of(bucket, shard, chunk).await?);
+        }
+        Ok(plans)
+    }
+
+    /// [`Zone::replica_plans`] for keys of `shard` in one index read.
+    async fn replica_plans_of(
+        &self,
+        bucket: &BucketInfo,
+        shard: u32,
+        incoming: &[&Incoming],
+    ) -> Result<Vec<Plan>> {
+        if let Some(other) = incoming
+            .iter()
+            .find(|inc| index::shard_of(inc.key(), bucket.num_shards) != shard)
+        {
+            return Err(ZoneError::InvalidArgument(format!(
+                "{} is not a key of shard {shard}",
+                other.key()
+            )));
+        }
+        let probe: Vec<StagedChange> = incoming
+            .iter()
+            .map(|inc| StagedChange::new(self, inc, None, Vec::new()))
+            .collect();
+        let (keys, ranges) = lookups(&probe);
+        let snap = self.shard_read(bucket, shard, &keys, &ranges).await?;
+        incoming
+            .iter()
+            .enumerate()
+            .map(|(n, inc)| {
+                let local: Vec<IndexEntry> =
+                    versions_in(&snap, n)?.into_iter().map(|v| v.2).collect();
+                Ok(decide(
+                    &local,
+                    tombstone_in(&snap, inc.key())?.as_ref(),
+                    inc,
+                ))
+            })
+            .collect()
+    }
+
     /// Decides and applies `incoming` in one compare-and-swap on the key's
     /// shard; `data` is the run holding the version's bytes (its intent is
     /// consumed).
@@ -377,18 +432,13 @@ impl Zone {
             }
         }
         // Decide on the index first: no bytes are stored for a change that loses.
-        let probe: Vec<StagedChange> = live
-            .iter()
-            .map(|(_, inc, _, t)| StagedChange::new(self, inc, None, t.clone()))
-            .collect();
-        let (keys, ranges) = lookups(&probe);
-        let snap = self.shard_read(bucket, shard, &keys, &ranges).await?;
+        let incoming: Vec<&Incoming> = live.iter().map(|(_, inc, ..)| inc).collect();
+        let plans = self.replica_plans_of(bucket, shard, &incoming).await?;
         let mut with_data = Vec::new();
         let mut plain = Vec::new();
-        for (n, (i, inc, body, trace)) in live.into_iter().enumerate() {
+        for ((i, inc, body, trace), plan) in live.into_iter().zip(plans) {
             let v = as_version(&inc);
-            let local: Vec<IndexEntry> = versions_in(&snap, n)?.into_iter().map(|v| v.2).collect();
-            match decide(&local, tombstone_in(&snap, &v.key)?.as_ref(), &inc) {
+            match plan {
                 Plan::Skip(s) => out[i] = Some(Ok(Applied::Skipped(s))),
                 Plan::Insert { .. } if !v.delete_marker && v.size > 0 => match body {
                     Some(b) => with_data.push((i, inc, b, trace)),
@@ -525,6 +575,9 @@ fn is_copy_of(v: &IndexEntry, md5: &[u8]) -> bool {
 }
 
 /// The version `apply_versions` built `inc` from.
+/// Keys whose plans one index read decides (bounds the read's size).
+pub const PLANS_PER_READ: usize = 64;
+
 fn as_version(inc: &Incoming) -> &IndexEntry {
     match inc {
         Incoming::Version(v) => v,
