@@ -119,6 +119,11 @@ enum Command {
         #[command(subcommand)]
         cmd: rgw::LogCmd,
     },
+    /// Entities, keys and capabilities (as `ceph auth`).
+    Auth {
+        #[command(subcommand)]
+        cmd: cli::auth::AuthCmd,
+    },
     /// Cluster status summary.
     Status,
     /// HEALTH_OK / HEALTH_WARN / HEALTH_ERR, with `detail` for the reasons.
@@ -217,6 +222,7 @@ fn main() -> std::process::ExitCode {
             Command::Bilog { zone, cmd } => rgw::bilog(&ctx, zone, cmd).await,
             Command::Datalog { zone, cmd } => rgw::log(&ctx, zone, false, cmd).await,
             Command::Mdlog { zone, cmd } => rgw::log(&ctx, zone, true, cmd).await,
+            Command::Auth { cmd } => cli::auth::auth(&ctx, cmd).await,
             Command::Status => admin::status(&ctx).await,
             Command::Health { detail } => admin::health(&ctx, detail.is_some()).await,
             Command::Pg { cmd } => admin::pg(&ctx, cmd).await,

@@ -230,6 +230,23 @@ impl Cluster {
             .await
     }
 
+    /// Entities with their keys and caps: one (`name`) or all (empty name).
+    pub async fn auth_get(
+        &self,
+        name: &str,
+    ) -> Result<Vec<meridian_proto::mon::AuthEntity>, ClientError> {
+        let req = meridian_proto::mon::AuthGetRequest {
+            name: name.to_string(),
+        };
+        let reply = self
+            .with_mon(|mut c| {
+                let req = req.clone();
+                async move { c.auth_get(req).await }
+            })
+            .await?;
+        Ok(reply.entities)
+    }
+
     async fn with_mon<T, F, Fut>(&self, f: F) -> Result<T, ClientError>
     where
         F: Fn(MonServiceClient<Channel>) -> Fut,

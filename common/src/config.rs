@@ -65,6 +65,10 @@ pub struct GlobalSection {
     pub fsid: String,
     /// Monitor addresses clients contact (`host:port`).
     pub mon_host: Vec<String>,
+    /// This host's keyring (Ceph's format). The monitors write
+    /// `client.admin`'s key there at bootstrap when the file does not
+    /// exist (empty: `client.admin.keyring` in each monitor's data directory).
+    pub keyring: String,
     /// How often an OSD sends a heartbeat to the monitors.
     pub osd_heartbeat_interval_ms: u64,
     /// An OSD silent for this long is marked down.
@@ -175,6 +179,7 @@ impl Default for GlobalSection {
         Self {
             fsid: String::new(),
             mon_host: Vec::new(),
+            keyring: String::new(),
             osd_heartbeat_interval_ms: 1000,
             osd_heartbeat_grace_ms: 6000,
             mon_osd_down_out_interval_s: 600,

@@ -3,6 +3,7 @@
 //!
 //! `run` is the whole daemon; the `meridian mon` subcommand only parses flags.
 
+pub mod auth;
 pub mod crush_edit;
 pub mod multisite;
 pub mod node;
@@ -41,9 +42,16 @@ pub async fn run(cfg: Config, id: u64) -> anyhow::Result<()> {
         Duration::from_millis(cfg.global.mon_tick_ms),
     )?;
     let all: HashMap<u64, String> = members.into_iter().collect();
+    let node_auth = node.auth.clone();
     let server =
         service::MonServer::new(id, cfg.global.fsid.clone(), node, all, cfg.global.clone());
     tokio::spawn(server.clone().leader_duties());
+    let keyring = if cfg.global.keyring.is_empty() {
+        section.data.join("client.admin.keyring")
+    } else {
+        std::path::PathBuf::from(&cfg.global.keyring)
+    };
+    tokio::spawn(auth::publish_admin_keyring(node_auth, keyring));
     let addr = section
         .addr
         .parse()

@@ -5,6 +5,7 @@
 //! → apply snapshot → apply committed → persist entries + hard state → send
 //! persisted messages → advance → light ready → advance_apply.
 
+use crate::auth::AuthDb;
 use crate::state::{CommandError, MonState};
 use crate::storage::{AppliedImage, ImageData, MonStorage};
 use crate::transport::RaftTransport;
@@ -74,6 +75,8 @@ pub struct NodeHandle {
     pub history: watch::Receiver<MapHistory>,
     /// Raft role and leader.
     pub status: watch::Receiver<RaftStatus>,
+    /// The entity database as last applied (keys: only for callers allowed to read them).
+    pub auth: watch::Receiver<Arc<AuthDb>>,
 }
 
 /// Starts the Raft loop on the current runtime.
@@ -106,6 +109,7 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(4096);
     let (map_tx, map_rx) = watch::channel(Arc::new(state.map.clone()));
     let (history_tx, history_rx) = watch::channel(Arc::new(state.history.clone()));
+    let (auth_tx, auth_rx) = watch::channel(Arc::new(state.auth.clone()));
     let (status_tx, status_rx) = watch::channel(RaftStatus {
         id,
         ..Default::default()
@@ -118,6 +122,7 @@ pub fn spawn(
         waiters: HashMap::new(),
         map_tx,
         history_tx,
+        auth_tx,
         status_tx,
         applied_since_compact: 0,
     };
@@ -127,6 +132,7 @@ pub fn spawn(
         map: map_rx,
         history: history_rx,
         status: status_rx,
+        auth: auth_rx,
     })
 }
 
@@ -141,6 +147,7 @@ struct Driver {
     waiters: HashMap<u64, oneshot::Sender<Result<ProposalResult, ProposeError>>>,
     map_tx: watch::Sender<Arc<ClusterMap>>,
     history_tx: watch::Sender<MapHistory>,
+    auth_tx: watch::Sender<Arc<AuthDb>>,
     status_tx: watch::Sender<RaftStatus>,
     applied_since_compact: u64,
 }
@@ -210,6 +217,7 @@ impl Driver {
             self.map_tx.send_replace(Arc::new(self.state.map.clone()));
             self.history_tx
                 .send_replace(Arc::new(self.state.history.clone()));
+            self.auth_tx.send_replace(Arc::new(self.state.auth.clone()));
         }
         self.apply(ready.take_committed_entries())?;
         let hs = ready.hs().cloned();
@@ -242,6 +250,7 @@ impl Driver {
         let mut changed = false;
         let mut last_applied = None;
         let history_before = (self.state.history_first(), self.state.history.len());
+        let auth_before = self.state.auth_changes;
         for e in entries {
             let (index, term) = (e.index, e.term);
             if e.get_entry_type() == EntryType::EntryNormal && !e.get_data().is_empty() {
@@ -276,6 +285,9 @@ impl Driver {
             });
         }
 
+        if self.state.auth_changes != auth_before {
+            self.auth_tx.send_replace(Arc::new(self.state.auth.clone()));
+        }
         // History first: whoever sees map N can then fetch history up to N.
         if (self.state.history_first(), self.state.history.len()) != history_before {
             self.history_tx

@@ -220,6 +220,23 @@ impl MonServer {
                     .await;
                 continue;
             }
+            if !self.node.auth.borrow().contains_key("client.admin") {
+                // A new cluster (or one from before entities existed): make
+                // the administrator whose keyring the monitors hand out.
+                let admin = AuthAdd {
+                    entity: Some(AuthEntity {
+                        name: "client.admin".into(),
+                        key: meridian_auth::generate_key(),
+                        caps: crate::auth::admin_caps(),
+                    }),
+                    get_or_create: false,
+                    if_absent: true,
+                };
+                if let Err(e) = self.propose(Cmd::AuthAdd(admin), false).await {
+                    tracing::warn!(error = %e.message(), "creating client.admin");
+                }
+                continue;
+            }
             let now = Instant::now();
             if !was_leader {
                 // A new leader has no heartbeat history: give every OSD a full grace period.
@@ -540,10 +557,18 @@ impl MonService for MonServer {
 
     async fn command(&self, req: Request<MonCommand>) -> Result<Response<CommandReply>, Status> {
         let forwarded = is_forwarded(&req);
-        let cmd = req
+        let mut cmd = req
             .into_inner()
             .cmd
             .ok_or_else(|| Status::invalid_argument("empty command"))?;
+        // Keys are made here, once: every monitor applies the same one.
+        if let Cmd::AuthAdd(AuthAdd {
+            entity: Some(e), ..
+        }) = &mut cmd
+            && e.key.is_empty()
+        {
+            e.key = meridian_auth::generate_key();
+        }
         if matches!(
             cmd,
             Cmd::Bootstrap(_)
@@ -559,6 +584,26 @@ impl MonService for MonServer {
             ));
         }
         Ok(Response::new(self.propose(cmd, forwarded).await?))
+    }
+
+    async fn auth_get(
+        &self,
+        req: Request<AuthGetRequest>,
+    ) -> Result<Response<AuthGetReply>, Status> {
+        let name = req.into_inner().name;
+        let db = self.node.auth.borrow().clone();
+        let entities = if name.is_empty() {
+            db.values().cloned().collect()
+        } else {
+            let checked: meridian_auth::EntityName = name
+                .parse()
+                .map_err(|e: meridian_auth::AuthError| Status::invalid_argument(e.to_string()))?;
+            let e = db
+                .get(&checked.to_string())
+                .ok_or_else(|| Status::not_found(format!("failed to find {checked} in keyring")))?;
+            vec![e.clone()]
+        };
+        Ok(Response::new(AuthGetReply { entities }))
     }
 
     async fn status(&self, req: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {

@@ -48,6 +48,11 @@ pub struct MonState {
     /// placement part of the map at that epoch; trimmed once every PG has
     /// been clean since (`MapHistoryTrim`).
     pub history: BTreeMap<u64, Arc<ClusterMap>>,
+    /// Entities with their keys and capabilities (never in the map).
+    pub auth: crate::auth::AuthDb,
+    /// Bumped by every applied auth change (not persisted: it only tells
+    /// this process when to republish the database).
+    pub auth_changes: u64,
 }
 
 /// The placement part of a map: what past-interval computation needs.
@@ -100,7 +105,17 @@ impl MonState {
             .into_iter()
             .map(|m| (m.epoch, Arc::new(m)))
             .collect();
-        Self { map, history }
+        let auth = image
+            .auth
+            .into_iter()
+            .map(|e| (e.name.clone(), e))
+            .collect();
+        Self {
+            map,
+            history,
+            auth,
+            auth_changes: 0,
+        }
     }
 
     /// The snapshot image of the whole state.
@@ -108,6 +123,7 @@ impl MonState {
         MonImage {
             map: Some(self.map.clone()),
             history: self.history.values().map(|m| (**m).clone()).collect(),
+            auth: self.auth.values().cloned().collect(),
             format: IMAGE_FORMAT,
         }
     }
@@ -123,6 +139,7 @@ impl MonState {
                 let mut st = Self {
                     history: BTreeMap::new(),
                     map,
+                    ..Default::default()
                 };
                 if st.map.epoch > 0 {
                     st.history
@@ -226,6 +243,9 @@ impl MonState {
                     r.weight as f64 / 65536.0
                 ))
             }
+            Cmd::AuthAdd(a) => self.auth_change(|db| crate::auth::add(db, a)),
+            Cmd::AuthCaps(c) => self.auth_change(|db| crate::auth::set_caps(db, c)),
+            Cmd::AuthRm(r) => self.auth_change(|db| crate::auth::remove(db, r)),
             Cmd::PoolCreate(c) => self.pool_create(c),
             Cmd::PoolRemove(r) => self.pool_remove(r),
             Cmd::PoolSet(s) => self.pool_set(s),
@@ -324,6 +344,16 @@ impl MonState {
                 Ok(msg)
             }
         }
+    }
+
+    /// Applies a change to the entity database (the map's epoch stays).
+    fn auth_change(
+        &mut self,
+        f: impl FnOnce(&mut crate::auth::AuthDb) -> Result<String, CommandError>,
+    ) -> Result<String, CommandError> {
+        let r = f(&mut self.auth)?;
+        self.auth_changes += 1;
+        Ok(r)
     }
 
     fn bump(&mut self) {

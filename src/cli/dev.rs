@@ -191,6 +191,7 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
     let mut cfg = Config {
         global: GlobalSection {
             fsid: random_fsid(),
+            keyring: dir.join("client.admin.keyring").display().to_string(),
             osd_heartbeat_interval_ms: 500,
             osd_heartbeat_grace_ms: 4000,
             mon_osd_down_out_interval_s: 120,
@@ -391,12 +392,14 @@ pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
     } else {
         Some(start_s3(&cfg, &dir, &cluster).await?)
     };
+    let keyring = admin_keyring(&cfg).await;
     let conf = cfg.path.display();
     println!(
         "Meridian dev cluster is up (HEALTH_OK) in {:.1}s",
         started.elapsed().as_secs_f64()
     );
     println!("  directory: {}", dir.display());
+    println!("  keyring:   {keyring}");
     println!("  monitors:  {}", cfg.monitor_addrs().join(", "));
     println!(
         "  osds:      {}",
@@ -425,6 +428,31 @@ pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
     }
     println!("Stop it:  meridian dev down --dir {}", dir.display());
     Ok(())
+}
+
+/// Where the monitors wrote `client.admin`'s keyring (waiting a little for
+/// it: the leader creates the key right after bootstrap), as printed.
+async fn admin_keyring(cfg: &Config) -> String {
+    let path = if cfg.global.keyring.is_empty() {
+        match cfg.mon.values().next() {
+            Some(m) => m.data.join("client.admin.keyring"),
+            None => return "(no monitor)".into(),
+        }
+    } else {
+        PathBuf::from(&cfg.global.keyring)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if path.exists() {
+        format!("{} (client.admin; `meridian auth ls`)", path.display())
+    } else {
+        format!(
+            "{} not written yet (see the monitors' logs)",
+            path.display()
+        )
+    }
 }
 
 /// Waits until every PG is active+clean.

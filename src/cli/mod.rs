@@ -1,6 +1,7 @@
 //! Shared plumbing of the CLI: configuration lookup, connection, output.
 
 pub mod admin;
+pub mod auth;
 pub mod dev;
 pub mod devzones;
 pub mod multisite;
