@@ -9,6 +9,7 @@
 mod caps;
 mod entity;
 mod keyring;
+pub mod ticket;
 
 pub use caps::{Grant, Perms, PoolMatch, ServiceCaps, validate_caps};
 pub use entity::{EntityName, EntityType};
@@ -36,6 +37,35 @@ pub enum AuthError {
     /// A key is not base64 of [`KEY_BYTES`] bytes.
     #[error("bad key for {0}: expected base64 of {KEY_BYTES} bytes")]
     BadKey(String),
+    /// A timestamp too far from this clock.
+    #[error("clock skew: {off_ms} ms off (at most {max_ms} ms allowed)")]
+    Skew {
+        /// How far off.
+        off_ms: u64,
+        /// The bound.
+        max_ms: u64,
+    },
+    /// A proof of key that does not match the entity's key.
+    #[error("{0} did not prove its key")]
+    BadProof(String),
+    /// A ticket that does not parse or whose signature does not match.
+    #[error("bad ticket: {0}")]
+    BadTicket(String),
+    /// A ticket signed with a service secret this service does not hold
+    /// (retired, or not fetched yet).
+    #[error("ticket signed with unknown service secret {0}: authenticate again")]
+    UnknownServiceSecret(u64),
+    /// A ticket past its expiry.
+    #[error("ticket of {entity} expired {ago_ms} ms ago: authenticate again")]
+    Expired {
+        /// Its holder.
+        entity: String,
+        /// How long ago.
+        ago_ms: u64,
+    },
+    /// A request whose signature does not match its ticket's session key.
+    #[error("request signature does not match for {0}")]
+    BadRequestSignature(String),
     /// A keyring file does not parse.
     #[error("keyring line {line}: {why}")]
     BadKeyring {
