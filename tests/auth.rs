@@ -6,8 +6,9 @@
 mod common;
 
 use common::TestCluster;
+use meridian_auth::ticket;
 use meridian_auth::{EntityName, Keyring};
-use meridian_proto::mon::{GetMapRequest, StatusRequest, SubscribeRequest};
+use meridian_proto::mon::{AuthenticateRequest, GetMapRequest, StatusRequest, SubscribeRequest};
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
@@ -30,6 +31,44 @@ fn refused(tc: &TestCluster, args: &[&str], why: &str) {
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+/// Asks the monitors for a ticket as `entity` with `key`; the claims of
+/// the ticket it gets (checked to open with the key), or the refusal.
+async fn ticket(
+    tc: &TestCluster,
+    entity: &str,
+    key: &str,
+) -> Result<ticket::Claims, tonic::Status> {
+    let raw = ticket::key_bytes(entity, key).expect("a key");
+    let mut last = None;
+    for addr in tc.config().monitor_addrs() {
+        let nonce = ticket::fresh_nonce();
+        let now = meridian_common::now_unix_ms();
+        let req = AuthenticateRequest {
+            entity: entity.into(),
+            unix_ms: now,
+            nonce: nonce.to_vec().into(),
+            proof: ticket::proof(&raw, entity, now, &nonce).to_vec().into(),
+        };
+        let mut mon = meridian_client::mon_client(&addr).unwrap();
+        match mon.authenticate(req).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                let issued = ticket::Issued {
+                    ticket: r.ticket.to_vec(),
+                    sealed_session: r.sealed_session[..].try_into().expect("32 bytes"),
+                };
+                ticket::open_session(&raw, &issued).expect("opens");
+                let claims = ticket::claims_of(&issued.ticket).expect("claims");
+                assert_eq!(claims.expires_ms, r.expires_ms);
+                return Ok(claims);
+            }
+            Err(s) if s.code() == tonic::Code::Unavailable => last = Some(s),
+            Err(s) => return Err(s),
+        }
+    }
+    Err(last.expect("some monitor"))
 }
 
 fn leader(tc: &TestCluster) -> u64 {
@@ -138,6 +177,34 @@ async fn entities_and_keys_are_kept_by_the_monitors_and_never_in_the_map() {
         }
     }
 
+    // A caller that proves its key gets a ticket with its caps; a wrong key
+    // or an unknown entity gets UNAUTHENTICATED, saying neither which.
+    let mut admin_ticket = None;
+    for _ in 0..50 {
+        match ticket(&tc, "client.admin", &admin.key).await {
+            // The leader makes the first service secret right after bootstrap.
+            Err(s) if s.code() == tonic::Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            other => {
+                admin_ticket = Some(other.expect("a ticket for client.admin"));
+                break;
+            }
+        }
+    }
+    let claims = admin_ticket.expect("a service secret within 5 s");
+    assert_eq!(claims.entity, "client.admin");
+    assert_eq!(claims.caps["mon"], "allow *");
+    let gw_claims = ticket(&tc, "client.gateway.0", &key)
+        .await
+        .expect("gw ticket");
+    assert_eq!(gw_claims.caps["osd"], "allow rwx pool=data");
+    for (entity, k) in [("client.admin", &key), ("client.nobody", &key)] {
+        let e = ticket(&tc, entity, k).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated, "{entity}: {e:?}");
+        assert!(e.message().contains("unknown entity or wrong key"), "{e:?}");
+    }
+
     // Bad input, each refused with its reason and nothing changed.
     for (args, why) in [
         (&["auth", "get-or-create", "gateway"][..], "bad entity name"),
@@ -191,6 +258,12 @@ async fn entities_and_keys_are_kept_by_the_monitors_and_never_in_the_map() {
     let out = ok(&tc, &["auth", "caps", "client.gateway.0", "mon", "allow r"]);
     assert_eq!(out.trim(), "updated caps for client.gateway.0");
     ok(&tc, &["auth", "add", "client.sync.0", "mon", "allow r"]);
+    let sync_key = ok(&tc, &["auth", "print-key", "client.sync.0"])
+        .trim()
+        .to_string();
+    ticket(&tc, "client.sync.0", &sync_key)
+        .await
+        .expect("a ticket while mon.{l} is down");
     tc.up_again();
     // The restarted monitor caught up: ask it alone.
     let cfg = tc.config();
@@ -228,6 +301,19 @@ async fn entities_and_keys_are_kept_by_the_monitors_and_never_in_the_map() {
     assert_eq!(cleared.trim(), "updated");
     cleared = ok(&tc, &["auth", "get", "client.gateway.0"]);
     assert!(cleared.contains("caps mon = \"allow r\""), "{cleared}");
+    // New tickets carry the new caps; a removed entity gets none.
+    let after = ticket(&tc, "client.gateway.0", &key)
+        .await
+        .expect("gw ticket");
+    assert_eq!(after.caps.get("osd"), None);
+    assert_eq!(after.caps["mon"], "allow r");
+    assert_eq!(
+        ticket(&tc, "client.sync.0", &sync_key)
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::Unauthenticated
+    );
     assert_eq!(names(&tc), ["client.admin", "client.gateway.0"]);
     // The admin keyring written at bootstrap was never replaced.
     let again = Keyring::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();

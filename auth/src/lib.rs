@@ -78,10 +78,7 @@ pub enum AuthError {
 
 /// A new random secret key (base64 of [`KEY_BYTES`] bytes).
 pub fn generate_key() -> String {
-    use rand::RngCore as _;
-    let mut raw = [0u8; KEY_BYTES];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    base64_simd::STANDARD.encode_to_string(raw)
+    base64_simd::STANDARD.encode_to_string(ticket::fresh_secret())
 }
 
 /// Checks that `key` is a secret key as [`generate_key`] makes them.

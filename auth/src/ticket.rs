@@ -76,6 +76,28 @@ pub struct Verified {
     pub session: SecretBytes,
 }
 
+/// 32 fresh random bytes (a session key, a service secret).
+pub fn fresh_secret() -> SecretBytes {
+    use rand::RngCore as _;
+    let mut b = [0u8; KEY_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b
+}
+
+/// A fresh random nonce.
+pub fn fresh_nonce() -> Nonce {
+    use rand::RngCore as _;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b
+}
+
+/// What a ticket claims, unverified: for its holder's own use (expiry,
+/// display). Services use [`verify`].
+pub fn claims_of(ticket: &[u8]) -> Result<Claims, AuthError> {
+    Ok(parse(ticket)?.claims)
+}
+
 /// Decodes a base64 key as stored in keyrings and the monitors' database.
 pub fn key_bytes(entity: &str, key: &str) -> Result<SecretBytes, AuthError> {
     base64_simd::STANDARD

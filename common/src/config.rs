@@ -69,6 +69,9 @@ pub struct GlobalSection {
     /// `client.admin`'s key there at bootstrap when the file does not
     /// exist (empty: `client.admin.keyring` in each monitor's data directory).
     pub keyring: String,
+    /// Lifetime of a ticket (s); the monitors rotate the secret that signs
+    /// tickets as often, keeping the previous ones while their tickets live.
+    pub auth_service_ticket_ttl_s: u64,
     /// How often an OSD sends a heartbeat to the monitors.
     pub osd_heartbeat_interval_ms: u64,
     /// An OSD silent for this long is marked down.
@@ -180,6 +183,7 @@ impl Default for GlobalSection {
             fsid: String::new(),
             mon_host: Vec::new(),
             keyring: String::new(),
+            auth_service_ticket_ttl_s: 3600,
             osd_heartbeat_interval_ms: 1000,
             osd_heartbeat_grace_ms: 6000,
             mon_osd_down_out_interval_s: 600,

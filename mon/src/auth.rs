@@ -5,12 +5,61 @@
 
 use crate::state::CommandError;
 use meridian_auth::{EntityName, KeyringEntry, validate_caps, validate_key};
-use meridian_proto::mon::{AuthAdd, AuthCaps, AuthEntity, AuthRemove};
+use meridian_proto::mon::{AuthAdd, AuthCaps, AuthEntity, AuthRemove, AuthRotate, ServiceSecret};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// Entities by name.
 pub type AuthDb = BTreeMap<String, AuthEntity>;
+
+/// Service secrets kept: the newest signs tickets, the others still verify
+/// tickets issued before the last rotations.
+pub const SERVICE_SECRETS_KEPT: usize = 3;
+
+/// The monitors' authentication state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthState {
+    /// Every entity.
+    pub entities: AuthDb,
+    /// Ticket-signing secrets, oldest first.
+    pub secrets: Vec<ServiceSecret>,
+}
+
+impl AuthState {
+    /// The secrets as the ticket code takes them (malformed ones skipped).
+    pub fn ticket_secrets(&self) -> Vec<meridian_auth::ticket::ServiceSecret> {
+        self.secrets
+            .iter()
+            .filter_map(|s| {
+                Some(meridian_auth::ticket::ServiceSecret {
+                    id: s.id,
+                    secret: s.secret[..].try_into().ok()?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The leader's rotation: a new newest secret, the oldest beyond
+/// [`SERVICE_SECRETS_KEPT`] dropped.
+pub fn rotate(st: &mut AuthState, r: &AuthRotate, now_ms: u64) -> Result<String, CommandError> {
+    if r.secret.len() != meridian_auth::KEY_BYTES {
+        return Err(CommandError::Invalid(format!(
+            "a service secret is {} bytes, not {}",
+            meridian_auth::KEY_BYTES,
+            r.secret.len()
+        )));
+    }
+    let id = st.secrets.last().map_or(1, |s| s.id + 1);
+    st.secrets.push(ServiceSecret {
+        id,
+        secret: r.secret.clone(),
+        created_ms: now_ms,
+    });
+    let extra = st.secrets.len().saturating_sub(SERVICE_SECRETS_KEPT);
+    st.secrets.drain(..extra);
+    Ok(format!("service secret {id}"))
+}
 
 /// Capabilities of the bootstrap administrator (everything the CLI does).
 pub fn admin_caps() -> HashMap<String, String> {
@@ -162,14 +211,84 @@ pub fn write_admin_keyring(path: &Path, admin: &AuthEntity) -> std::io::Result<b
     }
 }
 
+/// Why a caller got no ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// The request is malformed.
+    Invalid(String),
+    /// The caller did not prove a key (the message does not say whether the
+    /// entity exists).
+    Refused(String),
+    /// No service secret yet (a cluster that just bootstrapped).
+    NotReady(String),
+}
+
+/// Most clock difference an authentication request may have.
+pub const AUTH_MAX_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// Checks the caller's proof of key against `st` and issues a ticket with
+/// the entity's current caps, valid for `ttl_ms` and signed with the newest
+/// service secret.
+pub fn authenticate(
+    st: &AuthState,
+    r: &meridian_proto::mon::AuthenticateRequest,
+    now_ms: u64,
+    ttl_ms: u64,
+) -> Result<meridian_proto::mon::AuthenticateReply, AuthFailure> {
+    use meridian_auth::ticket;
+    let name = checked_name(&r.entity).map_err(|e| AuthFailure::Invalid(e.to_string()))?;
+    let nonce: ticket::Nonce = r.nonce[..]
+        .try_into()
+        .map_err(|_| AuthFailure::Invalid("the nonce is 16 bytes".into()))?;
+    let refused = || AuthFailure::Refused(format!("{name}: unknown entity or wrong key"));
+    let entity = st.entities.get(&name.to_string()).ok_or_else(refused)?;
+    let key = ticket::key_bytes(&entity.name, &entity.key).map_err(|_| refused())?;
+    ticket::check_proof(
+        &key,
+        &entity.name,
+        r.unix_ms,
+        &nonce,
+        &r.proof,
+        now_ms,
+        AUTH_MAX_SKEW_MS,
+    )
+    .map_err(|e| match e {
+        meridian_auth::AuthError::Skew { .. } => AuthFailure::Refused(format!("{name}: {e}")),
+        _ => refused(),
+    })?;
+    let secrets = st.ticket_secrets();
+    let service = secrets
+        .last()
+        .ok_or_else(|| AuthFailure::NotReady("no service secret yet; retry".into()))?;
+    let claims = ticket::Claims {
+        entity: entity.name.clone(),
+        caps: entity.caps.clone().into_iter().collect(),
+        issued_ms: now_ms,
+        expires_ms: now_ms.saturating_add(ttl_ms),
+    };
+    let issued = ticket::issue(
+        service,
+        &key,
+        &claims,
+        ticket::fresh_nonce(),
+        ticket::fresh_secret(),
+    )
+    .map_err(|e| AuthFailure::Invalid(e.to_string()))?;
+    Ok(meridian_proto::mon::AuthenticateReply {
+        ticket: issued.ticket.into(),
+        sealed_session: issued.sealed_session.to_vec().into(),
+        expires_ms: claims.expires_ms,
+    })
+}
+
 /// Writes `client.admin`'s keyring to `path` once it exists (see
 /// [`write_admin_keyring`]); ends when done or when the monitor stops.
 pub async fn publish_admin_keyring(
-    mut db: tokio::sync::watch::Receiver<std::sync::Arc<AuthDb>>,
+    mut db: tokio::sync::watch::Receiver<std::sync::Arc<AuthState>>,
     path: std::path::PathBuf,
 ) {
     loop {
-        let admin = db.borrow_and_update().get("client.admin").cloned();
+        let admin = db.borrow_and_update().entities.get("client.admin").cloned();
         if let Some(admin) = admin {
             match write_admin_keyring(&path, &admin) {
                 Ok(true) => tracing::info!(path = %path.display(), "wrote client.admin keyring"),
@@ -317,6 +436,83 @@ mod tests {
             remove(&mut db, &rm_admin).unwrap_err(),
             CommandError::NotFound("entity client.admin does not exist".into())
         );
+    }
+
+    #[test]
+    fn a_caller_that_proves_its_key_gets_a_ticket_with_its_caps() {
+        use meridian_auth::ticket;
+        use meridian_proto::mon::AuthenticateRequest;
+        let mut st = AuthState::default();
+        add(
+            &mut st.entities,
+            &add_cmd("client.gw", &[("mon", "allow r")], false),
+        )
+        .unwrap();
+        let key = ticket::key_bytes("client.gw", &st.entities["client.gw"].key).unwrap();
+        let now = 1_000_000;
+        let ask = |entity: &str, key: &ticket::SecretBytes, ts: u64| {
+            let nonce = ticket::fresh_nonce();
+            AuthenticateRequest {
+                entity: entity.into(),
+                unix_ms: ts,
+                nonce: nonce.to_vec().into(),
+                proof: ticket::proof(key, entity, ts, &nonce).to_vec().into(),
+            }
+        };
+        assert!(matches!(
+            authenticate(&st, &ask("client.gw", &key, now), now, 60_000),
+            Err(AuthFailure::NotReady(_))
+        ));
+        for (n, fill) in [(1u64, 1u8), (2, 2), (3, 3), (4, 4)] {
+            let r = AuthRotate {
+                secret: vec![fill; 32].into(),
+            };
+            assert_eq!(
+                rotate(&mut st, &r, now).unwrap(),
+                format!("service secret {n}")
+            );
+        }
+        let ids: Vec<u64> = st.secrets.iter().map(|s| s.id).collect();
+        assert_eq!(ids, [2, 3, 4], "the newest {SERVICE_SECRETS_KEPT} are kept");
+        let short = AuthRotate {
+            secret: vec![0; 8].into(),
+        };
+        assert!(rotate(&mut st, &short, now).is_err());
+
+        let reply = authenticate(&st, &ask("client.gw", &key, now), now + 10, 60_000).unwrap();
+        assert_eq!(reply.expires_ms, now + 10 + 60_000);
+        let v = ticket::verify(&st.ticket_secrets(), &reply.ticket, now + 20).unwrap();
+        assert_eq!(v.claims.entity, "client.gw");
+        assert_eq!(v.claims.caps["mon"], "allow r");
+        let issued = ticket::Issued {
+            ticket: reply.ticket.to_vec(),
+            sealed_session: reply.sealed_session[..].try_into().unwrap(),
+        };
+        assert_eq!(ticket::open_session(&key, &issued).unwrap(), v.session);
+
+        let other = ticket::key_bytes("x", &generate_key()).unwrap();
+        for (req, want) in [
+            (ask("client.gw", &other, now), "unknown entity or wrong key"),
+            (
+                ask("client.nobody", &key, now),
+                "unknown entity or wrong key",
+            ),
+            (
+                ask("client.gw", &key, now - AUTH_MAX_SKEW_MS - 1),
+                "clock skew",
+            ),
+        ] {
+            match authenticate(&st, &req, now, 60_000) {
+                Err(AuthFailure::Refused(m)) => assert!(m.contains(want), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut bad_nonce = ask("client.gw", &key, now);
+        bad_nonce.nonce = vec![1, 2, 3].into();
+        assert!(matches!(
+            authenticate(&st, &bad_nonce, now, 60_000),
+            Err(AuthFailure::Invalid(_))
+        ));
     }
 
     #[test]

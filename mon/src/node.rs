@@ -5,7 +5,7 @@
 //! → apply snapshot → apply committed → persist entries + hard state → send
 //! persisted messages → advance → light ready → advance_apply.
 
-use crate::auth::AuthDb;
+use crate::auth::AuthState;
 use crate::state::{CommandError, MonState};
 use crate::storage::{AppliedImage, ImageData, MonStorage};
 use crate::transport::RaftTransport;
@@ -75,8 +75,8 @@ pub struct NodeHandle {
     pub history: watch::Receiver<MapHistory>,
     /// Raft role and leader.
     pub status: watch::Receiver<RaftStatus>,
-    /// The entity database as last applied (keys: only for callers allowed to read them).
-    pub auth: watch::Receiver<Arc<AuthDb>>,
+    /// Entities and service secrets as last applied (only for callers allowed to read them).
+    pub auth: watch::Receiver<Arc<AuthState>>,
 }
 
 /// Starts the Raft loop on the current runtime.
@@ -147,7 +147,7 @@ struct Driver {
     waiters: HashMap<u64, oneshot::Sender<Result<ProposalResult, ProposeError>>>,
     map_tx: watch::Sender<Arc<ClusterMap>>,
     history_tx: watch::Sender<MapHistory>,
-    auth_tx: watch::Sender<Arc<AuthDb>>,
+    auth_tx: watch::Sender<Arc<AuthState>>,
     status_tx: watch::Sender<RaftStatus>,
     applied_since_compact: u64,
 }

@@ -220,7 +220,13 @@ impl MonServer {
                     .await;
                 continue;
             }
-            if !self.node.auth.borrow().contains_key("client.admin") {
+            if !self
+                .node
+                .auth
+                .borrow()
+                .entities
+                .contains_key("client.admin")
+            {
                 // A new cluster (or one from before entities existed): make
                 // the administrator whose keyring the monitors hand out.
                 let admin = AuthAdd {
@@ -234,6 +240,18 @@ impl MonServer {
                 };
                 if let Err(e) = self.propose(Cmd::AuthAdd(admin), false).await {
                     tracing::warn!(error = %e.message(), "creating client.admin");
+                }
+                continue;
+            }
+            let newest = self.node.auth.borrow().secrets.last().map(|s| s.created_ms);
+            let period_ms = self.global.auth_service_ticket_ttl_s.max(1) * 1000;
+            if newest.is_none_or(|t| t + period_ms <= meridian_common::now_unix_ms()) {
+                let secret = meridian_auth::ticket::fresh_secret().to_vec();
+                let rotate = Cmd::AuthRotate(AuthRotate {
+                    secret: secret.into(),
+                });
+                if let Err(e) = self.propose(rotate, false).await {
+                    tracing::warn!(error = %e.message(), "rotating the service secret");
                 }
                 continue;
             }
@@ -577,6 +595,7 @@ impl MonService for MonServer {
                 | Cmd::OsdAlive(_)
                 | Cmd::OsdFullness(_)
                 | Cmd::MapHistoryTrim(_)
+                | Cmd::AuthRotate(_)
         ) && !forwarded
         {
             return Err(Status::permission_denied(
@@ -591,7 +610,7 @@ impl MonService for MonServer {
         req: Request<AuthGetRequest>,
     ) -> Result<Response<AuthGetReply>, Status> {
         let name = req.into_inner().name;
-        let db = self.node.auth.borrow().clone();
+        let db = self.node.auth.borrow().entities.clone();
         let entities = if name.is_empty() {
             db.values().cloned().collect()
         } else {
@@ -604,6 +623,26 @@ impl MonService for MonServer {
             vec![e.clone()]
         };
         Ok(Response::new(AuthGetReply { entities }))
+    }
+
+    async fn authenticate(
+        &self,
+        req: Request<AuthenticateRequest>,
+    ) -> Result<Response<AuthenticateReply>, Status> {
+        let r = req.into_inner();
+        let now = meridian_common::now_unix_ms();
+        let issued = crate::auth::authenticate(
+            &self.node.auth.borrow(),
+            &r,
+            now,
+            self.global.auth_service_ticket_ttl_s.saturating_mul(1000),
+        );
+        let issued = issued.map_err(|e| match e {
+            crate::auth::AuthFailure::Invalid(m) => Status::invalid_argument(m),
+            crate::auth::AuthFailure::Refused(m) => Status::unauthenticated(m),
+            crate::auth::AuthFailure::NotReady(m) => Status::unavailable(m),
+        })?;
+        Ok(Response::new(issued))
     }
 
     async fn status(&self, req: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {

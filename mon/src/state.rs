@@ -48,8 +48,9 @@ pub struct MonState {
     /// placement part of the map at that epoch; trimmed once every PG has
     /// been clean since (`MapHistoryTrim`).
     pub history: BTreeMap<u64, Arc<ClusterMap>>,
-    /// Entities with their keys and capabilities (never in the map).
-    pub auth: crate::auth::AuthDb,
+    /// Entities with their keys and capabilities, and the ticket-signing
+    /// secrets (never in the map).
+    pub auth: crate::auth::AuthState,
     /// Bumped by every applied auth change (not persisted: it only tells
     /// this process when to republish the database).
     pub auth_changes: u64,
@@ -105,11 +106,14 @@ impl MonState {
             .into_iter()
             .map(|m| (m.epoch, Arc::new(m)))
             .collect();
-        let auth = image
-            .auth
-            .into_iter()
-            .map(|e| (e.name.clone(), e))
-            .collect();
+        let auth = crate::auth::AuthState {
+            entities: image
+                .auth
+                .into_iter()
+                .map(|e| (e.name.clone(), e))
+                .collect(),
+            secrets: image.service_secrets,
+        };
         Self {
             map,
             history,
@@ -123,7 +127,8 @@ impl MonState {
         MonImage {
             map: Some(self.map.clone()),
             history: self.history.values().map(|m| (**m).clone()).collect(),
-            auth: self.auth.values().cloned().collect(),
+            auth: self.auth.entities.values().cloned().collect(),
+            service_secrets: self.auth.secrets.clone(),
             format: IMAGE_FORMAT,
         }
     }
@@ -243,9 +248,10 @@ impl MonState {
                     r.weight as f64 / 65536.0
                 ))
             }
-            Cmd::AuthAdd(a) => self.auth_change(|db| crate::auth::add(db, a)),
-            Cmd::AuthCaps(c) => self.auth_change(|db| crate::auth::set_caps(db, c)),
-            Cmd::AuthRm(r) => self.auth_change(|db| crate::auth::remove(db, r)),
+            Cmd::AuthAdd(a) => self.auth_change(|st| crate::auth::add(&mut st.entities, a)),
+            Cmd::AuthCaps(c) => self.auth_change(|st| crate::auth::set_caps(&mut st.entities, c)),
+            Cmd::AuthRm(r) => self.auth_change(|st| crate::auth::remove(&mut st.entities, r)),
+            Cmd::AuthRotate(r) => self.auth_change(|st| crate::auth::rotate(st, r, now)),
             Cmd::PoolCreate(c) => self.pool_create(c),
             Cmd::PoolRemove(r) => self.pool_remove(r),
             Cmd::PoolSet(s) => self.pool_set(s),
@@ -349,7 +355,7 @@ impl MonState {
     /// Applies a change to the entity database (the map's epoch stays).
     fn auth_change(
         &mut self,
-        f: impl FnOnce(&mut crate::auth::AuthDb) -> Result<String, CommandError>,
+        f: impl FnOnce(&mut crate::auth::AuthState) -> Result<String, CommandError>,
     ) -> Result<String, CommandError> {
         let r = f(&mut self.auth)?;
         self.auth_changes += 1;
