@@ -481,7 +481,7 @@ mod tests {
 
         // Expired, signed by a retired secret, or tampered with: refused.
         assert!(matches!(
-            verify(&[current.clone()], &issued.ticket, 61_000),
+            verify(std::slice::from_ref(&current), &issued.ticket, 61_000),
             Err(AuthError::Expired { .. })
         ));
         assert_eq!(
@@ -493,7 +493,7 @@ mod tests {
             let mut t = issued.ticket.clone();
             t[i] ^= 0x01;
             assert!(
-                verify(&[current.clone()], &t, 30_000).is_err(),
+                verify(std::slice::from_ref(&current), &t, 30_000).is_err(),
                 "byte {i} flipped"
             );
         }
@@ -512,7 +512,7 @@ mod tests {
         .unwrap();
         for n in 0..issued.ticket.len() {
             assert!(
-                verify(&[current.clone()], &issued.ticket[..n], 0).is_err(),
+                verify(std::slice::from_ref(&current), &issued.ticket[..n], 0).is_err(),
                 "cut at {n}"
             );
         }
@@ -524,10 +524,10 @@ mod tests {
                     (noise >> 33) as u8
                 })
                 .collect();
-            assert!(verify(&[current.clone()], &junk, 0).is_err());
+            assert!(verify(std::slice::from_ref(&current), &junk, 0).is_err());
             let mut with_magic = MAGIC.to_vec();
             with_magic.extend(&junk);
-            assert!(verify(&[current.clone()], &with_magic, 0).is_err());
+            assert!(verify(std::slice::from_ref(&current), &with_magic, 0).is_err());
         }
         let mut big = claims();
         big.entity = "x".repeat(MAX_FIELD + 1);
