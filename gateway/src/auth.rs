@@ -7,6 +7,7 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::host::{S3Host, VirtualHost};
 use s3s::{S3Result, s3_error};
+use std::time::{Duration, SystemTime};
 
 /// Looks secret keys up in the zone's users.
 pub struct ZoneAuth {
@@ -89,9 +90,135 @@ impl S3Host for ZoneHost {
     }
 }
 
+/// Longest a presigned URL may be valid (AWS's and RGW's rule: 7 days).
+pub const MAX_PRESIGNED_EXPIRES_S: u64 = 604_800;
+/// Largest difference between a SigV2 request's Date and this clock (as S3's).
+pub const MAX_V2_SKEW: Duration = Duration::from_secs(15 * 60);
+
+/// An answer given before the signature is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// HTTP status.
+    pub status: u16,
+    /// S3 error code.
+    pub code: &'static str,
+    /// Message.
+    pub message: String,
+}
+
+/// Rules s3s does not enforce, checked on the raw request: a presigned
+/// SigV4 URL valid for more than [`MAX_PRESIGNED_EXPIRES_S`], and a
+/// header-signed SigV2 request whose `Date` (or `x-amz-date`) is missing,
+/// unparsable or more than [`MAX_V2_SKEW`] from `now` (SigV2 signs the date
+/// but s3s never compares it with the clock, so a captured request could be
+/// replayed forever).
+pub fn pre_signature_check(
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    now: SystemTime,
+) -> Option<Refusal> {
+    let query = uri.query().unwrap_or("");
+    let expires = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "X-Amz-Expires")
+        .and_then(|(_, v)| v.parse::<u64>().ok());
+    if let Some(e) = expires.filter(|e| *e > MAX_PRESIGNED_EXPIRES_S) {
+        return Some(Refusal {
+            status: 403,
+            code: "AccessDenied",
+            message: format!(
+                "X-Amz-Expires must be less than a week (in seconds) that is {MAX_PRESIGNED_EXPIRES_S}; got {e}"
+            ),
+        });
+    }
+    let v2 = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.starts_with("AWS ") && a.contains(':'));
+    if !v2 {
+        return None;
+    }
+    let date = headers
+        .get("x-amz-date")
+        .or_else(|| headers.get(http::header::DATE))
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| httpdate::parse_http_date(d).ok());
+    let Some(date) = date else {
+        return Some(Refusal {
+            status: 403,
+            code: "AccessDenied",
+            message: "AWS authentication requires a valid Date or x-amz-date header".into(),
+        });
+    };
+    let off = now
+        .duration_since(date)
+        .or_else(|_| date.duration_since(now))
+        .unwrap_or_default();
+    (off > MAX_V2_SKEW).then(|| Refusal {
+        status: 403,
+        code: "RequestTimeTooSkewed",
+        message: format!(
+            "The difference between the request time and the current time is too large ({} s; at most {} s)",
+            off.as_secs(),
+            MAX_V2_SKEW.as_secs()
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presigned_week_and_sigv2_clock_rules() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let uri = |q: &str| format!("/b/k?{q}").parse::<http::Uri>().unwrap();
+        let none = http::HeaderMap::new();
+        let presigned = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=";
+        assert_eq!(
+            pre_signature_check(&uri(&format!("{presigned}604800")), &none, now),
+            None
+        );
+        let r = pre_signature_check(&uri(&format!("{presigned}604801")), &none, now).unwrap();
+        assert_eq!((r.status, r.code), (403, "AccessDenied"));
+        assert!(r.message.contains("604800"), "{}", r.message);
+
+        let v2 = |date: Option<&str>, amz: Option<&str>| {
+            let mut h = http::HeaderMap::new();
+            h.insert(
+                http::header::AUTHORIZATION,
+                "AWS AKID:c2ln".parse().unwrap(),
+            );
+            if let Some(d) = date {
+                h.insert(http::header::DATE, d.parse().unwrap());
+            }
+            if let Some(d) = amz {
+                h.insert("x-amz-date", d.parse().unwrap());
+            }
+            pre_signature_check(&uri("acl"), &h, now)
+        };
+        let at =
+            |secs: u64| httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(v2(Some(&at(1_700_000_000 - 14 * 60)), None), None);
+        assert_eq!(v2(Some(&at(1_700_000_000 + 14 * 60)), None), None);
+        for skewed in [1_700_000_000 - 16 * 60, 1_700_000_000 + 16 * 60] {
+            let r = v2(Some(&at(skewed)), None).unwrap();
+            assert_eq!((r.status, r.code), (403, "RequestTimeTooSkewed"));
+        }
+        // x-amz-date wins over Date, as in SigV2's string to sign.
+        assert_eq!(v2(Some(&at(1)), Some(&at(1_700_000_000))), None);
+        for missing in [v2(None, None), v2(Some("yesterday"), None)] {
+            assert_eq!(missing.unwrap().code, "AccessDenied");
+        }
+        // SigV4 header auth is s3s's to check.
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=x".parse().unwrap(),
+        );
+        assert_eq!(pre_signature_check(&uri("acl"), &h, now), None);
+    }
 
     #[test]
     fn virtual_hosts_under_the_dns_name_name_buckets() {

@@ -137,6 +137,10 @@ impl Gateway {
                 ),
                 &rid,
             )
+        } else if let Some(r) =
+            crate::auth::pre_signature_check(req.uri(), req.headers(), std::time::SystemTime::now())
+        {
+            xml_error(r.status, r.code, &r.message, &rid)
         } else {
             let req = req.map(Body::from);
             let resp = self.s3.call(req).await?;

@@ -101,3 +101,19 @@ def test_presigned_put_wrong_content_type(s3, bucket):
     assert_s3_error(r, "SignatureDoesNotMatch", 403)
     with expect_error({"404", "NoSuchKey"}, 404):
         s3.head_object(Bucket=bucket, Key="typed")
+
+
+@meridian_only("moto does not bound X-Amz-Expires")
+def test_presigned_url_valid_longer_than_a_week_is_refused(s3, bucket):
+    """AWS's and RGW's rule: a presigned URL lives at most 604800 s (7 days)."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    week = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=604800)
+    r = requests.get(week, timeout=30)
+    assert r.status_code == 200 and r.content == b"kept", r.content[:300]
+    get_url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=604801)
+    put_url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=604801)
+    r = requests.get(get_url, timeout=30)
+    assert_s3_error(r, "AccessDenied", 403)
+    r = requests.put(put_url, data=b"overwrite", timeout=30)
+    assert_s3_error(r, "AccessDenied", 403)
+    assert get_body(s3, bucket, "k") == b"kept"
