@@ -128,6 +128,28 @@ fn prf(key: &[u8], label: &str, parts: &[&[u8]]) -> SecretBytes {
     labelled(key, label, parts).finalize().into_bytes().into()
 }
 
+const PROOF: &str = "meridian-auth-proof";
+const REQUEST: &str = "meridian-request";
+
+/// Whether `given` is the HMAC of (`label`, `parts`), made within
+/// `max_skew_ms` of `now_ms`; `mismatch` is the error when it is not.
+#[allow(clippy::too_many_arguments)]
+fn check_labelled(
+    key: &[u8],
+    label: &str,
+    parts: &[&[u8]],
+    given: &[u8],
+    ts_ms: u64,
+    now_ms: u64,
+    max_skew_ms: u64,
+    mismatch: impl FnOnce() -> AuthError,
+) -> Result<(), AuthError> {
+    within(ts_ms, now_ms, max_skew_ms)?;
+    labelled(key, label, parts)
+        .verify_slice(given)
+        .map_err(|_| mismatch())
+}
+
 fn within(ts_ms: u64, now_ms: u64, max_skew_ms: u64) -> Result<(), AuthError> {
     let off_ms = ts_ms.abs_diff(now_ms);
     if off_ms > max_skew_ms {
@@ -147,7 +169,7 @@ fn xor(a: &SecretBytes, b: &SecretBytes) -> SecretBytes {
 pub fn proof(key: &SecretBytes, entity: &str, ts_ms: u64, nonce: &Nonce) -> SecretBytes {
     prf(
         key,
-        "meridian-auth-proof",
+        PROOF,
         &[entity.as_bytes(), &ts_ms.to_be_bytes(), nonce],
     )
 }
@@ -162,14 +184,16 @@ pub fn check_proof(
     now_ms: u64,
     max_skew_ms: u64,
 ) -> Result<(), AuthError> {
-    within(ts_ms, now_ms, max_skew_ms)?;
-    labelled(
+    check_labelled(
         key,
-        "meridian-auth-proof",
+        PROOF,
         &[entity.as_bytes(), &ts_ms.to_be_bytes(), nonce],
+        given,
+        ts_ms,
+        now_ms,
+        max_skew_ms,
+        || AuthError::BadProof(entity.to_string()),
     )
-    .verify_slice(given)
-    .map_err(|_| AuthError::BadProof(entity.to_string()))
 }
 
 /// Issues a ticket for `claims` signed with `service`; `entity_key` seals
@@ -357,7 +381,7 @@ pub fn request_signature(
 ) -> SecretBytes {
     prf(
         session,
-        "meridian-request",
+        REQUEST,
         &[method.as_bytes(), &ts_ms.to_be_bytes(), digest],
     )
 }
@@ -372,14 +396,16 @@ pub fn check_request(
     now_ms: u64,
     max_skew_ms: u64,
 ) -> Result<(), AuthError> {
-    within(ts_ms, now_ms, max_skew_ms)?;
-    labelled(
+    check_labelled(
         session,
-        "meridian-request",
+        REQUEST,
         &[method.as_bytes(), &ts_ms.to_be_bytes(), digest],
+        given,
+        ts_ms,
+        now_ms,
+        max_skew_ms,
+        || AuthError::BadRequestSignature(method.to_string()),
     )
-    .verify_slice(given)
-    .map_err(|_| AuthError::BadRequestSignature(method.to_string()))
 }
 
 #[cfg(test)]

@@ -375,6 +375,16 @@ impl Config {
         self.mon.values().map(|m| m.addr.clone()).collect()
     }
 
+    /// Where a monitor writes `client.admin`'s keyring: `[global] keyring`,
+    /// else `client.admin.keyring` in the monitor's data directory.
+    pub fn admin_keyring_path(&self, mon: &MonSection) -> PathBuf {
+        if self.global.keyring.is_empty() {
+            mon.data.join("client.admin.keyring")
+        } else {
+            PathBuf::from(&self.global.keyring)
+        }
+    }
+
     /// The initial monitor membership `(id, addr)` from the `[mon.ID]` sections.
     pub fn monitors(&self) -> Vec<(u64, String)> {
         let mut v: Vec<(u64, String)> = self

@@ -173,8 +173,9 @@ fn keep_an_administrator(db: &AuthDb) -> Result<(), CommandError> {
 
 /// Writes `client.admin`'s keyring to `path` (mode 0600) unless the file
 /// exists: the first monitor to see the key after bootstrap leaves it for
-/// the operator. Written under a temporary name and renamed, so a crash
-/// never leaves a truncated keyring.
+/// the operator. Written under a temporary name, synced, then hard-linked
+/// into place (which fails if the file appeared meanwhile), so a crash
+/// never leaves a truncated keyring and no keyring is ever replaced.
 pub fn write_admin_keyring(path: &Path, admin: &AuthEntity) -> std::io::Result<bool> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;

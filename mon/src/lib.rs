@@ -46,11 +46,7 @@ pub async fn run(cfg: Config, id: u64) -> anyhow::Result<()> {
     let server =
         service::MonServer::new(id, cfg.global.fsid.clone(), node, all, cfg.global.clone());
     tokio::spawn(server.clone().leader_duties());
-    let keyring = if cfg.global.keyring.is_empty() {
-        section.data.join("client.admin.keyring")
-    } else {
-        std::path::PathBuf::from(&cfg.global.keyring)
-    };
+    let keyring = cfg.admin_keyring_path(&section);
     tokio::spawn(auth::publish_admin_keyring(node_auth, keyring));
     let addr = section
         .addr

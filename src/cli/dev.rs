@@ -433,14 +433,10 @@ pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
 /// Where the monitors wrote `client.admin`'s keyring (waiting a little for
 /// it: the leader creates the key right after bootstrap), as printed.
 async fn admin_keyring(cfg: &Config) -> String {
-    let path = if cfg.global.keyring.is_empty() {
-        match cfg.mon.values().next() {
-            Some(m) => m.data.join("client.admin.keyring"),
-            None => return "(no monitor)".into(),
-        }
-    } else {
-        PathBuf::from(&cfg.global.keyring)
+    let Some(mon) = cfg.mon.values().next() else {
+        return "(no monitor)".into();
     };
+    let path = cfg.admin_keyring_path(mon);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !path.exists() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
