@@ -14,6 +14,18 @@ struct Cli {
     /// Configuration file (else $MERIDIAN_CONF, else /etc/meridian/meridian.toml).
     #[arg(short = 'c', long = "conf", global = true)]
     conf: Option<PathBuf>,
+    /// Entity to act as (Ceph's -n/--name).
+    #[arg(
+        id = "entity_name",
+        short = 'n',
+        long = "name",
+        global = true,
+        default_value = "client.admin"
+    )]
+    name: String,
+    /// Keyring holding that entity's key (else [global] keyring).
+    #[arg(id = "entity_keyring", short = 'k', long = "keyring", global = true)]
+    keyring: Option<PathBuf>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = cli::Format::Plain)]
     format: cli::Format,
@@ -202,6 +214,8 @@ fn main() -> std::process::ExitCode {
     let ctx = cli::Ctx {
         conf: cli.conf.clone(),
         format: cli.format,
+        name: cli.name.clone(),
+        keyring: cli.keyring.clone(),
     };
     let result = rt.block_on(async move {
         match cli.cmd {

@@ -8,6 +8,8 @@ mod common;
 use common::TestCluster;
 use meridian_auth::ticket;
 use meridian_auth::{EntityName, Keyring};
+use meridian_client::Credential;
+use meridian_common::Config;
 use meridian_proto::mon::{AuthenticateRequest, GetMapRequest, StatusRequest, SubscribeRequest};
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
@@ -51,7 +53,7 @@ async fn ticket(
             nonce: nonce.to_vec().into(),
             proof: ticket::proof(&raw, entity, now, &nonce).to_vec().into(),
         };
-        let mut mon = meridian_client::mon_client(&addr).unwrap();
+        let mut mon = meridian_client::mon_client(&addr, &Credential::Anonymous).unwrap();
         match mon.authenticate(req).await {
             Ok(r) => {
                 let r = r.into_inner();
@@ -147,7 +149,8 @@ async fn entities_and_keys_are_kept_by_the_monitors_and_never_in_the_map() {
     assert_eq!(got.entries[0].key, key);
 
     // The map (fetched, subscribed to) and the status carry no key.
-    let mut mon = meridian_client::mon_client(&tc.config().monitor_addrs()[0]).unwrap();
+    let mut mon =
+        meridian_client::mon_client(&tc.config().monitor_addrs()[0], &tc.admin_cred()).unwrap();
     let map = mon
         .get_map(GetMapRequest {})
         .await
@@ -245,7 +248,7 @@ async fn entities_and_keys_are_kept_by_the_monitors_and_never_in_the_map() {
             .map(|e| e["entity"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(names(&tc), ["client.admin", "client.gateway.0"]);
+    assert_eq!(names(&tc), ["client.admin", "client.gateway.0", "osd.0"]);
 
     // Replicated: the leader dies, the others still have every entity, and
     // changes go on.
@@ -288,7 +291,7 @@ async fn entities_and_keys_are_kept_by_the_monitors_and_never_in_the_map() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let dump = v["auth_dump"].as_array().cloned().unwrap_or_default();
         let gw = dump.iter().find(|e| e["entity"] == "client.gateway.0");
-        if dump.len() == 3
+        if dump.len() == 4
             && gw.is_some_and(|e| e["caps"]["mon"] == "allow r" && e["key"] == key.as_str())
         {
             caught_up = true;
@@ -314,8 +317,291 @@ async fn entities_and_keys_are_kept_by_the_monitors_and_never_in_the_map() {
             .code(),
         tonic::Code::Unauthenticated
     );
-    assert_eq!(names(&tc), ["client.admin", "client.gateway.0"]);
+    assert_eq!(names(&tc), ["client.admin", "client.gateway.0", "osd.0"]);
     // The admin keyring written at bootstrap was never replaced.
     let again = Keyring::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(again.get(&EntityName::admin()).unwrap().key, admin.key);
+}
+
+/// Calls `path` on `addr` as `cred` with an empty message: the layer in
+/// front of every monitor and OSD decides before the body is decoded.
+async fn raw_call(addr: &str, path: &str, cred: &Credential) -> Result<(), tonic::Status> {
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("address")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(meridian_auth::grpc::Signed::new(ch, cred.clone()));
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let path = http::uri::PathAndQuery::try_from(path).expect("path");
+    let call = grpc.unary(tonic::Request::new(()), path, codec);
+    // A streaming method that let us in keeps answering: that is a pass.
+    match tokio::time::timeout(Duration::from_secs(3), call).await {
+        Ok(r) => r.map(|_| ()),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Every method of the monitor and OSD services, from the descriptors the
+/// binary was built with (a new RPC cannot escape this test).
+fn every_method() -> Vec<String> {
+    use prost::Message as _;
+    let set = prost_types::FileDescriptorSet::decode(meridian_proto::FILE_DESCRIPTOR_SET)
+        .expect("descriptor set");
+    let mut out = Vec::new();
+    for f in &set.file {
+        for s in &f.service {
+            let full = format!("{}.{}", f.package(), s.name());
+            if full == "meridian.mon.MonService" || full == "meridian.osd.OsdService" {
+                out.extend(s.method.iter().map(|m| format!("/{full}/{}", m.name())));
+            }
+        }
+    }
+    assert!(out.len() > 20, "descriptors list the services: {out:?}");
+    out
+}
+
+fn credential_of(tc: &TestCluster, keyring: &std::path::Path, name: &str) -> Credential {
+    let c = meridian_client::Credentials::from_keyring(keyring, &name.parse().unwrap())
+        .expect("keyring");
+    Credential::Ticket(meridian_client::TicketKeeper::new(
+        c,
+        tc.config().monitor_addrs(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_demands_a_ticket_and_the_capability_it_needs() {
+    use meridian_auth::access::{Need, need_of};
+    let tc = TestCluster::start_with(1, 2, "512M", &[]);
+    let cfg = tc.config();
+    let mon = cfg.monitor_addrs()[0].clone();
+    let osd0 = cfg.osd["0"].addr.clone();
+    ok(&tc, &["put", "-p", "data", "precious", "/etc/hostname"]);
+
+    // No ticket: UNAUTHENTICATED from every method but getting a ticket.
+    let weak_ring = tc.dir.join("weak.keyring");
+    ok(
+        &tc,
+        &[
+            "auth",
+            "get-or-create",
+            "client.weak",
+            "mon",
+            "allow r",
+            "-o",
+            weak_ring.to_str().unwrap(),
+        ],
+    );
+    let weak = credential_of(&tc, &weak_ring, "client.weak");
+    let admin = tc.admin_cred();
+    for path in every_method() {
+        let need = need_of(&path).unwrap_or_else(|| panic!("{path} says nothing of its caps"));
+        let addr = if path.starts_with("/meridian.mon.") {
+            &mon
+        } else {
+            &osd0
+        };
+        let anon = raw_call(addr, &path, &Credential::Anonymous).await;
+        if need == Need::Anyone {
+            assert!(
+                !matches!(&anon, Err(s) if meridian_auth::grpc::is_auth_refusal(s)),
+                "{path}: {anon:?}"
+            );
+            continue;
+        }
+        let s = anon.expect_err(&path);
+        assert_eq!(s.code(), tonic::Code::Unauthenticated, "{path}: {s:?}");
+
+        // client.weak (mon 'allow r') passes only where mon r is enough.
+        let r = raw_call(addr, &path, &weak).await;
+        let enough =
+            need == Need::Perms(meridian_auth::access::Service::Mon, meridian_auth::Perms::R);
+        match r {
+            Err(s) if s.code() == tonic::Code::PermissionDenied => {
+                assert!(!enough, "{path} refused client.weak: {s:?}");
+                assert!(
+                    s.message().contains("client.weak"),
+                    "{path}: {}",
+                    s.message()
+                );
+                assert!(
+                    s.message().contains("'allow") || s.message().contains("mon. key"),
+                    "{path} names the capability: {}",
+                    s.message()
+                );
+            }
+            other => {
+                assert!(enough, "{path} let client.weak through: {other:?}");
+                assert!(
+                    !matches!(&other, Err(s) if s.code() == tonic::Code::Unauthenticated),
+                    "{path}: {other:?}"
+                );
+            }
+        }
+
+        // The internal calls refuse client.admin too: only daemons make them.
+        if matches!(need, Need::OsdDaemon(_) | Need::MonPeer) {
+            let s = raw_call(addr, &path, &admin).await.expect_err(&path);
+            assert_eq!(s.code(), tonic::Code::PermissionDenied, "{path}: {s:?}");
+        }
+    }
+
+    // The attacks of the issue, with real requests.
+    use meridian_proto::mon::mon_command::Cmd;
+    use meridian_proto::mon::{MonCommand, OsdBootRequest, OsdHeartbeatRequest, PoolRemove};
+    use meridian_proto::osd::{PgActivateRequest, PgRef};
+    let rm = MonCommand {
+        cmd: Some(Cmd::PoolRemove(PoolRemove {
+            name: "data".into(),
+            ..Default::default()
+        })),
+    };
+    let mut anon_mon = meridian_client::mon_client(&mon, &Credential::Anonymous).unwrap();
+    let s = anon_mon
+        .command(rm.clone())
+        .await
+        .expect_err("anonymous pool rm");
+    assert_eq!(s.code(), tonic::Code::Unauthenticated, "{s:?}");
+    let mut weak_mon = meridian_client::mon_client(&mon, &weak).unwrap();
+    let s = weak_mon
+        .command(rm.clone())
+        .await
+        .expect_err("pool rm with mon r");
+    assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s:?}");
+    assert!(s.message().contains("mon 'allow *'"), "{}", s.message());
+    // The gateway's own key serves S3 but cannot drop a pool or act as an OSD.
+    let gw = credential_of(
+        &tc,
+        &cfg.gateway_keyring_path(&cfg.gateway["0"]),
+        "client.gateway.0",
+    );
+    let s = meridian_client::mon_client(&mon, &gw)
+        .unwrap()
+        .command(rm)
+        .await
+        .expect_err("pool rm as the gateway");
+    assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s:?}");
+    let s = meridian_client::osd_client(&osd0, &gw)
+        .unwrap()
+        .push(meridian_proto::osd::PushRequest::default())
+        .await
+        .expect_err("push as the gateway");
+    assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s:?}");
+    // Forwarding is no longer a header anyone can set.
+    let mut forged = tonic::Request::new(MonCommand {
+        cmd: Some(Cmd::MapHistoryTrim(Default::default())),
+    });
+    forged
+        .metadata_mut()
+        .insert("x-meridian-forwarded", "1".parse().unwrap());
+    let mut admin_mon = meridian_client::mon_client(&mon, &admin).unwrap();
+    let s = admin_mon
+        .command(forged)
+        .await
+        .expect_err("internal command");
+    assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s:?}");
+
+    // osd.0's own key cannot boot or heartbeat as osd.1.
+    let osd0_key = Config::osd_keyring_path(&cfg.osd["0"]);
+    let as_osd0 = credential_of(&tc, &osd0_key, "osd.0");
+    let mut m = meridian_client::mon_client(&mon, &as_osd0).unwrap();
+    let s = m
+        .osd_boot(OsdBootRequest {
+            osd_id: 1,
+            fsid: cfg.global.fsid.clone(),
+            addr: "127.0.0.1:1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("boot as another OSD");
+    assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s:?}");
+    assert!(s.message().contains("osd.1"), "{}", s.message());
+    let s = m
+        .osd_heartbeat(OsdHeartbeatRequest {
+            osd_id: 1,
+            failure: "forged".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("heartbeat as another OSD");
+    assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s:?}");
+    // client.admin cannot wipe a PG through pg_activate.
+    let mut o = meridian_client::osd_client(&osd0, &admin).unwrap();
+    let s = o
+        .pg_activate(PgActivateRequest {
+            pg: Some(PgRef { pool: 1, seed: 0 }),
+            prune_to_keep_only: true,
+            ..Default::default()
+        })
+        .await
+        .expect_err("pg_activate from a client");
+    assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s:?}");
+
+    // The CLI without its key is refused with the reason, and changes nothing.
+    let empty = tc.dir.join("empty.keyring");
+    std::fs::write(&empty, "").unwrap();
+    let out = tc.cli(&[
+        "-k",
+        empty.to_str().unwrap(),
+        "osd",
+        "pool",
+        "rm",
+        "data",
+        "data",
+        "--yes-i-really-really-mean-it",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds no key for client.admin"), "{err}");
+    let out = ok(
+        &tc,
+        &[
+            "-n",
+            "client.weak",
+            "-k",
+            weak_ring.to_str().unwrap(),
+            "status",
+        ],
+    );
+    assert!(out.contains("HEALTH_OK"), "{out}");
+    refused(
+        &tc,
+        &[
+            "-n",
+            "client.weak",
+            "-k",
+            weak_ring.to_str().unwrap(),
+            "osd",
+            "pool",
+            "rm",
+            "data",
+            "data",
+            "--yes-i-really-really-mean-it",
+        ],
+        "mon 'allow *'",
+    );
+    refused(
+        &tc,
+        &[
+            "-n",
+            "client.weak",
+            "-k",
+            weak_ring.to_str().unwrap(),
+            "osd",
+            "pool",
+            "create",
+            "more",
+            "8",
+        ],
+        "mon 'allow w'",
+    );
+
+    // Nothing was lost, and the cluster is still healthy.
+    let got = ok(&tc, &["get", "-p", "data", "precious", "-"]);
+    assert_eq!(got, std::fs::read_to_string("/etc/hostname").unwrap());
+    tc.wait_healthy(Duration::from_secs(30));
 }

@@ -180,7 +180,7 @@ async fn acknowledged_writes_survive_leader_and_osd_kills() {
     let maps_of_all = || async {
         let mut maps = Vec::new();
         for a in &mon_addrs {
-            let m = meridian_client::mon_client(a)
+            let m = meridian_client::mon_client(a, &tc.admin_cred())
                 .unwrap()
                 .get_map(meridian_proto::mon::GetMapRequest {})
                 .await

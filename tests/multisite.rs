@@ -366,12 +366,21 @@ async fn seed_runbook_on_two_clusters_with_failures_and_failover() {
     loop {
         let mut seen = Vec::new();
         for addr in &mon_addrs {
-            let m = meridian_client::mon_client(addr)
+            let m = meridian_client::mon_client(addr, &a.admin_cred())
                 .unwrap()
                 .get_map(meridian_proto::mon::GetMapRequest {})
                 .await
                 .map(|r| r.into_inner());
             let Ok(m) = m else { continue };
+            // The zone system key's secret is never in a map a monitor serves.
+            assert!(
+                !format!("{m:?}").contains(SK),
+                "mon {addr} served the secret"
+            );
+            assert!(
+                format!("{m:?}").contains(AK),
+                "the access key names the key"
+            );
             let ms = m.multisite.unwrap_or_default();
             let r = ms.realms.iter().find(|r| r.id == realm_id).unwrap();
             let p = ms
@@ -391,6 +400,16 @@ async fn seed_runbook_on_two_clusters_with_failures_and_failover() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Status carries the map too, without the secret; the admin CLI (mon
+    // 'allow *') still shows the key, as radosgw-admin does.
+    let status = meridian_client::mon_client(&mon_addrs[0], &a.admin_cred())
+        .unwrap()
+        .status(meridian_proto::mon::StatusRequest {})
+        .await
+        .expect("status");
+    assert!(!format!("{status:?}").contains(SK));
+    let z = cli(&a, &["zone", "get", "--rgw-zone=us-east"]);
+    assert_eq!(z["system_key"]["secret_key"], SK);
     // Running the command again converges: both clusters on one new epoch.
     cli(&a, &["period", "update", "--commit"]);
     let converged = wait_agree(&a, &b);

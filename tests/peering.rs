@@ -22,6 +22,7 @@ async fn quick_client(tc: &TestCluster) -> Cluster {
         ClientOptions {
             op_timeout: Duration::from_secs(3),
             attempt_timeout: Duration::from_secs(2),
+            credentials: Some(tc.admin()),
         },
     )
     .await

@@ -133,6 +133,7 @@ async fn writers_survive_random_osd_and_monitor_kills() {
     let opts = ClientOptions {
         op_timeout: Duration::from_secs(20),
         attempt_timeout: Duration::from_secs(5),
+        credentials: Some(tc.admin()),
     };
     let model: Model = Arc::new(Mutex::new(BTreeMap::new()));
     let stop = Instant::now() + Duration::from_secs(secs);

@@ -97,6 +97,34 @@ impl Keyring {
     }
 }
 
+/// Writes keyring `text` to `path`, readable by its owner only (0600):
+/// written to a temporary file, synced, then renamed over `path`, so a
+/// crash never leaves a partial keyring.
+pub fn write_keyring_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let tmp = stage_keyring_file(path, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes keyring `text` (mode 0600, synced) to a temporary file beside
+/// `path` and returns its name, for the caller to move into place.
+pub fn stage_keyring_file(
+    path: &std::path::Path,
+    text: &str,
+) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(tmp)
+}
+
 fn unquote(s: &str) -> &str {
     s.strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))

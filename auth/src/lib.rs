@@ -6,14 +6,16 @@
 //! The monitors keep every entity in their replicated state (never in the
 //! cluster map); daemons and the CLI read their own key from a keyring.
 
+pub mod access;
 mod caps;
 mod entity;
+pub mod grpc;
 mod keyring;
 pub mod ticket;
 
 pub use caps::{Grant, Perms, PoolMatch, ServiceCaps, validate_caps};
 pub use entity::{EntityName, EntityType};
-pub use keyring::{Keyring, KeyringEntry};
+pub use keyring::{Keyring, KeyringEntry, stage_keyring_file, write_keyring_file};
 
 /// Bytes of randomness in a secret key.
 pub const KEY_BYTES: usize = 32;
@@ -66,6 +68,14 @@ pub enum AuthError {
     /// A request whose signature does not match its ticket's session key.
     #[error("request signature does not match for {0}")]
     BadRequestSignature(String),
+    /// A keyring file cannot be read or holds no usable key.
+    #[error("keyring {path}: {why}")]
+    KeyringFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A keyring file does not parse.
     #[error("keyring line {line}: {why}")]
     BadKeyring {

@@ -45,6 +45,16 @@ pub struct ServiceSecret {
     pub secret: SecretBytes,
 }
 
+impl ServiceSecret {
+    /// A secret as stored and sent (`None` unless `secret` is [`KEY_BYTES`] long).
+    pub fn from_parts(id: u64, secret: &[u8]) -> Option<ServiceSecret> {
+        Some(ServiceSecret {
+            id,
+            secret: secret.try_into().ok()?,
+        })
+    }
+}
+
 /// What a ticket says about its holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
@@ -130,6 +140,7 @@ fn prf(key: &[u8], label: &str, parts: &[&[u8]]) -> SecretBytes {
 
 const PROOF: &str = "meridian-auth-proof";
 const REQUEST: &str = "meridian-request";
+const PEER: &str = "meridian-mon-peer";
 
 /// Whether `given` is the HMAC of (`label`, `parts`), made within
 /// `max_skew_ms` of `now_ms`; `mismatch` is the error when it is not.
@@ -405,6 +416,33 @@ pub fn check_request(
         now_ms,
         max_skew_ms,
         || AuthError::BadRequestSignature(method.to_string()),
+    )
+}
+
+/// A monitor's signature of a call to another monitor: `method` and the
+/// time, with the `mon.` key every monitor holds.
+pub fn peer_signature(mon_key: &SecretBytes, method: &str, ts_ms: u64) -> SecretBytes {
+    prf(mon_key, PEER, &[method.as_bytes(), &ts_ms.to_be_bytes()])
+}
+
+/// Checks a [`peer_signature`] made within `max_skew_ms` of `now_ms`.
+pub fn check_peer(
+    mon_key: &SecretBytes,
+    method: &str,
+    ts_ms: u64,
+    given: &[u8],
+    now_ms: u64,
+    max_skew_ms: u64,
+) -> Result<(), AuthError> {
+    check_labelled(
+        mon_key,
+        PEER,
+        &[method.as_bytes(), &ts_ms.to_be_bytes()],
+        given,
+        ts_ms,
+        now_ms,
+        max_skew_ms,
+        || AuthError::BadProof("mon.".into()),
     )
 }
 

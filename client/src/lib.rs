@@ -6,6 +6,8 @@ pub mod map;
 pub mod ops;
 
 pub use map::{MapView, PgId};
+pub use meridian_auth::grpc::{Credential, Credentials, TicketKeeper};
+use meridian_auth::grpc::{Signed, is_auth_refusal};
 use meridian_proto::mon::mon_command::Cmd;
 use meridian_proto::mon::mon_service_client::MonServiceClient;
 use meridian_proto::mon::{
@@ -60,6 +62,10 @@ pub enum ClientError {
     /// A monitor refused a command.
     #[error("{0}")]
     Command(String),
+    /// The cluster did not accept who we are, or what we may do
+    /// (`UNAUTHENTICATED` / `PERMISSION_DENIED`).
+    #[error("{0}")]
+    Auth(String),
     /// Anything else the cluster reported.
     #[error("{0}")]
     Other(String),
@@ -72,6 +78,9 @@ pub struct ClientOptions {
     pub op_timeout: Duration,
     /// Time one attempt may take before it is retried.
     pub attempt_timeout: Duration,
+    /// Who this client is (its key from a keyring); `None` calls without
+    /// a ticket, which only a cluster with `auth_required = false` serves.
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for ClientOptions {
@@ -79,6 +88,7 @@ impl Default for ClientOptions {
         Self {
             op_timeout: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(10),
+            credentials: None,
         }
     }
 }
@@ -92,7 +102,8 @@ pub struct Cluster {
 struct Inner {
     mons: Vec<String>,
     map: watch::Receiver<Arc<MapView>>,
-    osds: Mutex<HashMap<(u32, String), OsdServiceClient<Channel>>>,
+    osds: Mutex<HashMap<(u32, String), OsdClient>>,
+    cred: Credential,
     client_id: u64,
     tid: AtomicU64,
     opts: ClientOptions,
@@ -106,23 +117,72 @@ fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
         .http2_adaptive_window(true))
 }
 
-/// A monitor client with Meridian's message limits.
-pub fn mon_client(addr: &str) -> Result<MonServiceClient<Channel>, ClientError> {
-    Ok(MonServiceClient::new(endpoint(addr)?.connect_lazy())
+/// A monitor client whose calls carry a credential.
+pub type MonClient = MonServiceClient<Signed<Channel>>;
+/// An OSD client whose calls carry a credential.
+pub type OsdClient = OsdServiceClient<Signed<Channel>>;
+
+/// A monitor client with Meridian's message limits, calling as `cred`.
+pub fn mon_client(addr: &str, cred: &Credential) -> Result<MonClient, ClientError> {
+    let ch = Signed::new(endpoint(addr)?.connect_lazy(), cred.clone());
+    Ok(MonServiceClient::new(ch)
         .max_decoding_message_size(meridian_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(meridian_proto::MAX_MESSAGE_BYTES))
 }
 
-/// An OSD client with Meridian's message limits.
-pub fn osd_client(addr: &str) -> Result<OsdServiceClient<Channel>, ClientError> {
-    Ok(OsdServiceClient::new(endpoint(addr)?.connect_lazy())
+/// An OSD client with Meridian's message limits, calling as `cred`.
+pub fn osd_client(addr: &str, cred: &Credential) -> Result<OsdClient, ClientError> {
+    let ch = Signed::new(endpoint(addr)?.connect_lazy(), cred.clone());
+    Ok(OsdServiceClient::new(ch)
         .max_decoding_message_size(meridian_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(meridian_proto::MAX_MESSAGE_BYTES))
+}
+
+/// The zones' system keys this client fetched (with `mon 'allow x'`):
+/// monitors serve maps without the secrets, so a client that needs them
+/// (gateways, sync agents, the admin CLI) puts them back into its own copy.
+#[derive(Default)]
+struct ZoneSecrets {
+    secrets: Vec<meridian_proto::mon::ZoneSecret>,
+}
+
+impl ZoneSecrets {
+    /// Fetches the secrets again (every new map: a key may have changed)
+    /// and puts them into `map`; a transient failure keeps the last ones.
+    async fn fill(&mut self, map: &mut ClusterMap, mon: &mut MonClient) {
+        let Some(ms) = map.multisite.as_mut() else {
+            return;
+        };
+        if !ms.zones.iter().any(|z| z.system_key.is_some()) {
+            return;
+        }
+        match mon
+            .get_zone_secrets(meridian_proto::mon::ZoneSecretsRequest {})
+            .await
+        {
+            Ok(r) => self.secrets = r.into_inner().zones,
+            // Not ours to read (an OSD, a read-only client).
+            Err(s) if is_auth_refusal(&s) => self.secrets.clear(),
+            Err(s) => tracing::debug!(error = %s, "fetching zone system keys"),
+        }
+        for z in ms.zone_entries_mut() {
+            let Some(k) = z.system_key.as_mut() else {
+                continue;
+            };
+            if let Some(s) = self.secrets.iter().find(|s| {
+                s.zone_id == z.id && s.key.as_ref().is_some_and(|x| x.access_key == k.access_key)
+            }) && let Some(key) = &s.key
+            {
+                k.secret_key = key.secret_key.clone();
+            }
+        }
+    }
 }
 
 /// Keeps a map subscription alive across monitor failures, publishing each newer map.
-pub async fn subscribe_maps(mons: Vec<String>, tx: watch::Sender<Arc<MapView>>) {
+pub async fn subscribe_maps(mons: Vec<String>, tx: watch::Sender<Arc<MapView>>, cred: Credential) {
     let mut idx = rand::random::<usize>() % mons.len().max(1);
+    let mut zone_secrets = ZoneSecrets::default();
     loop {
         if tx.is_closed() {
             return;
@@ -130,17 +190,21 @@ pub async fn subscribe_maps(mons: Vec<String>, tx: watch::Sender<Arc<MapView>>) 
         let addr = &mons[idx % mons.len()];
         idx += 1;
         let have = tx.borrow().epoch();
-        let Ok(mut c) = mon_client(addr) else {
+        let Ok(mut c) = mon_client(addr, &cred) else {
             continue;
         };
         match c.subscribe(SubscribeRequest { have_epoch: have }).await {
             Ok(resp) => {
                 let mut stream = resp.into_inner();
-                while let Ok(Some(map)) = stream.message().await {
+                while let Ok(Some(mut map)) = stream.message().await {
                     if map.epoch > tx.borrow().epoch() {
+                        zone_secrets.fill(&mut map, &mut c).await;
                         tx.send_replace(Arc::new(MapView::new(map)));
                     }
                 }
+            }
+            Err(e) if is_auth_refusal(&e) => {
+                tracing::warn!(mon = %addr, error = %e.message(), "map subscription refused")
             }
             Err(e) => tracing::debug!(mon = %addr, error = %e, "map subscription failed"),
         }
@@ -157,8 +221,19 @@ impl Cluster {
                 reason: "no monitor addresses configured".into(),
             });
         }
+        let cred = match &opts.credentials {
+            Some(c) => Credential::Ticket(TicketKeeper::new(c.clone(), mons.clone())),
+            None => Credential::Anonymous,
+        };
+        if let Credential::Ticket(k) = &cred {
+            // Say now, clearly, when the key is refused (the map wait
+            // below would only time out).
+            k.ensure(Duration::from_secs(10))
+                .await
+                .map_err(|s| ClientError::Auth(s.message().to_string()))?;
+        }
         let (tx, mut rx) = watch::channel(Arc::new(MapView::new(ClusterMap::default())));
-        tokio::spawn(subscribe_maps(mons.clone(), tx));
+        tokio::spawn(subscribe_maps(mons.clone(), tx, cred.clone()));
         let first = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
                 if rx.borrow_and_update().epoch() > 0 {
@@ -181,11 +256,17 @@ impl Cluster {
                 mons,
                 map: rx,
                 osds: Mutex::new(HashMap::new()),
+                cred,
                 client_id: rand::random(),
                 tid: AtomicU64::new(1),
                 opts,
             }),
         })
+    }
+
+    /// How this client proves who it is (for other clients it makes).
+    pub fn credential(&self) -> Credential {
+        self.inner.cred.clone()
     }
 
     /// The newest map this client has.
@@ -249,14 +330,14 @@ impl Cluster {
 
     async fn with_mon<T, F, Fut>(&self, f: F) -> Result<T, ClientError>
     where
-        F: Fn(MonServiceClient<Channel>) -> Fut,
+        F: Fn(MonClient) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let mut last = String::new();
         let deadline = Instant::now() + self.inner.opts.op_timeout;
         while Instant::now() < deadline {
             for addr in &self.inner.mons {
-                let c = mon_client(addr)?;
+                let c = mon_client(addr, &self.inner.cred)?;
                 match tokio::time::timeout(Duration::from_secs(20), f(c)).await {
                     Ok(Ok(r)) => return Ok(r.into_inner()),
                     Ok(Err(s)) => match s.code() {
@@ -264,6 +345,9 @@ impl Cluster {
                         | tonic::Code::DeadlineExceeded
                         | tonic::Code::Unknown => {
                             last = format!("mon {addr}: {}", s.message());
+                        }
+                        _ if is_auth_refusal(&s) => {
+                            return Err(ClientError::Auth(s.message().to_string()));
                         }
                         _ => return Err(ClientError::Command(s.message().to_string())),
                     },
@@ -278,12 +362,12 @@ impl Cluster {
         })
     }
 
-    fn osd(&self, id: u32, addr: &str) -> Result<OsdServiceClient<Channel>, ClientError> {
+    fn osd(&self, id: u32, addr: &str) -> Result<OsdClient, ClientError> {
         let mut osds = self.inner.osds.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = osds.get(&(id, addr.to_string())) {
             return Ok(c.clone());
         }
-        let c = osd_client(addr)?;
+        let c = osd_client(addr, &self.inner.cred)?;
         osds.insert((id, addr.to_string()), c.clone());
         Ok(c)
     }
@@ -313,6 +397,7 @@ impl Cluster {
         let deadline = started + self.inner.opts.op_timeout;
         let mut last = String::from("no attempt made");
         let mut refreshed_for_pool = false;
+        let mut refused_tickets = 0;
         loop {
             if Instant::now() >= deadline {
                 return Err(ClientError::Timeout {
@@ -366,6 +451,17 @@ impl Cluster {
                         || s.code() == tonic::Code::OutOfRange
                     {
                         return Err(ClientError::Invalid(s.message().to_string()));
+                    }
+                    // Refused caps never change by retrying; a refused
+                    // ticket is renewed a few times (the OSD may not have
+                    // fetched a just-rotated service secret yet).
+                    if s.code() == tonic::Code::PermissionDenied
+                        || (s.code() == tonic::Code::Unauthenticated && refused_tickets >= 3)
+                    {
+                        return Err(ClientError::Auth(last));
+                    }
+                    if s.code() == tonic::Code::Unauthenticated {
+                        refused_tickets += 1;
                     }
                     self.drop_osd(primary, &addr);
                     self.wait_for_newer_map(view.epoch(), Duration::from_millis(500))
@@ -489,6 +585,9 @@ impl Cluster {
                         ResultCode::try_from(r.code)
                     );
                 }
+                Err(s) if s.code() == tonic::Code::PermissionDenied => {
+                    return Err(ClientError::Auth(s.message().to_string()));
+                }
                 Err(s) => {
                     last = format!("osd.{primary}: {}", s.message());
                     self.drop_osd(primary, &addr);
@@ -504,7 +603,7 @@ impl Cluster {
     }
 
     /// A direct client to one OSD (admin tools: scrub, status).
-    pub fn osd_direct(&self, id: u32) -> Result<OsdServiceClient<Channel>, ClientError> {
+    pub fn osd_direct(&self, id: u32) -> Result<OsdClient, ClientError> {
         let view = self.map();
         let addr = view
             .osd(id)

@@ -69,6 +69,10 @@ pub struct GlobalSection {
     /// `client.admin`'s key there at bootstrap when the file does not
     /// exist (empty: `client.admin.keyring` in each monitor's data directory).
     pub keyring: String,
+    /// Whether monitors and OSDs demand a ticket (and the method's
+    /// capability) on every call. `false` only for a cluster upgraded from
+    /// before authentication, until every daemon has its keyring.
+    pub auth_required: bool,
     /// Lifetime of a ticket (s); the monitors rotate the secret that signs
     /// tickets as often, keeping the previous ones while their tickets live.
     pub auth_service_ticket_ttl_s: u64,
@@ -183,6 +187,7 @@ impl Default for GlobalSection {
             fsid: String::new(),
             mon_host: Vec::new(),
             keyring: String::new(),
+            auth_required: true,
             auth_service_ticket_ttl_s: 3600,
             osd_heartbeat_interval_ms: 1000,
             osd_heartbeat_grace_ms: 6000,
@@ -227,6 +232,9 @@ pub struct MonSection {
     pub addr: String,
     /// Data directory (Raft log, snapshots).
     pub data: PathBuf,
+    /// Keyring holding the `mon.` key every monitor shares (default: `keyring` in `data`).
+    #[serde(default)]
+    pub keyring: Option<PathBuf>,
     /// Prometheus metrics listen address (optional).
     #[serde(default)]
     pub metrics_addr: Option<String>,
@@ -240,6 +248,9 @@ pub struct OsdSection {
     pub addr: String,
     /// Data directory (block file and metadata KV).
     pub data: PathBuf,
+    /// Keyring holding this OSD's `osd.N` key (default: `keyring` in `data`).
+    #[serde(default)]
+    pub keyring: Option<PathBuf>,
     /// CRUSH location: host name (defaults to the machine's hostname).
     #[serde(default)]
     pub host: Option<String>,
@@ -283,6 +294,9 @@ pub struct GatewaySection {
     /// Zone served (defaults to global.rgw_zone).
     #[serde(default)]
     pub zone: Option<String>,
+    /// Keyring holding this gateway's `client.gateway.ID` key (default: `[global] keyring`).
+    #[serde(default)]
+    pub keyring: Option<PathBuf>,
     /// Prometheus metrics listen address (optional).
     #[serde(default)]
     pub metrics_addr: Option<String>,
@@ -383,6 +397,37 @@ impl Config {
         } else {
             PathBuf::from(&self.global.keyring)
         }
+    }
+
+    /// The keyring of a tool run on this host (`[global] keyring`, else
+    /// the `client.admin` keyring the monitors write into their data
+    /// directory, as a monitor host has it).
+    pub fn client_keyring_path(&self) -> PathBuf {
+        match self.mon.values().next() {
+            Some(m) if self.global.keyring.is_empty() => self.admin_keyring_path(m),
+            _ => PathBuf::from(&self.global.keyring),
+        }
+    }
+
+    /// The keyring with the `mon.` key of monitor section `mon`.
+    pub fn mon_keyring_path(mon: &MonSection) -> PathBuf {
+        mon.keyring
+            .clone()
+            .unwrap_or_else(|| mon.data.join("keyring"))
+    }
+
+    /// The keyring with the `osd.N` key of OSD section `osd`.
+    pub fn osd_keyring_path(osd: &OsdSection) -> PathBuf {
+        osd.keyring
+            .clone()
+            .unwrap_or_else(|| osd.data.join("keyring"))
+    }
+
+    /// The keyring with the `client.gateway.ID` key of gateway section `gw`.
+    pub fn gateway_keyring_path(&self, gw: &GatewaySection) -> PathBuf {
+        gw.keyring
+            .clone()
+            .unwrap_or_else(|| self.client_keyring_path())
     }
 
     /// The initial monitor membership `(id, addr)` from the `[mon.ID]` sections.

@@ -15,7 +15,7 @@ mod sync_rpc;
 pub mod zone_service;
 
 use anyhow::Context as _;
-use meridian_client::{ClientOptions, Cluster};
+use meridian_client::{ClientOptions, Cluster, Credential, Credentials};
 use meridian_common::Config;
 use meridian_zone::{Zone, ZoneParams};
 use std::sync::Arc;
@@ -38,12 +38,14 @@ pub fn zone_params(cfg: &Config, id: &str) -> anyhow::Result<ZoneParams> {
     ))
 }
 
-/// Connects to the cluster the way every gateway-side tool does.
-pub async fn connect(cfg: &Config) -> anyhow::Result<Cluster> {
+/// Connects to the cluster the way every gateway-side tool does, as
+/// `credentials` (`None`: unauthenticated).
+pub async fn connect(cfg: &Config, credentials: Option<Credentials>) -> anyhow::Result<Cluster> {
     Cluster::connect(
         cfg.monitor_addrs(),
         ClientOptions {
             op_timeout: Duration::from_millis(cfg.global.client_op_timeout_ms),
+            credentials,
             ..Default::default()
         },
     )
@@ -58,7 +60,7 @@ pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
     // Fault injection for tests (`FAILPOINTS=sync::apply_delay=return(2000)`).
     meridian_common::failpoints::configure_from_env()
         .map_err(|e| anyhow::anyhow!("FAILPOINTS: {e}"))?;
-    let cluster = connect(&cfg).await?;
+    let cluster = connect(&cfg, gateway_credentials(&cfg, &section, &id)?).await?;
     let zone = Zone::open(cluster, params.clone())
         .await
         .with_context(|| format!("open zone {}", params.zone))?;
@@ -77,6 +79,7 @@ pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
         id.clone(),
         section.addr.clone(),
         cfg.monitor_addrs(),
+        zone.cluster().credential(),
     ));
     tokio::spawn(follow_master_period(
         zone.cluster().clone(),
@@ -113,9 +116,30 @@ pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Gateway `id`'s key (`client.gateway.ID`) from its keyring.
+fn gateway_credentials(
+    cfg: &Config,
+    section: &meridian_common::GatewaySection,
+    id: &str,
+) -> anyhow::Result<Option<Credentials>> {
+    let path = cfg.gateway_keyring_path(section);
+    let name: meridian_auth::EntityName = format!("client.gateway.{id}")
+        .parse()
+        .with_context(|| format!("gateway id {id:?}"))?;
+    match Credentials::from_keyring(&path, &name) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if cfg.global.auth_required => Err(anyhow::anyhow!(
+            "{e}: create the gateway's key with `meridian auth get-or-create {name} \
+             mon 'allow rwx' osd 'allow rwx' -o {}`",
+            path.display()
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
 /// Tells every monitor, every few seconds, which zone this gateway serves
 /// (`meridian status` lists the gateways seen recently).
-async fn beacons(site: site::Site, id: String, addr: String, mons: Vec<String>) {
+async fn beacons(site: site::Site, id: String, addr: String, mons: Vec<String>, cred: Credential) {
     loop {
         let role = site.role();
         let b = meridian_proto::mon::GatewayBeacon {
@@ -139,7 +163,7 @@ async fn beacons(site: site::Site, id: String, addr: String, mons: Vec<String>) 
             last_seen_ms_ago: 0,
         };
         for m in &mons {
-            if let Ok(mut c) = meridian_client::mon_client(m) {
+            if let Ok(mut c) = meridian_client::mon_client(m, &cred) {
                 let _ = tokio::time::timeout(Duration::from_secs(2), c.beacon(b.clone())).await;
             }
         }

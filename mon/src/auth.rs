@@ -30,13 +30,17 @@ impl AuthState {
     pub fn ticket_secrets(&self) -> Vec<meridian_auth::ticket::ServiceSecret> {
         self.secrets
             .iter()
-            .filter_map(|s| {
-                Some(meridian_auth::ticket::ServiceSecret {
-                    id: s.id,
-                    secret: s.secret[..].try_into().ok()?,
-                })
-            })
+            .filter_map(|s| meridian_auth::ticket::ServiceSecret::from_parts(s.id, &s.secret))
             .collect()
+    }
+}
+
+/// The monitors' ticket-signing secrets, for the [`meridian_auth::grpc::AuthLayer`].
+pub struct MonSecrets(pub tokio::sync::watch::Receiver<std::sync::Arc<AuthState>>);
+
+impl meridian_auth::grpc::SecretSource for MonSecrets {
+    fn secrets(&self) -> Vec<meridian_auth::ticket::ServiceSecret> {
+        self.0.borrow().ticket_secrets()
     }
 }
 
@@ -177,24 +181,13 @@ fn keep_an_administrator(db: &AuthDb) -> Result<(), CommandError> {
 /// into place (which fails if the file appeared meanwhile), so a crash
 /// never leaves a truncated keyring and no keyring is ever replaced.
 pub fn write_admin_keyring(path: &Path, admin: &AuthEntity) -> std::io::Result<bool> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     if path.exists() {
         return Ok(false);
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(keyring_text(admin).as_bytes())?;
-    f.sync_all()?;
-    drop(f);
+    let tmp = meridian_auth::stage_keyring_file(path, &keyring_text(admin))?;
     // Never replace a keyring someone wrote meanwhile.
     match std::fs::hard_link(&tmp, path) {
         Ok(()) => {

@@ -773,6 +773,36 @@ fn install(ms: &mut MultisiteState, i: &PeriodInstall) -> Outcome {
     Ok((msg, true))
 }
 
+/// `map` as the monitors serve it: zone system keys keep their access key
+/// (which names the key) but not their secret, which only
+/// `GetZoneSecrets` hands out.
+pub fn without_secrets(map: &meridian_proto::mon::ClusterMap) -> meridian_proto::mon::ClusterMap {
+    let mut m = map.clone();
+    if let Some(ms) = m.multisite.as_mut() {
+        for z in ms.zone_entries_mut() {
+            if let Some(k) = z.system_key.as_mut() {
+                k.secret_key.clear();
+            }
+        }
+    }
+    m
+}
+
+/// The system keys of this cluster's zones, secrets included.
+pub fn zone_secrets(map: &meridian_proto::mon::ClusterMap) -> Vec<meridian_proto::mon::ZoneSecret> {
+    map.multisite
+        .iter()
+        .flat_map(|ms| ms.zones.iter())
+        .filter_map(|z| {
+            let key = z.system_key.clone().filter(|k| !k.secret_key.is_empty())?;
+            Some(meridian_proto::mon::ZoneSecret {
+                zone_id: z.id.clone(),
+                key: Some(key),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,12 @@
 //! administrative commands (forwarded to the leader), status; plus the
 //! leader's failure detector that marks silent OSDs down and then out.
 
+use crate::multisite::without_secrets;
 use crate::node::{NodeHandle, NodeInput, ProposeError};
 use crate::state::{self, CommandError};
+use meridian_auth::Perms;
+use meridian_auth::access::{Caller, Need, Service};
+use meridian_auth::grpc::{Credential, Signed, caller_of};
 use meridian_common::GlobalSection;
 use meridian_proto::mon::mon_command::Cmd;
 use meridian_proto::mon::mon_service_client::MonServiceClient;
@@ -17,8 +21,6 @@ use tokio::sync::oneshot;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-/// Header marking a request another monitor already forwarded (no second hop).
-const FORWARDED: &str = "x-meridian-forwarded";
 /// A gateway silent for this long drops out of `status`.
 const GATEWAY_BEACON_GRACE: Duration = Duration::from_secs(30);
 /// How long a command may wait for a leader and its commit.
@@ -49,8 +51,12 @@ pub struct MonServer {
     global: Arc<GlobalSection>,
     live: Arc<Mutex<HashMap<u32, OsdLiveness>>>,
     gateways: Arc<Mutex<HashMap<String, (Instant, GatewayBeacon)>>>,
-    clients: Arc<Mutex<HashMap<u64, MonServiceClient<tonic::transport::Channel>>>>,
+    clients: Arc<Mutex<HashMap<u64, PeerClient>>>,
+    /// How this monitor proves itself to the others (the `mon.` key).
+    peer_cred: Credential,
 }
+
+type PeerClient = MonServiceClient<Signed<tonic::transport::Channel>>;
 
 fn to_status(e: CommandError) -> Status {
     match e {
@@ -68,6 +74,7 @@ impl MonServer {
         node: NodeHandle,
         peers: HashMap<u64, String>,
         global: GlobalSection,
+        peer_cred: Credential,
     ) -> Self {
         Self {
             id,
@@ -78,6 +85,7 @@ impl MonServer {
             live: Arc::new(Mutex::new(HashMap::new())),
             gateways: Arc::new(Mutex::new(HashMap::new())),
             clients: Arc::new(Mutex::new(HashMap::new())),
+            peer_cred,
         }
     }
 
@@ -85,10 +93,7 @@ impl MonServer {
         self.node.status.borrow().is_leader
     }
 
-    fn leader_client(
-        &self,
-        leader: u64,
-    ) -> Result<MonServiceClient<tonic::transport::Channel>, Status> {
+    fn leader_client(&self, leader: u64) -> Result<PeerClient, Status> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(&leader) {
             return Ok(c.clone());
@@ -101,7 +106,7 @@ impl MonServer {
             .connect_timeout(Duration::from_secs(1))
             .timeout(COMMAND_TIMEOUT)
             .connect_lazy();
-        let c = MonServiceClient::new(ch)
+        let c = MonServiceClient::new(Signed::new(ch, self.peer_cred.clone()))
             .max_decoding_message_size(meridian_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(meridian_proto::MAX_MESSAGE_BYTES);
         clients.insert(leader, c.clone());
@@ -136,11 +141,11 @@ impl MonServer {
                     return Err(Status::unavailable("leadership is changing; retry"));
                 }
                 let mut client = self.leader_client(leader)?;
-                let mut req = Request::new(MonCommand {
+                // Signed with the mon. key: the leader knows it is forwarded
+                // and that this monitor checked the caller's caps.
+                let req = Request::new(MonCommand {
                     cmd: Some(cmd.clone()),
                 });
-                req.metadata_mut()
-                    .insert(FORWARDED, "1".parse().expect("static header value"));
                 match client.command(req).await {
                     Ok(r) => return Ok(r.into_inner()),
                     Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
@@ -378,15 +383,49 @@ impl MonServer {
     async fn forward_status(&self) -> Result<StatusReply, Status> {
         let leader = self.wait_leader(Instant::now() + COMMAND_TIMEOUT).await?;
         let mut c = self.leader_client(leader)?;
-        let mut req = Request::new(StatusRequest {});
-        req.metadata_mut()
-            .insert(FORWARDED, "1".parse().expect("static header value"));
-        Ok(c.status(req).await?.into_inner())
+        Ok(c.status(Request::new(StatusRequest {})).await?.into_inner())
     }
 }
 
+/// Whether another monitor sent this (proved by the `mon.` key): a
+/// forwarded request, whose caller that monitor already checked.
 fn is_forwarded<T>(r: &Request<T>) -> bool {
-    r.metadata().get(FORWARDED).is_some()
+    caller_of(r) == Caller::MonPeer
+}
+
+/// Refuses a request of OSD `id` sent by anyone but that OSD (or a monitor
+/// forwarding it): nobody may boot, heartbeat or report for another OSD.
+fn require_osd<T>(r: &Request<T>, id: u32) -> Result<(), Status> {
+    let caller = caller_of(r);
+    if caller.is_osd_daemon(id) {
+        return Ok(());
+    }
+    Err(Status::permission_denied(format!(
+        "{} may not speak for osd.{id}",
+        caller.name()
+    )))
+}
+
+/// What a monitor command needs beyond `mon r`: internal commands only
+/// monitors send; entity changes and what destroys data (pool rm, osd
+/// lost) need `mon 'allow *'`; the rest `mon w`.
+fn command_need(cmd: &Cmd) -> Need {
+    match cmd {
+        Cmd::Bootstrap(_)
+        | Cmd::OsdBoot(_)
+        | Cmd::OsdMarkDown(_)
+        | Cmd::OsdMarkOut(_)
+        | Cmd::OsdAlive(_)
+        | Cmd::OsdFullness(_)
+        | Cmd::MapHistoryTrim(_)
+        | Cmd::AuthRotate(_) => Need::MonPeer,
+        Cmd::AuthAdd(_)
+        | Cmd::AuthCaps(_)
+        | Cmd::AuthRm(_)
+        | Cmd::PoolRemove(_)
+        | Cmd::OsdLost(_) => Need::Perms(Service::Mon, Perms::ALL),
+        _ => Need::Perms(Service::Mon, Perms::W),
+    }
 }
 
 type MapStream = Pin<Box<dyn Stream<Item = Result<ClusterMap, Status>> + Send + 'static>>;
@@ -406,7 +445,7 @@ impl MonService for MonServer {
                 let map = rx.borrow_and_update().clone();
                 if map.epoch > have && !map.fsid.is_empty() {
                     have = map.epoch;
-                    if tx.send(Ok((*map).clone())).await.is_err() {
+                    if tx.send(Ok(without_secrets(&map))).await.is_err() {
                         return;
                     }
                 }
@@ -423,7 +462,17 @@ impl MonService for MonServer {
         if map.fsid.is_empty() {
             return Err(Status::unavailable("cluster not bootstrapped yet; retry"));
         }
-        Ok(Response::new((*map).clone()))
+        Ok(Response::new(without_secrets(&map)))
+    }
+
+    async fn get_zone_secrets(
+        &self,
+        _req: Request<ZoneSecretsRequest>,
+    ) -> Result<Response<ZoneSecretsReply>, Status> {
+        let map = self.node.map.borrow().clone();
+        Ok(Response::new(ZoneSecretsReply {
+            zones: crate::multisite::zone_secrets(&map),
+        }))
     }
 
     async fn get_map_history(
@@ -442,7 +491,7 @@ impl MonService for MonServer {
         let (maps, more) = state::history_page(&history, r.from_epoch, r.to_epoch, HISTORY_PAGE);
         let last_epoch = self.node.map.borrow().epoch;
         Ok(Response::new(MapHistoryReply {
-            maps: maps.iter().map(|m| (**m).clone()).collect(),
+            maps: maps.iter().map(|m| without_secrets(m)).collect(),
             first_epoch,
             more,
             last_epoch,
@@ -450,6 +499,7 @@ impl MonService for MonServer {
     }
 
     async fn osd_alive(&self, req: Request<OsdAlive>) -> Result<Response<CommandReply>, Status> {
+        require_osd(&req, req.get_ref().osd_id)?;
         let forwarded = is_forwarded(&req);
         let a = req.into_inner();
         Ok(Response::new(
@@ -461,6 +511,7 @@ impl MonService for MonServer {
         &self,
         req: Request<OsdBootRequest>,
     ) -> Result<Response<OsdBootReply>, Status> {
+        require_osd(&req, req.get_ref().osd_id)?;
         let forwarded = is_forwarded(&req);
         let b = req.into_inner();
         if b.fsid != self.fsid {
@@ -491,6 +542,7 @@ impl MonService for MonServer {
         &self,
         req: Request<OsdHeartbeatRequest>,
     ) -> Result<Response<OsdHeartbeatReply>, Status> {
+        require_osd(&req, req.get_ref().osd_id)?;
         if !self.is_leader() {
             if is_forwarded(&req) {
                 return Err(Status::unavailable("not the leader"));
@@ -499,10 +551,7 @@ impl MonService for MonServer {
                 .wait_leader(Instant::now() + Duration::from_secs(3))
                 .await?;
             let mut c = self.leader_client(leader)?;
-            let mut fwd = Request::new(req.into_inner());
-            fwd.metadata_mut()
-                .insert(FORWARDED, "1".parse().expect("static header value"));
-            return c.osd_heartbeat(fwd).await;
+            return c.osd_heartbeat(Request::new(req.into_inner())).await;
         }
         let hb = req.into_inner();
         if !hb.failure.is_empty() {
@@ -575,10 +624,21 @@ impl MonService for MonServer {
 
     async fn command(&self, req: Request<MonCommand>) -> Result<Response<CommandReply>, Status> {
         let forwarded = is_forwarded(&req);
+        let caller = caller_of(&req);
         let mut cmd = req
             .into_inner()
             .cmd
             .ok_or_else(|| Status::invalid_argument("empty command"))?;
+        match command_need(&cmd) {
+            Need::MonPeer if !forwarded => {
+                return Err(Status::permission_denied(
+                    "internal command: use `osd out`/`osd in` to change an OSD's state",
+                ));
+            }
+            need => caller
+                .check("Command", need, None)
+                .map_err(Status::permission_denied)?,
+        }
         // Keys are made here, once: every monitor applies the same one.
         if let Cmd::AuthAdd(AuthAdd {
             entity: Some(e), ..
@@ -586,21 +646,6 @@ impl MonService for MonServer {
             && e.key.is_empty()
         {
             e.key = meridian_auth::generate_key();
-        }
-        if matches!(
-            cmd,
-            Cmd::Bootstrap(_)
-                | Cmd::OsdMarkDown(_)
-                | Cmd::OsdMarkOut(_)
-                | Cmd::OsdAlive(_)
-                | Cmd::OsdFullness(_)
-                | Cmd::MapHistoryTrim(_)
-                | Cmd::AuthRotate(_)
-        ) && !forwarded
-        {
-            return Err(Status::permission_denied(
-                "internal command: use `osd out`/`osd in` to change an OSD's state",
-            ));
         }
         Ok(Response::new(self.propose(cmd, forwarded).await?))
     }
@@ -643,6 +688,14 @@ impl MonService for MonServer {
             crate::auth::AuthFailure::NotReady(m) => Status::unavailable(m),
         })?;
         Ok(Response::new(issued))
+    }
+
+    async fn get_service_secrets(
+        &self,
+        _req: Request<ServiceSecretsRequest>,
+    ) -> Result<Response<ServiceSecretsReply>, Status> {
+        let secrets = self.node.auth.borrow().secrets.clone();
+        Ok(Response::new(ServiceSecretsReply { secrets }))
     }
 
     async fn status(&self, req: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
@@ -713,7 +766,7 @@ impl MonService for MonServer {
             raft_term: st.term,
             pg_stats,
             osd_usage,
-            map: Some((*map).clone()),
+            map: Some(without_secrets(&map)),
             mons,
             gateways,
         }))

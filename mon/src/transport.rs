@@ -2,6 +2,7 @@
 //! Sending never blocks the Raft loop; a full queue drops the message (Raft
 //! retransmits), and an unreachable peer is retried with a short backoff.
 
+use meridian_auth::grpc::{Credential, Signed};
 use meridian_proto::mon::RaftEnvelope;
 use meridian_proto::mon::mon_service_client::MonServiceClient;
 use protobuf::Message as _;
@@ -20,13 +21,14 @@ pub struct RaftTransport {
 }
 
 impl RaftTransport {
-    /// Starts one sender task per peer (`peers` excludes this monitor).
-    pub fn start(fsid: String, peers: Vec<(u64, String)>) -> Self {
+    /// Starts one sender task per peer (`peers` excludes this monitor),
+    /// calling as `cred` (the `mon.` key).
+    pub fn start(fsid: String, peers: Vec<(u64, String)>, cred: Credential) -> Self {
         let mut map = HashMap::new();
         for (id, addr) in peers {
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
             map.insert(id, tx);
-            tokio::spawn(peer_sender(id, addr, fsid.clone(), rx));
+            tokio::spawn(peer_sender(id, addr, fsid.clone(), cred.clone(), rx));
         }
         Self { peers: map }
     }
@@ -39,7 +41,13 @@ impl RaftTransport {
     }
 }
 
-async fn peer_sender(id: u64, addr: String, fsid: String, mut rx: mpsc::Receiver<RaftMessage>) {
+async fn peer_sender(
+    id: u64,
+    addr: String,
+    fsid: String,
+    cred: Credential,
+    mut rx: mpsc::Receiver<RaftMessage>,
+) {
     let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
         Ok(e) => e
             .connect_timeout(Duration::from_millis(500))
@@ -50,7 +58,7 @@ async fn peer_sender(id: u64, addr: String, fsid: String, mut rx: mpsc::Receiver
             return;
         }
     };
-    let mut client: Option<MonServiceClient<tonic::transport::Channel>> = None;
+    let mut client: Option<MonServiceClient<Signed<tonic::transport::Channel>>> = None;
     while let Some(m) = rx.recv().await {
         let bytes = match m.write_to_bytes() {
             Ok(b) => b,
@@ -63,7 +71,7 @@ async fn peer_sender(id: u64, addr: String, fsid: String, mut rx: mpsc::Receiver
             match endpoint.connect().await {
                 Ok(ch) => {
                     client = Some(
-                        MonServiceClient::new(ch)
+                        MonServiceClient::new(Signed::new(ch, cred.clone()))
                             .max_decoding_message_size(meridian_proto::MAX_MESSAGE_BYTES)
                             .max_encoding_message_size(meridian_proto::MAX_MESSAGE_BYTES),
                     )
@@ -81,8 +89,14 @@ async fn peer_sender(id: u64, addr: String, fsid: String, mut rx: mpsc::Receiver
                 message: bytes.into(),
                 fsid: fsid.clone(),
             };
-            if c.raft(req).await.is_err() {
-                client = None;
+            match c.raft(req).await {
+                Ok(_) => {}
+                Err(s) if meridian_auth::grpc::is_auth_refusal(&s) => {
+                    // Keep the channel: the peer is up but refuses our key.
+                    tracing::warn!(peer = id, error = %s.message(), "peer monitor refused raft message (mon. keys differ?)");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(_) => client = None,
             }
         }
     }

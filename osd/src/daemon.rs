@@ -5,16 +5,14 @@ use crate::error::OsdError;
 use crate::history::HistoryCache;
 use crate::pg::{Pg, PgState};
 use crate::pglog::{self, pgref};
-use meridian_client::{MapView, mon_client, osd_client};
+use meridian_client::{Credential, MapView, OsdClient, mon_client, osd_client};
 use meridian_objectstore::{ObjectStore, PgId, StoreError};
 use meridian_proto::mon::{OsdAlive, OsdBootRequest, OsdHeartbeatRequest, PgStat};
-use meridian_proto::osd::osd_service_client::OsdServiceClient;
 use meridian_proto::osd::{PastIntervalInfo, PeerInfoSummary, PgDescribeReply};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
-use tonic::transport::Channel;
 
 /// Identity and location an OSD boots with.
 #[derive(Debug, Clone)]
@@ -73,7 +71,9 @@ pub struct Osd {
     pub map: watch::Receiver<Arc<MapView>>,
     /// PGs this OSD holds or serves.
     pub pgs: std::sync::Mutex<HashMap<PgId, Arc<Pg>>>,
-    peers: std::sync::Mutex<HashMap<(u32, String), OsdServiceClient<Channel>>>,
+    peers: std::sync::Mutex<HashMap<(u32, String), OsdClient>>,
+    /// How this OSD proves it is `osd.N` to monitors and other OSDs.
+    pub cred: Credential,
     /// Settings from the config.
     pub tunables: OsdTunables,
     /// Monitor addresses.
@@ -112,6 +112,7 @@ impl Osd {
         map: watch::Receiver<Arc<MapView>>,
         mons: Vec<String>,
         tunables: OsdTunables,
+        cred: Credential,
     ) -> Arc<Self> {
         Arc::new(Self {
             ident,
@@ -121,6 +122,7 @@ impl Osd {
             map,
             pgs: std::sync::Mutex::new(HashMap::new()),
             peers: std::sync::Mutex::new(HashMap::new()),
+            cred,
             tunables,
             mons,
             recovery_slots: Semaphore::new(4),
@@ -182,7 +184,7 @@ impl Osd {
                         boot_nonce: osd.boot_nonce,
                         want_up_thru: want,
                     };
-                    match mon_client(addr) {
+                    match mon_client(addr, &osd.cred) {
                         Ok(mut c) => c.osd_alive(req).await.is_ok(),
                         Err(_) => false,
                     }
@@ -273,7 +275,7 @@ impl Osd {
     }
 
     /// A gRPC client to a peer OSD (cached).
-    pub fn peer(&self, id: u32) -> Result<OsdServiceClient<Channel>, OsdError> {
+    pub fn peer(&self, id: u32) -> Result<OsdClient, OsdError> {
         let view = self.view();
         let addr = view
             .osd(id)
@@ -286,7 +288,7 @@ impl Osd {
         if let Some(c) = peers.get(&(id, addr.clone())) {
             return Ok(c.clone());
         }
-        let c = osd_client(&addr).map_err(|e| OsdError::Peer {
+        let c = osd_client(&addr, &self.cred).map_err(|e| OsdError::Peer {
             osd: id,
             reason: e.to_string(),
         })?;
@@ -336,7 +338,7 @@ impl Osd {
         loop {
             let addr = &self.mons[attempt % self.mons.len()];
             attempt += 1;
-            match mon_client(addr)?.osd_boot(req.clone()).await {
+            match mon_client(addr, &self.cred)?.osd_boot(req.clone()).await {
                 Ok(r) => return Ok(r.into_inner().epoch),
                 Err(s) if s.code() == tonic::Code::FailedPrecondition => {
                     anyhow::bail!("monitors refused boot: {}", s.message())
@@ -383,7 +385,7 @@ impl Osd {
                 failure: failure.clone().unwrap_or_default(),
             };
             let addr = &self.mons[attempt % self.mons.len()];
-            let Ok(mut c) = mon_client(addr) else {
+            let Ok(mut c) = mon_client(addr, &self.cred) else {
                 continue;
             };
             match tokio::time::timeout(self.tunables.heartbeat_interval * 2, c.osd_heartbeat(req))

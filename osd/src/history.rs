@@ -3,7 +3,7 @@
 //! sees every interval, even across epochs the map subscription skipped or
 //! the OSD slept through.
 
-use meridian_client::{MapView, mon_client};
+use meridian_client::{Credential, MapView, mon_client};
 use meridian_proto::mon::MapHistoryRequest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +34,7 @@ impl HistoryCache {
     pub async fn range(
         &mut self,
         mons: &[String],
+        cred: &Credential,
         from: u64,
         to: u64,
     ) -> Result<Vec<Arc<MapView>>, HistoryError> {
@@ -44,7 +45,7 @@ impl HistoryCache {
             } else {
                 (self.hi + 1, to)
             };
-            self.fetch(mons, lo, hi).await?;
+            self.fetch(mons, cred, lo, hi).await?;
         }
         let from = from.max(self.first);
         let mut out: Vec<Arc<MapView>> = Vec::new();
@@ -57,10 +58,16 @@ impl HistoryCache {
         Ok(out)
     }
 
-    async fn fetch(&mut self, mons: &[String], lo: u64, hi: u64) -> Result<(), HistoryError> {
+    async fn fetch(
+        &mut self,
+        mons: &[String],
+        cred: &Credential,
+        lo: u64,
+        hi: u64,
+    ) -> Result<(), HistoryError> {
         let mut last_err = String::from("no monitor configured");
         for addr in mons {
-            match self.fetch_from(addr, lo, hi).await {
+            match self.fetch_from(addr, cred, lo, hi).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last_err = format!("mon {addr}: {e}"),
             }
@@ -68,8 +75,14 @@ impl HistoryCache {
         Err(HistoryError::Unavailable(hi, last_err))
     }
 
-    async fn fetch_from(&mut self, addr: &str, lo: u64, hi: u64) -> Result<(), String> {
-        let mut c = mon_client(addr).map_err(|e| e.to_string())?;
+    async fn fetch_from(
+        &mut self,
+        addr: &str,
+        cred: &Credential,
+        lo: u64,
+        hi: u64,
+    ) -> Result<(), String> {
+        let mut c = mon_client(addr, cred).map_err(|e| e.to_string())?;
         let mut from = lo;
         let mut got: BTreeMap<u64, Arc<MapView>> = BTreeMap::new();
         loop {

@@ -39,9 +39,10 @@ pub fn open_store(cfg: &Config, id: u32) -> anyhow::Result<BlockStore> {
         preallocate: s.preallocate,
         ..StoreConfig::default()
     };
+    // Empty but for its keyring (deployment puts the key there first).
     let fresh = !s.data.exists()
         || std::fs::read_dir(&s.data)
-            .map(|mut d| d.next().is_none())
+            .map(|d| d.flatten().all(|e| e.file_name() == "keyring"))
             .unwrap_or(true);
     if fresh {
         std::fs::create_dir_all(&s.data)
@@ -87,9 +88,16 @@ pub async fn run(cfg: Config, id: u32) -> anyhow::Result<()> {
         datacenter: section.datacenter.clone().unwrap_or_default(),
     };
     let mons = cfg.monitor_addrs();
+    let cred = osd_credential(&cfg, &section, id, &mons)?;
+    let secrets = Arc::new(meridian_auth::grpc::FetchedSecrets::default());
+    tokio::spawn(secrets.clone().keep_fetched(mons.clone(), cred.clone()));
     let (tx, rx) =
         tokio::sync::watch::channel(Arc::new(meridian_client::MapView::new(Default::default())));
-    tokio::spawn(meridian_client::subscribe_maps(mons.clone(), tx));
+    tokio::spawn(meridian_client::subscribe_maps(
+        mons.clone(),
+        tx,
+        cred.clone(),
+    ));
     let osd = daemon::Osd::new(
         ident,
         Arc::new(store),
@@ -97,6 +105,7 @@ pub async fn run(cfg: Config, id: u32) -> anyhow::Result<()> {
         rx,
         mons,
         daemon::OsdTunables::from_global(&cfg.global),
+        cred,
     );
     let n = osd.load_local_pgs()?;
     tracing::info!(osd = id, pgs = n, "loaded local PGs");
@@ -106,6 +115,11 @@ pub async fn run(cfg: Config, id: u32) -> anyhow::Result<()> {
         .with_context(|| format!("osd.{id} addr {:?} is not host:port", section.addr))?;
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .layer(meridian_auth::grpc::AuthLayer::new(
+            secrets,
+            None,
+            cfg.global.auth_required,
+        ))
         .add_service(
             meridian_proto::osd::osd_service_server::OsdServiceServer::new(
                 service::OsdServer::new(osd.clone()),
@@ -140,6 +154,31 @@ pub async fn run(cfg: Config, id: u32) -> anyhow::Result<()> {
             // Let the heartbeat tell the monitors why (bounded), then exit.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), heartbeats).await;
             anyhow::bail!("osd.{id} stopped serving: {reason}")
+        }
+    }
+}
+
+/// The OSD's own key (`osd.N` in its keyring), kept as a ticket.
+fn osd_credential(
+    cfg: &Config,
+    section: &meridian_common::OsdSection,
+    id: u32,
+    mons: &[String],
+) -> anyhow::Result<meridian_client::Credential> {
+    let path = Config::osd_keyring_path(section);
+    let name: meridian_auth::EntityName = format!("osd.{id}").parse()?;
+    match meridian_auth::grpc::Credentials::from_keyring(&path, &name) {
+        Ok(c) => Ok(meridian_client::Credential::Ticket(
+            meridian_client::TicketKeeper::new(c, mons.to_vec()),
+        )),
+        Err(e) if cfg.global.auth_required => Err(anyhow::anyhow!(
+            "{e}: create the OSD's key with `meridian auth get-or-create osd.{id} \
+             mon 'allow profile osd' osd 'allow profile osd' -o {}`",
+            path.display()
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "no OSD key: calling the cluster unauthenticated");
+            Ok(meridian_client::Credential::Anonymous)
         }
     }
 }

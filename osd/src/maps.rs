@@ -119,7 +119,12 @@ pub async fn advance(osd: &Arc<Osd>, view: Arc<MapView>) {
 async fn fetch(osd: &Arc<Osd>, from: u64, to: u64) -> Option<Vec<Arc<MapView>>> {
     let mut warned = false;
     loop {
-        let r = osd.history.lock().await.range(&osd.mons, from, to).await;
+        let r = osd
+            .history
+            .lock()
+            .await
+            .range(&osd.mons, &osd.cred, from, to)
+            .await;
         match r {
             Ok(h) => return Some(h),
             Err(e) => {

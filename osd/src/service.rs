@@ -7,6 +7,9 @@ use crate::objstate;
 use crate::pg::{OpPipeline, PgState};
 use crate::pglog::{self, ev, pgid, pgref};
 use crate::{exec, peering};
+use meridian_auth::Perms;
+use meridian_auth::access::{Caller, Need, Service};
+use meridian_auth::grpc::caller_of;
 use meridian_objectstore::{ObjectKey, PgId, Transaction};
 use meridian_proto::osd::osd_service_server::OsdService;
 use meridian_proto::osd::*;
@@ -28,6 +31,27 @@ impl OsdServer {
     /// Wraps the running OSD.
     pub fn new(osd: Arc<Osd>) -> Self {
         Self { osd }
+    }
+
+    /// Refuses a caller whose `osd` caps do not cover `need` on `pool`
+    /// (by id; a pool this OSD does not know yet matches only
+    /// unrestricted grants).
+    fn require_pool<T>(
+        &self,
+        req: &Request<T>,
+        method: &str,
+        need: Perms,
+        pool: u64,
+    ) -> Result<(), Status> {
+        let caller = caller_of(req);
+        if !matches!(caller, Caller::Entity { .. }) {
+            return Ok(());
+        }
+        let view = self.osd.view();
+        let name = view.pool(pool).map(|p| p.name.as_str());
+        caller
+            .check(method, Need::Perms(Service::Osd, need), name)
+            .map_err(Status::permission_denied)
     }
 
     /// True if `from` is the primary of `pg` in our map (after catching up to `epoch`).
@@ -56,6 +80,12 @@ fn code_of(e: &OsdError) -> ResultCode {
 impl OsdService for OsdServer {
     async fn op(&self, req: Request<OpRequest>) -> Result<Response<OpReply>, Status> {
         let started = std::time::Instant::now();
+        let need = if exec::is_mutating(&req.get_ref().ops) {
+            Perms::W
+        } else {
+            Perms::R
+        };
+        self.require_pool(&req, "Op", need, req.get_ref().pool)?;
         let req = req.into_inner();
         let kind = crate::exec::op_kind(&req.ops);
         let reply = exec::handle_op(&self.osd, req).await;
@@ -343,6 +373,8 @@ impl OsdService for OsdServer {
     }
 
     async fn pg_list(&self, req: Request<PgListRequest>) -> Result<Response<PgListReply>, Status> {
+        let pool = req.get_ref().pg.as_ref().map(|p| p.pool).unwrap_or(0);
+        self.require_pool(&req, "PgList", Perms::R, pool)?;
         let req = req.into_inner();
         let id = pgid(&req.pg);
         if let Some(pg) = self.osd.pg(id) {

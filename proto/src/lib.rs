@@ -21,6 +21,22 @@ pub mod osd {
     tonic::include_proto!("meridian.osd");
 }
 
+impl multisite::MultisiteState {
+    /// Every zone entry: this cluster's zones, the zonegroups' copies and
+    /// the periods' (a zone's system key may sit in any of them).
+    pub fn zone_entries_mut(&mut self) -> impl Iterator<Item = &mut multisite::Zone> {
+        self.zones
+            .iter_mut()
+            .chain(self.zonegroups.iter_mut().flat_map(|g| g.zones.iter_mut()))
+            .chain(
+                self.periods
+                    .iter_mut()
+                    .flat_map(|p| p.zonegroups.iter_mut())
+                    .flat_map(|g| g.zones.iter_mut()),
+            )
+    }
+}
+
 /// Encoded descriptor set of every service, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/meridian_descriptor.bin"));

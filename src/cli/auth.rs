@@ -54,6 +54,19 @@ pub enum AuthCmd {
         /// Capabilities as SERVICE 'CAPS' pairs.
         caps: Vec<String>,
     },
+    /// Write a keyring with a new key for an entity, without asking the
+    /// cluster (ceph-authtool --create-keyring --gen-key): the `mon.` key
+    /// the monitors share is made this way before they first start.
+    #[command(name = "gen-keyring")]
+    GenKeyring {
+        /// Entity (`mon.` for the monitors' key).
+        entity: String,
+        /// Capabilities as SERVICE 'CAPS' pairs.
+        caps: Vec<String>,
+        /// Write the keyring to this file (mode 0600) instead of stdout.
+        #[arg(short = 'o', long = "out-file")]
+        out: Option<PathBuf>,
+    },
     /// Remove an entity.
     #[command(alias = "del")]
     Rm {
@@ -64,6 +77,21 @@ pub enum AuthCmd {
 
 /// Runs `meridian auth ...`.
 pub async fn auth(ctx: &Ctx, cmd: AuthCmd) -> anyhow::Result<()> {
+    if let AuthCmd::GenKeyring { entity, caps, out } = &cmd {
+        let name: meridian_auth::EntityName = entity.parse()?;
+        let mut caps = cap_pairs(caps)?;
+        if caps.is_empty() && name.kind() == meridian_auth::EntityType::Mon {
+            caps.insert("mon".into(), "allow *".into());
+        }
+        let e = AuthEntity {
+            name: name.to_string(),
+            key: meridian_auth::generate_key(),
+            caps: meridian_auth::validate_caps(&caps.into_iter().collect())?
+                .into_iter()
+                .collect(),
+        };
+        return emit_keyring(ctx, &meridian_mon::auth::keyring_text(&e), out.as_deref());
+    }
     let cluster = ctx.connect().await?;
     match cmd {
         AuthCmd::GetOrCreate { entity, caps, out } => {
@@ -122,6 +150,7 @@ pub async fn auth(ctx: &Ctx, cmd: AuthCmd) -> anyhow::Result<()> {
             });
             Ok(())
         }
+        AuthCmd::GenKeyring { .. } => unreachable!("handled before connecting"),
         AuthCmd::Rm { entity } => {
             let reply = cluster
                 .mon_command(Cmd::AuthRm(AuthRemove { name: entity }))
@@ -199,19 +228,7 @@ fn emit_keyring(ctx: &Ctx, text: &str, out: Option<&Path>) -> anyhow::Result<()>
 
 /// Writes `text` to `path` readable by its owner only.
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("open {}", path.display()))?;
-    // An existing file keeps its mode on open: make it private too.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("chmod 600 {}", path.display()))?;
-    f.write_all(text.as_bytes())
+    meridian_auth::write_keyring_file(path, text)
         .with_context(|| format!("write {}", path.display()))?;
     Ok(())
 }

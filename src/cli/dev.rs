@@ -3,10 +3,12 @@
 
 use super::Ctx;
 use anyhow::{Context as _, bail};
+use meridian_auth::{EntityName, Keyring};
+use meridian_client::Credentials;
 use meridian_client::{ClientOptions, Cluster};
 use meridian_common::{Config, GatewaySection, GlobalSection, MonSection, OsdSection};
-use meridian_proto::mon::PoolCreate;
 use meridian_proto::mon::mon_command::Cmd;
+use meridian_proto::mon::{AuthAdd, AuthEntity, PoolCreate};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -213,6 +215,7 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
             MonSection {
                 addr: format!("127.0.0.1:{}", free_port()?),
                 data: dir.join(format!("mon.{m}")),
+                keyring: None,
                 metrics_addr: Some(format!("127.0.0.1:{}", free_port()?)),
             },
         );
@@ -223,6 +226,7 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
             OsdSection {
                 addr: format!("127.0.0.1:{}", free_port()?),
                 data: dir.join(format!("osd.{o}")),
+                keyring: None,
                 // One simulated host per OSD, so the default rule (failure domain host) spreads replicas.
                 host: Some(format!("dev-host-{o}")),
                 rack: None,
@@ -249,6 +253,7 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
             GatewaySection {
                 addr: format!("127.0.0.1:{port}"),
                 zone: None,
+                keyring: Some(dir.join(format!("gateway.{g}.keyring"))),
                 metrics_addr: Some(format!("127.0.0.1:{}", free_port()?)),
             },
         );
@@ -325,6 +330,7 @@ pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
         (write_config(dir, shape)?, true)
     };
     let dir = std::path::absolute(dir)?;
+    ensure_mon_keyrings(&cfg)?;
     let mut started_now = Vec::new();
     for id in cfg.mon.keys() {
         let pidf = dir.join("run").join(format!("mon.{id}.pid"));
@@ -336,7 +342,20 @@ pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
             spawn_daemon(&cfg, &dir, "mon", id)?
         ));
     }
-    for id in cfg.osd.keys() {
+    for s in started_now.drain(..) {
+        eprintln!("started {s}");
+    }
+    let admin = wait_admin_keyring(&cfg, &dir).await?;
+    let opts = ClientOptions {
+        credentials: Some(Credentials::from_keyring(&admin, &EntityName::admin())?),
+        ..Default::default()
+    };
+    let cluster = Cluster::connect(cfg.monitor_addrs(), opts)
+        .await
+        .with_context(|| format!("monitors did not form a quorum; see {}/log/", dir.display()))?;
+    for (id, o) in &cfg.osd {
+        let keyring = Config::osd_keyring_path(o);
+        ensure_daemon_key(&cluster, &keyring, &format!("osd.{id}"), OSD_CAPS).await?;
         let pidf = dir.join("run").join(format!("osd.{id}.pid"));
         if read_pid(&pidf).map(pid_alive).unwrap_or(false) {
             continue;
@@ -349,9 +368,6 @@ pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
     for s in &started_now {
         eprintln!("started {s}");
     }
-    let cluster = Cluster::connect(cfg.monitor_addrs(), ClientOptions::default())
-        .await
-        .with_context(|| format!("monitors did not form a quorum; see {}/log/", dir.display()))?;
     // All OSDs up.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -392,7 +408,7 @@ pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
     } else {
         Some(start_s3(&cfg, &dir, &cluster).await?)
     };
-    let keyring = admin_keyring(&cfg).await;
+    let keyring = format!("{} (client.admin; `meridian auth ls`)", admin.display());
     let conf = cfg.path.display();
     println!(
         "Meridian dev cluster is up (HEALTH_OK) in {:.1}s",
@@ -430,25 +446,95 @@ pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where the monitors wrote `client.admin`'s keyring (waiting a little for
-/// it: the leader creates the key right after bootstrap), as printed.
-async fn admin_keyring(cfg: &Config) -> String {
-    let Some(mon) = cfg.mon.values().next() else {
-        return "(no monitor)".into();
+/// Caps of an OSD daemon's key.
+const OSD_CAPS: &[(&str, &str)] = &[("mon", "allow profile osd"), ("osd", "allow profile osd")];
+/// Caps of a gateway's key: it reads maps, sends beacons and multi-site
+/// commands, reads the zone system keys (x), and reads and writes the
+/// zone's pools.
+const GATEWAY_CAPS: &[(&str, &str)] = &[("mon", "allow rwx"), ("osd", "allow rwx")];
+
+/// Gives every monitor the cluster's `mon.` key: the one a monitor already
+/// has, else a new one.
+fn ensure_mon_keyrings(cfg: &Config) -> anyhow::Result<()> {
+    let paths: Vec<PathBuf> = cfg.mon.values().map(Config::mon_keyring_path).collect();
+    let text = match paths.iter().find(|p| p.exists()) {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?,
+        None => format!(
+            "[mon.]\n\tkey = {}\n\tcaps mon = \"allow *\"\n",
+            meridian_auth::generate_key()
+        ),
     };
+    for p in paths.iter().filter(|p| !p.exists()) {
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+        }
+        meridian_auth::write_keyring_file(p, &text)
+            .with_context(|| format!("write {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Waits until the monitors wrote `client.admin`'s keyring (the leader
+/// creates the key right after bootstrap).
+async fn wait_admin_keyring(cfg: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
+    let mon = cfg
+        .mon
+        .values()
+        .next()
+        .context("the config has no monitor")?;
     let path = cfg.admin_keyring_path(mon);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() && Instant::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        if Instant::now() > deadline {
+            bail!(
+                "the monitors did not write {} within 60s (no quorum?); see {}/log/",
+                path.display(),
+                dir.display()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    if path.exists() {
-        format!("{} (client.admin; `meridian auth ls`)", path.display())
-    } else {
-        format!(
-            "{} not written yet (see the monitors' logs)",
-            path.display()
-        )
+    Ok(path)
+}
+
+/// Makes sure the keyring at `path` holds `name`'s key: gets (or creates,
+/// with `caps`) the entity and adds it to the file when it is not there.
+async fn ensure_daemon_key(
+    cluster: &Cluster,
+    path: &Path,
+    name: &str,
+    caps: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+    };
+    let ring = Keyring::parse(&text).with_context(|| format!("keyring {}", path.display()))?;
+    if ring.get(&name.parse()?).is_some() {
+        return Ok(());
     }
+    let add = AuthAdd {
+        entity: Some(AuthEntity {
+            name: name.into(),
+            key: String::new(),
+            caps: caps
+                .iter()
+                .map(|(s, c)| (s.to_string(), c.to_string()))
+                .collect(),
+        }),
+        get_or_create: true,
+        if_absent: false,
+    };
+    let reply = cluster
+        .mon_command(Cmd::AuthAdd(add))
+        .await
+        .with_context(|| format!("create {name}'s key"))?;
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+    }
+    meridian_auth::write_keyring_file(path, &format!("{text}{}", reply.message))
+        .with_context(|| format!("write {}", path.display()))
 }
 
 /// Waits until every PG is active+clean.
@@ -535,7 +621,15 @@ async fn start_s3(cfg: &Config, dir: &Path, cluster: &Cluster) -> anyhow::Result
             .context("create the dev user")?,
         Err(e) => return Err(e).context("read the dev user"),
     };
-    for id in cfg.gateway.keys() {
+    for (id, g) in &cfg.gateway {
+        let keyring = cfg.gateway_keyring_path(g);
+        ensure_daemon_key(
+            cluster,
+            &keyring,
+            &format!("client.gateway.{id}"),
+            GATEWAY_CAPS,
+        )
+        .await?;
         let pidf = dir.join("run").join(format!("gateway.{id}.pid"));
         if read_pid(&pidf).map(pid_alive).unwrap_or(false) {
             continue;

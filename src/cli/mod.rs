@@ -11,7 +11,7 @@ pub mod rgw;
 pub mod sync;
 
 use anyhow::Context as _;
-use meridian_client::{ClientOptions, Cluster};
+use meridian_client::{ClientOptions, Cluster, Credentials};
 use meridian_common::Config;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +31,10 @@ pub struct Ctx {
     pub conf: Option<PathBuf>,
     /// `--format`.
     pub format: Format,
+    /// `-n/--name`: the entity to act as.
+    pub name: String,
+    /// `-k/--keyring`.
+    pub keyring: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -40,11 +44,36 @@ impl Ctx {
         Ok(Config::load(&path)?)
     }
 
+    /// The key this tool acts with: `-n` from `-k` or `[global] keyring`.
+    /// Without a keyring the tool calls unauthenticated, which only a
+    /// cluster with `auth_required = false` serves.
+    pub fn credentials(&self, cfg: &Config) -> anyhow::Result<Option<Credentials>> {
+        let name: meridian_auth::EntityName = self
+            .name
+            .parse()
+            .with_context(|| format!("-n/--name {:?}", self.name))?;
+        let path = self
+            .keyring
+            .clone()
+            .unwrap_or_else(|| cfg.client_keyring_path());
+        if self.keyring.is_none() && !path.exists() && !cfg.global.auth_required {
+            return Ok(None);
+        }
+        if path.as_os_str().is_empty() {
+            anyhow::bail!(
+                "no keyring for {name}: pass -k/--keyring or set [global] keyring in {}",
+                cfg.path.display()
+            );
+        }
+        Ok(Some(Credentials::from_keyring(&path, &name)?))
+    }
+
     /// Connects a client to the configured monitors.
     pub async fn connect(&self) -> anyhow::Result<Cluster> {
         let cfg = self.config()?;
         let opts = ClientOptions {
             op_timeout: Duration::from_millis(cfg.global.client_op_timeout_ms),
+            credentials: self.credentials(&cfg)?,
             ..Default::default()
         };
         Cluster::connect(cfg.monitor_addrs(), opts)

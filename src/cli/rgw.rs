@@ -203,7 +203,7 @@ pub async fn open_zone(ctx: &Ctx, z: &ZoneArg) -> anyhow::Result<Zone> {
         .clone()
         .unwrap_or_else(|| cfg.global.rgw_zone.clone());
     let params = ZoneParams::from_global(&cfg.global, &name, &cfg.global.rgw_zonegroup);
-    let cluster = meridian_gateway::connect(&cfg).await?;
+    let cluster = meridian_gateway::connect(&cfg, ctx.credentials(&cfg)?).await?;
     Zone::open(cluster, params)
         .await
         .with_context(|| format!("open zone {name}"))

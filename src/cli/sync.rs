@@ -269,7 +269,7 @@ async fn agent(ctx: &Ctx, z: &ZoneArg, args: AgentArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("read agent config {}", path.display()))?;
             let conf = AgentConfig::parse(&text)
                 .with_context(|| format!("agent config {}", path.display()))?;
-            let cluster = meridian_gateway::connect(&cfg).await?;
+            let cluster = meridian_gateway::connect(&cfg, ctx.credentials(&cfg)?).await?;
             let map = cluster.map().map.clone();
             let pair = meridian_sync::pair::resolve(&conf, &map, args.metadata_only)
                 .await

@@ -5,7 +5,8 @@
 
 pub mod python;
 
-use meridian_client::{ClientOptions, Cluster};
+use meridian_auth::EntityName;
+use meridian_client::{ClientOptions, Cluster, Credential, Credentials, TicketKeeper};
 use meridian_common::Config;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -145,12 +146,27 @@ impl TestCluster {
         Config::load(&self.conf()).expect("load config")
     }
 
+    /// `client.admin`'s key, from the keyring `dev up` wrote.
+    pub fn admin(&self) -> Credentials {
+        Credentials::from_keyring(&self.config().client_keyring_path(), &EntityName::admin())
+            .expect("client.admin keyring")
+    }
+
+    /// A credential for calling monitors and OSDs directly as `client.admin`.
+    pub fn admin_cred(&self) -> Credential {
+        Credential::Ticket(TicketKeeper::new(
+            self.admin(),
+            self.config().monitor_addrs(),
+        ))
+    }
+
     /// A connected client.
     pub async fn client(&self) -> Cluster {
         Cluster::connect(
             self.config().monitor_addrs(),
             ClientOptions {
                 op_timeout: Duration::from_secs(60),
+                credentials: Some(self.admin()),
                 ..Default::default()
             },
         )
