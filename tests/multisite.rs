@@ -410,6 +410,23 @@ async fn seed_runbook_on_two_clusters_with_failures_and_failover() {
     assert!(!format!("{status:?}").contains(SK));
     let z = cli(&a, &["zone", "get", "--rgw-zone=us-east"]);
     assert_eq!(z["system_key"]["secret_key"], SK);
+    // A captured zone-to-zone request is served once, never twice.
+    let key = meridian_proto::multisite::SystemKey {
+        access_key: AK.into(),
+        secret_key: SK.into(),
+    };
+    let pull = meridian_sync::peer::sign(
+        meridian_proto::multisite::PullRealmRequest {
+            auth: None,
+            realm: "production".into(),
+        },
+        &key,
+    );
+    let mut zc = meridian_sync::peer::client(&ea).expect("zone client");
+    zc.pull_realm(pull.clone()).await.expect("signed pull");
+    let s = zc.pull_realm(pull).await.expect_err("replayed pull");
+    assert_eq!(s.code(), tonic::Code::Unauthenticated, "{s:?}");
+    assert!(s.message().contains("replayed"), "{}", s.message());
     // Running the command again converges: both clusters on one new epoch.
     cli(&a, &["period", "update", "--commit"]);
     let converged = wait_agree(&a, &b);

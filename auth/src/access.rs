@@ -533,4 +533,75 @@ mod tests {
         );
         assert!(authenticate(path, peer, &[], Some(&mon_key), 9).is_err());
     }
+
+    /// A deterministic stream of bytes (xorshift), for inputs no one chose.
+    fn noise(seed: u64) -> impl Iterator<Item = u8> {
+        let mut x = seed | 1;
+        std::iter::from_fn(move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            Some((x >> 24) as u8)
+        })
+    }
+
+    #[test]
+    fn arbitrary_headers_flipped_bits_and_junk_caps_are_refused_without_panics() {
+        let secret = ServiceSecret {
+            id: 1,
+            secret: [7; 32],
+        };
+        let key = [8u8; 32];
+        let claims = ticket::Claims {
+            entity: "client.a".into(),
+            caps: BTreeMap::from([("osd".to_string(), "allow rw pool=data".to_string())]),
+            issued_ms: 0,
+            expires_ms: u64::MAX,
+        };
+        let issued = ticket::issue(&secret, &key, &claims, [1; 16], [2; 32]).expect("issue");
+        let session = ticket::open_session(&key, &issued).unwrap();
+        let path = "/meridian.osd.OsdService/Op";
+        let (time, sig) = sign(&session, path, 10);
+        let secrets = [secret];
+        for round in 0..2_000u64 {
+            // One bit of the ticket flipped: never accepted.
+            let mut t = issued.ticket.clone();
+            let bit = (round as usize * 7919) % (t.len() * 8);
+            t[bit / 8] ^= 1 << (bit % 8);
+            let t64 = base64_simd::STANDARD.encode_to_string(&t);
+            let p = Presented {
+                ticket: Some(&t64),
+                time: Some(&time),
+                signature: Some(&sig),
+                peer: None,
+            };
+            assert!(
+                authenticate(path, p, &secrets, None, 10).is_err(),
+                "bit {bit}"
+            );
+            // Random header text: refused, no panic.
+            let junk: Vec<u8> = noise(round).take((round % 300) as usize).collect();
+            let text = String::from_utf8_lossy(&junk).into_owned();
+            let b64 = base64_simd::STANDARD.encode_to_string(&junk);
+            for p in [
+                Presented {
+                    ticket: Some(&b64),
+                    time: Some(&time),
+                    signature: Some(&sig),
+                    peer: None,
+                },
+                Presented {
+                    ticket: Some(&text),
+                    time: Some(&text),
+                    signature: Some(&b64),
+                    peer: Some(&text),
+                },
+            ] {
+                assert!(authenticate(path, p, &secrets, Some(&[3; 32]), 10).is_err());
+            }
+            let _ = ServiceCaps::parse("osd", &text);
+            let _ = crate::Keyring::parse(&text);
+            let _ = text.parse::<EntityName>();
+        }
+    }
 }

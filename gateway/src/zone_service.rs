@@ -19,12 +19,17 @@ use tonic::{Request, Response, Status};
 pub struct ZoneEndpoint {
     zone: Zone,
     site: Site,
+    replays: std::sync::Arc<peer::ReplayGuard>,
 }
 
 impl ZoneEndpoint {
     /// Serves `zone` as `site` says it is.
     pub fn new(zone: Zone, site: Site) -> Self {
-        Self { zone, site }
+        Self {
+            zone,
+            site,
+            replays: Default::default(),
+        }
     }
 
     fn cluster(&self) -> &Cluster {
@@ -62,8 +67,14 @@ impl ZoneEndpoint {
         let ak = msg.auth().map(|a| a.access_key.clone()).unwrap_or_default();
         let secret = self.system_secret(&ak).await;
         peer::verify(msg, |k| (k == ak).then_some(secret).flatten())
-            .map(|_| ())
-            .map_err(|e| Status::unauthenticated(e.to_string()))
+            .and_then(|_| {
+                let auth = msg.auth().ok_or(peer::AuthError::Missing)?;
+                self.replays.admit(auth, meridian_common::now_unix_ms())
+            })
+            .map_err(|e| match e {
+                peer::AuthError::Busy => Status::resource_exhausted(e.to_string()),
+                e => Status::unauthenticated(e.to_string()),
+            })
     }
 
     fn multisite(&self) -> MultisiteState {

@@ -1,6 +1,7 @@
 //! Zone-to-zone calls: a ZoneService client for a zone's endpoints and the
 //! request signature (HMAC-SHA256 with a system key over the method, the
-//! time and the SHA-256 of the request encoded without its signature).
+//! time, a nonce and the SHA-256 of the request encoded without its
+//! signature), with the receiver's memory of nonces against replays.
 
 use hmac::{Hmac, KeyInit, Mac};
 use meridian_proto::multisite::zone_service_client::ZoneServiceClient;
@@ -9,18 +10,30 @@ use sha2::{Digest as _, Sha256};
 use std::time::Duration;
 use tonic::transport::Channel;
 
-/// Largest clock difference a signed request may have (as S3's 15 minutes).
-pub const MAX_SKEW_MS: u64 = 15 * 60 * 1000;
+/// Largest clock difference a signed request may have. Short, because the
+/// receiver remembers every nonce for that long (see [`ReplayGuard`]).
+pub const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// Most nonces a receiver remembers (about 34 MB; over 3,000 requests a
+/// second for a whole window). Past it, requests are refused until the
+/// oldest expire, rather than let a replay through.
+pub const REPLAY_CAPACITY: usize = 1 << 20;
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The signature of a request body.
-pub fn signature(secret: &str, method: &str, unix_ms: u64, payload: &[u8]) -> String {
+pub fn signature(secret: &str, method: &str, unix_ms: u64, nonce: u64, payload: &[u8]) -> String {
     let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
         .expect("HMAC takes any key length");
-    m.update(format!("{method}\n{unix_ms}\n{}", hex(&Sha256::digest(payload))).as_bytes());
+    m.update(
+        format!(
+            "{method}\n{unix_ms}\n{nonce:016x}\n{}",
+            hex(&Sha256::digest(payload))
+        )
+        .as_bytes(),
+    );
     hex(&m.finalize().into_bytes())
 }
 
@@ -67,10 +80,12 @@ pub fn sign<T: Signed>(mut msg: T, key: &SystemKey) -> T {
     *msg.auth_mut() = None;
     let payload = msg.encode_to_vec();
     let now = meridian_common::now_unix_ms();
+    let nonce = rand::random::<u64>() | 1;
     *msg.auth_mut() = Some(ZoneAuth {
         access_key: key.access_key.clone(),
         unix_ms: now,
-        signature: signature(&key.secret_key, T::METHOD, now, &payload),
+        signature: signature(&key.secret_key, T::METHOD, now, nonce, &payload),
+        nonce,
     });
     msg
 }
@@ -82,8 +97,14 @@ pub enum AuthError {
     #[error("the request is not signed with a system key")]
     Missing,
     /// Too far from our clock.
-    #[error("the request time is {0} ms away from this zone's clock (limit 15 minutes)")]
+    #[error("the request time is {0} ms away from this zone's clock (limit 5 minutes)")]
     Skewed(u64),
+    /// A request already accepted once.
+    #[error("request replayed: nonce {0:016x} was already used")]
+    Replayed(u64),
+    /// Too many requests within the window to remember them all.
+    #[error("too many zone requests within {} minutes; retry", MAX_SKEW_MS / 60_000)]
+    Busy,
     /// Not a system key of this zone.
     #[error("access key {0} is not a system key of this zone")]
     UnknownKey(String),
@@ -107,7 +128,13 @@ pub fn verify<T: Signed>(
         .ok_or_else(|| AuthError::UnknownKey(auth.access_key.clone()))?;
     let mut bare = msg.clone();
     *bare.auth_mut() = None;
-    let want = signature(&secret, T::METHOD, auth.unix_ms, &bare.encode_to_vec());
+    let want = signature(
+        &secret,
+        T::METHOD,
+        auth.unix_ms,
+        auth.nonce,
+        &bare.encode_to_vec(),
+    );
     // Constant-time enough for hex of equal length: compare every byte.
     let same = want.len() == auth.signature.len()
         && want
@@ -119,6 +146,48 @@ pub fn verify<T: Signed>(
         return Err(AuthError::BadSignature(auth.access_key));
     }
     Ok(auth.access_key)
+}
+
+/// The nonces of the requests a zone accepted, each kept while its request
+/// time is within [`MAX_SKEW_MS`] of now: a request sent twice is refused
+/// the second time.
+#[derive(Default)]
+pub struct ReplayGuard {
+    seen: std::sync::Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Nonce → the time after which its request is too old anyway.
+    expiry: std::collections::HashMap<u64, u64>,
+    /// Nonces in the order they were accepted, with their expiry.
+    order: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl ReplayGuard {
+    /// Accepts `auth` (already verified) unless its nonce was accepted before.
+    pub fn admit(&self, auth: &ZoneAuth, now_ms: u64) -> Result<(), AuthError> {
+        let mut s = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(&(n, exp)) = s.order.front() {
+            if exp >= now_ms {
+                break;
+            }
+            s.order.pop_front();
+            if s.expiry.get(&n) == Some(&exp) {
+                s.expiry.remove(&n);
+            }
+        }
+        if s.expiry.contains_key(&auth.nonce) {
+            return Err(AuthError::Replayed(auth.nonce));
+        }
+        if s.expiry.len() >= REPLAY_CAPACITY {
+            return Err(AuthError::Busy);
+        }
+        let exp = auth.unix_ms.saturating_add(MAX_SKEW_MS);
+        s.expiry.insert(auth.nonce, exp);
+        s.order.push_back((auth.nonce, exp));
+        Ok(())
+    }
 }
 
 /// A client of a zone endpoint (`http://host:port`, the gateway's S3 port)
@@ -242,8 +311,52 @@ mod tests {
         ));
         let unsigned = PullRealmRequest::default();
         assert!(matches!(verify(&unsigned, good), Err(AuthError::Missing)));
-        let mut old = req;
+        let mut old = req.clone();
         old.auth.as_mut().unwrap().unix_ms -= MAX_SKEW_MS + 1000;
         assert!(matches!(verify(&old, good), Err(AuthError::Skewed(_))));
+        let mut renonced = req;
+        renonced.auth.as_mut().unwrap().nonce ^= 2;
+        assert!(matches!(
+            verify(&renonced, good),
+            Err(AuthError::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn a_request_is_accepted_once_within_its_window() {
+        let key = SystemKey {
+            access_key: "AK".into(),
+            secret_key: "SK".into(),
+        };
+        let req = sign(PullRealmRequest::default(), &key);
+        let again = sign(PullRealmRequest::default(), &key);
+        let auth = req.auth.clone().unwrap();
+        assert_ne!(auth.nonce, again.auth.as_ref().unwrap().nonce);
+        let guard = ReplayGuard::default();
+        let now = auth.unix_ms;
+        guard.admit(&auth, now).unwrap();
+        assert!(matches!(
+            guard.admit(&auth, now + 1000),
+            Err(AuthError::Replayed(_))
+        ));
+        guard.admit(again.auth.as_ref().unwrap(), now).unwrap();
+
+        // Once its time is out of the window a nonce is forgotten (the
+        // signature check refuses such a request by then).
+        let guard = ReplayGuard::default();
+        let at = |nonce, unix_ms| ZoneAuth {
+            nonce,
+            unix_ms,
+            ..Default::default()
+        };
+        guard.admit(&at(1, 1_000), 1_000).unwrap();
+        guard.admit(&at(2, 1_000), 1_000).unwrap();
+        assert!(matches!(
+            guard.admit(&at(1, 1_000), 2_000),
+            Err(AuthError::Replayed(1))
+        ));
+        let later = 1_000 + MAX_SKEW_MS + 1;
+        guard.admit(&at(3, later), later).unwrap();
+        assert_eq!(guard.seen.lock().unwrap().expiry.len(), 1);
     }
 }
