@@ -160,10 +160,13 @@ impl TicketKeeper {
         *self.held.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(h));
     }
 
-    /// Proves the key to a monitor (each in turn) and opens the ticket.
+    /// Proves the key to a monitor (each in turn) and opens the ticket. A
+    /// refusal counts only when every monitor refused: one that is behind
+    /// (just restarted) may not know a new entity yet.
     async fn authenticate(&self) -> Result<Held, Status> {
         let name = self.creds.name.to_string();
         let mut last = Status::unavailable("no monitor addresses configured");
+        let mut refusals = 0;
         let start = rand::random::<u32>() as usize;
         for i in 0..self.mons.len() {
             let addr = &self.mons[(start + i) % self.mons.len()];
@@ -194,13 +197,17 @@ impl TicketKeeper {
                         tonic::Code::Unauthenticated | tonic::Code::InvalidArgument
                     ) =>
                 {
-                    return Err(Status::unauthenticated(format!(
+                    refusals += 1;
+                    last = Status::unauthenticated(format!(
                         "monitor at {addr} refused {name}'s key: {} (check the keyring)",
                         s.message()
-                    )));
+                    ));
                 }
                 Err(s) => last = s,
             }
+        }
+        if refusals == self.mons.len() {
+            return Err(last);
         }
         Err(Status::unavailable(format!(
             "cannot get a ticket for {name} from any monitor ({}): {}",

@@ -234,6 +234,12 @@ pub fn authenticate(
     let nonce: ticket::Nonce = r.nonce[..]
         .try_into()
         .map_err(|_| AuthFailure::Invalid("the nonce is 16 bytes".into()))?;
+    // A monitor that has not applied its state yet (just restarted) knows
+    // no secret: it must not call anyone's key wrong.
+    let secrets = st.ticket_secrets();
+    let service = secrets
+        .last()
+        .ok_or_else(|| AuthFailure::NotReady("no service secret yet; retry".into()))?;
     let refused = || AuthFailure::Refused(format!("{name}: unknown entity or wrong key"));
     let entity = st.entities.get(&name.to_string()).ok_or_else(refused)?;
     let key = ticket::key_bytes(&entity.name, &entity.key).map_err(|_| refused())?;
@@ -250,10 +256,6 @@ pub fn authenticate(
         meridian_auth::AuthError::Skew { .. } => AuthFailure::Refused(format!("{name}: {e}")),
         _ => refused(),
     })?;
-    let secrets = st.ticket_secrets();
-    let service = secrets
-        .last()
-        .ok_or_else(|| AuthFailure::NotReady("no service secret yet; retry".into()))?;
     let claims = ticket::Claims {
         entity: entity.name.clone(),
         caps: entity.caps.clone().into_iter().collect(),
