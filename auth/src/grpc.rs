@@ -65,6 +65,18 @@ impl Credentials {
     }
 }
 
+/// A lazily connected channel to the monitor at `addr`, with the short
+/// timeouts of the calls made here (getting tickets and secrets).
+fn mon_channel(addr: &str) -> Result<tonic::transport::Channel, String> {
+    Ok(
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .connect_lazy(),
+    )
+}
+
 /// A ticket in hand.
 struct Held {
     ticket: HeaderValue,
@@ -170,15 +182,11 @@ impl TicketKeeper {
         let start = rand::random::<u32>() as usize;
         for i in 0..self.mons.len() {
             let addr = &self.mons[(start + i) % self.mons.len()];
-            let Ok(ep) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) else {
+            let Ok(ch) = mon_channel(addr) else {
                 last = Status::invalid_argument(format!("bad monitor address {addr:?}"));
                 continue;
             };
-            let mut mon = MonServiceClient::new(
-                ep.connect_timeout(Duration::from_secs(2))
-                    .timeout(Duration::from_secs(5))
-                    .connect_lazy(),
-            );
+            let mut mon = MonServiceClient::new(ch);
             let (unix_ms, nonce) = (now_ms(), ticket::fresh_nonce());
             let req = AuthenticateRequest {
                 entity: name.clone(),
@@ -258,15 +266,6 @@ pub enum Credential {
 }
 
 impl Credential {
-    /// The entity these credentials stand for, for messages.
-    pub fn name(&self) -> String {
-        match self {
-            Credential::Anonymous => "(anonymous)".into(),
-            Credential::Ticket(k) => k.name().to_string(),
-            Credential::MonPeer(_) => "mon.".into(),
-        }
-    }
-
     async fn stamp(&self, req: &mut http::Request<Body>) -> Result<(), Status> {
         let path = req.uri().path().to_string();
         let now = now_ms();
@@ -403,11 +402,8 @@ impl FetchedSecrets {
     async fn fetch(&self, mons: &[String], cred: &Credential) -> Result<usize, String> {
         let mut last = String::from("no monitor addresses configured");
         for addr in mons {
-            let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|e| e.to_string())?
-                .connect_timeout(Duration::from_secs(2))
-                .timeout(Duration::from_secs(5));
-            let mut mon = MonServiceClient::new(Signed::new(ep.connect_lazy(), cred.clone()));
+            let ch = mon_channel(addr)?;
+            let mut mon = MonServiceClient::new(Signed::new(ch, cred.clone()));
             match mon
                 .get_service_secrets(meridian_proto::mon::ServiceSecretsRequest {})
                 .await
