@@ -94,6 +94,17 @@ fn s3_clients_against_two_gateways() {
         .env("S3_SECRET_KEY2", &sk2)
         .env("S3_ZONEGROUP", &cfg.global.rgw_zonegroup)
         .env("S3_VHOST_DOMAIN", "s3.localhost")
+        .env(
+            "S3_TLS_ENDPOINT",
+            format!(
+                "https://{}",
+                cfg.gateway["0"]
+                    .tls_addr
+                    .as_deref()
+                    .expect("dev up gives every gateway an HTTPS listener")
+            ),
+        )
+        .env("S3_CA_BUNDLE", &cfg.global.tls_ca_file)
         .env("MERIDIAN_BIN", bin())
         .env("MERIDIAN_CONF", tc.conf())
         .env("MERIDIAN_DEV_DIR", &tc.dir)

@@ -99,6 +99,20 @@ async fn two_zones_replicate_both_ways_through_kills_and_conflicts() {
         2,
         &["-o", "rgw_sync_reconcile_s=5", "-o", "rgw_sync_lease_s=6"],
     );
+    // Everything below crosses between the zones over TLS: `dev up` gives
+    // them HTTPS endpoints with certificates of its CA.
+    let period = cli_json(&a, &["period", "get"]);
+    let endpoints: Vec<&str> = period["period_map"]["zonegroups"][0]["zones"]
+        .as_array()
+        .expect("zones of the period")
+        .iter()
+        .flat_map(|z| z["endpoints"].as_array().into_iter().flatten())
+        .filter_map(|e| e.as_str())
+        .collect();
+    assert!(
+        endpoints.len() >= 2 && endpoints.iter().all(|e| e.starts_with("https://")),
+        "zone endpoints are not all HTTPS: {endpoints:?}"
+    );
     let dev = keys(&a, "dev");
     assert_eq!(
         keys(&b, "dev"),
@@ -165,7 +179,7 @@ async fn two_zones_replicate_both_ways_through_kills_and_conflicts() {
     b.kill9("gateway.0");
     writer.await.unwrap();
     b.start_daemon("gateway.0");
-    wait_s3(&cb, "sync").await;
+    wait_s3(&b, &cb, "sync").await;
     for i in 0..60 {
         cb.put("sync", &format!("b/{i:03}"), body(i, "b"))
             .await
@@ -229,7 +243,7 @@ async fn two_zones_replicate_both_ways_through_kills_and_conflicts() {
         "gateway.0",
         &[("FAILPOINTS", "sync::apply_delay=return(1500)")],
     );
-    wait_s3(&cb, "sync").await;
+    wait_s3(&b, &cb, "sync").await;
     // Each write takes at least 1.5 s to apply: right after it, it is pending.
     let end = Instant::now() + Duration::from_secs(5);
     let mut i = 0;
@@ -303,11 +317,15 @@ fn cli_wrap<'a>(tc: &'a TestCluster, args: &[&str]) -> &'a TestCluster {
     tc
 }
 
-/// Waits until the gateway answers S3 again.
-async fn wait_s3(c: &S3Client, bucket: &str) {
+/// Waits until `tc`'s gateway answers S3 again (its logs and the last
+/// error shown if it does not).
+async fn wait_s3(tc: &TestCluster, c: &S3Client, bucket: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while c.ensure_bucket(bucket).await.is_err() {
-        assert!(Instant::now() < deadline, "gateway does not answer");
+    while let Err(e) = c.ensure_bucket(bucket).await {
+        if Instant::now() > deadline {
+            tc.dump_logs();
+            panic!("the gateway does not answer within 30 s: {e:#}");
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

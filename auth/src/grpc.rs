@@ -68,13 +68,11 @@ impl Credentials {
 /// A lazily connected channel to the monitor at `addr`, with the short
 /// timeouts of the calls made here (getting tickets and secrets).
 fn mon_channel(addr: &str) -> Result<tonic::transport::Channel, String> {
-    Ok(
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .connect_lazy(),
-    )
+    Ok(crate::transport::endpoint(addr)
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5))
+        .connect_lazy())
 }
 
 /// A ticket in hand.

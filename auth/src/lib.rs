@@ -12,6 +12,7 @@ mod entity;
 pub mod grpc;
 mod keyring;
 pub mod ticket;
+pub mod transport;
 
 pub use caps::{Grant, Perms, PoolMatch, ServiceCaps, validate_caps};
 pub use entity::{EntityName, EntityType};

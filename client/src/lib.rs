@@ -110,8 +110,8 @@ struct Inner {
 }
 
 fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| ClientError::Invalid(format!("bad address {addr:?}: {e}")))?
+    Ok(meridian_auth::transport::endpoint(addr)
+        .map_err(|e| ClientError::Invalid(format!("monitor/OSD address {addr:?}: {e}")))?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .http2_adaptive_window(true))

@@ -73,6 +73,13 @@ pub struct GlobalSection {
     /// capability) on every call. `false` only for a cluster upgraded from
     /// before authentication, until every daemon has its keyring.
     pub auth_required: bool,
+    /// PEM bundle of the CAs trusted for `https://` zone endpoints (zone-to-zone
+    /// sync, realm pull, period push) instead of the system's roots.
+    pub tls_ca_file: String,
+    /// Monitors and OSDs serve gRPC over TLS (each `[mon.N]`/`[osd.N]` names
+    /// its `tls_cert` and `tls_key`), and every client of theirs connects
+    /// with TLS, verifying them with `tls_ca_file` (Ceph's `ms_mode secure`).
+    pub internal_tls: bool,
     /// Lifetime of a ticket (s); the monitors rotate the secret that signs
     /// tickets as often, keeping the previous ones while their tickets live.
     pub auth_service_ticket_ttl_s: u64,
@@ -188,6 +195,8 @@ impl Default for GlobalSection {
             mon_host: Vec::new(),
             keyring: String::new(),
             auth_required: true,
+            tls_ca_file: String::new(),
+            internal_tls: false,
             auth_service_ticket_ttl_s: 3600,
             osd_heartbeat_interval_ms: 1000,
             osd_heartbeat_grace_ms: 6000,
@@ -238,6 +247,12 @@ pub struct MonSection {
     /// Prometheus metrics listen address (optional).
     #[serde(default)]
     pub metrics_addr: Option<String>,
+    /// PEM certificate served when `internal_tls` is on.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// Its PEM private key.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// One OSD daemon.
@@ -251,6 +266,12 @@ pub struct OsdSection {
     /// Keyring holding this OSD's `osd.N` key (default: `keyring` in `data`).
     #[serde(default)]
     pub keyring: Option<PathBuf>,
+    /// PEM certificate served when `internal_tls` is on.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// Its PEM private key.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
     /// CRUSH location: host name (defaults to the machine's hostname).
     #[serde(default)]
     pub host: Option<String>,
@@ -289,8 +310,18 @@ pub struct OsdSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewaySection {
-    /// S3 (HTTP) listen address; Ceph's default port is 7480.
+    /// S3 (HTTP) listen address; Ceph's default port is 7480. With a
+    /// certificate and no `tls_addr`, this address serves HTTPS instead.
     pub addr: String,
+    /// HTTPS listen address beside the plain one (RGW's `ssl_port`).
+    #[serde(default)]
+    pub tls_addr: Option<String>,
+    /// PEM certificate chain served over HTTPS (leaf first).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
     /// Zone served (defaults to global.rgw_zone).
     #[serde(default)]
     pub zone: Option<String>,
@@ -300,6 +331,60 @@ pub struct GatewaySection {
     /// Prometheus metrics listen address (optional).
     #[serde(default)]
     pub metrics_addr: Option<String>,
+}
+
+/// Where a gateway listens and whether over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayListeners {
+    /// Plain HTTP address, if any.
+    pub http: Option<String>,
+    /// HTTPS address and its certificate and key files, if any.
+    pub https: Option<(String, PathBuf, PathBuf)>,
+}
+
+impl GatewaySection {
+    /// The listeners this section asks for: `addr` plain; `tls_addr` HTTPS
+    /// beside it; a certificate without `tls_addr` turns `addr` into HTTPS.
+    pub fn tls_listeners(&self) -> Result<GatewayListeners, String> {
+        let files = match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => return Err("tls_cert and tls_key go together".into()),
+        };
+        let addr = (!self.addr.is_empty()).then(|| self.addr.clone());
+        match (files, &self.tls_addr) {
+            (None, Some(_)) => Err("tls_addr needs tls_cert and tls_key".into()),
+            (None, None) => match addr {
+                Some(a) => Ok(GatewayListeners {
+                    http: Some(a),
+                    https: None,
+                }),
+                None => Err("no listen address: set addr".into()),
+            },
+            (Some((c, k)), Some(t)) => Ok(GatewayListeners {
+                http: addr,
+                https: Some((t.clone(), c, k)),
+            }),
+            (Some((c, k)), None) => match addr {
+                Some(a) => Ok(GatewayListeners {
+                    http: None,
+                    https: Some((a, c, k)),
+                }),
+                None => Err("no listen address: set addr or tls_addr".into()),
+            },
+        }
+    }
+
+    /// The URL other zones reach this gateway at (HTTPS when it serves it).
+    pub fn endpoint_url(&self) -> String {
+        match self.tls_listeners() {
+            Ok(GatewayListeners {
+                https: Some((a, _, _)),
+                ..
+            }) => format!("https://{a}"),
+            _ => format!("http://{}", self.addr),
+        }
+    }
 }
 
 fn default_block_size() -> String {
@@ -372,6 +457,34 @@ impl Config {
                     osd.engine
                 )));
             }
+        }
+        if self.global.internal_tls {
+            if self.global.tls_ca_file.is_empty() {
+                return Err(invalid(
+                    "internal_tls needs tls_ca_file (the CA that signed the daemons' certificates)"
+                        .into(),
+                ));
+            }
+            let daemons = self
+                .mon
+                .iter()
+                .map(|(id, m)| (format!("mon.{id}"), &m.tls_cert, &m.tls_key))
+                .chain(
+                    self.osd
+                        .iter()
+                        .map(|(id, o)| (format!("osd.{id}"), &o.tls_cert, &o.tls_key)),
+                );
+            for (name, cert, key) in daemons {
+                if cert.is_none() || key.is_none() {
+                    return Err(invalid(format!(
+                        "[{name}]: internal_tls needs tls_cert and tls_key"
+                    )));
+                }
+            }
+        }
+        for (id, gw) in &self.gateway {
+            gw.tls_listeners()
+                .map_err(|e| invalid(format!("[gateway.{id}]: {e}")))?;
         }
         if self.global.osd_heartbeat_grace_ms <= self.global.osd_heartbeat_interval_ms {
             return Err(invalid(
@@ -480,6 +593,56 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_listeners_follow_addr_tls_addr_and_the_certificate() {
+        let gw = |addr: &str, tls_addr: Option<&str>, cert: bool, key: bool| GatewaySection {
+            addr: addr.into(),
+            tls_addr: tls_addr.map(Into::into),
+            tls_cert: cert.then(|| PathBuf::from("c.pem")),
+            tls_key: key.then(|| PathBuf::from("k.pem")),
+            zone: None,
+            keyring: None,
+            metrics_addr: None,
+        };
+        let files = (PathBuf::from("c.pem"), PathBuf::from("k.pem"));
+        let plain = gw("h:1", None, false, false);
+        assert_eq!(
+            plain.tls_listeners().unwrap(),
+            GatewayListeners {
+                http: Some("h:1".into()),
+                https: None
+            }
+        );
+        assert_eq!(plain.endpoint_url(), "http://h:1");
+        let both = gw("h:1", Some("h:2"), true, true);
+        assert_eq!(
+            both.tls_listeners().unwrap(),
+            GatewayListeners {
+                http: Some("h:1".into()),
+                https: Some(("h:2".into(), files.0.clone(), files.1.clone()))
+            }
+        );
+        assert_eq!(both.endpoint_url(), "https://h:2");
+        // A certificate without tls_addr: addr itself is HTTPS.
+        let only = gw("h:1", None, true, true);
+        assert_eq!(
+            only.tls_listeners().unwrap(),
+            GatewayListeners {
+                http: None,
+                https: Some(("h:1".into(), files.0, files.1))
+            }
+        );
+        assert_eq!(only.endpoint_url(), "https://h:1");
+        for bad in [
+            gw("h:1", None, true, false),
+            gw("h:1", None, false, true),
+            gw("h:1", Some("h:2"), false, false),
+            gw("", None, false, false),
+        ] {
+            assert!(bad.tls_listeners().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn loads_sections_and_rejects_bad_values() {

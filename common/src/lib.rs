@@ -6,7 +6,9 @@ pub mod failpoints;
 pub mod metrics;
 pub mod size;
 
-pub use config::{Config, ConfigError, GatewaySection, GlobalSection, MonSection, OsdSection};
+pub use config::{
+    Config, ConfigError, GatewayListeners, GatewaySection, GlobalSection, MonSection, OsdSection,
+};
 
 /// Milliseconds since the Unix epoch (wall clock; used for mtimes and down timers).
 pub fn now_unix_ms() -> u64 {

@@ -19,20 +19,16 @@ impl ZoneAuth {
     pub fn new(zone: Zone) -> Self {
         Self { zone }
     }
-}
 
-#[async_trait::async_trait]
-impl S3Auth for ZoneAuth {
-    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+    /// The secret of `access_key`.
+    pub async fn secret_of(&self, access_key: &str) -> S3Result<String> {
         match self.zone.user_by_key(access_key).await {
-            Ok(user) => {
-                let key = user
-                    .keys
-                    .iter()
-                    .find(|k| k.access_key == access_key)
-                    .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
-                Ok(SecretKey::from(key.secret_key.as_str()))
-            }
+            Ok(user) => user
+                .keys
+                .iter()
+                .find(|k| k.access_key == access_key)
+                .map(|k| k.secret_key.clone())
+                .ok_or_else(|| s3_error!(InvalidAccessKeyId)),
             Err(ZoneError::NoSuchAccessKey(_)) => Err(s3_error!(
                 InvalidAccessKeyId,
                 "The AWS Access Key Id you provided does not exist in our records."
@@ -42,6 +38,13 @@ impl S3Auth for ZoneAuth {
                 Err(s3_error!(ServiceUnavailable, "cannot read users: {}", e))
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Auth for ZoneAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        Ok(SecretKey::from(self.secret_of(access_key).await?))
     }
 }
 

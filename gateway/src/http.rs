@@ -30,6 +30,10 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 pub struct Gateway {
     s3: S3Service,
     grpc: tonic::service::Routes,
+    /// Secrets for the gateway's own SigV2 check.
+    keys: ZoneAuth,
+    /// Virtual-host parsing (the SigV2 resource includes the bucket).
+    vhost: Option<ZoneHost>,
 }
 
 /// Builds the handler for one zone (`dns`: virtual-host base domain).
@@ -43,10 +47,10 @@ pub fn service(zone: Zone, site: Site, dns: Option<String>) -> Gateway {
     )
     .add_service(meridian_proto::reflection_service());
     let mut b = S3ServiceBuilder::new(MeridianS3::new(zone.clone(), site));
-    b.set_auth(ZoneAuth::new(zone));
+    b.set_auth(ZoneAuth::new(zone.clone()));
     b.set_access(crate::auth::OwnerChecksInHandlers);
-    if let Some(d) = dns {
-        b.set_host(ZoneHost::new(d));
+    if let Some(d) = &dns {
+        b.set_host(ZoneHost::new(d.clone()));
     }
     let mut cfg = s3s::config::S3Config::default();
     cfg.xml_max_body_size = MAX_XML_BODY;
@@ -56,6 +60,8 @@ pub fn service(zone: Zone, site: Site, dns: Option<String>) -> Gateway {
     Gateway {
         s3: b.build(),
         grpc,
+        keys: ZoneAuth::new(zone),
+        vhost: dns.map(ZoneHost::new),
     }
 }
 
@@ -103,6 +109,53 @@ fn with_request_id(body: &[u8], rid: &str) -> Option<Bytes> {
 }
 
 impl Gateway {
+    /// Refuses a SigV2 request whose signature does not match (compared in
+    /// constant time; see [`crate::sigv2`]) and HTML-form POST uploads.
+    /// Anything else, including an unknown access key, goes on to s3s.
+    async fn check_sigv2<B>(&self, req: &http::Request<B>) -> Option<crate::auth::Refusal> {
+        use crate::sigv2;
+        if sigv2::is_form_post(req) {
+            return Some(crate::auth::Refusal {
+                status: 501,
+                code: "NotImplemented",
+                message: "POST object uploads (HTML forms) are not supported; use PUT".into(),
+            });
+        }
+        // Cheap test first: nearly every request is SigV4.
+        let maybe_v2 = req.uri().query().is_some_and(|q| q.contains("Signature="))
+            || req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .is_some_and(|a| a.as_bytes().starts_with(b"AWS "));
+        if !maybe_v2 {
+            return None;
+        }
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        let vhost = match (&self.vhost, host) {
+            (Some(v), Some(h)) => s3s::host::S3Host::parse_host_header(v, h).ok(),
+            _ => None,
+        };
+        let signed = sigv2::Signed::of(req, vhost.as_ref().and_then(|v| v.bucket()))?;
+        let claim = signed.claim()?;
+        let secret = self.keys.secret_of(&claim.access_key).await.ok()?;
+        if sigv2::signature_matches(
+            &secret,
+            &signed.string_to_sign(claim.mode),
+            &claim.signature,
+        ) {
+            return None;
+        }
+        Some(crate::auth::Refusal {
+            status: 403,
+            code: "SignatureDoesNotMatch",
+            message: "The request signature we calculated does not match the signature you provided. Check your key and signing method.".into(),
+        })
+    }
+
     /// Handles one request.
     pub async fn handle(
         &self,
@@ -140,6 +193,8 @@ impl Gateway {
         } else if let Some(r) =
             crate::auth::pre_signature_check(req.uri(), req.headers(), std::time::SystemTime::now())
         {
+            xml_error(r.status, r.code, &r.message, &rid)
+        } else if let Some(r) = self.check_sigv2(&req).await {
             xml_error(r.status, r.code, &r.message, &rid)
         } else {
             let req = req.map(Body::from);
@@ -195,10 +250,23 @@ impl Gateway {
     }
 }
 
-/// Accepts connections until `shutdown` completes, then waits up to `drain`
-/// for requests in flight (no new ones are read; keep-alive connections close).
+/// One listening socket of a gateway, plain or TLS.
+pub struct Listener {
+    /// The bound socket.
+    pub tcp: tokio::net::TcpListener,
+    /// Set: every connection is a TLS one.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// A TLS handshake that has not finished by then is dropped (a client that
+/// connects and sends nothing must not hold a task forever).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections on every listener until `shutdown` completes, then
+/// waits up to `drain` for requests in flight (no new ones are read;
+/// keep-alive connections close).
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listeners: Vec<Listener>,
     gw: Arc<Gateway>,
     shutdown: impl std::future::Future<Output = ()>,
     drain: Duration,
@@ -212,10 +280,14 @@ pub async fn serve(
         .keep_alive(true)
         .timer(TokioTimer::new())
         .header_read_timeout(Some(Duration::from_secs(60)));
+    let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
+        let accepts = listeners
+            .iter()
+            .map(|l| Box::pin(async move { (l.tcp.accept().await, l.tls.clone()) }));
         tokio::select! {
-            accepted = listener.accept() => {
+            ((accepted, tls), _, _) = futures::future::select_all(accepts) => {
                 let (stream, _) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
@@ -230,16 +302,38 @@ pub async fn serve(
                     let gw = gw.clone();
                     async move { gw.handle(req).await }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                let conn = graceful.watch(conn);
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    match tls {
+                        None => {
+                            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        }
+                        Some(acceptor) => {
+                            let stream = match tokio::time::timeout(
+                                TLS_HANDSHAKE_TIMEOUT,
+                                acceptor.accept(stream),
+                            )
+                            .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
+                            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        }
+                    }
                 });
             }
             _ = &mut shutdown => break,
         }
     }
-    drop(listener);
+    drop(listeners);
     tracing::info!("draining requests in flight");
     tokio::select! {
         _ = graceful.shutdown() => {}

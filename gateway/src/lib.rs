@@ -10,8 +10,10 @@ mod convert;
 pub mod http;
 pub use meridian_sync::peer;
 pub mod s3;
+mod sigv2;
 pub mod site;
 mod sync_rpc;
+pub mod tls;
 pub mod zone_service;
 
 use anyhow::Context as _;
@@ -57,6 +59,19 @@ pub async fn connect(cfg: &Config, credentials: Option<Credentials>) -> anyhow::
 pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
     let section = cfg.gateway_section(&id)?.clone();
     let params = zone_params(&cfg, &id)?;
+    let wanted = section
+        .tls_listeners()
+        .map_err(|e| anyhow::anyhow!("[gateway.{id}]: {e}"))?;
+    // Certificates first: a bad one is a configuration error, reported
+    // before anything else starts.
+    let tls = match &wanted.https {
+        Some((_, cert, key)) => Some(tls::acceptor(cert, key).with_context(|| {
+            format!("gateway.{id}: TLS (tls_cert/tls_key or --tls-cert/--tls-key)")
+        })?),
+        None => None,
+    };
+    peer::trust_ca_file(std::path::Path::new(&cfg.global.tls_ca_file))
+        .map_err(|e| anyhow::anyhow!("tls_ca_file: {e}"))?;
     // Fault injection for tests (`FAILPOINTS=sync::apply_delay=return(2000)`).
     meridian_common::failpoints::configure_from_env()
         .map_err(|e| anyhow::anyhow!("FAILPOINTS: {e}"))?;
@@ -96,17 +111,28 @@ pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
     }
     let dns = (!cfg.global.rgw_dns_name.is_empty()).then(|| cfg.global.rgw_dns_name.clone());
     let service = http::service(zone.clone(), site, dns);
-    let listener = tokio::net::TcpListener::bind(&section.addr)
-        .await
-        .with_context(|| format!("gateway.{id}: listen on {}", section.addr))?;
-    tracing::info!(
-        gateway = %id,
-        zone = %params.zone,
-        addr = %section.addr,
-        "S3 gateway listening"
-    );
+    let mut listeners = Vec::new();
+    for (addr, tls) in [
+        wanted.http.as_ref().map(|a| (a, None)),
+        wanted.https.as_ref().map(|(a, _, _)| (a, tls.clone())),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("gateway.{id}: listen on {addr}"))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(
+            gateway = %id,
+            zone = %params.zone,
+            url = %format!("{scheme}://{addr}"),
+            "S3 gateway listening"
+        );
+        listeners.push(http::Listener { tcp, tls });
+    }
     http::serve(
-        listener,
+        listeners,
         Arc::new(service),
         shutdown_signal(),
         DRAIN_TIMEOUT,

@@ -72,7 +72,13 @@ pub async fn run(cfg: Config, id: u64) -> anyhow::Result<()> {
             .with_context(|| format!("serve mon.{id} metrics on {m}"))?;
         tracing::info!(mon = id, %bound, "metrics on http://{bound}/metrics");
     }
-    tonic::transport::Server::builder()
+    let builder = meridian_auth::transport::server(
+        &format!("mon.{id}"),
+        cfg.global.internal_tls,
+        section.tls_cert.as_deref(),
+        section.tls_key.as_deref(),
+    )?;
+    builder
         .tcp_nodelay(true)
         .layer(meridian_auth::grpc::AuthLayer::new(
             secrets,

@@ -101,7 +101,7 @@ impl MonServer {
         let addr = self.peers.get(&leader).ok_or_else(|| {
             Status::unavailable(format!("leader mon.{leader} has no known address"))
         })?;
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        let ch = meridian_auth::transport::endpoint(addr)
             .map_err(|e| Status::internal(e.to_string()))?
             .connect_timeout(Duration::from_secs(1))
             .timeout(COMMAND_TIMEOUT)

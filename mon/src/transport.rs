@@ -48,7 +48,7 @@ async fn peer_sender(
     cred: Credential,
     mut rx: mpsc::Receiver<RaftMessage>,
 ) {
-    let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
+    let endpoint = match meridian_auth::transport::endpoint(&addr) {
         Ok(e) => e
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(2))

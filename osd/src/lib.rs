@@ -113,7 +113,13 @@ pub async fn run(cfg: Config, id: u32) -> anyhow::Result<()> {
         .addr
         .parse()
         .with_context(|| format!("osd.{id} addr {:?} is not host:port", section.addr))?;
-    let server = tonic::transport::Server::builder()
+    let builder = meridian_auth::transport::server(
+        &format!("osd.{id}"),
+        cfg.global.internal_tls,
+        section.tls_cert.as_deref(),
+        section.tls_key.as_deref(),
+    )?;
+    let server = builder
         .tcp_nodelay(true)
         .layer(meridian_auth::grpc::AuthLayer::new(
             secrets,

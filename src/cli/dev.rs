@@ -92,6 +92,7 @@ pub async fn run(_ctx: &Ctx, cmd: DevCmd) -> anyhow::Result<()> {
                 options,
                 gateways,
                 s3_port,
+                ca_dir: None,
             };
             match zones {
                 1 => up(&dir, &shape, pg_num).await,
@@ -169,6 +170,9 @@ pub struct Shape {
     pub gateways: u32,
     /// Port of the first gateway (0 = free port).
     pub s3_port: u16,
+    /// Directory of the CA that signs the gateways' certificates (default
+    /// `DIR/tls`; `--zones 2` shares one between its clusters).
+    pub ca_dir: Option<PathBuf>,
 }
 
 /// Writes a fresh cluster config into `dir`.
@@ -181,6 +185,7 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
         ref options,
         gateways,
         s3_port,
+        ref ca_dir,
     } = *shape;
     if ![1, 3, 5].contains(&mons) {
         bail!("--mons must be 1, 3 or 5 (a Raft majority needs an odd count)");
@@ -209,7 +214,15 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
     for o in options {
         cfg.global.set_option(o)?;
     }
+    // Every daemon gets a certificate from the directory's own CA: gateways
+    // serve HTTPS beside HTTP, and monitors and OSDs serve TLS when
+    // `-o internal_tls=true`. The cluster's tools trust the CA.
+    let tls_dir = dir.join("tls");
+    let ca = super::devtls::DevCa::ensure(ca_dir.as_deref().unwrap_or(&tls_dir))?;
+    cfg.global.tls_ca_file = ca.cert_path.display().to_string();
+    let local = ["127.0.0.1", "localhost"];
     for m in 1..=mons as u64 {
+        let (cert, key) = ca.issue(&tls_dir, &format!("mon.{m}"), &local)?;
         cfg.mon.insert(
             m.to_string(),
             MonSection {
@@ -217,16 +230,21 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
                 data: dir.join(format!("mon.{m}")),
                 keyring: None,
                 metrics_addr: Some(format!("127.0.0.1:{}", free_port()?)),
+                tls_cert: Some(cert),
+                tls_key: Some(key),
             },
         );
     }
     for o in 0..osds {
+        let (cert, key) = ca.issue(&tls_dir, &format!("osd.{o}"), &local)?;
         cfg.osd.insert(
             o.to_string(),
             OsdSection {
                 addr: format!("127.0.0.1:{}", free_port()?),
                 data: dir.join(format!("osd.{o}")),
                 keyring: None,
+                tls_cert: Some(cert),
+                tls_key: Some(key),
                 // One simulated host per OSD, so the default rule (failure domain host) spreads replicas.
                 host: Some(format!("dev-host-{o}")),
                 rack: None,
@@ -248,10 +266,14 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
         } else {
             free_port()?
         };
+        let (cert, key) = ca.issue(&tls_dir, &format!("gateway.{g}"), &local)?;
         cfg.gateway.insert(
             g.to_string(),
             GatewaySection {
                 addr: format!("127.0.0.1:{port}"),
+                tls_addr: Some(format!("127.0.0.1:{}", free_port()?)),
+                tls_cert: Some(cert),
+                tls_key: Some(key),
                 zone: None,
                 keyring: Some(dir.join(format!("gateway.{g}.keyring"))),
                 metrics_addr: Some(format!("127.0.0.1:{}", free_port()?)),
@@ -330,6 +352,7 @@ pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
         (write_config(dir, shape)?, true)
     };
     let dir = std::path::absolute(dir)?;
+    super::use_tls_settings(&cfg)?;
     ensure_mon_keyrings(&cfg)?;
     let mut started_now = Vec::new();
     for id in cfg.mon.keys() {
@@ -569,6 +592,8 @@ pub const DEV_USER: &str = "dev";
 /// What `dev up` tells the user about S3.
 struct S3Info {
     endpoints: Vec<String>,
+    /// HTTPS endpoints and the CA file that verifies them.
+    tls: Option<(Vec<String>, String)>,
     access_key: String,
     secret: String,
     zonegroup: String,
@@ -593,6 +618,16 @@ impl S3Info {
             "  aws --endpoint-url {} s3 mb s3://demo && aws --endpoint-url {} s3 ls",
             self.endpoints[0], self.endpoints[0]
         );
+        if let Some((urls, ca)) = &self.tls {
+            println!("HTTPS (certificates from the dev CA {ca}):");
+            for (i, e) in urls.iter().enumerate() {
+                println!("  gateway.{i}: {e}");
+            }
+            println!(
+                "  aws --endpoint-url {} --ca-bundle {ca} s3 ls   # boto3: verify={ca:?}",
+                urls[0]
+            );
+        }
     }
 }
 
@@ -650,6 +685,12 @@ async fn start_s3(cfg: &Config, dir: &Path, cluster: &Cluster) -> anyhow::Result
             })?;
         endpoints.push(format!("http://{}", g.addr));
     }
+    let https: Vec<String> = cfg
+        .gateway
+        .values()
+        .filter_map(|g| g.tls_addr.as_ref().map(|a| format!("https://{a}")))
+        .collect();
+    let tls = (!https.is_empty()).then(|| (https, cfg.global.tls_ca_file.clone()));
     wait_healthy(cluster, dir).await?;
     let key = user
         .keys
@@ -658,6 +699,7 @@ async fn start_s3(cfg: &Config, dir: &Path, cluster: &Cluster) -> anyhow::Result
         .context("the dev user has no S3 key")?;
     Ok(S3Info {
         endpoints,
+        tls,
         access_key: key.access_key,
         secret: key.secret_key,
         zonegroup,

@@ -2,7 +2,8 @@
 //! a gateway each) under one directory, joined into realm `dev` by running
 //! the seed runbook's steps with this binary, exactly as an operator would:
 //! realm, master zonegroup and zone, system user and commit on the first;
-//! realm pull, period pull, secondary zone and commit on the second.
+//! realm pull, period pull, secondary zone and commit on the second. The
+//! zones reach each other over HTTPS, with certificates from one dev CA.
 
 use super::dev::{Shape, up};
 use anyhow::{Context as _, bail};
@@ -52,6 +53,8 @@ pub async fn up_zones(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<
     let mut confs = Vec::new();
     for (i, (sub, zone)) in ZONES.iter().enumerate() {
         let mut s = shape.clone();
+        // One CA for both clusters: each zone verifies the other's gateways.
+        s.ca_dir = Some(std::path::absolute(dir)?.join("tls"));
         s.options.extend([
             format!("rgw_zone={zone}"),
             format!("rgw_zonegroup={ZONEGROUP}"),
@@ -71,11 +74,7 @@ pub async fn up_zones(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<
     }
     let endpoint = |conf: &Path| -> anyhow::Result<Vec<String>> {
         let cfg = Config::load(conf)?;
-        Ok(cfg
-            .gateway
-            .values()
-            .map(|g| format!("http://{}", g.addr))
-            .collect())
+        Ok(cfg.gateway.values().map(|g| g.endpoint_url()).collect())
     };
     let (a, b) = (&confs[0], &confs[1]);
     let (ea, eb) = (endpoint(a)?, endpoint(b)?);

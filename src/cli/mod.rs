@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod dev;
+pub mod devtls;
 pub mod devzones;
 pub mod multisite;
 pub mod objects;
@@ -37,11 +38,25 @@ pub struct Ctx {
     pub keyring: Option<PathBuf>,
 }
 
+/// Makes this process's zone calls trust `tls_ca_file`, and its monitor and
+/// OSD channels use TLS when the cluster runs with `internal_tls`.
+pub fn use_tls_settings(cfg: &Config) -> anyhow::Result<()> {
+    let ca = std::path::Path::new(&cfg.global.tls_ca_file);
+    meridian_sync::peer::trust_ca_file(ca)
+        .map_err(|e| anyhow::anyhow!("{}: tls_ca_file: {e}", cfg.path.display()))?;
+    meridian_auth::transport::configure(cfg.global.internal_tls.then_some(ca))
+        .map_err(|e| anyhow::anyhow!("{}: internal_tls: {e}", cfg.path.display()))?;
+    Ok(())
+}
+
 impl Ctx {
     /// Loads the configuration the way Ceph tools do: flag, env, default path.
+    /// Also applies its TLS settings ([`use_tls_settings`]).
     pub fn config(&self) -> anyhow::Result<Config> {
         let path = Config::resolve_path(self.conf.as_deref());
-        Ok(Config::load(&path)?)
+        let cfg = Config::load(&path)?;
+        use_tls_settings(&cfg)?;
+        Ok(cfg)
     }
 
     /// The key this tool acts with: `-n` from `-k` or `[global] keyring`.

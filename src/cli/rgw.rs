@@ -14,6 +14,13 @@ pub struct GatewayArgs {
     /// Run the gateway with this id (its [gateway.ID] config section).
     #[arg(long)]
     pub id: String,
+    /// Serve HTTPS with this PEM certificate chain (overrides the section's
+    /// `tls_cert`); without `tls_addr` in the section, `addr` serves HTTPS.
+    #[arg(long = "tls-cert", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's PEM private key (overrides `tls_key`).
+    #[arg(long = "tls-key", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// Which zone an admin command acts on.
@@ -191,7 +198,15 @@ fn parse_flag(s: &str) -> Result<bool, String> {
 
 /// Runs an S3 gateway daemon.
 pub async fn gateway(ctx: &Ctx, a: GatewayArgs) -> anyhow::Result<()> {
-    let cfg = ctx.config()?;
+    let mut cfg = ctx.config()?;
+    if let (Some(cert), Some(key)) = (a.tls_cert, a.tls_key) {
+        let section = cfg
+            .gateway
+            .get_mut(&a.id)
+            .with_context(|| format!("config {} has no [gateway.{}]", cfg.path.display(), a.id))?;
+        section.tls_cert = Some(cert);
+        section.tls_key = Some(key);
+    }
     meridian_gateway::run(cfg, a.id).await
 }
 

@@ -196,6 +196,43 @@ pub fn client(endpoint: &str) -> Result<ZoneServiceClient<Channel>, tonic::Statu
     client_with(endpoint, Some(Duration::from_secs(30)))
 }
 
+/// CAs this process trusts for `https://` zone endpoints (`[global]
+/// tls_ca_file`) instead of the system's roots, as the AWS CLI's
+/// `--ca-bundle` does. Process-wide, like the system trust store it
+/// replaces: every zone client of a process trusts the same.
+static TRUSTED_CAS: std::sync::RwLock<Vec<tonic::transport::Certificate>> =
+    std::sync::RwLock::new(Vec::new());
+
+/// Trusts the CA certificates in PEM file `path` for zone endpoints
+/// (empty path: the system's roots).
+pub fn trust_ca_file(path: &std::path::Path) -> Result<(), String> {
+    let mut cas = Vec::new();
+    if !path.as_os_str().is_empty() {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("read CA file {}: {e}", path.display()))?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(format!("{} holds no PEM certificate", path.display()));
+        }
+        cas.push(tonic::transport::Certificate::from_pem(pem));
+    }
+    *TRUSTED_CAS.write().unwrap_or_else(|p| p.into_inner()) = cas;
+    Ok(())
+}
+
+/// TLS settings of a zone client: [`trust_ca_file`]'s CAs, else the system roots.
+fn zone_tls() -> tonic::transport::ClientTlsConfig {
+    let cas = TRUSTED_CAS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let tls = tonic::transport::ClientTlsConfig::new();
+    if cas.is_empty() {
+        tls.with_native_roots()
+    } else {
+        tls.ca_certificates(cas)
+    }
+}
+
 /// A client of a zone endpoint with a per-call timeout (None: only the
 /// connect timeout; for streams of large objects and long polls, whose
 /// callers bound them themselves).
@@ -214,6 +251,13 @@ pub fn client_with(
         .tcp_keepalive(Some(Duration::from_secs(30)))
         .http2_keep_alive_interval(Duration::from_secs(15))
         .keep_alive_timeout(Duration::from_secs(10));
+    let ep = if url.starts_with("https://") {
+        ep.tls_config(zone_tls()).map_err(|e| {
+            tonic::Status::invalid_argument(format!("TLS for endpoint {endpoint:?}: {e}"))
+        })?
+    } else {
+        ep
+    };
     let ep = match timeout {
         Some(t) => ep.timeout(t),
         None => ep,
