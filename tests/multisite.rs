@@ -443,21 +443,31 @@ async fn seed_runbook_on_two_clusters_with_failures_and_failover() {
         .await
         .unwrap();
     cli(&a, &["zone", "modify", "--rgw-zone=us-east", "--read-only"]);
+    // The gateway learns of the change within its period poll: a write in
+    // that window is accepted (and stays); once one is refused, all are.
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stored: &[u8] = b"v1";
     loop {
         match s3a
             .put("before-failover", "k", bytes::Bytes::from_static(b"v2"))
             .await
         {
             Err(e) if e.to_string().contains("403") => break,
-            r => assert!(
-                Instant::now() < deadline,
-                "read-only zone accepted a write: {r:?}"
-            ),
+            Ok(()) => stored = b"v2",
+            Err(e) => panic!("write to a zone turning read-only: {e:#}"),
         }
+        assert!(
+            Instant::now() < deadline,
+            "the zone still accepts writes 10 s after --read-only"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(&s3a.get("before-failover", "k").await.unwrap()[..], b"v1");
+    let refused = s3a
+        .put("before-failover", "k", bytes::Bytes::from_static(b"v3"))
+        .await
+        .expect_err("a read-only zone accepted a write");
+    assert!(refused.to_string().contains("403"), "{refused:#}");
+    assert_eq!(&s3a.get("before-failover", "k").await.unwrap()[..], stored);
     cli(
         &a,
         &["zone", "modify", "--rgw-zone=us-east", "--read-only=false"],

@@ -156,6 +156,14 @@ impl Gateway {
         })
     }
 
+    /// The chunk-signature checker of a signed aws-chunked upload by a
+    /// known access key (see [`crate::chunked`]).
+    async fn chunk_signer<B>(&self, req: &http::Request<B>) -> Option<crate::chunked::ChunkSigner> {
+        let (access_key, ..) = crate::chunked::streaming_auth(req)?;
+        let secret = self.keys.secret_of(access_key).await.ok()?;
+        crate::chunked::ChunkSigner::for_request(req, &secret)
+    }
+
     /// Handles one request.
     pub async fn handle(
         &self,
@@ -197,7 +205,12 @@ impl Gateway {
         } else if let Some(r) = self.check_sigv2(&req).await {
             xml_error(r.status, r.code, &r.message, &rid)
         } else {
-            let req = req.map(Body::from);
+            let req = match self.chunk_signer(&req).await {
+                Some(signer) => {
+                    req.map(|b| Body::http_body(crate::chunked::GuardedBody::new(b, signer)))
+                }
+                None => req.map(Body::from),
+            };
             let resp = self.s3.call(req).await?;
             if resp.status().as_u16() >= 400 {
                 let (mut parts, body) = resp.into_parts();

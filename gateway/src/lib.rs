@@ -6,6 +6,7 @@
 
 mod auth;
 mod checksum;
+mod chunked;
 mod convert;
 pub mod http;
 pub use meridian_sync::peer;
