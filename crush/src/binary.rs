@@ -315,6 +315,7 @@ pub fn decode(bytes: &[u8]) -> Result<CrushMap, CrushError> {
     }
     map.bucket_capacity = max_buckets as usize;
     map.max_devices = max_devices;
+    map.check_acyclic()?;
     Ok(map)
 }
 
@@ -460,5 +461,35 @@ impl Decoder<'_> {
             m.insert(key, s);
         }
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::CrushBuilder;
+
+    /// A map whose buckets contain each other would make placement descend
+    /// forever; the decoder refuses it (the fuzz target `crush_binary` hung
+    /// on one before).
+    #[test]
+    fn a_bucket_cycle_is_refused() {
+        let mut b = CrushBuilder::new();
+        b.add_osd(0, 0x10000, None, &[("host", "h0")]).unwrap();
+        let mut map = b.build();
+        assert!(decode(&encode(&map)).is_ok());
+        for (id, child) in [(-10, -11), (-11, -12), (-12, -10)] {
+            map.insert_bucket(Bucket {
+                id,
+                name: format!("loop{}", -id),
+                type_id: 1,
+                items: vec![(child, 0x10000)],
+                class: None,
+            })
+            .unwrap();
+        }
+        assert!(matches!(map.check_acyclic(), Err(CrushError::Cycle(_))));
+        let e = decode(&encode(&map)).expect_err("a cyclic map decodes");
+        assert!(e.to_string().contains("cycle"), "{e}");
     }
 }

@@ -310,6 +310,55 @@ impl CrushMap {
         self.buckets.iter().flatten()
     }
 
+    /// Refuses a bucket that contains itself, directly or further down:
+    /// placement would descend it forever (found by fuzzing decoded maps).
+    pub fn check_acyclic(&self) -> Result<(), CrushError> {
+        // 0 unvisited, 1 on the current path, 2 done.
+        let mut state = vec![0u8; self.buckets.len()];
+        for start in self.buckets() {
+            let Some(s) = slot_of(start.id) else { continue };
+            if state[s] != 0 {
+                continue;
+            }
+            // Depth-first without recursion: (bucket slot, next item index).
+            let mut stack = vec![(s, 0usize)];
+            state[s] = 1;
+            while let Some(&(slot, next)) = stack.last() {
+                let items = self.buckets[slot]
+                    .as_ref()
+                    .map_or(&[][..], |b| &b.items[..]);
+                let Some(&(item, _)) = items.get(next) else {
+                    state[slot] = 2;
+                    stack.pop();
+                    continue;
+                };
+                if let Some(top) = stack.last_mut() {
+                    top.1 += 1;
+                }
+                let Some(child) = (item < 0).then(|| slot_of(item)).flatten() else {
+                    continue;
+                };
+                if child >= state.len() {
+                    continue;
+                }
+                match state[child] {
+                    1 => {
+                        let name = self.buckets[child]
+                            .as_ref()
+                            .map_or_else(|| item.to_string(), |b| b.name.clone());
+                        return Err(CrushError::Cycle(name));
+                    }
+                    0 => {
+                        state[child] = 1;
+                        stack.push((child, 0));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The bucket with this (negative) id.
     pub fn bucket(&self, id: i32) -> Option<&Bucket> {
         slot_of(id)

@@ -343,7 +343,9 @@ impl Mapper<'_> {
                             let leaves = out2.as_deref_mut().expect("chooseleaf has out2");
                             if item < 0 {
                                 let sub_r = if t.vary_r != 0 {
-                                    r >> (t.vary_r - 1)
+                                    // C's shift on x86 (the amount masked): a
+                                    // decoded map may carry any vary_r (fuzzing).
+                                    r.wrapping_shr(t.vary_r - 1)
                                 } else {
                                     0
                                 };

@@ -839,6 +839,7 @@ fn compile(decls: Vec<Decl>) -> Result<CrushMap, CrushError> {
         compile_rule(&mut map, r, &item_id)?;
     }
     map.finalize();
+    map.check_acyclic()?;
     Ok(map)
 }
 

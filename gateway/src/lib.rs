@@ -15,6 +15,53 @@ mod sigv2;
 pub mod site;
 mod sync_rpc;
 pub mod tls;
+
+/// The request parsers in front of s3s, for the fuzz targets (not an API).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Runs the pre-signature checks, the SigV2 parser and the aws-chunked
+    /// guard over a request: `head` is `METHOD URI` then `name: value`
+    /// lines; `body` goes through the chunk guard. Only a panic is a failure.
+    pub fn request(head: &str, body: &[u8]) {
+        let mut lines = head.lines();
+        let mut first = lines.next().unwrap_or_default().splitn(2, ' ');
+        let method = first.next().unwrap_or_default();
+        let uri = first.next().unwrap_or("/");
+        let mut b = http::Request::builder().method(method).uri(uri);
+        for l in lines {
+            if let Some((n, v)) = l.split_once(':') {
+                b = b.header(n.trim(), v.trim());
+            }
+        }
+        let Ok(req) = b.body(()) else { return };
+        let _ = crate::auth::pre_signature_check(
+            req.uri(),
+            req.headers(),
+            std::time::SystemTime::now(),
+        );
+        let _ = crate::sigv2::is_form_post(&req);
+        if let Some(s) = crate::sigv2::Signed::of(&req, Some("bucket"))
+            && let Some(c) = s.claim()
+        {
+            let sts = s.string_to_sign(c.mode);
+            let _ = crate::sigv2::signature_matches("secret", &sts, &c.signature);
+        }
+        if let Some(signer) = crate::chunked::ChunkSigner::for_request(&req, "secret") {
+            let mut guard = crate::chunked::ChunkGuard::new(signer);
+            let mut out = std::collections::VecDeque::new();
+            for piece in body.chunks(997) {
+                guard.feed(bytes::Bytes::copy_from_slice(piece), &mut out);
+            }
+            guard.finish(&mut out);
+            let passed: usize = out.iter().map(|b| b.len()).sum();
+            assert_eq!(
+                passed,
+                body.len(),
+                "the chunk guard changed the body's length"
+            );
+        }
+    }
+}
 pub mod zone_service;
 
 use anyhow::Context as _;

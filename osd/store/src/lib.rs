@@ -123,6 +123,8 @@ pub mod failpoints;
 mod mem;
 mod types;
 
+#[doc(hidden)]
+pub use block::fuzzing;
 pub use block::{
     BlockStore, ChunkLayout, FORMAT_VERSION, FsckReport, IoEngine, IoEngineKind, ObjectLayout,
     StoreConfig, StoreCounters,
