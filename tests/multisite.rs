@@ -484,6 +484,20 @@ async fn seed_runbook_on_two_clusters_with_failures_and_failover() {
     assert!(!cli(&a, &["datalog", "list"]).as_array().unwrap().is_empty());
 
     // --- Planned failover, the seed's steps 4-7, run on the secondary's cluster.
+    // The seed's step 1: the secondary has caught up on metadata (the dev
+    // user the old master's clients use must be known to the new master).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while try_cli(&b, &["user", "info", "--uid=dev"])
+        .ok()
+        .map(|u| u["keys"][0]["access_key"] == dak.as_str())
+        != Some(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "metadata sync did not bring user dev to us-west within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let old = current(&a);
     cli(&b, &["zone", "modify", "--rgw-zone=us-west", "--master"]);
     let _ = try_cli(
