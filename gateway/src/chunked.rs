@@ -85,21 +85,24 @@ impl ChunkSigner {
         })
     }
 
+    /// The string to sign of the next link in the chain.
+    fn string_to_sign(&self, kind: &str, content_sha256: &str) -> String {
+        let content = if kind == "PAYLOAD" {
+            format!("{EMPTY_SHA256}\n{content_sha256}")
+        } else {
+            content_sha256.to_string()
+        };
+        format!(
+            "AWS4-HMAC-SHA256-{kind}\n{}\n{}\n{}\n{content}",
+            self.amz_date, self.scope, self.prev
+        )
+    }
+
     /// Checks `given` (hex) against the signature of the next link: `kind`
     /// PAYLOAD for a chunk (over its SHA-256), TRAILER for the trailers.
     /// On a match the chain moves on.
     fn verify(&mut self, kind: &str, content_sha256: &str, given: &[u8]) -> bool {
-        let sts = format!(
-            "AWS4-HMAC-SHA256-{kind}\n{}\n{}\n{}\n{}",
-            self.amz_date,
-            self.scope,
-            self.prev,
-            if kind == "PAYLOAD" {
-                format!("{EMPTY_SHA256}\n{content_sha256}")
-            } else {
-                content_sha256.to_string()
-            }
-        );
+        let sts = self.string_to_sign(kind, content_sha256);
         let Some(given_raw) = unhex(given) else {
             return false;
         };
@@ -562,17 +565,7 @@ mod tests {
         let data = b"hello world".to_vec();
         // Build a signed body with a trailer, signing as a client would.
         let sign = |s: &mut ChunkSigner, kind: &str, content: &str| {
-            let sts = format!(
-                "AWS4-HMAC-SHA256-{kind}\n{}\n{}\n{}\n{}",
-                s.amz_date,
-                s.scope,
-                s.prev,
-                if kind == "PAYLOAD" {
-                    format!("{EMPTY_SHA256}\n{content}")
-                } else {
-                    content.to_string()
-                }
-            );
+            let sts = s.string_to_sign(kind, content);
             let sig = hex(&hmac(&s.key, sts.as_bytes()));
             s.prev = sig.clone();
             sig
