@@ -316,6 +316,7 @@ pub fn decode(bytes: &[u8]) -> Result<CrushMap, CrushError> {
     map.bucket_capacity = max_buckets as usize;
     map.max_devices = max_devices;
     map.check_acyclic()?;
+    map.check_limits()?;
     Ok(map)
 }
 
@@ -452,6 +453,11 @@ impl Decoder<'_> {
             let mut len = self.u32()? as usize;
             if len == 0 {
                 len = self.u32()? as usize;
+                if len == 0 {
+                    // An empty name would encode as the 64-bit key quirk
+                    // and not decode again (found by fuzzing).
+                    return Err(self.err("empty name"));
+                }
             }
             let Some(bytes) = self.buf.get(self.pos..self.pos + len) else {
                 return Err(self.err("truncated string"));
@@ -491,5 +497,20 @@ mod tests {
         assert!(matches!(map.check_acyclic(), Err(CrushError::Cycle(_))));
         let e = decode(&encode(&map)).expect_err("a cyclic map decodes");
         assert!(e.to_string().contains("cycle"), "{e}");
+    }
+
+    /// A retry budget that would keep every placement busy for minutes is
+    /// refused, whichever way the map arrives.
+    #[test]
+    fn an_oversized_retry_budget_is_refused() {
+        let mut b = CrushBuilder::new();
+        b.add_osd(0, 0x10000, None, &[("host", "h0")]).unwrap();
+        let mut map = b.build();
+        map.tunables.choose_total_tries = crate::map::MAX_TRIES;
+        assert!(decode(&encode(&map)).is_ok());
+        map.tunables.choose_total_tries = crate::map::MAX_TRIES + 1;
+        let e = decode(&encode(&map)).expect_err("decoded");
+        assert!(matches!(e, CrushError::OverLimit { .. }), "{e}");
+        assert!(e.to_string().contains("choose_total_tries"), "{e}");
     }
 }

@@ -71,6 +71,17 @@ pub enum CrushError {
         /// The hash named in the map.
         hash: String,
     },
+    /// A rule or tunable asks for more work than placement can finish
+    /// (every PG's placement would take minutes, wedging the monitors).
+    #[error("{what} is {value}, above the limit of {limit}")]
+    OverLimit {
+        /// The tunable or rule step.
+        what: String,
+        /// Its value.
+        value: i64,
+        /// The largest accepted value.
+        limit: i64,
+    },
     /// A Ceph feature this crate deliberately does not implement.
     #[error("unsupported: {0}")]
     Unsupported(String),

@@ -154,6 +154,14 @@ impl RuleType {
     }
 }
 
+/// Most items one rule step may choose: a pool is at most 10 replicas in
+/// Ceph and an erasure-coded set a few dozen chunks.
+pub const MAX_CHOOSE_COUNT: i32 = 64;
+
+/// Most retries a tunable or a rule step may set (Ceph's default total is
+/// 50; maps tuned for sparse trees use a few hundred).
+pub const MAX_TRIES: u32 = 1000;
+
 /// One step of a placement rule (`struct crush_rule_step`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleStep {
@@ -308,6 +316,63 @@ impl CrushMap {
     /// All buckets (shadow buckets included), ascending by slot.
     pub fn buckets(&self) -> impl Iterator<Item = &Bucket> {
         self.buckets.iter().flatten()
+    }
+
+    /// Refuses tunables and rule steps whose placement would not finish in
+    /// reasonable time: a choose step for more than [`MAX_CHOOSE_COUNT`]
+    /// items (each unfillable replica costs a full retry budget, so
+    /// `firstn 1073741824` loops for hours — found by fuzzing), or a retry
+    /// count above [`MAX_TRIES`]. Ceph accepts both and hangs the same way.
+    pub fn check_limits(&self) -> Result<(), CrushError> {
+        let over = |what: String, value: i64, limit: i64| {
+            if value > limit {
+                Err(CrushError::OverLimit { what, value, limit })
+            } else {
+                Ok(())
+            }
+        };
+        let tries = i64::from(MAX_TRIES);
+        let t = &self.tunables;
+        over(
+            "tunable choose_total_tries".into(),
+            t.choose_total_tries.into(),
+            tries,
+        )?;
+        over(
+            "tunable choose_local_tries".into(),
+            t.choose_local_tries.into(),
+            tries,
+        )?;
+        over(
+            "tunable choose_local_fallback_tries".into(),
+            t.choose_local_fallback_tries.into(),
+            tries,
+        )?;
+        for rule in self.rules() {
+            let step = |name: &str| format!("rule {} step {name}", rule.name);
+            for s in &rule.steps {
+                match *s {
+                    RuleStep::ChooseFirstN { n, .. }
+                    | RuleStep::ChooseLeafFirstN { n, .. }
+                    | RuleStep::ChooseIndep { n, .. }
+                    | RuleStep::ChooseLeafIndep { n, .. } => {
+                        over(step("choose count"), n.into(), MAX_CHOOSE_COUNT.into())?;
+                    }
+                    RuleStep::SetChooseTries(n) => over(step("set_choose_tries"), n.into(), tries)?,
+                    RuleStep::SetChooseLeafTries(n) => {
+                        over(step("set_chooseleaf_tries"), n.into(), tries)?;
+                    }
+                    RuleStep::SetChooseLocalTries(n) => {
+                        over(step("set_choose_local_tries"), n.into(), tries)?;
+                    }
+                    RuleStep::SetChooseLocalFallbackTries(n) => {
+                        over(step("set_choose_local_fallback_tries"), n.into(), tries)?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Refuses a bucket that contains itself, directly or further down:

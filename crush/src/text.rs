@@ -840,6 +840,7 @@ fn compile(decls: Vec<Decl>) -> Result<CrushMap, CrushError> {
     }
     map.finalize();
     map.check_acyclic()?;
+    map.check_limits()?;
     Ok(map)
 }
 
@@ -1147,5 +1148,29 @@ mod tests {
             let w = parse_weight(&s).unwrap();
             assert_eq!(format_weight(w), s, "weight {w:#x}");
         }
+    }
+
+    /// `chooseleaf firstn 1073741824` made every placement loop for hours
+    /// (each unfillable replica spends the whole retry budget): found by
+    /// fuzzing, refused with the step named.
+    #[test]
+    fn a_choose_step_for_too_many_items_is_refused() {
+        let map = |step: &str| {
+            format!(
+                "device 0 osd.0\ndevice 1 osd.1\ntype 0 osd\ntype 1 host\ntype 2 root\n\
+                 host h0 {{\n id -2\n alg straw2\n hash 0\n item osd.0 weight 1.000\n}}\n\
+                 host h1 {{\n id -3\n alg straw2\n hash 0\n item osd.1 weight 1.000\n}}\n\
+                 root default {{\n id -1\n alg straw2\n hash 0\n item h0 weight 1.000\n item h1 weight 1.000\n}}\n\
+                 rule r {{\n id 0\n type replicated\n step take default\n {step}\n step emit\n}}\n"
+            )
+        };
+        assert!(parse(&map("step chooseleaf firstn 64 type host")).is_ok());
+        let e = parse(&map("step chooseleaf firstn 1073741824 type host")).expect_err("parsed");
+        assert!(e.to_string().contains("rule r step choose count"), "{e}");
+        let e = parse(&map(
+            "step set_choose_tries 100000\n step chooseleaf firstn 0 type host",
+        ))
+        .expect_err("parsed");
+        assert!(e.to_string().contains("set_choose_tries"), "{e}");
     }
 }

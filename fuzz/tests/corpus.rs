@@ -6,12 +6,18 @@
 //! `MERIDIAN_FUZZ_ROUNDS` sets the mutations per corpus entry (default 2000);
 //! `MERIDIAN_FUZZ_SECONDS` instead runs each target for that long on
 //! stacked mutations of random entries (the long runs in the README);
-//! `MERIDIAN_FUZZ_SEED` sets the random seed (default fixed, so runs repeat).
+//! `MERIDIAN_FUZZ_SEED` sets the random seed (default fixed, so runs repeat);
+//! `MERIDIAN_FUZZ_TARGETS=a,b` runs only those targets. An input that keeps a
+//! target busy for more than [`HANG_SECONDS`] is a hang: the watchdog prints
+//! it in hex and aborts the run.
 
 use meridian_fuzz::{TARGETS, Target};
 use rand::{Rng as _, SeedableRng as _};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Largest single allocation a target may make on any input (a decoder
 /// that trusts a length field from the input would go past it).
@@ -49,6 +55,55 @@ unsafe impl GlobalAlloc for Capped {
 
 #[global_allocator]
 static ALLOCATOR: Capped = Capped;
+
+/// Longest a target may take on one input before the run counts as hung
+/// (the slowest honest input takes milliseconds in a debug build).
+const HANG_SECONDS: u64 = 10;
+
+/// Inputs started so far, and the one running now (for the watchdog).
+static STARTED: AtomicU64 = AtomicU64::new(0);
+static RUNNING: Mutex<(&str, Vec<u8>)> = Mutex::new(("", Vec::new()));
+
+/// Runs `t` on `data` under the watchdog; true if it panicked.
+fn run_watched(t: &Target, data: &[u8]) -> bool {
+    {
+        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        running.0 = t.name;
+        running.1.clear();
+        running.1.extend_from_slice(data);
+    }
+    STARTED.fetch_add(1, Ordering::Relaxed);
+    std::panic::catch_unwind(|| (t.run)(data)).is_err()
+}
+
+/// Aborts the process, naming the input, when one input runs too long.
+fn start_watchdog() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::thread::spawn(|| {
+            let mut last = u64::MAX;
+            loop {
+                std::thread::sleep(Duration::from_secs(HANG_SECONDS));
+                let now = STARTED.load(Ordering::Relaxed);
+                if now == last && now != 0 {
+                    let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+                    eprintln!(
+                        "{}: hang (over {HANG_SECONDS} s) on a {}-byte input: {}",
+                        running.0,
+                        running.1.len(),
+                        running
+                            .1
+                            .iter()
+                            .map(|x| format!("{x:02x}"))
+                            .collect::<String>()
+                    );
+                    std::process::abort();
+                }
+                last = now;
+            }
+        });
+    });
+}
 
 fn corpus_dir(t: &Target) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -134,7 +189,7 @@ fn run_target(t: &Target) {
     let mut runs = 0usize;
     for (i, (name, input)) in entries.iter().enumerate() {
         let check = |what: &str, data: &[u8]| {
-            if std::panic::catch_unwind(|| (t.run)(data)).is_err() {
+            if run_watched(t, data) {
                 panic!(
                     "{}: panic on {what} ({} bytes, starting {})",
                     t.name,
@@ -163,7 +218,7 @@ fn run_target(t: &Target) {
         for _ in 0..rng.gen_range(1..=4) {
             m = mutate(&mut rng, &m, &entries[j].1);
         }
-        if std::panic::catch_unwind(|| (t.run)(&m)).is_err() {
+        if run_watched(t, &m) {
             panic!(
                 "{}: panic on a mutation of {} ({} bytes): {}",
                 t.name,
@@ -183,8 +238,19 @@ fn run_target(t: &Target) {
 
 #[test]
 fn every_target_survives_its_corpus_and_mutations() {
+    start_watchdog();
+    let only = std::env::var("MERIDIAN_FUZZ_TARGETS").unwrap_or_default();
+    let chosen: Vec<&str> = only.split(',').filter(|s| !s.is_empty()).collect();
+    for name in &chosen {
+        assert!(
+            meridian_fuzz::target(name).is_some(),
+            "MERIDIAN_FUZZ_TARGETS: no target '{name}'"
+        );
+    }
     for t in TARGETS {
-        run_target(t);
+        if chosen.is_empty() || chosen.contains(&t.name) {
+            run_target(t);
+        }
     }
 }
 
