@@ -435,7 +435,7 @@ async fn seed_runbook_on_two_clusters_with_failures_and_failover() {
 
     // --- Read-only zone: writes refused, reads served.
     let (dak, dsk) = dev_keys(&a);
-    let s3a = S3Client::new(&ea, &dak, &dsk, "us").unwrap();
+    let s3a = S3Client::new(&ea, &dak, &dsk, "us", None).unwrap();
     s3a.ensure_bucket("before-failover")
         .await
         .expect("create bucket on the master");

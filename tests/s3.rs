@@ -136,33 +136,64 @@ fn s3_clients_against_two_gateways() {
         "S3 suite: {tests} cases, {skipped} skipped, {failures} failed, {errors} errors:\n{}",
         tail(&stdout, 40)
     );
-    // The bench's own SigV4 client against the gateway: a write run, then a
-    // read run that checks every byte.
-    for mode in [
-        &["2", "write", "-b", "64K", "-t", "4", "--no-cleanup"][..],
-        &["2", "seq", "-t", "4"],
-    ] {
-        let out = Command::new(bin())
-            .arg("-c")
-            .arg(tc.conf())
-            .args([
+    // The bench's own SigV4 client against the gateway, over HTTP and over
+    // HTTPS with the dev CA: a write run, then a read run that checks every
+    // byte.
+    let https = format!(
+        "https://{}",
+        cfg.gateway["0"]
+            .tls_addr
+            .as_deref()
+            .expect("HTTPS listener")
+    );
+    let ca = cfg.global.tls_ca_file.clone();
+    for (endpoint, ca_bundle) in [(&endpoints[1], None), (&https, Some(&ca))] {
+        for mode in [
+            &["2", "write", "-b", "64K", "-t", "4", "--no-cleanup"][..],
+            &["2", "seq", "-t", "4"],
+        ] {
+            let mut bench = Command::new(bin());
+            bench.arg("-c").arg(tc.conf()).args([
                 "--format",
                 "json",
                 "bench",
                 "--s3",
-                &endpoints[1],
+                endpoint,
                 "--access-key",
                 &ak,
                 "--secret",
                 &sk,
-            ])
-            .args(mode)
-            .output()
-            .expect("run meridian bench --s3");
-        let report = json(&out);
-        assert_eq!(report["errors"], 0, "{report}");
-        assert!(report["ops"].as_u64().unwrap_or(0) > 0, "{report}");
+            ]);
+            if let Some(ca) = ca_bundle {
+                bench.args(["--ca-bundle", ca]);
+            }
+            let out = bench.args(mode).output().expect("run meridian bench --s3");
+            let report = json(&out);
+            assert_eq!(report["errors"], 0, "{endpoint}: {report}");
+            assert!(
+                report["ops"].as_u64().unwrap_or(0) > 0,
+                "{endpoint}: {report}"
+            );
+        }
     }
+    // HTTPS without the CA is refused before any request, with the reason.
+    let out = tc.cli(&[
+        "bench",
+        "--s3",
+        &https,
+        "--access-key",
+        &ak,
+        "--secret",
+        &sk,
+        "1",
+        "write",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--ca-bundle"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A zone without peers trims its logs in every GC pass (they stay bounded).
     assert!(
         !json(&tc.cli(&["datalog", "list"]))

@@ -30,7 +30,7 @@ fn keys(tc: &TestCluster, uid: &str) -> (String, String) {
 }
 
 fn s3(tc: &TestCluster, k: &(String, String)) -> S3Client {
-    S3Client::new(&tc.s3_endpoint(), &k.0, &k.1, "dev").expect("S3 client")
+    S3Client::new(&tc.s3_endpoint(), &k.0, &k.1, "dev", None).expect("S3 client")
 }
 
 fn caught_up(tc: &TestCluster) -> bool {

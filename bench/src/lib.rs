@@ -8,6 +8,7 @@
 
 pub mod s3;
 pub mod sync;
+pub mod tls;
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
@@ -55,6 +56,9 @@ pub struct BenchArgs {
     /// S3 secret key.
     #[arg(long = "secret", env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub secret: Option<String>,
+    /// CA certificates (PEM) that sign an `https://` S3 endpoint's certificate.
+    #[arg(long = "ca-bundle", env = "AWS_CA_BUNDLE", requires = "s3")]
+    pub ca_bundle: Option<std::path::PathBuf>,
     /// Signing region of the S3 run.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
@@ -209,7 +213,7 @@ impl Target {
                         "--s3 needs --access-key/--secret (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
                     );
                 };
-                let client = s3::S3Client::new(url, ak, sk, &a.region)?;
+                let client = s3::S3Client::new(url, ak, sk, &a.region, a.ca_bundle.as_deref())?;
                 if a.mode == Mode::Write {
                     client.ensure_bucket(&a.bucket).await?;
                 }
@@ -294,8 +298,11 @@ async fn run_sync(a: &BenchArgs, zone_b: &str, json_out: bool) -> anyhow::Result
     }
     let size =
         meridian_common::size::parse_size(&a.block_size).map_err(anyhow::Error::msg)? as usize;
-    let za = std::sync::Arc::new(s3::S3Client::new(url, ak, sk, &a.region)?);
-    let zb = std::sync::Arc::new(s3::S3Client::new(zone_b, ak, sk, &a.region)?);
+    let zone = |endpoint: &str| {
+        s3::S3Client::new(endpoint, ak, sk, &a.region, a.ca_bundle.as_deref())
+            .map(std::sync::Arc::new)
+    };
+    let (za, zb) = (zone(url)?, zone(zone_b)?);
     let r = sync::run(za, zb, &a.bucket, a.seconds, a.rate, size, a.concurrency).await?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&r)?);

@@ -1,20 +1,20 @@
 //! A small S3 client for `meridian bench --s3`: path-style requests over
 //! keep-alive HTTP/1.1 connections, signed with SigV4 in headers
-//! (UNSIGNED-PAYLOAD, as SDKs do over plain HTTP).
+//! (UNSIGNED-PAYLOAD, as SDKs do), over `http://` or `https://` (TLS
+//! verified against `--ca-bundle`).
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sha2::{Digest as _, Sha256};
 
 /// Credentials and where to send requests.
 #[derive(Clone)]
 pub struct S3Client {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<crate::tls::Connector, Full<Bytes>>,
     endpoint: http::Uri,
     host: String,
     access_key: String,
@@ -64,28 +64,33 @@ fn amz_dates() -> (String, String) {
 }
 
 impl S3Client {
-    /// A client for `endpoint` (`http://host:port`).
+    /// A client for `endpoint` (`http://host:port` or `https://…`, the
+    /// latter verified with the CA certificates in `ca_bundle`).
     pub fn new(
         endpoint: &str,
         access_key: &str,
         secret: &str,
         region: &str,
+        ca_bundle: Option<&std::path::Path>,
     ) -> anyhow::Result<Self> {
         let endpoint: http::Uri = endpoint
             .parse()
             .with_context(|| format!("--s3 {endpoint:?} is not a URL"))?;
-        if endpoint.scheme_str() != Some("http") {
-            bail!("--s3 must be an http:// URL (TLS is not supported by the bench)");
+        match endpoint.scheme_str() {
+            Some("http") => {}
+            Some("https") if ca_bundle.is_some() => {}
+            Some("https") => {
+                bail!("--s3 https://… needs --ca-bundle (the gateway's CA certificate)")
+            }
+            _ => bail!("--s3 must be an http:// or https:// URL"),
         }
         let host = endpoint
             .authority()
             .map(|a| a.to_string())
             .context("--s3 URL has no host")?;
-        let mut conn = HttpConnector::new();
-        conn.set_nodelay(true);
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1024)
-            .build(conn);
+            .build(crate::tls::Connector::new(ca_bundle)?);
         Ok(Self {
             http,
             endpoint,
