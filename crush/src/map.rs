@@ -331,48 +331,50 @@ impl CrushMap {
                 Ok(())
             }
         };
-        let tries = i64::from(MAX_TRIES);
-        let t = &self.tunables;
-        over(
-            "tunable choose_total_tries".into(),
-            t.choose_total_tries.into(),
-            tries,
-        )?;
-        over(
-            "tunable choose_local_tries".into(),
-            t.choose_local_tries.into(),
-            tries,
-        )?;
-        over(
-            "tunable choose_local_fallback_tries".into(),
-            t.choose_local_fallback_tries.into(),
-            tries,
-        )?;
+        for (what, n) in self.retry_budgets() {
+            over(what, n.into(), MAX_TRIES.into())?;
+        }
         for rule in self.rules() {
-            let step = |name: &str| format!("rule {} step {name}", rule.name);
             for s in &rule.steps {
-                match *s {
-                    RuleStep::ChooseFirstN { n, .. }
-                    | RuleStep::ChooseLeafFirstN { n, .. }
-                    | RuleStep::ChooseIndep { n, .. }
-                    | RuleStep::ChooseLeafIndep { n, .. } => {
-                        over(step("choose count"), n.into(), MAX_CHOOSE_COUNT.into())?;
-                    }
-                    RuleStep::SetChooseTries(n) => over(step("set_choose_tries"), n.into(), tries)?,
-                    RuleStep::SetChooseLeafTries(n) => {
-                        over(step("set_chooseleaf_tries"), n.into(), tries)?;
-                    }
-                    RuleStep::SetChooseLocalTries(n) => {
-                        over(step("set_choose_local_tries"), n.into(), tries)?;
-                    }
-                    RuleStep::SetChooseLocalFallbackTries(n) => {
-                        over(step("set_choose_local_fallback_tries"), n.into(), tries)?;
-                    }
-                    _ => {}
+                if let RuleStep::ChooseFirstN { n, .. }
+                | RuleStep::ChooseLeafFirstN { n, .. }
+                | RuleStep::ChooseIndep { n, .. }
+                | RuleStep::ChooseLeafIndep { n, .. } = *s
+                {
+                    let what = format!("rule {} step choose count", rule.name);
+                    over(what, n.into(), MAX_CHOOSE_COUNT.into())?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Every retry count the map sets, named: the tunables, then each
+    /// rule's `set_*_tries` steps.
+    pub fn retry_budgets(&self) -> impl Iterator<Item = (String, u32)> + '_ {
+        let t = &self.tunables;
+        let tunables = [
+            ("choose_total_tries", t.choose_total_tries),
+            ("choose_local_tries", t.choose_local_tries),
+            ("choose_local_fallback_tries", t.choose_local_fallback_tries),
+        ]
+        .into_iter()
+        .map(|(name, n)| (format!("tunable {name}"), n));
+        let steps = self.rules().flat_map(|rule| {
+            rule.steps.iter().filter_map(move |s| {
+                let (name, n) = match *s {
+                    RuleStep::SetChooseTries(n) => ("set_choose_tries", n),
+                    RuleStep::SetChooseLeafTries(n) => ("set_chooseleaf_tries", n),
+                    RuleStep::SetChooseLocalTries(n) => ("set_choose_local_tries", n),
+                    RuleStep::SetChooseLocalFallbackTries(n) => {
+                        ("set_choose_local_fallback_tries", n)
+                    }
+                    _ => return None,
+                };
+                Some((format!("rule {} step {name}", rule.name), n))
+            })
+        });
+        tunables.chain(steps)
     }
 
     /// Refuses a bucket that contains itself, directly or further down:

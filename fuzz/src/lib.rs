@@ -210,18 +210,7 @@ pub fn crush_text(data: &[u8]) {
 }
 
 fn place(map: &meridian_crush::map::CrushMap) {
-    use meridian_crush::map::RuleStep;
-    let t = &map.tunables;
-    let slow_rule = map.rules().flat_map(|r| &r.steps).any(|s| {
-        matches!(*s, RuleStep::SetChooseTries(n) | RuleStep::SetChooseLeafTries(n)
-            | RuleStep::SetChooseLocalTries(n) | RuleStep::SetChooseLocalFallbackTries(n)
-            if n > FAST_TRIES)
-    });
-    if slow_rule
-        || t.choose_total_tries > FAST_TRIES
-        || t.choose_local_tries > FAST_TRIES
-        || t.choose_local_fallback_tries > FAST_TRIES
-    {
+    if map.retry_budgets().any(|(_, n)| n > FAST_TRIES) {
         return;
     }
     let weights = vec![0x10000u32; map.max_devices().clamp(0, 4096) as usize];
