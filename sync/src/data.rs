@@ -7,7 +7,7 @@ use crate::drive::{Exec, Until, drive};
 use crate::machine::{Item, Phase, ShardMachine, ShardStatus, Tuning};
 use crate::remote::RemoteZone;
 use crate::status::{ConflictRecord, ErrorRecord, GlobalStatus, StatusStore, data_status};
-use crate::{SyncError, SyncSettings};
+use crate::{SyncError, SyncSettings, telemetry};
 use meridian_zone::log::LogKind;
 use meridian_zone::replica::{Applied, Incoming, Plan, Skip, Stamp};
 use meridian_zone::{BilogEntry, BilogOp, BucketInfo, DatalogEntry, IndexEntry, Zone, ZoneError};
@@ -103,7 +103,7 @@ impl Item for ShardRef {
 }
 
 fn metric_labels(source: &RemoteZone) -> [(&'static str, String); 1] {
-    [("source_zone", source.name.clone())]
+    telemetry::source_labels(&source.name)
 }
 
 impl DataSync {
@@ -115,6 +115,7 @@ impl DataSync {
         holder: String,
     ) -> Arc<Self> {
         let shards = local.params().datalog_shards.max(1) as usize;
+        telemetry::register_data_source(&source.name);
         Arc::new(Self {
             status: StatusStore::new(local.clone()),
             local,
@@ -306,6 +307,7 @@ impl DataSync {
                 .await
             {
                 Ok(now) => {
+                    telemetry::source_reachable(&self.source.name, true);
                     for (i, p) in now.iter().enumerate() {
                         if known.get(i) != Some(p)
                             && let Some(b) = self.bells.get(i)
@@ -316,6 +318,7 @@ impl DataSync {
                     known = now;
                 }
                 Err(e) => {
+                    telemetry::source_reachable(&self.source.name, false);
                     tracing::debug!(source = %self.source.name, error = %e, "data log watch failed");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     // Wake everyone: their own reads tell them how things are.
@@ -1016,12 +1019,7 @@ impl Exec<BucketItem> for BucketExec<'_> {
     }
 
     fn pending_changed(&self, before: usize, now: usize) {
-        use std::sync::atomic::Ordering::SeqCst;
-        let total = if now >= before {
-            self.sync.pending.fetch_add(now - before, SeqCst) + (now - before)
-        } else {
-            self.sync.pending.fetch_sub(before - now, SeqCst) - (before - now)
-        };
+        let total = telemetry::move_pending(&self.sync.pending, before, now);
         metrics::gauge!(
             "meridian_sync_pending_entries",
             &metric_labels(&self.sync.source)

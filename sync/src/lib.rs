@@ -12,7 +12,8 @@
 //! source zone over gRPC), [`status`] (persisted state, error and conflict
 //! logs, leases), [`agent`] (which syncs run, following the period), [`pair`]
 //! (a standalone agent's source→destination config), and
-//! [`report`] (`sync status`). Conflict resolution lives with the index, in
+//! [`report`] (`sync status`), `telemetry` (the series alert rules
+//! read). Conflict resolution lives with the index, in
 //! `meridian_zone::replica`.
 
 pub mod agent;
@@ -27,6 +28,7 @@ pub mod peer;
 pub mod remote;
 pub mod report;
 pub mod status;
+mod telemetry;
 pub mod tracker;
 
 use std::time::Duration;

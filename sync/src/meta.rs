@@ -6,7 +6,7 @@ use crate::machine::{Item, Phase, ShardMachine, ShardStatus, Tuning};
 use crate::mdlog::plan_page;
 use crate::remote::RemoteZone;
 use crate::status::{ErrorRecord, META_STATUS, StatusStore};
-use crate::{SyncError, SyncSettings};
+use crate::{SyncError, SyncSettings, telemetry};
 use meridian_zone::log::LogKind;
 use meridian_zone::{BucketInfo, MdlogEntry, User, Zone};
 use std::collections::BTreeMap;
@@ -28,6 +28,8 @@ pub struct MetaSync {
     pub holder: String,
     bells: Vec<Notify>,
     running: std::sync::atomic::AtomicBool,
+    /// Metadata log entries listed from the master and not yet applied.
+    pending: std::sync::atomic::AtomicUsize,
 }
 
 /// One metadata change to apply (or a position to pass).
@@ -57,6 +59,7 @@ impl MetaSync {
         holder: String,
     ) -> Arc<Self> {
         let shards = local.params().mdlog_shards.max(1) as usize;
+        telemetry::register_metadata();
         Arc::new(Self {
             status: StatusStore::new(local.clone()),
             local,
@@ -65,6 +68,7 @@ impl MetaSync {
             holder,
             bells: (0..shards).map(|_| Notify::new()).collect(),
             running: std::sync::atomic::AtomicBool::new(true),
+            pending: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -212,6 +216,7 @@ impl MetaSync {
                 .await
             {
                 Ok(now) => {
+                    telemetry::source_reachable(&self.master.name, true);
                     for (i, p) in now.iter().enumerate() {
                         if known.get(i) != Some(p)
                             && let Some(b) = self.bells.get(i)
@@ -222,6 +227,7 @@ impl MetaSync {
                     known = now;
                 }
                 Err(_) => {
+                    telemetry::source_reachable(&self.master.name, false);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     for b in &self.bells {
                         b.notify_one();
@@ -333,6 +339,7 @@ impl Exec<MetaItem> for MdlogExec<'_> {
     }
 
     async fn record_error(&self, item: &MetaItem, error: &str) -> Result<(), SyncError> {
+        metrics::counter!("meridian_sync_metadata_failed_total").increment(1);
         self.sync
             .status
             .add_error(&ErrorRecord {
@@ -344,6 +351,11 @@ impl Exec<MetaItem> for MdlogExec<'_> {
             })
             .await
             .map(|_| ())
+    }
+
+    fn pending_changed(&self, before: usize, now: usize) {
+        let total = telemetry::move_pending(&self.sync.pending, before, now);
+        metrics::gauge!("meridian_sync_metadata_pending_entries").set(total as f64);
     }
 
     async fn wait_for_log(&self) -> bool {
