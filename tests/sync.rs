@@ -968,3 +968,124 @@ async fn metadata_reaches_another_zonegroup_through_a_metadata_only_agent() {
     );
     agent.kill();
 }
+
+/// Whether `bucket sync status` on `tc` says the bucket is replicating and
+/// caught up with every source.
+fn bucket_caught_up(tc: &TestCluster, bucket: &str) -> bool {
+    let out = tc.cli(&[
+        "--format",
+        "json",
+        "bucket",
+        "sync",
+        "status",
+        &format!("--bucket={bucket}"),
+    ]);
+    let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) else {
+        return false;
+    };
+    out.status.success()
+        && v["sync_disabled"] == false
+        && v["sources"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty() && s.iter().all(|s| s["caught_up"] == true))
+}
+
+/// `bucket sync disable` (run on the secondary, so forwarded to the
+/// master) keeps a bucket local in both zones while another bucket goes on
+/// replicating and `sync status` still reaches "caught up"; `bucket sync
+/// enable` brings over, both ways, everything written into it meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_sync_disable_keeps_a_bucket_local_and_enable_brings_it_back() {
+    let (a, b) = TestCluster::start_zones(2, &["-o", "rgw_sync_reconcile_s=3"]);
+    let dev = keys(&a, "dev");
+    let (ca, cb) = (s3(&a, &dev), s3(&b, &dev));
+    ca.ensure_bucket("local").await.unwrap();
+    ca.ensure_bucket("shared").await.unwrap();
+    ca.put("local", "before", body(3, "a")).await.unwrap();
+    wait_caught_up(&a, &b, Duration::from_secs(60));
+    assert_eq!(cb.get("local", "before").await.unwrap(), body(3, "a"));
+
+    // Disabled through the secondary: the master records it, both zones know.
+    let v = cli_json(&b, &["bucket", "sync", "disable", "--bucket=local"]);
+    assert_eq!(v["sync_disabled"], true, "{v}");
+    for tc in [&a, &b] {
+        wait_for(
+            "both zones see the bucket's sync disabled",
+            Duration::from_secs(30),
+            || {
+                cli_json(tc, &["bucket", "sync", "status", "--bucket=local"])["sync_disabled"]
+                    == true
+            },
+        );
+    }
+    // Zone A learnt it by metadata sync; its gateway caches bucket records
+    // for rgw_cache_ttl_ms (2 s). (Zone B's command waited that out itself.)
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for i in 0..20 {
+        ca.put("local", &format!("a/{i}"), body(i, "a"))
+            .await
+            .unwrap();
+        ca.put("shared", &format!("a/{i}"), body(i, "a"))
+            .await
+            .unwrap();
+    }
+    for i in 0..6 {
+        cb.put("local", &format!("b/{i}"), body(i, "b"))
+            .await
+            .unwrap();
+    }
+    // The other bucket replicates, and the disabled one does not hold
+    // `sync status` back.
+    wait_caught_up(&a, &b, Duration::from_secs(60));
+    for i in 0..20 {
+        assert_eq!(
+            cb.get("shared", &format!("a/{i}")).await.unwrap(),
+            body(i, "a")
+        );
+    }
+    // A few reconcile passes later the disabled bucket is still local.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    for i in 0..20 {
+        assert!(
+            cb.get("local", &format!("a/{i}")).await.is_err(),
+            "a/{i} reached zone B while the bucket's sync was disabled"
+        );
+    }
+    for i in 0..6 {
+        assert!(
+            ca.get("local", &format!("b/{i}")).await.is_err(),
+            "b/{i} reached zone A while the bucket's sync was disabled"
+        );
+    }
+
+    // Enabled on the master: each zone brings the other's writes over.
+    let v = cli_json(&a, &["bucket", "sync", "enable", "--bucket=local"]);
+    assert_eq!(v["sync_disabled"], false, "{v}");
+    wait_for(
+        "the bucket caught up in both zones",
+        Duration::from_secs(90),
+        || bucket_caught_up(&a, "local") && bucket_caught_up(&b, "local"),
+    );
+    wait_caught_up(&a, &b, Duration::from_secs(60));
+    for i in 0..20 {
+        assert_eq!(
+            cb.get("local", &format!("a/{i}")).await.unwrap(),
+            body(i, "a"),
+            "a/{i} in zone B after enable"
+        );
+    }
+    for i in 0..6 {
+        assert_eq!(
+            ca.get("local", &format!("b/{i}")).await.unwrap(),
+            body(i, "b"),
+            "b/{i} in zone A after enable"
+        );
+    }
+    assert_eq!(cb.get("local", "before").await.unwrap(), body(3, "a"));
+
+    // Bad input is refused, naming what is wrong.
+    let out = b.cli(&["bucket", "sync", "disable", "--bucket=no-such-bucket"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-bucket"), "{err}");
+}

@@ -359,25 +359,58 @@ async fn forward_user(
     spec: Vec<u8>,
 ) -> anyhow::Result<Option<Option<User>>> {
     use meridian_proto::multisite::ForwardUserRequest;
-    let role = meridian_gateway::site::SiteRole::of(&zone.cluster().map().map, &zone.params().zone);
-    if role.is_master {
-        return Ok(None);
-    }
-    let key = role.system_key.clone().with_context(|| {
-        format!(
-            "zone {} is a secondary without a system key: user changes must go to the master zone {} (zone modify --access-key --secret)",
-            role.zone, role.master_zone
-        )
-    })?;
     let req = ForwardUserRequest {
         auth: None,
         op: op as i32,
         uid: uid.to_string(),
         spec: spec.into(),
     };
-    let reply = meridian_gateway::peer::on_any(&role.master_endpoints, |mut c| {
-        let req = meridian_gateway::peer::sign(req.clone(), &key);
-        async move { c.forward_user(req).await }
+    let Some(reply) = to_master(zone, "user changes", req, |mut c, r| async move {
+        c.forward_user(r).await
+    })
+    .await?
+    else {
+        return Ok(None);
+    };
+    if reply.user.is_empty() {
+        zone.apply_user_removal(uid).await?;
+        return Ok(Some(None));
+    }
+    let u: User =
+        serde_json::from_slice(&reply.user).context("user record from the master zone")?;
+    zone.apply_user(&u).await?;
+    Ok(Some(Some(u)))
+}
+
+/// Sends `req`, signed with this zone's system key, to the metadata master
+/// zone with `call` (any of its endpoints). None: this zone is the master
+/// (or standalone) and the caller writes locally.
+async fn to_master<Q, T, F, Fut>(
+    zone: &Zone,
+    what: &str,
+    req: Q,
+    call: F,
+) -> anyhow::Result<Option<T>>
+where
+    Q: meridian_sync::peer::Signed + Clone,
+    F: Fn(
+        meridian_proto::multisite::zone_service_client::ZoneServiceClient<tonic::transport::Channel>,
+        Q,
+    ) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let role = meridian_gateway::site::SiteRole::of(&zone.cluster().map().map, &zone.params().zone);
+    if role.is_master {
+        return Ok(None);
+    }
+    let key = role.system_key.clone().with_context(|| {
+        format!(
+            "zone {} is a secondary without a system key: {what} must go to the master zone {} (zone modify --access-key --secret)",
+            role.zone, role.master_zone
+        )
+    })?;
+    let reply = meridian_gateway::peer::on_any(&role.master_endpoints, |c| {
+        call(c, meridian_gateway::peer::sign(req.clone(), &key))
     })
     .await
     .map_err(|s| {
@@ -387,14 +420,39 @@ async fn forward_user(
             s.message()
         )
     })?;
-    if reply.user.is_empty() {
-        zone.apply_user_removal(uid).await?;
-        return Ok(Some(None));
-    }
-    let u: User =
-        serde_json::from_slice(&reply.user).context("user record from the master zone")?;
-    zone.apply_user(&u).await?;
-    Ok(Some(Some(u)))
+    Ok(Some(reply))
+}
+
+/// Changes a bucket record where the metadata master keeps it: here on the
+/// master (or a standalone zone), else forwarded to the master, whose record
+/// is then stored here too (as the gateway does for S3 bucket writes).
+pub(crate) async fn change_bucket(
+    zone: &Zone,
+    bucket: &str,
+    change: meridian_zone::bucket::BucketChange,
+) -> anyhow::Result<meridian_zone::BucketInfo> {
+    use meridian_proto::multisite::{ForwardBucketRequest, forward_bucket_request::Op};
+    let (local, _) = zone.bucket_fresh(bucket).await?;
+    let req = ForwardBucketRequest {
+        auth: None,
+        op: Op::Update as i32,
+        bucket: bucket.to_string(),
+        uid: local.owner.clone(),
+        acl: String::new(),
+        change: serde_json::to_vec(&change)?.into(),
+        zonegroup: local.zonegroup.clone(),
+    };
+    let Some(reply) = to_master(zone, "bucket changes", req, |mut c, r| async move {
+        c.forward_bucket(r).await
+    })
+    .await?
+    else {
+        return Ok(zone.change_bucket(bucket, &change).await?);
+    };
+    let info: meridian_zone::BucketInfo =
+        serde_json::from_slice(&reply.bucket_info).context("bucket record from the master zone")?;
+    zone.apply_bucket(&info).await?;
+    Ok(info)
 }
 
 async fn create_user(zone: &Zone, spec: NewUser) -> anyhow::Result<User> {

@@ -139,6 +139,18 @@ pub enum BucketSyncCmd {
         #[arg(long = "source-zone")]
         source_zone: Option<String>,
     },
+    /// Stop replicating the bucket: what each zone writes into it stays
+    /// there (forwarded to the metadata master, so every zone learns it;
+    /// returns once this zone's gateways act on it).
+    Disable {
+        #[arg(long)]
+        bucket: String,
+    },
+    /// Replicate the bucket again: each zone brings it over by a full sync.
+    Enable {
+        #[arg(long)]
+        bucket: String,
+    },
     /// Bring every shard of the bucket up to date now.
     Run {
         #[arg(long)]
@@ -575,6 +587,11 @@ pub async fn bucket_sync(ctx: &Ctx, z: &ZoneArg, cmd: BucketSyncCmd) -> anyhow::
             source_zone,
         } => {
             let (info, _) = zone.bucket_fresh(&bucket).await?;
+            if info.sync_disabled {
+                let v = json!({"bucket": bucket, "bucket_id": info.id, "sync_disabled": true, "sources": []});
+                ctx.print(&v, || format!("Sync is disabled for bucket {bucket}\n"));
+                return Ok(());
+            }
             let mut out = Vec::new();
             for src in sources(&zone, source_zone.as_deref())? {
                 let ask: Vec<_> = {
@@ -604,12 +621,12 @@ pub async fn bucket_sync(ctx: &Ctx, z: &ZoneArg, cmd: BucketSyncCmd) -> anyhow::
                 let shards: Vec<Value> = ask
                     .iter()
                     .zip(&pending)
-                    .map(|((_, s, st), p)| json!({"shard": s, "status": st, "behind": *p || st.phase != Phase::Incremental}))
+                    .map(|((_, s, st), p)| json!({"shard": s, "status": st, "behind": *p || st.phase != Phase::Incremental || st.disabled}))
                     .collect();
                 let behind = shards.iter().filter(|v| v["behind"] == json!(true)).count();
                 out.push(json!({"source_zone": src.name, "source_id": src.id, "shards": shards, "behind_shards": behind, "caught_up": behind == 0}));
             }
-            let v = json!({"bucket": bucket, "bucket_id": info.id, "sources": out});
+            let v = json!({"bucket": bucket, "bucket_id": info.id, "sync_disabled": false, "sources": out});
             ctx.print(&v, || {
                 let mut s = format!(
                     "          realm/zone: {}\n              bucket: {bucket} ({})\n",
@@ -631,6 +648,8 @@ pub async fn bucket_sync(ctx: &Ctx, z: &ZoneArg, cmd: BucketSyncCmd) -> anyhow::
                 s
             });
         }
+        BucketSyncCmd::Disable { bucket } => set_bucket_sync(ctx, &zone, &bucket, false).await?,
+        BucketSyncCmd::Enable { bucket } => set_bucket_sync(ctx, &zone, &bucket, true).await?,
         BucketSyncCmd::Run {
             bucket,
             source_zone,
@@ -647,5 +666,29 @@ pub async fn bucket_sync(ctx: &Ctx, z: &ZoneArg, cmd: BucketSyncCmd) -> anyhow::
             }
         }
     }
+    Ok(())
+}
+
+/// `bucket sync enable|disable`.
+async fn set_bucket_sync(ctx: &Ctx, zone: &Zone, bucket: &str, on: bool) -> anyhow::Result<()> {
+    let info = super::rgw::change_bucket(
+        zone,
+        bucket,
+        meridian_zone::bucket::BucketChange::SyncEnabled(on),
+    )
+    .await
+    .with_context(|| format!("bucket {bucket}"))?;
+    // Gateways keep bucket records for `rgw_cache_ttl_ms`: once this
+    // returns, every gateway of this zone acts on the change. Other zones
+    // follow when metadata sync brings the record (`sync status`).
+    tokio::time::sleep(zone.params().cache_ttl).await;
+    let v = json!({"bucket": bucket, "bucket_id": info.id, "sync_disabled": info.sync_disabled});
+    ctx.print(&v, || {
+        if on {
+            format!("sync enabled for bucket {bucket}: other zones bring it over by a full sync\n")
+        } else {
+            format!("sync disabled for bucket {bucket}: it stays in each zone it is written in\n")
+        }
+    });
     Ok(())
 }

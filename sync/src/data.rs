@@ -419,11 +419,29 @@ impl DataSync {
             .or_default()
             .clone();
         let _held = lock.lock().await;
+        let r = self.sync_shard_held(&local, shard, new).await;
+        drop(_held);
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if busy.get(&key).is_some_and(|l| Arc::strong_count(l) == 1) {
+            busy.remove(&key);
+        }
+        r
+    }
+
+    /// `sync_shard` with the shard's lock held.
+    async fn sync_shard_held(
+        &self,
+        local: &BucketInfo,
+        shard: u32,
+        new: NewShard,
+    ) -> Result<(), SyncError> {
         let st = match self
             .status
             .bucket_shard_if_any(&self.source.id, &local.id, shard)
             .await?
         {
+            // Sync of the bucket was disabled: start over from a full sync.
+            Some(st) if st.disabled && !local.sync_disabled => ShardStatus::default(),
             Some(st) => st,
             None if new == NewShard::FromLogStart => ShardStatus {
                 phase: Phase::Incremental,
@@ -431,6 +449,20 @@ impl DataSync {
             },
             None => ShardStatus::default(),
         };
+        if local.sync_disabled {
+            // `bucket sync disable`: the bucket stays local. Remember that
+            // changes were passed over, so enabling it again full-syncs.
+            if !st.disabled {
+                let paused = ShardStatus {
+                    disabled: true,
+                    ..st
+                };
+                self.status
+                    .set_bucket_shard(&self.source.id, &local.id, shard, &paused)
+                    .await?;
+            }
+            return Ok(());
+        }
         let full = st.phase != Phase::Incremental;
         let mut tuning = self.tuning();
         if full {
@@ -447,13 +479,7 @@ impl DataSync {
             shard,
             batch,
         };
-        let r = drive(&mut m, &exec, Until::CaughtUp).await;
-        drop(_held);
-        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        if busy.get(&key).is_some_and(|l| Arc::strong_count(l) == 1) {
-            busy.remove(&key);
-        }
-        r
+        drive(&mut m, &exec, Until::CaughtUp).await
     }
 
     /// Periodically: every bucket shard whose source log moved past its
@@ -484,10 +510,14 @@ impl DataSync {
     pub async fn behind_shards(&self) -> Result<Vec<(BucketInfo, u32)>, SyncError> {
         let states = self.status.bucket_shards(&self.source.id).await?;
         let mut ask = Vec::new();
+        let mut resync = Vec::new();
         for b in self.local.list_buckets(None).await? {
             let Ok((info, _)) = self.local.bucket_fresh(&b.name).await else {
                 continue;
             };
+            if info.sync_disabled {
+                continue;
+            }
             for s in 0..info.num_shards {
                 // A shard never synced is compared from the log's start.
                 let st = states
@@ -497,6 +527,11 @@ impl DataSync {
                         phase: Phase::Incremental,
                         ..Default::default()
                     });
+                if st.disabled {
+                    // Sync enabled again: behind until its full sync ran.
+                    resync.push((info.clone(), s));
+                    continue;
+                }
                 if st.phase != Phase::Incremental {
                     continue;
                 }
@@ -507,12 +542,13 @@ impl DataSync {
             .source
             .bilog_pending(&ask, &self.local.zone_id())
             .await?;
-        Ok(ask
-            .into_iter()
-            .zip(pending)
-            .filter(|(_, p)| *p)
-            .map(|((b, s, _), _)| (b, s))
-            .collect())
+        resync.extend(
+            ask.into_iter()
+                .zip(pending)
+                .filter(|(_, p)| *p)
+                .map(|((b, s, _), _)| (b, s)),
+        );
+        Ok(resync)
     }
 
     async fn reconcile(&self) -> Result<usize, SyncError> {

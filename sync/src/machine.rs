@@ -41,6 +41,11 @@ pub struct ShardStatus {
     pub marker: String,
     /// Entries sent to the error log so far (for status).
     pub errors: u64,
+    /// A bucket shard seen while its bucket's sync was disabled: whatever
+    /// the source logged meanwhile was passed over, so when sync is enabled
+    /// again the shard starts over with a full sync.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
 
 /// One item to apply: its position in the listing or log, and the key that
@@ -449,6 +454,7 @@ mod tests {
             full_marker: "k".into(),
             marker: "0003".into(),
             errors: 0,
+            disabled: false,
         };
         let mut m = ShardMachine::<E>::new(st, Tuning::default());
         assert_eq!(m.step(Event::Start), vec![Effect::ListFull("k".into())]);

@@ -39,6 +39,8 @@ pub enum BucketChange {
     Acl(CannedAcl),
     /// PutBucketTagging / DeleteBucketTagging (empty).
     Tags(Vec<(String, String)>),
+    /// `bucket sync enable` (true) / `bucket sync disable` (false).
+    SyncEnabled(bool),
 }
 
 /// A bucket as listed.
@@ -171,6 +173,7 @@ impl Zone {
             acl,
             tags: Vec::new(),
             policy: None,
+            sync_disabled: false,
         };
         self.adopt_bucket(&info).await
     }
@@ -247,6 +250,13 @@ impl Zone {
             BucketChange::Tags(t) => {
                 self.update_bucket(name, |b| {
                     b.tags = t.clone();
+                    Ok(())
+                })
+                .await
+            }
+            BucketChange::SyncEnabled(on) => {
+                self.update_bucket(name, |b| {
+                    b.sync_disabled = !on;
                     Ok(())
                 })
                 .await

@@ -122,6 +122,10 @@ pub struct BucketInfo {
     pub tags: Vec<(String, String)>,
     /// Bucket policy JSON, if any.
     pub policy: Option<String>,
+    /// `bucket sync disable`: the bucket stays in each zone it is written
+    /// in; `bucket sync enable` brings it back by a full sync.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sync_disabled: bool,
 }
 
 /// Lifecycle state of an index shard.
