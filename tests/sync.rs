@@ -4,7 +4,8 @@
 //! ETags and mtimes, through a kill -9 of the syncing gateway; concurrent
 //! writes of one key converge to one winner; `sync status` never claims
 //! "caught up" while applies are held back and writes go on; bad input is
-//! refused.
+//! refused; `bucket sync disable|enable`; the seed's planned failover with
+//! writes in flight.
 
 mod common;
 
@@ -1043,6 +1044,13 @@ async fn bucket_sync_disable_keeps_a_bucket_local_and_enable_brings_it_back() {
             body(i, "a")
         );
     }
+    let out = b.cli(&["bucket", "sync", "run", "--bucket=local"]);
+    assert!(
+        !out.status.success(),
+        "bucket sync run on a disabled bucket"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sync is disabled for bucket local"), "{err}");
     // A few reconcile passes later the disabled bucket is still local.
     tokio::time::sleep(Duration::from_secs(7)).await;
     for i in 0..20 {
@@ -1088,4 +1096,140 @@ async fn bucket_sync_disable_keeps_a_bucket_local_and_enable_brings_it_back() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no-such-bucket"), "{err}");
+}
+
+/// The seed's planned failover, steps 1–8, with sync running and a client
+/// writing to the master throughout: once the master refuses writes
+/// (read-only) and the secondary has caught up, the secondary is promoted
+/// and the period committed there; every write the old master acknowledged
+/// is in the new master, byte for byte, and both zones keep replicating
+/// under the new period without a gateway restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_failover_with_writes_in_flight_loses_nothing_acknowledged() {
+    let (a, b) = TestCluster::start_zones(2, &["-o", "rgw_sync_reconcile_s=5"]);
+    let dev = keys(&a, "dev");
+    let (ca, cb) = (s3(&a, &dev), s3(&b, &dev));
+    ca.ensure_bucket("orders").await.unwrap();
+
+    // A client writes to the master until the master refuses it.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+    let writer = {
+        let (ca, acked) = (s3(&a, &dev), acked.clone());
+        tokio::spawn(async move {
+            let mut refused = 0;
+            for i in 0.. {
+                match ca.put("orders", &format!("o/{i:05}"), body(i, "a")).await {
+                    Ok(()) => acked.lock().unwrap().push(i),
+                    Err(_) => {
+                        refused += 1;
+                        // Refused for good: the zone is read-only.
+                        if refused >= 20 {
+                            return i;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            unreachable!()
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Steps 1-2 (the seed checks sync status, then stops writes; with writes
+    // in flight the check is what step 3 repeats): stop writes to the master.
+    must(&a, &["zone", "modify", "--rgw-zone=dev-a", "--read-only"]);
+    let tried = tokio::time::timeout(Duration::from_secs(60), writer)
+        .await
+        .expect("the master still accepts writes 60 s after --read-only")
+        .unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 20,
+        "too few writes before the failover: {}",
+        acked.len()
+    );
+    // Step 3: wait for the final sync.
+    wait_caught_up(&a, &b, Duration::from_secs(90));
+    // Steps 4-7 on the secondary's cluster: promote, demote, zonegroup, commit.
+    let old_period = cli_json(&b, &["period", "get"])["id"].clone();
+    must(
+        &b,
+        &[
+            "zone",
+            "modify",
+            "--rgw-zone=dev-b",
+            "--master",
+            "--default",
+        ],
+    );
+    must(
+        &b,
+        &["zone", "modify", "--rgw-zone=dev-a", "--master=false"],
+    );
+    must(
+        &b,
+        &[
+            "zonegroup",
+            "modify",
+            "--rgw-zonegroup=dev",
+            "--master-zone=dev-b",
+        ],
+    );
+    let p = cli_json(&b, &["period", "update", "--commit"]);
+    assert_ne!(p["id"], old_period, "the commit made a new period");
+    // Step 8: the old master accepts writes again, now as a secondary.
+    must(
+        &a,
+        &["zone", "modify", "--rgw-zone=dev-a", "--read-only=false"],
+    );
+
+    // Recovery point zero: every acknowledged write is in the new master.
+    for i in &acked {
+        let got = cb
+            .get("orders", &format!("o/{i:05}"))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("acknowledged write o/{i:05} is not in the new master: {e}")
+            });
+        assert_eq!(got, body(*i, "a"), "o/{i:05} differs in the new master");
+    }
+    // The new master takes metadata writes; both zones go on replicating
+    // under the new period, their gateways never restarted.
+    let mut created = false;
+    for _ in 0..60 {
+        if cb.ensure_bucket("after-failover").await.is_ok() {
+            created = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(created, "the new master does not create buckets");
+    cb.put("after-failover", "from-b", body(4, "b"))
+        .await
+        .unwrap();
+    let mut ok = false;
+    for _ in 0..60 {
+        if ca.put("orders", "from-a", body(5, "a")).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        ok,
+        "the old master does not accept writes after --read-only=false"
+    );
+    wait_caught_up(&a, &b, Duration::from_secs(90));
+    assert_eq!(
+        ca.get("after-failover", "from-b").await.unwrap(),
+        body(4, "b")
+    );
+    assert_eq!(cb.get("orders", "from-a").await.unwrap(), body(5, "a"));
+    assert!(
+        cli_json(&a, &["period", "get"])["master_zone"] == p["master_zone"],
+        "the old master did not learn the new period"
+    );
+    eprintln!(
+        "planned failover: {} writes acknowledged of {tried} tried before read-only",
+        acked.len()
+    );
 }

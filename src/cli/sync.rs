@@ -655,6 +655,11 @@ pub async fn bucket_sync(ctx: &Ctx, z: &ZoneArg, cmd: BucketSyncCmd) -> anyhow::
             source_zone,
         } => {
             let (info, _) = zone.bucket_fresh(&bucket).await?;
+            if info.sync_disabled {
+                bail!(
+                    "sync is disabled for bucket {bucket} (bucket sync enable --bucket={bucket})"
+                );
+            }
             for src in sources(&zone, source_zone.as_deref())? {
                 let ds = DataSync::new(zone.clone(), src.clone(), settings.clone(), "cli".into());
                 for s in 0..info.num_shards {
