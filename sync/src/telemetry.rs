@@ -1,4 +1,5 @@
-//! Series that alert rules depend on, registered at zero when a sync starts.
+//! Series that alert rules depend on, registered (at zero if new) when a
+//! sync starts.
 //!
 //! A Prometheus series that appears only on the first failure makes an
 //! alert on it blind until then (`increase()` needs two samples), so every
@@ -21,15 +22,18 @@ pub(crate) fn register_data_source(source: &str) {
     ] {
         metrics::counter!(c, &l).increment(0);
     }
-    metrics::gauge!("meridian_sync_pending_entries", &l).set(0.0);
-    metrics::gauge!("meridian_sync_lag_seconds", &l).set(0.0);
+    // Registered, not set: a sync restarted in the same process (a new
+    // period) keeps the last value rather than reporting zero lag.
+    for g in ["meridian_sync_pending_entries", "meridian_sync_lag_seconds"] {
+        let _ = metrics::gauge!(g, &l);
+    }
 }
 
 /// Registers the metadata-sync series at zero.
 pub(crate) fn register_metadata() {
     metrics::counter!("meridian_sync_metadata_applied_total").increment(0);
     metrics::counter!("meridian_sync_metadata_failed_total").increment(0);
-    metrics::gauge!("meridian_sync_metadata_pending_entries").set(0.0);
+    let _ = metrics::gauge!("meridian_sync_metadata_pending_entries");
 }
 
 /// Whether the last call to `source`'s log positions was answered.
