@@ -1233,3 +1233,150 @@ async fn planned_failover_with_writes_in_flight_loses_nothing_acknowledged() {
         acked.len()
     );
 }
+
+/// `zone failover --to=ZONE` does the planned runbook in one command while a
+/// client keeps writing to the master: every write acknowledged before the
+/// master refused writes is in the new master the moment the command
+/// returns; the old master takes writes again when it returns; both zones
+/// go on replicating under the new period. It refuses, changing nothing,
+/// when the master is unreachable or the zone already is the master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_failover_command_moves_the_master_with_recovery_point_zero() {
+    let (a, b) = TestCluster::start_zones(2, &["-o", "rgw_sync_reconcile_s=5"]);
+    let dev = keys(&a, "dev");
+    let (ca, cb) = (s3(&a, &dev), s3(&b, &dev));
+    ca.ensure_bucket("orders").await.unwrap();
+
+    // A client writes to the master throughout; it notes the first refusal.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log = std::sync::Arc::new(std::sync::Mutex::new((Vec::<usize>::new(), None::<usize>)));
+    let writer = {
+        let (ca, log, stop) = (s3(&a, &dev), log.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match ca.put("orders", &format!("o/{i:05}"), body(i, "a")).await {
+                    Ok(()) => log.lock().unwrap().0.push(i),
+                    Err(_) => {
+                        log.lock().unwrap().1.get_or_insert(i);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                i += 1;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let old_period = cli_json(&b, &["period", "get"])["id"].clone();
+    let out = {
+        let conf = b.conf();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(common::bin())
+                .arg("-c")
+                .arg(conf)
+                .args(["--format", "json", "zone", "failover", "--to=dev-b"])
+                .output()
+                .expect("run meridian")
+        })
+        .await
+        .unwrap()
+    };
+    assert!(
+        out.status.success(),
+        "zone failover failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("failover JSON");
+    eprintln!("zone failover: {report:#}");
+    assert_eq!(report["new_master"], "dev-b");
+    assert_eq!(
+        report["steps"].as_array().map(Vec::len),
+        Some(7),
+        "{report}"
+    );
+    assert!(report["write_unavailable_seconds"].as_f64().unwrap() > 0.0);
+
+    // Recovery point zero, checked at once: every write acknowledged before
+    // the first refusal is in the new master.
+    let (acked, first_refused) = log.lock().unwrap().clone();
+    let first_refused =
+        first_refused.expect("the master never refused a write during the failover");
+    let before: Vec<usize> = acked
+        .iter()
+        .copied()
+        .filter(|i| *i < first_refused)
+        .collect();
+    assert!(
+        before.len() > 20,
+        "too few writes before the failover: {}",
+        before.len()
+    );
+    for i in &before {
+        let got = cb
+            .get("orders", &format!("o/{i:05}"))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("acknowledged write o/{i:05} is not in the new master: {e}")
+            });
+        assert_eq!(got, body(*i, "a"), "o/{i:05} differs in the new master");
+    }
+    // The command returned once the old master took writes again, and the
+    // new master takes metadata writes, with no retry.
+    ca.put("orders", "after", body(7, "a")).await.unwrap();
+    cb.ensure_bucket("after-failover").await.unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.await.unwrap();
+    for tc in [&a, &b] {
+        let p = cli_json(tc, &["period", "get"]);
+        assert_ne!(p["id"], old_period);
+        assert_eq!(
+            p["id"], report["period"]["id"],
+            "both zones have the new period"
+        );
+    }
+    assert_eq!(
+        cli_json(&a, &["zone", "get", "--rgw-zone=dev-a"])["read_only"],
+        false
+    );
+
+    // Everything the old master acknowledged, before and after, arrives.
+    wait_caught_up(&a, &b, Duration::from_secs(120));
+    let acked = log.lock().unwrap().0.clone();
+    for i in &acked {
+        assert_eq!(
+            cb.get("orders", &format!("o/{i:05}")).await.unwrap(),
+            body(*i, "a")
+        );
+    }
+    assert_eq!(cb.get("orders", "after").await.unwrap(), body(7, "a"));
+    let out = a.cli(&["zone", "failover", "--to=dev-a"]);
+    assert!(
+        out.status.success(),
+        "failing back: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = cli_json(&a, &["period", "get"]);
+
+    // Refusals change nothing: the zone already is the master; the master
+    // cannot be reached.
+    let out = a.cli(&["zone", "failover", "--to=dev-a"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already the master"));
+    a.kill9("gateway.0");
+    let out = b.cli(&["zone", "failover", "--to=dev-b", "--timeout=10"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "failover with the master down succeeded"
+    );
+    assert!(
+        err.contains("unreachable") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(cli_json(&b, &["period", "get"])["id"], back["id"]);
+    assert_eq!(
+        cli_json(&b, &["zone", "get", "--rgw-zone=dev-b"])["read_only"],
+        false
+    );
+}

@@ -34,6 +34,8 @@ pub struct Gateway {
     keys: ZoneAuth,
     /// Virtual-host parsing (the SigV2 resource includes the bucket).
     vhost: Option<ZoneHost>,
+    /// The zone's role, and the count of writes in flight.
+    site: Site,
 }
 
 /// Builds the handler for one zone (`dns`: virtual-host base domain).
@@ -46,7 +48,7 @@ pub fn service(zone: Zone, site: Site, dns: Option<String>) -> Gateway {
         .max_encoding_message_size(meridian_proto::MAX_MESSAGE_BYTES),
     )
     .add_service(meridian_proto::reflection_service());
-    let mut b = S3ServiceBuilder::new(MeridianS3::new(zone.clone(), site));
+    let mut b = S3ServiceBuilder::new(MeridianS3::new(zone.clone(), site.clone()));
     b.set_auth(ZoneAuth::new(zone.clone()));
     b.set_access(crate::auth::OwnerChecksInHandlers);
     if let Some(d) = &dns {
@@ -62,6 +64,7 @@ pub fn service(zone: Zone, site: Site, dns: Option<String>) -> Gateway {
         grpc,
         keys: ZoneAuth::new(zone),
         vhost: dns.map(ZoneHost::new),
+        site,
     }
 }
 
@@ -184,6 +187,12 @@ impl Gateway {
         let started = Instant::now();
         let rid = request_id();
         let method = req.method().clone();
+        // Counted for the whole request: a failover waits for these to end.
+        let _write = (!matches!(
+            method,
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        ))
+        .then(|| self.site.write_started());
         let header_bytes: usize = req
             .headers()
             .iter()

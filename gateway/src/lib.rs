@@ -140,7 +140,7 @@ pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
     tokio::spawn(beacons(
         site.clone(),
         id.clone(),
-        section.addr.clone(),
+        (section.addr.clone(), section.endpoint_url()),
         cfg.monitor_addrs(),
         zone.cluster().credential(),
     ));
@@ -213,7 +213,13 @@ fn gateway_credentials(
 
 /// Tells every monitor, every few seconds, which zone this gateway serves
 /// (`meridian status` lists the gateways seen recently).
-async fn beacons(site: site::Site, id: String, addr: String, mons: Vec<String>, cred: Credential) {
+async fn beacons(
+    site: site::Site,
+    id: String,
+    (addr, url): (String, String),
+    mons: Vec<String>,
+    cred: Credential,
+) {
     loop {
         let role = site.role();
         let b = meridian_proto::mon::GatewayBeacon {
@@ -235,6 +241,7 @@ async fn beacons(site: site::Site, id: String, addr: String, mons: Vec<String>, 
             master: role.is_master,
             read_only: role.read_only,
             last_seen_ms_ago: 0,
+            url: url.clone(),
         };
         for m in &mons {
             if let Ok(mut c) = meridian_client::mon_client(m, &cred) {

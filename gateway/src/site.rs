@@ -6,6 +6,7 @@
 use meridian_client::Cluster;
 use meridian_proto::mon::ClusterMap;
 use meridian_proto::multisite::{Period, Realm, SystemKey};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -95,6 +96,16 @@ impl SiteRole {
 #[derive(Clone)]
 pub struct Site {
     role: Arc<RwLock<Arc<SiteRole>>>,
+    writes: Arc<AtomicU64>,
+}
+
+/// One S3 request that may change data, counted while it runs.
+pub struct WriteInFlight(Arc<AtomicU64>);
+
+impl Drop for WriteInFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Site {
@@ -103,6 +114,7 @@ impl Site {
         let first = SiteRole::of(&cluster.map().map, &zone);
         let site = Site {
             role: Arc::new(RwLock::new(Arc::new(first))),
+            writes: Default::default(),
         };
         let s = site.clone();
         tokio::spawn(async move {
@@ -122,7 +134,22 @@ impl Site {
     pub fn fixed(role: SiteRole) -> Site {
         Site {
             role: Arc::new(RwLock::new(Arc::new(role))),
+            writes: Default::default(),
         }
+    }
+
+    /// Counts a request that may write until the guard drops. Taken before
+    /// the request reads the role, so once the zone is read-only and the
+    /// count is zero, no write admitted earlier can still land (what a
+    /// planned failover waits for).
+    pub fn write_started(&self) -> WriteInFlight {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        WriteInFlight(self.writes.clone())
+    }
+
+    /// Requests that may write, running now.
+    pub fn writes_in_flight(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
     }
 
     /// The role now.

@@ -527,4 +527,70 @@ impl ZoneService for ZoneEndpoint {
             },
         }))
     }
+
+    async fn gateway_state(
+        &self,
+        req: Request<GatewayStateRequest>,
+    ) -> Result<Response<GatewayStateReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        let role = self.site.role();
+        // Read after the role: a write counted after this read sees the role.
+        let writes_in_flight = self.site.writes_in_flight();
+        let st = self
+            .cluster()
+            .status()
+            .await
+            .map_err(|e| Status::unavailable(format!("cluster status: {e}")))?;
+        Ok(Response::new(GatewayStateReply {
+            zone: role.zone.clone(),
+            zone_id: role.zone_id.clone(),
+            period_id: role
+                .period
+                .as_ref()
+                .map(|p| p.id.clone())
+                .unwrap_or_default(),
+            period_epoch: role.period.as_ref().map(|p| p.epoch).unwrap_or(0),
+            master: role.is_master,
+            read_only: role.read_only,
+            writes_in_flight,
+            zone_gateways: st
+                .gateways
+                .into_iter()
+                .filter(|g| g.zone == role.zone)
+                .map(|g| {
+                    if g.url.is_empty() {
+                        format!("http://{}", g.addr)
+                    } else {
+                        g.url
+                    }
+                })
+                .collect(),
+        }))
+    }
+
+    async fn set_zone_read_only(
+        &self,
+        req: Request<SetZoneReadOnlyRequest>,
+    ) -> Result<Response<SetZoneReadOnlyReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        if !self.multisite().zones.iter().any(|z| z.name == req.zone) {
+            return Err(Status::not_found(format!(
+                "zone {} is not a zone of this cluster (this gateway serves {})",
+                req.zone,
+                self.site.role().zone
+            )));
+        }
+        self.mon(MultisiteCommand {
+            cmd: Some(multisite_command::Cmd::ZoneModify(ZoneModify {
+                name: req.zone.clone(),
+                read_only: Some(req.read_only),
+                ..Default::default()
+            })),
+        })
+        .await?;
+        tracing::warn!(zone = %req.zone, read_only = req.read_only, "zone read-only flag set by a peer zone");
+        Ok(Response::new(SetZoneReadOnlyReply {}))
+    }
 }

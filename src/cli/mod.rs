@@ -5,6 +5,7 @@ pub mod auth;
 pub mod dev;
 pub mod devtls;
 pub mod devzones;
+pub mod failover;
 pub mod multisite;
 pub mod objects;
 pub mod pgquery;

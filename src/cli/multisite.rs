@@ -236,6 +236,9 @@ pub enum ZoneCmd {
         #[arg(long = "rgw-zone", visible_alias = "zone")]
         zone: String,
     },
+    /// Planned failover in one command: make the master read-only, wait
+    /// until ZONE has every change, promote it, commit, lift read-only.
+    Failover(super::failover::FailoverArgs),
 }
 
 /// `meridian period ...`.
@@ -280,12 +283,12 @@ fn print(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-async fn state(c: &Cluster) -> MultisiteState {
+pub(crate) async fn state(c: &Cluster) -> MultisiteState {
     c.map().map.multisite.clone().unwrap_or_default()
 }
 
 /// Runs a multisite command on the monitors and waits until our map has it.
-async fn run(c: &Cluster, cmd: M) -> anyhow::Result<String> {
+pub(crate) async fn run(c: &Cluster, cmd: M) -> anyhow::Result<String> {
     let r = c
         .mon_command(Cmd::Multisite(MultisiteCommand { cmd: Some(cmd) }))
         .await?;
@@ -689,6 +692,7 @@ pub async fn zone(ctx: &Ctx, cmd: ZoneCmd) -> anyhow::Result<()> {
         ZoneCmd::Default { zone } => {
             run(c, M::ZoneDefault(NameRef { name: zone })).await?;
         }
+        ZoneCmd::Failover(args) => super::failover::run(ctx, args).await?,
     }
     Ok(())
 }
@@ -706,7 +710,7 @@ pub async fn period(ctx: &Ctx, cmd: PeriodCmd) -> anyhow::Result<()> {
             )
             .await?;
             if commit {
-                commit_staging(c, &realm).await?;
+                print(&period_json(&commit_staging(c, &realm).await?));
             } else {
                 let ms = state(c).await;
                 let r = realm_of(&ms, &realm)?;
@@ -718,7 +722,7 @@ pub async fn period(ctx: &Ctx, cmd: PeriodCmd) -> anyhow::Result<()> {
                 print(&period_json(staging));
             }
         }
-        PeriodCmd::Commit { realm } => commit_staging(c, &realm).await?,
+        PeriodCmd::Commit { realm } => print(&period_json(&commit_staging(c, &realm).await?)),
         PeriodCmd::Get { realm, period_id } => {
             let ms = state(c).await;
             let r = realm_of(&ms, &realm)?;
@@ -798,7 +802,7 @@ pub async fn period(ctx: &Ctx, cmd: PeriodCmd) -> anyhow::Result<()> {
 /// zone (then pushes it to the other zones), else on the master zone's
 /// cluster (forwarded, signed with this cluster's zone system key), then
 /// installs the result here.
-async fn commit_staging(c: &Cluster, realm: &str) -> anyhow::Result<()> {
+pub(crate) async fn commit_staging(c: &Cluster, realm: &str) -> anyhow::Result<Period> {
     let ms = state(c).await;
     let r = realm_of(&ms, realm)?.clone();
     let staging = ms
@@ -904,6 +908,5 @@ async fn commit_staging(c: &Cluster, realm: &str) -> anyhow::Result<()> {
         .await?;
         p
     };
-    print(&period_json(&period));
-    Ok(())
+    Ok(period)
 }

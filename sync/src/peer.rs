@@ -74,6 +74,8 @@ signed!(BilogPendingRequest, "BilogPending");
 signed!(ListMetadataRequest, "ListMetadata");
 signed!(GetMetadataRequest, "GetMetadata");
 signed!(FetchObjectRequest, "FetchObject");
+signed!(GatewayStateRequest, "GatewayState");
+signed!(SetZoneReadOnlyRequest, "SetZoneReadOnly");
 
 /// Signs `msg` with `key` now.
 pub fn sign<T: Signed>(mut msg: T, key: &SystemKey) -> T {
