@@ -688,18 +688,18 @@ mod tests {
     use super::gateway_url;
 
     #[test]
-    fn gateway_urls_keep_the_endpoint_scheme_and_replace_wildcard_hosts() {
+    fn gateway_urls_replace_wildcard_hosts_with_the_endpoint_host() {
         assert_eq!(
-            gateway_url("https://zone-a.example:443", "10.0.0.5:7480"),
+            gateway_url("http://zone-a.example:80", "https://10.0.0.5:7480"),
             "https://10.0.0.5:7480"
         );
         assert_eq!(
-            gateway_url("http://10.1.1.1:8000", "0.0.0.0:7481"),
+            gateway_url("https://10.1.1.1:8443", "http://0.0.0.0:7481"),
             "http://10.1.1.1:7481"
         );
         assert_eq!(
-            gateway_url("http://[::1]:8000", "[::]:7481"),
-            "http://[::1]:7481"
+            gateway_url("http://[::1]:8000", "https://[::]:7481"),
+            "https://[::1]:7481"
         );
         assert_eq!(
             gateway_url("10.1.1.1:8000", "127.0.0.1:9"),
