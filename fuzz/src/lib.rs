@@ -125,6 +125,8 @@ request_types!(
     multisite::ListMetadataRequest,
     multisite::GetMetadataRequest,
     multisite::FetchObjectRequest,
+    multisite::GatewayStateRequest,
+    multisite::SetZoneReadOnlyRequest,
 );
 
 /// The first byte picks a request type, the rest is its encoding; a zone
