@@ -139,6 +139,8 @@ pub struct GlobalSection {
     pub rgw_sync_window: u32,
     /// Entries a bucket shard in full sync applies at once; the versions
     /// fetched while one index commit is in flight share the next one.
+    /// (RGW's name `rgw_sync_obj_batch_size` is accepted too.)
+    #[serde(alias = "rgw_sync_obj_batch_size")]
     pub rgw_sync_full_window: u32,
     /// How often a zone re-reads its own log positions for changes written
     /// through its other gateways while a peer waits on them (ms).
@@ -149,11 +151,22 @@ pub struct GlobalSection {
     /// A metadata change logged as prepared but never committed counts as
     /// done after this long (ms): its writer died.
     pub rgw_sync_md_settle_ms: u64,
-    /// Sync shard leases last this long unless renewed (s).
+    /// Sync shard leases last this long unless renewed (s; RGW's name
+    /// `rgw_sync_lease_period` is accepted too).
+    #[serde(alias = "rgw_sync_lease_period")]
     pub rgw_sync_lease_s: u64,
     /// GC drops the tombstone of a deleted null version after this long (s):
     /// longer than any outage after which zones are expected to converge.
     pub rgw_sync_tombstone_ttl_s: u64,
+    /// How often a zone trims its metadata, data and bucket index logs
+    /// through what every peer zone has read (s).
+    pub rgw_sync_log_trim_interval_s: u64,
+    /// A peer zone whose sync has not applied changes logged this long ago
+    /// raises the SYNC_PEER_BEHIND health warning (s).
+    pub rgw_sync_log_trim_warn_lag_s: u64,
+    /// Object bytes sync fetches from other zones, per second, in each
+    /// process that runs sync (0: no limit).
+    pub rgw_sync_max_bandwidth: u64,
 }
 
 impl GlobalSection {
@@ -168,6 +181,12 @@ impl GlobalSection {
             .split_once('=')
             .ok_or_else(|| err(assignment, "expected KEY=VALUE".into()))?;
         let (key, raw) = (key.trim(), raw.trim());
+        // RGW's names for settings we spell differently.
+        let key = match key {
+            "rgw_sync_lease_period" => "rgw_sync_lease_s",
+            "rgw_sync_obj_batch_size" => "rgw_sync_full_window",
+            k => k,
+        };
         let mut table = toml::Table::try_from(&*self).map_err(|e| err(key, e.to_string()))?;
         if !table.contains_key(key) && key != "fsid" {
             let known: Vec<&str> = table.keys().map(String::as_str).collect();
@@ -229,6 +248,9 @@ impl Default for GlobalSection {
             rgw_sync_md_settle_ms: 30_000,
             rgw_sync_lease_s: 30,
             rgw_sync_tombstone_ttl_s: 7 * 24 * 3600,
+            rgw_sync_log_trim_interval_s: 60,
+            rgw_sync_log_trim_warn_lag_s: 600,
+            rgw_sync_max_bandwidth: 0,
         }
     }
 }

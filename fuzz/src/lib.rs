@@ -127,6 +127,7 @@ request_types!(
     multisite::FetchObjectRequest,
     multisite::GatewayStateRequest,
     multisite::SetZoneReadOnlyRequest,
+    multisite::SyncMarkersRequest,
 );
 
 /// The first byte picks a request type, the rest is its encoding; a zone

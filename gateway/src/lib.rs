@@ -137,12 +137,22 @@ pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
         cfg.global.rgw_gc_processor_period_s.max(1),
     )));
     let site = site::Site::follow(zone.cluster().clone(), params.zone.clone());
+    // Trimming is the zone's own log upkeep: it runs whether or not this
+    // gateway runs sync (one gateway of the zone at a time, by lease).
+    let trimmer = meridian_sync::trim::LogTrimmer::new(
+        zone.clone(),
+        meridian_sync::SyncSettings::from_global(&cfg.global),
+        format!("gateway.{id}.{}", std::process::id()),
+    );
+    let warnings = trimmer.warnings();
+    tokio::spawn(trimmer.run());
     tokio::spawn(beacons(
         site.clone(),
         id.clone(),
         (section.addr.clone(), section.endpoint_url()),
         cfg.monitor_addrs(),
         zone.cluster().credential(),
+        warnings,
     ));
     tokio::spawn(follow_master_period(
         zone.cluster().clone(),
@@ -219,6 +229,7 @@ async fn beacons(
     (addr, url): (String, String),
     mons: Vec<String>,
     cred: Credential,
+    warnings: Arc<std::sync::Mutex<Vec<String>>>,
 ) {
     loop {
         let role = site.role();
@@ -242,6 +253,13 @@ async fn beacons(
             read_only: role.read_only,
             last_seen_ms_ago: 0,
             url: url.clone(),
+            health_warnings: warnings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .take(16)
+                .map(|w| w.chars().take(512).collect())
+                .collect(),
         };
         for m in &mons {
             if let Ok(mut c) = meridian_client::mon_client(m, &cred) {

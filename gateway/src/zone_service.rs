@@ -528,6 +528,28 @@ impl ZoneService for ZoneEndpoint {
         }))
     }
 
+    async fn sync_markers(
+        &self,
+        req: Request<SyncMarkersRequest>,
+    ) -> Result<Response<SyncMarkersReply>, Status> {
+        let req = req.into_inner();
+        self.authorize(&req).await?;
+        if req.source_zone_id.is_empty() {
+            return Err(Status::invalid_argument(
+                "sync markers need the source zone id",
+            ));
+        }
+        meridian_sync::trim::markers_for(
+            &self.zone,
+            &req.source_zone_id,
+            &req.bucket_after,
+            req.max_buckets.clamp(1, 1000),
+        )
+        .await
+        .map(Response::new)
+        .map_err(|e| Status::unavailable(e.to_string()))
+    }
+
     async fn gateway_state(
         &self,
         req: Request<GatewayStateRequest>,

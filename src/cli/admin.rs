@@ -698,6 +698,13 @@ pub fn health_checks(st: &StatusReply) -> (String, Vec<String>) {
     if s.osds == 0 {
         warn.push("OSD_NONE: no OSDs".into());
     }
+    // What gateways report of their zone (e.g. a peer zone holding its logs).
+    let from_gateways: std::collections::BTreeSet<&String> = st
+        .gateways
+        .iter()
+        .flat_map(|g| g.health_warnings.iter())
+        .collect();
+    warn.extend(from_gateways.into_iter().cloned());
     let word = if !err.is_empty() {
         "HEALTH_ERR"
     } else if !warn.is_empty() {

@@ -4,6 +4,8 @@
 
 use super::Ctx;
 use anyhow::Context as _;
+use meridian_sync::trim::{LogTrimmer, TrimScope};
+use meridian_zone::log::LogKind;
 use meridian_zone::user::{NewUser, UserChange};
 use meridian_zone::{User, Zone, ZoneParams};
 use serde_json::{Value, json};
@@ -158,9 +160,21 @@ pub enum GcCmd {
     },
 }
 
-/// `meridian bilog list`.
+/// `meridian bilog list|trim`.
 #[derive(clap::Subcommand, Debug)]
 pub enum BilogCmd {
+    /// Removes a bucket's index log entries: through --end-marker (of one
+    /// shard, or every shard), or without it through what every zone that
+    /// syncs the bucket has applied (what the zone does by itself every
+    /// rgw_sync_log_trim_interval_s).
+    Trim {
+        #[arg(long)]
+        bucket: String,
+        #[arg(long = "shard-id")]
+        shard: Option<u32>,
+        #[arg(long = "end-marker")]
+        end_marker: Option<String>,
+    },
     /// Bucket index log entries of one bucket (every shard, or --shard-id).
     List {
         #[arg(long)]
@@ -174,9 +188,19 @@ pub enum BilogCmd {
     },
 }
 
-/// `meridian datalog|mdlog list`.
+/// `meridian datalog|mdlog list|trim`.
 #[derive(clap::Subcommand, Debug)]
 pub enum LogCmd {
+    /// Removes entries: through --end-marker (of one shard, or every
+    /// shard), or without it through what every zone that reads the log
+    /// has applied (what the zone does by itself every
+    /// rgw_sync_log_trim_interval_s).
+    Trim {
+        #[arg(long = "shard-id")]
+        shard: Option<u32>,
+        #[arg(long = "end-marker")]
+        end_marker: Option<String>,
+    },
     /// Entries of every shard (or --shard-id).
     List {
         #[arg(long = "shard-id")]
@@ -222,6 +246,34 @@ pub async fn open_zone(ctx: &Ctx, z: &ZoneArg) -> anyhow::Result<Zone> {
     Zone::open(cluster, params)
         .await
         .with_context(|| format!("open zone {name}"))
+}
+
+/// The shards a log command covers: `--shard-id` (checked) or all `n`.
+fn shard_ids(shard: Option<u32>, n: u32, what: &str) -> anyhow::Result<Vec<u32>> {
+    match shard {
+        Some(s) if s < n => Ok(vec![s]),
+        Some(s) => anyhow::bail!("{what} has {n} shards; --shard-id {s} is out of range"),
+        None => Ok((0..n).collect()),
+    }
+}
+
+/// A log marker as `list` prints it (digits; a marker of another form
+/// would compare above every entry and trim the whole log).
+fn log_marker(m: &str) -> anyhow::Result<String> {
+    if m.is_empty() || m.len() > 20 || !m.bytes().all(|b| b.is_ascii_digit()) {
+        anyhow::bail!("--end-marker {m:?}: give a marker as `list` prints it (up to 20 digits)");
+    }
+    Ok(format!("{:0>20}", m))
+}
+
+/// A one-off trim pass of `zone`'s logs with the cluster's settings.
+fn trimmer(ctx: &Ctx, zone: &Zone) -> anyhow::Result<LogTrimmer> {
+    let cfg = ctx.config()?;
+    Ok(LogTrimmer::new(
+        zone.clone(),
+        meridian_sync::SyncSettings::from_global(&cfg.global),
+        "cli".into(),
+    ))
 }
 
 /// radosgw-admin's user info JSON.
@@ -634,12 +686,46 @@ pub async fn gc(ctx: &Ctx, z: ZoneArg, cmd: GcCmd) -> anyhow::Result<()> {
 /// `meridian bilog list`.
 pub async fn bilog(ctx: &Ctx, z: ZoneArg, cmd: BilogCmd) -> anyhow::Result<()> {
     let zone = open_zone(ctx, &z).await?;
-    let BilogCmd::List {
-        bucket,
-        shard,
-        marker,
-        max_entries,
-    } = cmd;
+    let (bucket, shard, marker, max_entries) = match cmd {
+        BilogCmd::List {
+            bucket,
+            shard,
+            marker,
+            max_entries,
+        } => (bucket, shard, marker, max_entries),
+        BilogCmd::Trim {
+            bucket,
+            shard,
+            end_marker,
+        } => {
+            let b = zone.bucket(&bucket).await?;
+            let shards = shard_ids(shard, b.num_shards, &format!("bucket {bucket}"))?;
+            let report = match end_marker {
+                Some(m) => {
+                    let m = log_marker(&m)?;
+                    let mut n = 0;
+                    for s in shards {
+                        n += zone.trim_bilog_shard(&b.id, s, &m).await?;
+                    }
+                    json!({"bilog_trimmed": n})
+                }
+                None if shard.is_some() => anyhow::bail!(
+                    "--shard-id needs --end-marker; without both, every shard is trimmed \
+                     through what every zone that syncs the bucket has applied"
+                ),
+                None => {
+                    let scope = TrimScope {
+                        bilog: true,
+                        buckets: vec![b.id.clone()],
+                        ..TrimScope::default()
+                    };
+                    serde_json::to_value(trimmer(ctx, &zone)?.pass(&scope).await?)?
+                }
+            };
+            print_json(&report);
+            return Ok(());
+        }
+    };
     let b = zone.bucket(&bucket).await?;
     let shards: Vec<u32> = match shard {
         Some(s) if s < b.num_shards => vec![s],
@@ -675,15 +761,51 @@ pub async fn bilog(ctx: &Ctx, z: ZoneArg, cmd: BilogCmd) -> anyhow::Result<()> {
 /// `meridian datalog list` / `meridian mdlog list`.
 pub async fn log(ctx: &Ctx, z: ZoneArg, metadata: bool, cmd: LogCmd) -> anyhow::Result<()> {
     let zone = open_zone(ctx, &z).await?;
-    let LogCmd::List {
-        shard,
-        marker,
-        max_entries,
-    } = cmd;
     let n = if metadata {
         zone.params().mdlog_shards
     } else {
         zone.params().datalog_shards
+    };
+    let (shard, marker, max_entries) = match cmd {
+        LogCmd::List {
+            shard,
+            marker,
+            max_entries,
+        } => (shard, marker, max_entries),
+        LogCmd::Trim { shard, end_marker } => {
+            let (kind, what) = if metadata {
+                (LogKind::Metadata, "mdlog")
+            } else {
+                (LogKind::Data, "datalog")
+            };
+            let shards = shard_ids(shard, n, &format!("the {what}"))?;
+            let report = match end_marker {
+                Some(m) => {
+                    let m = log_marker(&m)?;
+                    let mut trimmed = 0;
+                    for s in shards {
+                        trimmed += zone.trim_zone_log(kind, s, &m).await?;
+                    }
+                    let mut m = serde_json::Map::new();
+                    m.insert(format!("{what}_trimmed"), json!(trimmed));
+                    Value::Object(m)
+                }
+                None if shard.is_some() => anyhow::bail!(
+                    "--shard-id needs --end-marker; without both, every shard is trimmed \
+                     through what every zone that reads the {what} has applied"
+                ),
+                None => {
+                    let scope = TrimScope {
+                        mdlog: metadata,
+                        datalog: !metadata,
+                        ..TrimScope::default()
+                    };
+                    serde_json::to_value(trimmer(ctx, &zone)?.pass(&scope).await?)?
+                }
+            };
+            print_json(&report);
+            return Ok(());
+        }
     };
     let shards: Vec<u32> = shard.map(|s| vec![s]).unwrap_or_else(|| (0..n).collect());
     let mut out = Vec::new();

@@ -801,6 +801,7 @@ impl BucketExec<'_> {
             return Ok(());
         };
         let size = entry.size;
+        let body = self.sync.settings.bandwidth.throttle(body);
         let body = (!entry.delete_marker && entry.size > 0).then_some(body);
         let labels = metric_labels(&self.sync.source);
         let r = match (&self.batch, listed) {

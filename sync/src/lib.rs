@@ -13,7 +13,8 @@
 //! logs, leases), [`agent`] (which syncs run, following the period), [`pair`]
 //! (a standalone agent's source→destination config), and
 //! [`report`] (`sync status`), `telemetry` (the series alert rules
-//! read). Conflict resolution lives with the index, in
+//! read), [`trim`] (bounded logs: trimming through what every peer has
+//! read, and the health warnings of peers that hold them back). Conflict resolution lives with the index, in
 //! `meridian_zone::replica`.
 
 pub mod agent;
@@ -30,6 +31,7 @@ pub mod report;
 pub mod status;
 mod telemetry;
 pub mod tracker;
+pub mod trim;
 
 use std::time::Duration;
 
@@ -101,6 +103,70 @@ pub struct SyncSettings {
     pub error_retry_max: Duration,
     /// An object stream may stall this long.
     pub fetch_idle: Duration,
+    /// How often this zone's logs are trimmed through its peers' markers.
+    pub log_trim_interval: Duration,
+    /// A peer this far behind this zone's logs raises a health warning.
+    pub log_trim_warn_lag: Duration,
+    /// Object bytes fetched per second, shared by every sync of the process.
+    pub bandwidth: std::sync::Arc<Bandwidth>,
+}
+
+/// A limit on bytes per second shared by many streams: each chunk reserves
+/// the next `len / rate` seconds of a virtual clock and waits until its
+/// slot ends, so the total never runs ahead of the rate, however many
+/// fetches are in flight.
+#[derive(Debug, Default)]
+pub struct Bandwidth {
+    /// Bytes per second (0: unlimited).
+    rate: u64,
+    next: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Bandwidth {
+    /// A limit of `rate` bytes per second (0: none).
+    pub fn new(rate: u64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            rate,
+            next: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Waits until `n` more bytes fit under the limit.
+    pub async fn take(&self, n: u64) {
+        if self.rate == 0 || n == 0 {
+            return;
+        }
+        let until = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let now = tokio::time::Instant::now();
+            let start = next.map_or(now, |t| t.max(now));
+            let end = start + Duration::from_secs_f64(n as f64 / self.rate as f64);
+            *next = Some(end);
+            end
+        };
+        tokio::time::sleep_until(until).await;
+    }
+
+    /// `body`, paced by this limit and counted as it is let through
+    /// (`meridian_sync_bytes_received_total`).
+    pub fn throttle(
+        self: &std::sync::Arc<Self>,
+        body: meridian_zone::data::Body,
+    ) -> meridian_zone::data::Body {
+        use futures::StreamExt as _;
+        let me = self.clone();
+        Box::pin(body.then(move |chunk| {
+            let me = me.clone();
+            async move {
+                if let Ok(b) = &chunk {
+                    me.take(b.len() as u64).await;
+                    metrics::counter!("meridian_sync_bytes_received_total")
+                        .increment(b.len() as u64);
+                }
+                chunk
+            }
+        }))
+    }
 }
 
 impl Default for SyncSettings {
@@ -115,6 +181,9 @@ impl Default for SyncSettings {
             lease: Duration::from_secs(30),
             error_retry_max: Duration::from_secs(30),
             fetch_idle: Duration::from_secs(60),
+            log_trim_interval: Duration::from_secs(60),
+            log_trim_warn_lag: Duration::from_secs(600),
+            bandwidth: Bandwidth::new(0),
         }
     }
 }
@@ -128,6 +197,9 @@ impl SyncSettings {
             reconcile: Duration::from_secs(g.rgw_sync_reconcile_s.max(1)),
             md_settle: Duration::from_millis(g.rgw_sync_md_settle_ms),
             lease: Duration::from_secs(g.rgw_sync_lease_s.max(3)),
+            log_trim_interval: Duration::from_secs(g.rgw_sync_log_trim_interval_s.max(1)),
+            log_trim_warn_lag: Duration::from_secs(g.rgw_sync_log_trim_warn_lag_s.max(1)),
+            bandwidth: Bandwidth::new(g.rgw_sync_max_bandwidth),
             ..Self::default()
         }
     }

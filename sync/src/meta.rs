@@ -112,6 +112,25 @@ impl MetaSync {
 
     async fn step(self: &Arc<Self>) -> Result<(), SyncError> {
         let mut g = self.status.global(META_STATUS).await?;
+        if g.phase != Phase::Init && g.source.is_empty() {
+            // Written before the source was recorded: it is the master's.
+            g.source = self.master.id.clone();
+            self.status.set_global(META_STATUS, &g).await?;
+        }
+        if g.phase != Phase::Init && g.source != self.master.id {
+            // A new period made another zone the master: the markers are
+            // positions in the old master's log, meaningless in the new
+            // one's, so start over (full sync lists everything; it is cheap).
+            if !self.lease("init").await? {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return Ok(());
+            }
+            if self.status.global(META_STATUS).await?.source == g.source {
+                tracing::info!(old = %g.source, master = %self.master.name, "metadata master changed: metadata sync starts over");
+                self.status.reset(META_STATUS).await?;
+            }
+            return Ok(());
+        }
         match g.phase {
             Phase::Init => {
                 if !self.lease("init").await? {
@@ -138,6 +157,7 @@ impl MetaSync {
                     .collect();
                 self.status.set_shards(META_STATUS, &shards).await?;
                 g.phase = Phase::Full;
+                g.source = self.master.id.clone();
                 self.status.set_global(META_STATUS, &g).await
             }
             Phase::Full => {

@@ -76,6 +76,7 @@ signed!(GetMetadataRequest, "GetMetadata");
 signed!(FetchObjectRequest, "FetchObject");
 signed!(GatewayStateRequest, "GatewayState");
 signed!(SetZoneReadOnlyRequest, "SetZoneReadOnly");
+signed!(SyncMarkersRequest, "SyncMarkers");
 
 /// Signs `msg` with `key` now.
 pub fn sign<T: Signed>(mut msg: T, key: &SystemKey) -> T {

@@ -23,6 +23,20 @@ pub struct RemoteZone {
     pub key: SystemKey,
 }
 
+/// How far a peer has read a zone's logs (see [`RemoteZone::sync_markers`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerMarkers {
+    /// The zone its metadata sync reads ("" none).
+    pub metadata_source: String,
+    /// Per metadata log shard.
+    pub metadata: Vec<String>,
+    /// Per data log shard ("" not started).
+    pub data: Vec<String>,
+    /// Per (bucket id, shard): the marker, None when the peer has bucket
+    /// sync disabled (it needs none of that log).
+    pub buckets: std::collections::BTreeMap<(String, u32), Option<String>>,
+}
+
 fn parse<T: DeserializeOwned>(what: &str, b: &[u8]) -> Result<T, SyncError> {
     serde_json::from_slice(b).map_err(|e| SyncError::Corrupt(format!("{what}: {e}")))
 }
@@ -82,6 +96,50 @@ impl RemoteZone {
         })
         .await
         .map_err(SyncError::from)
+    }
+
+    /// How far this zone has read the logs of zone `source_id`: its
+    /// metadata sync source and markers, its data sync markers for
+    /// `source_id`, and every bucket shard marker (read page by page).
+    pub async fn sync_markers(&self, source_id: &str) -> Result<PeerMarkers, SyncError> {
+        let mut out = PeerMarkers::default();
+        let mut after = String::new();
+        loop {
+            let req = SyncMarkersRequest {
+                auth: None,
+                source_zone_id: source_id.to_string(),
+                bucket_after: after.clone(),
+                max_buckets: 1000,
+            };
+            let r = peer::on_any(&self.endpoints, |mut c| {
+                let req = sign(req.clone(), &self.key);
+                async move { c.sync_markers(req).await }
+            })
+            .await?;
+            if !self.id.is_empty() && r.zone_id != self.id {
+                return Err(SyncError::WrongZone {
+                    expected: format!("{} ({})", self.name, self.id),
+                    found: r.zone_id,
+                });
+            }
+            if after.is_empty() {
+                out.metadata_source = r.metadata_source;
+                out.metadata = r.metadata_markers;
+                out.data = r.data_markers;
+            }
+            let last = r
+                .buckets
+                .last()
+                .map(|b| crate::status::bucket_shard_key(&b.bucket_id, b.shard));
+            for b in r.buckets {
+                let m = if b.disabled { None } else { Some(b.marker) };
+                out.buckets.insert((b.bucket_id, b.shard), m);
+            }
+            match last {
+                Some(l) if r.more_buckets => after = l,
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// A page of a zone-wide log shard after `after`.

@@ -34,6 +34,10 @@ pub struct GlobalStatus {
     pub full_total: u64,
     /// Full sync: the last item completed (resume point).
     pub full_marker: String,
+    /// Metadata sync: the id of the master zone the markers are positions
+    /// of ("" in statuses written before it was recorded).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 /// A change sync could not apply after its retries.
@@ -331,6 +335,44 @@ impl StatusStore {
             .into_iter()
             .map(|(k, v)| Ok((k.clone(), parse(&k, &v)?)))
             .collect()
+    }
+
+    /// A page of the bucket shard statuses for `source` after key `after`
+    /// (`<bucket id>.<shard>`), and whether more follow.
+    pub async fn bucket_shards_page(
+        &self,
+        source: &str,
+        after: &str,
+        max: u32,
+    ) -> Result<(Vec<(String, ShardStatus)>, bool), SyncError> {
+        let r = self
+            .zone
+            .cluster()
+            .op(
+                &self.pool(),
+                &bucket_status(source),
+                vec![sub::omap_get_range(
+                    Bytes::copy_from_slice(after.as_bytes()),
+                    Bytes::new(),
+                    max.clamp(1, 1000),
+                )],
+            )
+            .await;
+        let page = match r {
+            Ok(r) => r.results.into_iter().next().unwrap_or_default(),
+            Err(ClientError::NotFound(_)) => return Ok((Vec::new(), false)),
+            Err(e) => return Err(SyncError::Local(e.to_string())),
+        };
+        let items = page
+            .entries
+            .iter()
+            .map(|kv| {
+                let k = String::from_utf8_lossy(&kv.key).into_owned();
+                let st = parse(&k, &kv.value)?;
+                Ok((k, st))
+            })
+            .collect::<Result<Vec<_>, SyncError>>()?;
+        Ok((items, page.more))
     }
 
     /// Drops the statuses of one bucket's shards (`bucket sync init`).

@@ -334,6 +334,58 @@ impl Zone {
         }
     }
 
+    /// Removes the entries of a zone-wide log shard up to and including
+    /// `through`; returns how many.
+    pub async fn trim_zone_log(&self, kind: LogKind, shard: u32, through: &str) -> Result<u64> {
+        let object = match kind {
+            LogKind::Metadata => mdlog_object(shard),
+            LogKind::Data => datalog_object(shard),
+        };
+        self.trim_log(&self.pools().log, &object, b"", through)
+            .await
+    }
+
+    /// Removes the log entries of bucket instance `bucket_id`'s index shard
+    /// up to and including `through`; returns how many.
+    pub async fn trim_bilog_shard(
+        &self,
+        bucket_id: &str,
+        shard: u32,
+        through: &str,
+    ) -> Result<u64> {
+        self.trim_log(
+            &self.pools().index,
+            &index::shard_object(bucket_id, shard),
+            BILOG_PREFIX,
+            through,
+        )
+        .await
+    }
+
+    /// When (Unix ms) the first entry after `after` of a zone-wide log
+    /// shard was logged; None when nothing follows it.
+    pub async fn first_entry_after(
+        &self,
+        kind: LogKind,
+        shard: u32,
+        after: &str,
+    ) -> Result<Option<u64>> {
+        Ok(match kind {
+            LogKind::Metadata => self
+                .mdlog_list(shard, after, 1)
+                .await?
+                .0
+                .first()
+                .map(|i| i.entry.ts_ms),
+            LogKind::Data => self
+                .datalog_list(shard, after, 1)
+                .await?
+                .0
+                .first()
+                .map(|i| i.entry.ts_ms),
+        })
+    }
+
     /// Trims a zone without peers: every entry of the data and metadata logs
     /// (no zone will ever read them). With peers, sync markers decide (multi-site).
     pub async fn trim_unshared_logs(&self) -> Result<u64> {
