@@ -103,6 +103,13 @@ enum Command {
         #[command(subcommand)]
         cmd: rgw::BucketCmd,
     },
+    /// Request limits of a user or a bucket (RGW's ratelimit).
+    Ratelimit {
+        #[command(flatten)]
+        zone: rgw::ZoneArg,
+        #[command(subcommand)]
+        cmd: cli::ratelimit::RateLimitCmd,
+    },
     /// Garbage collection of replaced and deleted object data.
     Gc {
         #[command(flatten)]
@@ -233,6 +240,7 @@ fn main() -> std::process::ExitCode {
             Command::Data { zone, cmd } => cli::sync::data(&ctx, zone, cmd).await,
             Command::Bucket { zone, cmd } => rgw::bucket(&ctx, zone, cmd).await,
             Command::Gc { zone, cmd } => rgw::gc(&ctx, zone, cmd).await,
+            Command::Ratelimit { zone, cmd } => cli::ratelimit::ratelimit(&ctx, zone, cmd).await,
             Command::Bilog { zone, cmd } => rgw::bilog(&ctx, zone, cmd).await,
             Command::Datalog { zone, cmd } => rgw::log(&ctx, zone, false, cmd).await,
             Command::Mdlog { zone, cmd } => rgw::log(&ctx, zone, true, cmd).await,

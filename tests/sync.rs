@@ -24,11 +24,7 @@ fn cli_json(tc: &TestCluster, args: &[&str]) -> Value {
 }
 
 fn keys(tc: &TestCluster, uid: &str) -> (String, String) {
-    let u = tc.cli_json(&["user", "info", &format!("--uid={uid}")]);
-    (
-        u["keys"][0]["access_key"].as_str().unwrap().into(),
-        u["keys"][0]["secret_key"].as_str().unwrap().into(),
-    )
+    tc.user_keys(uid)
 }
 
 fn s3(tc: &TestCluster, k: &(String, String)) -> S3Client {
@@ -917,6 +913,27 @@ async fn metadata_reaches_another_zonegroup_through_a_metadata_only_agent() {
     };
     assert_eq!(objects(&a, "eubucket"), 0, "eu data stayed in eu");
     assert_eq!(objects(&b, "usbucket"), 0, "us data stayed in us");
+    // A request for the other zonegroup's bucket is sent there (RGW's 301
+    // PermanentRedirect): nothing is read from or written to the wrong one.
+    for (tc, client, bucket) in [(&b, &cb, "usbucket"), (&a, &ca, "eubucket")] {
+        let get = client.get(bucket, "k").await.unwrap_err().to_string();
+        let put = client
+            .put(bucket, "wrong-zonegroup", body(9, "x"))
+            .await
+            .unwrap_err()
+            .to_string();
+        for err in [get, put] {
+            assert!(
+                err.contains("301") && err.contains("PermanentRedirect"),
+                "{bucket}: {err}"
+            );
+        }
+        assert_eq!(
+            objects(tc, bucket),
+            0,
+            "{bucket} took a write in the wrong zonegroup"
+        );
+    }
 
     // Killed -9, the agent picks up where it left off after a restart.
     agent.kill();

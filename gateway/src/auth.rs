@@ -1,6 +1,7 @@
 //! Authentication (secret keys from the zone's users, for s3s's SigV4
-//! verification) and virtual-host parsing. Authorization is decided in the
-//! handlers, where the bucket and object ACLs are known.
+//! verification), virtual-host parsing, and the redirect of requests for
+//! another zonegroup's bucket. Authorization is decided in the handlers,
+//! where the bucket and object ACLs are known.
 
 use meridian_zone::{Zone, ZoneError};
 use s3s::access::{S3Access, S3AccessContext};
@@ -48,14 +49,132 @@ impl S3Auth for ZoneAuth {
     }
 }
 
-/// Lets every request through to its handler (anonymous ones included):
-/// each handler checks ownership and ACLs itself.
-pub struct OwnerChecksInHandlers;
+/// What runs after authentication and before any handler: a request for
+/// a bucket of another zonegroup is sent there, as RGW does (301
+/// PermanentRedirect naming the zonegroup's endpoint, with
+/// `x-amz-bucket-region`; bucket names are global in a realm, but data
+/// stays in the zonegroup the bucket was created in; CreateBucket and
+/// GetBucketLocation are answered here); a request past its user's or its
+/// bucket's rate limit gets 503 SlowDown. Ownership and ACLs are checked
+/// by each handler.
+pub struct RequestGate {
+    zone: Zone,
+    site: crate::site::Site,
+    limits: std::sync::Arc<crate::ratelimit::RateLimiter>,
+}
+
+impl RequestGate {
+    /// The gate of `zone`, whose period `site` follows.
+    pub fn new(
+        zone: Zone,
+        site: crate::site::Site,
+        limits: std::sync::Arc<crate::ratelimit::RateLimiter>,
+    ) -> Self {
+        Self { zone, site, limits }
+    }
+
+    /// 503 SlowDown when the caller or the bucket is past a limit.
+    async fn rate_limit(&self, cx: &S3AccessContext<'_>, bucket: Option<&str>) -> S3Result<()> {
+        use crate::ratelimit::Request;
+        let req = if matches!(*cx.method(), http::Method::GET | http::Method::HEAD) {
+            Request::Read
+        } else {
+            let len = ["x-amz-decoded-content-length", "content-length"]
+                .iter()
+                .find_map(|h| cx.headers().get(*h)?.to_str().ok()?.parse().ok())
+                .unwrap_or(0);
+            Request::Write(len)
+        };
+        let slow = |what: &str, past: &str| {
+            s3_error!(
+                SlowDown,
+                "Please reduce your request rate: {what} is past its {past} limit"
+            )
+        };
+        if let Some(c) = cx.credentials()
+            && let Ok(u) = self.zone.user_by_key(&c.access_key).await
+        {
+            self.limits
+                .admit(&format!("user:{}", u.user_id), &u.ratelimit, req)
+                .map_err(|past| slow(&format!("user {}", u.user_id), past))?;
+        }
+        if let Some(b) = bucket
+            && let Ok(info) = self.zone.bucket(b).await
+        {
+            self.limits
+                .admit(&format!("bucket:{b}"), &info.ratelimit, req)
+                .map_err(|past| slow(&format!("bucket {b}"), past))?;
+        }
+        Ok(())
+    }
+}
 
 #[async_trait::async_trait]
-impl S3Access for OwnerChecksInHandlers {
-    async fn check(&self, _cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        Ok(())
+impl S3Access for RequestGate {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let bucket = match cx.s3_path() {
+            s3s::path::S3Path::Bucket { bucket } | s3s::path::S3Path::Object { bucket, .. } => {
+                bucket.to_string()
+            }
+            s3s::path::S3Path::Root => return self.rate_limit(cx, None).await,
+        };
+        self.rate_limit(cx, Some(&bucket)).await?;
+        if matches!(cx.s3_op().name(), "CreateBucket" | "GetBucketLocation") {
+            return Ok(());
+        }
+        // A missing bucket is the handler's answer (NoSuchBucket).
+        let Ok(b) = self.zone.bucket(&bucket).await else {
+            return Ok(());
+        };
+        if b.zonegroup.is_empty() || b.zonegroup == self.zone.params().zonegroup {
+            return Ok(());
+        }
+        // Only a zonegroup of the current period without this zone in it
+        // is elsewhere (a name the period does not know stays served here).
+        let role = self.site.role();
+        let Some(group) = role.period.as_ref().and_then(|p| {
+            p.zonegroups
+                .iter()
+                .find(|g| g.name == b.zonegroup || g.id == b.zonegroup)
+        }) else {
+            return Ok(());
+        };
+        if group.zones.iter().any(|z| z.id == role.zone_id) {
+            return Ok(());
+        }
+        let endpoint = group
+            .endpoints
+            .first()
+            .or_else(|| {
+                group
+                    .zones
+                    .iter()
+                    .find(|z| z.id == group.master_zone)
+                    .or(group.zones.first())
+                    .and_then(|z| z.endpoints.first())
+            })
+            .cloned()
+            .unwrap_or_default();
+        let mut e = s3_error!(
+            PermanentRedirect,
+            "The bucket you are attempting to access must be addressed using the specified endpoint: \
+             bucket {bucket} is in zonegroup {}{}",
+            b.zonegroup,
+            if endpoint.is_empty() {
+                String::new()
+            } else {
+                format!(" at {endpoint}")
+            }
+        );
+        let mut h = http::HeaderMap::new();
+        let region = Some(group.api_name.as_str())
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&b.zonegroup);
+        if let Ok(v) = http::HeaderValue::from_str(region) {
+            h.insert("x-amz-bucket-region", v);
+        }
+        e.set_headers(h);
+        Err(e)
     }
 }
 

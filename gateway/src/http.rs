@@ -48,9 +48,14 @@ pub fn service(zone: Zone, site: Site, dns: Option<String>) -> Gateway {
         .max_encoding_message_size(meridian_proto::MAX_MESSAGE_BYTES),
     )
     .add_service(meridian_proto::reflection_service());
-    let mut b = S3ServiceBuilder::new(MeridianS3::new(zone.clone(), site.clone()));
+    let limits = Arc::new(crate::ratelimit::RateLimiter::default());
+    let mut b = S3ServiceBuilder::new(MeridianS3::new(zone.clone(), site.clone(), limits.clone()));
     b.set_auth(ZoneAuth::new(zone.clone()));
-    b.set_access(crate::auth::OwnerChecksInHandlers);
+    b.set_access(crate::auth::RequestGate::new(
+        zone.clone(),
+        site.clone(),
+        limits,
+    ));
     if let Some(d) = &dns {
         b.set_host(ZoneHost::new(d.clone()));
     }

@@ -9,6 +9,7 @@ mod checksum;
 mod chunked;
 mod convert;
 pub mod http;
+pub mod ratelimit;
 pub use meridian_sync::peer;
 pub mod s3;
 mod sigv2;

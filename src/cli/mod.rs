@@ -9,6 +9,7 @@ pub mod failover;
 pub mod multisite;
 pub mod objects;
 pub mod pgquery;
+pub mod ratelimit;
 pub mod rgw;
 pub mod sync;
 

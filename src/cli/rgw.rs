@@ -212,7 +212,7 @@ pub enum LogCmd {
     },
 }
 
-fn parse_flag(s: &str) -> Result<bool, String> {
+pub(crate) fn parse_flag(s: &str) -> Result<bool, String> {
     match s {
         "1" | "true" | "yes" => Ok(true),
         "0" | "false" | "no" => Ok(false),
@@ -301,7 +301,7 @@ pub fn user_json(u: &User) -> Value {
     })
 }
 
-fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
@@ -365,6 +365,7 @@ pub async fn user(ctx: &Ctx, z: ZoneArg, cmd: UserCmd) -> anyhow::Result<()> {
                     max_buckets,
                     add_key,
                     remove_key: None,
+                    ratelimit: None,
                 },
             )
             .await?
@@ -517,7 +518,11 @@ async fn create_user(zone: &Zone, spec: NewUser) -> anyhow::Result<User> {
     }
 }
 
-async fn modify_user(zone: &Zone, uid: &str, change: UserChange) -> anyhow::Result<User> {
+pub(crate) async fn modify_user(
+    zone: &Zone,
+    uid: &str,
+    change: UserChange,
+) -> anyhow::Result<User> {
     use meridian_proto::multisite::forward_user_request::Op;
     let body = serde_json::to_vec(&change)?;
     match forward_user(zone, Op::Modify, uid, body).await? {

@@ -218,6 +218,21 @@ impl TestCluster {
         self.wait_healthy(Duration::from_secs(60));
     }
 
+    /// The first S3 key pair of user `uid` (access key, secret).
+    pub fn user_keys(&self, uid: &str) -> (String, String) {
+        let u = self.cli_json(&["user", "info", &format!("--uid={uid}")]);
+        (
+            u["keys"][0]["access_key"]
+                .as_str()
+                .expect("access key")
+                .into(),
+            u["keys"][0]["secret_key"]
+                .as_str()
+                .expect("secret key")
+                .into(),
+        )
+    }
+
     /// `meridian health detail` as text.
     pub fn health_detail(&self) -> String {
         String::from_utf8_lossy(&self.cli(&["health", "detail"]).stdout).to_string()

@@ -17,12 +17,32 @@ use std::sync::Arc;
 pub struct MeridianS3 {
     zone: Zone,
     site: Site,
+    limits: std::sync::Arc<crate::ratelimit::RateLimiter>,
 }
 
 impl MeridianS3 {
-    /// Serves `zone`, in the role `site` says it has.
-    pub fn new(zone: Zone, site: Site) -> Self {
-        Self { zone, site }
+    /// Serves `zone`, in the role `site` says it has, charging bytes sent
+    /// to the rate limits in `limits`.
+    pub fn new(
+        zone: Zone,
+        site: Site,
+        limits: std::sync::Arc<crate::ratelimit::RateLimiter>,
+    ) -> Self {
+        Self { zone, site, limits }
+    }
+
+    /// Charges the bytes of a GET to its caller's and its bucket's limits.
+    async fn charge_read(&self, access_key: Option<&str>, bucket: &str, bytes: u64) {
+        if let Some(ak) = access_key
+            && let Ok(u) = self.zone.user_by_key(ak).await
+        {
+            self.limits
+                .charge_read(&format!("user:{}", u.user_id), &u.ratelimit, bytes);
+        }
+        if let Ok(b) = self.zone.bucket(bucket).await {
+            self.limits
+                .charge_read(&format!("bucket:{bucket}"), &b.ratelimit, bytes);
+        }
     }
 
     /// AccessDenied while the zone is read-only (`zone modify --read-only`).
@@ -522,7 +542,14 @@ impl S3 for MeridianS3 {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        self.do_get_object(req).await
+        let ak = req.credentials.as_ref().map(|c| c.access_key.clone());
+        let bucket = req.input.bucket.clone();
+        let r = self.do_get_object(req).await?;
+        if let Some(n) = r.output.content_length {
+            self.charge_read(ak.as_deref(), &bucket, n.max(0) as u64)
+                .await;
+        }
+        Ok(r)
     }
     async fn head_object(
         &self,

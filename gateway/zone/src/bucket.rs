@@ -41,6 +41,8 @@ pub enum BucketChange {
     Tags(Vec<(String, String)>),
     /// `bucket sync enable` (true) / `bucket sync disable` (false).
     SyncEnabled(bool),
+    /// `ratelimit set|enable|disable --ratelimit-scope=bucket`.
+    RateLimit(crate::RateLimit),
 }
 
 /// A bucket as listed.
@@ -174,6 +176,7 @@ impl Zone {
             tags: Vec::new(),
             policy: None,
             sync_disabled: false,
+            ratelimit: crate::RateLimit::default(),
         };
         self.adopt_bucket(&info).await
     }
@@ -257,6 +260,14 @@ impl Zone {
             BucketChange::SyncEnabled(on) => {
                 self.update_bucket(name, |b| {
                     b.sync_disabled = !on;
+                    Ok(())
+                })
+                .await
+            }
+            BucketChange::RateLimit(l) => {
+                let l = *l;
+                self.update_bucket(name, |b| {
+                    b.ratelimit = l;
                     Ok(())
                 })
                 .await

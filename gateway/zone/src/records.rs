@@ -28,6 +28,40 @@ pub struct User {
     pub created_ms: u64,
     /// Maximum buckets (radosgw-admin's max_buckets; 0 = unlimited).
     pub max_buckets: u32,
+    /// `ratelimit set --ratelimit-scope=user`.
+    #[serde(skip_serializing_if = "RateLimit::is_unset")]
+    pub ratelimit: RateLimit,
+}
+
+/// Request limits per minute and per gateway, as RGW's `ratelimit` (0 = no
+/// limit of that kind); a request past one gets 503 SlowDown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RateLimit {
+    /// The limits apply.
+    pub enabled: bool,
+    /// GET and HEAD requests per minute.
+    pub max_read_ops: u64,
+    /// Other requests per minute.
+    pub max_write_ops: u64,
+    /// Bytes sent per minute.
+    pub max_read_bytes: u64,
+    /// Bytes received per minute.
+    pub max_write_bytes: u64,
+}
+
+impl RateLimit {
+    /// Never set (kept out of records).
+    pub fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Enabled with at least one limit.
+    pub fn active(&self) -> bool {
+        self.enabled
+            && (self.max_read_ops | self.max_write_ops | self.max_read_bytes | self.max_write_bytes)
+                != 0
+    }
 }
 
 /// One S3 key pair.
@@ -126,6 +160,9 @@ pub struct BucketInfo {
     /// in; `bucket sync enable` brings it back by a full sync.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub sync_disabled: bool,
+    /// `ratelimit set --ratelimit-scope=bucket`.
+    #[serde(skip_serializing_if = "RateLimit::is_unset")]
+    pub ratelimit: RateLimit,
 }
 
 /// Lifecycle state of an index shard.

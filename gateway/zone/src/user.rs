@@ -50,6 +50,8 @@ pub struct UserChange {
     pub add_key: Option<(String, String)>,
     /// Remove this access key.
     pub remove_key: Option<String>,
+    /// New request limits (`ratelimit set|enable|disable --ratelimit-scope=user`).
+    pub ratelimit: Option<crate::RateLimit>,
 }
 
 fn user_object(uid: &str) -> String {
@@ -276,6 +278,7 @@ impl Zone {
             }],
             created_ms: meridian_common::now_unix_ms(),
             max_buckets: spec.max_buckets,
+            ratelimit: crate::RateLimit::default(),
         };
         if !self
             .create_record(&self.pools().meta, &user_object(&spec.uid), &user)
@@ -372,6 +375,9 @@ impl Zone {
             }
             if let Some(v) = change.system {
                 user.system = v;
+            }
+            if let Some(v) = change.ratelimit {
+                user.ratelimit = v;
             }
             if let Some(v) = change.max_buckets {
                 user.max_buckets = v;
