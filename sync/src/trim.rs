@@ -86,9 +86,6 @@ impl Readers {
             .zonegroups
             .iter()
             .find(|g| g.zones.iter().any(|z| z.id == local.id));
-        let serves = own_group
-            .and_then(|g| g.zones.iter().find(|z| z.id == local.id))
-            .is_some_and(|z| !z.endpoints.is_empty());
         for g in &p.zonegroups {
             for z in g.zones.iter().filter(|z| z.id != local.id) {
                 out.has_peers = true;
@@ -102,8 +99,8 @@ impl Readers {
                     name: z.name.clone(),
                     id: z.id.clone(),
                     endpoints: z.endpoints.clone(),
-                    metadata: master && serves,
-                    data: same_group && serves && from_us,
+                    metadata: master,
+                    data: same_group && from_us,
                 };
                 if r.metadata || r.data {
                     out.zones.push(r);
@@ -671,13 +668,20 @@ mod tests {
     }
 
     #[test]
-    fn a_zone_without_endpoints_is_read_by_no_one() {
+    fn a_zone_without_endpoints_still_counts_its_readers() {
+        // A pair agent may read it with endpoints of its own: its readers
+        // are asked all the same (and hold the logs until they have read).
         let m = map(
             "a",
             vec![("g1", vec![zone("a", &[]), zone("b", &["http://b"])])],
         );
         let r = Readers::of(&m, "zone-a");
-        assert!(r.has_peers && r.zones.is_empty());
+        let got: Vec<(&str, bool, bool)> = r
+            .zones
+            .iter()
+            .map(|z| (z.id.as_str(), z.metadata, z.data))
+            .collect();
+        assert_eq!(got, vec![("b", true, true)]);
     }
 
     #[test]
