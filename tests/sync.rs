@@ -1151,7 +1151,13 @@ async fn planned_failover_with_writes_in_flight_loses_nothing_acknowledged() {
             unreachable!()
         })
     };
+    // Enough writes in flight to count, however loaded the machine is.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for(
+        "the master to acknowledge 20 writes",
+        Duration::from_secs(60),
+        || acked.lock().unwrap().len() > 20,
+    );
     // Steps 1-2 (the seed checks sync status, then stops writes; with writes
     // in flight the check is what step 3 repeats): stop writes to the master.
     must(&a, &["zone", "modify", "--rgw-zone=dev-a", "--read-only"]);
@@ -1285,6 +1291,11 @@ async fn zone_failover_command_moves_the_master_with_recovery_point_zero() {
         })
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for(
+        "the master to acknowledge 20 writes",
+        Duration::from_secs(60),
+        || log.lock().unwrap().0.len() > 20,
+    );
 
     let old_period = cli_json(&b, &["period", "get"])["id"].clone();
     let out = {
@@ -1628,4 +1639,267 @@ async fn the_sync_bandwidth_limit_holds_through_a_full_sync() {
             "o{i}"
         );
     }
+}
+
+/// `sync info --bucket=B` on `tc`: whether B syncs from the other zone
+/// (sources) and to it (dests).
+fn policy_says(tc: &TestCluster, bucket: &str) -> (bool, bool) {
+    let v = cli_json(tc, &["sync", "info", &format!("--bucket={bucket}")]);
+    (
+        v["sources"][0]["sync"] == true,
+        v["dests"][0]["sync"] == true,
+    )
+}
+
+/// The seed's "Configuring Sync Policies" runbook, word for word with our
+/// zone names, then Ceph's bucket-level pattern: a zonegroup policy with a
+/// directional flow dev-a → dev-b and a pipe for `critical-*` replicates
+/// exactly those buckets, one way; turned `allowed`, only a bucket whose
+/// own policy enables it replicates (and catches up by full sync); a
+/// bucket policy `forbidden` stops it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_policies_replicate_exactly_the_buckets_and_directions_they_name() {
+    let (a, b) = TestCluster::start_zones(2, &["-o", "rgw_sync_reconcile_s=3"]);
+    let dev = keys(&a, "dev");
+    let (ca, cb) = (s3(&a, &dev), s3(&b, &dev));
+    let empty = cli_json(&a, &["sync", "policy", "get", "--rgw-zonegroup=dev"]);
+    assert_eq!(empty["groups"], serde_json::json!([]), "{empty}");
+    must(
+        &a,
+        &[
+            "sync",
+            "group",
+            "create",
+            "--rgw-zonegroup=dev",
+            "--group-id=critical-data",
+            "--status=enabled",
+        ],
+    );
+    must(
+        &a,
+        &[
+            "sync",
+            "group",
+            "flow",
+            "create",
+            "--rgw-zonegroup=dev",
+            "--group-id=critical-data",
+            "--flow-id=east-to-west",
+            "--flow-type=directional",
+            "--source-zone=dev-a",
+            "--dest-zone=dev-b",
+        ],
+    );
+    must(
+        &a,
+        &[
+            "sync",
+            "group",
+            "pipe",
+            "create",
+            "--rgw-zonegroup=dev",
+            "--group-id=critical-data",
+            "--pipe-id=critical-buckets",
+            "--source-zones=dev-a",
+            "--dest-zones=dev-b",
+            "--bucket=critical-*",
+        ],
+    );
+    // A flow naming a zone that is not in the zonegroup is refused.
+    let out = a.cli(&[
+        "sync",
+        "group",
+        "flow",
+        "create",
+        "--group-id=critical-data",
+        "--flow-id=bad",
+        "--flow-type=directional",
+        "--source-zone=dev-a",
+        "--dest-zone=nowhere",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'nowhere' is not in the zonegroup"), "{err}");
+    let staged = cli_json(&a, &["sync", "policy", "get"]);
+    let g = &staged["groups"][0];
+    assert_eq!(g["status"], "enabled", "{staged}");
+    assert_eq!(g["data_flow"]["directional"][0]["dest_zone"], "dev-b");
+    assert_eq!(g["pipes"][0]["source"]["bucket"], "critical-*");
+    // Staged only: nothing changes until the period is committed.
+    assert_eq!(
+        cli_json(&a, &["sync", "info"])["policy"]["groups"],
+        serde_json::json!([])
+    );
+    must(&a, &["period", "update", "--commit"]);
+    for tc in [&a, &b] {
+        wait_for(
+            "the policy is in both zones' current period",
+            Duration::from_secs(60),
+            || cli_json(tc, &["sync", "info"])["policy"]["groups"][0]["id"] == "critical-data",
+        );
+    }
+    // Gateways act on the map they were sent; give them a moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    for bucket in ["critical-1", "other-1"] {
+        ca.ensure_bucket(bucket).await.unwrap();
+    }
+    wait_for(
+        "zone B knows the buckets (metadata still syncs)",
+        Duration::from_secs(60),
+        || metadata_list(&b, "bucket").len() >= 2,
+    );
+    for i in 0..10 {
+        ca.put("critical-1", &format!("k{i}"), body(i, "a"))
+            .await
+            .unwrap();
+        ca.put("other-1", &format!("k{i}"), body(i, "a"))
+            .await
+            .unwrap();
+    }
+    cb.put("critical-1", "from-b", body(1, "b")).await.unwrap();
+    assert_eq!(policy_says(&b, "critical-1"), (true, false));
+    assert_eq!(policy_says(&a, "critical-1"), (false, true));
+    assert_eq!(policy_says(&b, "other-1"), (false, false));
+    wait_caught_up(&a, &b, Duration::from_secs(60));
+    for i in 0..10 {
+        assert_eq!(
+            cb.get("critical-1", &format!("k{i}")).await.unwrap(),
+            body(i, "a")
+        );
+    }
+    // Reconcile passes later, the rest has still not moved.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    for i in 0..10 {
+        assert!(
+            cb.get("other-1", &format!("k{i}")).await.is_err(),
+            "other-1/k{i} reached zone B: no pipe names other-1"
+        );
+    }
+    assert!(
+        ca.get("critical-1", "from-b").await.is_err(),
+        "critical-1/from-b reached zone A against the directional flow"
+    );
+    let st = cli_json(&b, &["bucket", "sync", "status", "--bucket=other-1"]);
+    assert!(
+        st["sources"][0]["policy"]
+            .as_str()
+            .is_some_and(|s| s.contains("no zonegroup sync group")),
+        "{st}"
+    );
+
+    // Ceph's bucket-level pattern: the zonegroup only allows, for every
+    // bucket; a bucket's own group (set through the secondary, so
+    // forwarded to the master) enables one.
+    must(
+        &a,
+        &[
+            "sync",
+            "group",
+            "modify",
+            "--group-id=critical-data",
+            "--status=allowed",
+        ],
+    );
+    must(
+        &a,
+        &[
+            "sync",
+            "group",
+            "pipe",
+            "modify",
+            "--group-id=critical-data",
+            "--pipe-id=critical-buckets",
+            "--source-bucket=*",
+            "--dest-bucket=*",
+        ],
+    );
+    must(&a, &["period", "update", "--commit"]);
+    for tc in [&a, &b] {
+        wait_for(
+            "the allowed policy is in both zones' current period",
+            Duration::from_secs(60),
+            || cli_json(tc, &["sync", "info"])["policy"]["groups"][0]["status"] == "allowed",
+        );
+    }
+    must(
+        &b,
+        &[
+            "sync",
+            "group",
+            "create",
+            "--bucket=other-1",
+            "--group-id=other-1-sync",
+            "--status=enabled",
+        ],
+    );
+    must(
+        &b,
+        &[
+            "sync",
+            "group",
+            "pipe",
+            "create",
+            "--bucket=other-1",
+            "--group-id=other-1-sync",
+            "--pipe-id=all",
+            "--source-zones=*",
+            "--dest-zones=*",
+        ],
+    );
+    let bp = cli_json(&a, &["sync", "policy", "get", "--bucket=other-1"]);
+    assert_eq!(bp["groups"][0]["id"], "other-1-sync", "{bp}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ca.put("critical-1", "after-allowed", body(2, "a"))
+        .await
+        .unwrap();
+    cb.put("other-1", "from-b", body(2, "b")).await.unwrap();
+    wait_for(
+        "other-1 caught up by full sync in zone B",
+        Duration::from_secs(90),
+        || bucket_caught_up(&b, "other-1"),
+    );
+    wait_caught_up(&a, &b, Duration::from_secs(60));
+    for i in 0..10 {
+        assert_eq!(
+            cb.get("other-1", &format!("k{i}")).await.unwrap(),
+            body(i, "a"),
+            "other-1/k{i} in zone B once its bucket policy enables it"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(
+        cb.get("critical-1", "after-allowed").await.is_err(),
+        "critical-1 still replicates with the zonegroup group only allowed"
+    );
+    assert!(
+        ca.get("other-1", "from-b").await.is_err(),
+        "other-1/from-b reached zone A: the only flow is dev-a → dev-b"
+    );
+
+    // Forbidden at the bucket: it stops again.
+    must(
+        &a,
+        &[
+            "sync",
+            "group",
+            "modify",
+            "--bucket=other-1",
+            "--group-id=other-1-sync",
+            "--status=forbidden",
+        ],
+    );
+    wait_for(
+        "zone B sees the bucket's forbidden group",
+        Duration::from_secs(30),
+        || policy_says(&b, "other-1") == (false, false),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ca.put("other-1", "late", body(3, "a")).await.unwrap();
+    wait_caught_up(&a, &b, Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(
+        cb.get("other-1", "late").await.is_err(),
+        "other-1/late reached zone B with its bucket group forbidden"
+    );
 }

@@ -333,7 +333,112 @@ pub fn apply(ms: &mut MultisiteState, cmd: &MultisiteCommand, now_ms: u64) -> Ou
             commit(ms, &r, fresh, &c.new_period_id, &c.commit_token, now_ms)
         }
         Cmd::PeriodInstall(i) => install(ms, i),
+        Cmd::ZonegroupSyncPolicy(c) => {
+            let zi = zonegroup_idx(ms, &c.zonegroup)?;
+            let g = &ms.zonegroups[zi];
+            let policy = c.policy.clone().unwrap_or_default();
+            validate_sync_policy(&policy, Some(&g.zones))?;
+            let current = g.sync_policy.clone().unwrap_or_default();
+            if c.expect.clone().unwrap_or_default() != current {
+                return Err(exists(format!(
+                    "the sync policy of zonegroup {} changed meanwhile: read it again and retry",
+                    g.name
+                )));
+            }
+            let name = g.name.clone();
+            let changed = policy != current;
+            ms.zonegroups[zi].sync_policy = Some(policy).filter(|p| !p.groups.is_empty());
+            Ok((
+                format!(
+                    "updated the sync policy of zonegroup {name}: `period update --commit` applies it"
+                ),
+                changed,
+            ))
+        }
     }
+}
+
+/// Most sync groups in a policy, and pipes or flows in a group.
+pub const MAX_SYNC_POLICY_ITEMS: usize = 64;
+
+/// Checks a sync policy: ids, statuses, globs, and (for a zonegroup's)
+/// that every zone it names is in `zones`.
+pub fn validate_sync_policy(p: &SyncPolicy, zones: Option<&[Zone]>) -> Result<(), CommandError> {
+    let id_ok = |kind: &str, id: &str| validate_name(kind, id);
+    let zone_ok = |z: &str| -> Result<(), CommandError> {
+        if z == "*" {
+            return Ok(());
+        }
+        match zones {
+            Some(zs) if !zs.iter().any(|x| x.name == z || x.id == z) => Err(not_found(format!(
+                "zone '{z}' is not in the zonegroup (zone names, ids or '*')"
+            ))),
+            _ => Ok(()),
+        }
+    };
+    let unique = |kind: &str, ids: Vec<&str>| -> Result<(), CommandError> {
+        if ids.len() > MAX_SYNC_POLICY_ITEMS {
+            return Err(invalid(format!("at most {MAX_SYNC_POLICY_ITEMS} {kind}s")));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            id_ok(kind, id)?;
+            if !seen.insert(id) {
+                return Err(exists(format!("{kind} '{id}' exists")));
+            }
+        }
+        Ok(())
+    };
+    unique(
+        "sync group",
+        p.groups.iter().map(|g| g.id.as_str()).collect(),
+    )?;
+    for g in &p.groups {
+        if !matches!(g.status.as_str(), "enabled" | "allowed" | "forbidden") {
+            return Err(invalid(format!(
+                "sync group {}: status '{}' is not enabled, allowed or forbidden",
+                g.id, g.status
+            )));
+        }
+        let flows = g
+            .symmetrical
+            .iter()
+            .map(|f| f.id.as_str())
+            .chain(g.directional.iter().map(|f| f.id.as_str()))
+            .collect();
+        unique("flow", flows)?;
+        for f in &g.symmetrical {
+            if f.zones.is_empty() {
+                return Err(invalid(format!("symmetrical flow {} names no zones", f.id)));
+            }
+            f.zones.iter().try_for_each(|z| zone_ok(z))?;
+        }
+        for f in &g.directional {
+            if f.source_zone.is_empty() || f.dest_zone.is_empty() {
+                return Err(invalid(format!(
+                    "directional flow {} needs --source-zone and --dest-zone",
+                    f.id
+                )));
+            }
+            zone_ok(&f.source_zone)?;
+            zone_ok(&f.dest_zone)?;
+        }
+        unique("pipe", g.pipes.iter().map(|p| p.id.as_str()).collect())?;
+        for pipe in &g.pipes {
+            pipe.source_zones
+                .iter()
+                .chain(&pipe.dest_zones)
+                .try_for_each(|z| zone_ok(z))?;
+            let same = |b: &str| b.is_empty() || b == "*";
+            if !same(&pipe.dest_bucket) && pipe.dest_bucket != pipe.source_bucket {
+                return Err(invalid(format!(
+                    "pipe {}: objects sync into the bucket of the same name; --dest-bucket must be '*' or equal --source-bucket",
+                    pipe.id
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn realm_create(ms: &mut MultisiteState, c: &RealmCreate, now_ms: u64) -> Outcome {
@@ -881,6 +986,58 @@ mod tests {
     fn current(ms: &MultisiteState) -> Period {
         let r = realm(ms, "").unwrap();
         current_period(ms, r).unwrap().clone()
+    }
+
+    #[test]
+    fn a_sync_policy_is_checked_staged_and_committed_with_the_period() {
+        let mut ms = master_site();
+        let group = |status: &str, dest: &str| SyncPolicy {
+            groups: vec![SyncGroup {
+                id: "critical-data".into(),
+                status: status.into(),
+                directional: vec![DirectionalFlow {
+                    id: "east-to-west".into(),
+                    source_zone: "us-east".into(),
+                    dest_zone: dest.into(),
+                }],
+                ..Default::default()
+            }],
+        };
+        let set = |ms: &mut MultisiteState, p: SyncPolicy, expect: SyncPolicy| {
+            run(
+                ms,
+                Cmd::ZonegroupSyncPolicy(ZonegroupSyncPolicy {
+                    zonegroup: "us".into(),
+                    policy: Some(p),
+                    expect: Some(expect),
+                }),
+            )
+        };
+        let err = set(&mut ms, group("enabled", "nowhere"), SyncPolicy::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("'nowhere' is not in the zonegroup"),
+            "{err}"
+        );
+        let err = set(&mut ms, group("on", "us-east"), SyncPolicy::default()).unwrap_err();
+        assert!(err.to_string().contains("status 'on'"), "{err}");
+        set(&mut ms, group("enabled", "*"), SyncPolicy::default()).unwrap();
+        // A second writer that read the empty policy is refused.
+        let err = set(&mut ms, group("allowed", "*"), SyncPolicy::default()).unwrap_err();
+        assert!(err.to_string().contains("changed meanwhile"), "{err}");
+        let policy = |ms: &MultisiteState| {
+            current(ms)
+                .zonegroups
+                .first()
+                .and_then(|g| g.sync_policy.clone())
+        };
+        assert_eq!(policy(&ms), None, "staged only");
+        update_commit(&mut ms, "p1", "t1").unwrap();
+        assert_eq!(policy(&ms), Some(group("enabled", "*")));
+        // Emptied: no policy at all (everything syncs again).
+        set(&mut ms, SyncPolicy::default(), group("enabled", "*")).unwrap();
+        update_commit(&mut ms, "unused", "t2").unwrap();
+        assert_eq!(policy(&ms), None);
     }
 
     #[test]

@@ -312,8 +312,26 @@ fn plan(ms: &MultisiteState, to: &str) -> anyhow::Result<Plan> {
     })
 }
 
-/// Buckets whose sync is disabled (their writes would stay behind).
-async fn unsynced_buckets(zone: &meridian_zone::Zone) -> anyhow::Result<Vec<String>> {
+/// Buckets whose sync from the master to the target is disabled, or that
+/// a sync policy keeps from it (their writes would stay behind).
+async fn unsynced_buckets(zone: &meridian_zone::Zone, p: &Plan) -> anyhow::Result<Vec<String>> {
+    use meridian_zone::sync_policy::{ZoneRef, verdict};
+    let zg = p
+        .period
+        .zonegroups
+        .iter()
+        .find(|g| g.zones.iter().any(|z| z.id == p.target.id))
+        .and_then(|g| g.sync_policy.clone());
+    let (from, to) = (
+        ZoneRef {
+            name: &p.master.name,
+            id: &p.master.id,
+        },
+        ZoneRef {
+            name: &p.target.name,
+            id: &p.target.id,
+        },
+    );
     let names = zone.list_buckets(None).await?;
     let mut out = Vec::new();
     let mut each = futures::stream::iter(names.into_iter().map(|b| async move {
@@ -323,7 +341,13 @@ async fn unsynced_buckets(zone: &meridian_zone::Zone) -> anyhow::Result<Vec<Stri
     .buffer_unordered(32);
     while let Some((name, r)) = each.next().await {
         match r {
-            Ok((info, _)) if info.sync_disabled => out.push(name),
+            Ok((info, _))
+                if info.sync_disabled
+                    || !verdict(zg.as_ref(), info.sync_policy.as_ref(), &name, from, to)
+                        .syncs() =>
+            {
+                out.push(name)
+            }
             Ok(_) | Err(meridian_zone::ZoneError::NoSuchBucket(_)) => {}
             Err(e) => return Err(e).with_context(|| format!("read bucket {name}")),
         }
@@ -503,10 +527,10 @@ pub async fn run(ctx: &Ctx, args: FailoverArgs) -> anyhow::Result<()> {
         }
     }
     if !args.leave_unsynced_buckets {
-        let unsynced = unsynced_buckets(&zone).await?;
+        let unsynced = unsynced_buckets(&zone, &p).await?;
         if !unsynced.is_empty() {
             bail!(
-                "sync is disabled for buckets {}: what {} holds of them would stay behind. Enable their sync (bucket sync enable) or pass --leave-unsynced-buckets; nothing was changed",
+                "buckets {} do not sync from {} (bucket sync disable, or a sync policy: see `sync info --bucket`): what it holds of them would stay behind. Enable their sync or pass --leave-unsynced-buckets; nothing was changed",
                 unsynced.join(", "),
                 p.master.name
             );

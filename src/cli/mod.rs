@@ -12,6 +12,7 @@ pub mod pgquery;
 pub mod ratelimit;
 pub mod rgw;
 pub mod sync;
+pub mod syncpolicy;
 
 use anyhow::Context as _;
 use meridian_client::{ClientOptions, Cluster, Credentials};

@@ -336,7 +336,7 @@ pub fn zonegroup_json(g: &Zonegroup) -> Value {
         })).collect::<Vec<_>>(),
         "default_placement": g.default_placement,
         "realm_id": g.realm_id,
-        "sync_policy": {"groups": []},
+        "sync_policy": super::syncpolicy::policy_json(&g.sync_policy.clone().unwrap_or_default()),
         "enabled_features": ["resharding"],
     })
 }

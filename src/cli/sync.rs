@@ -34,6 +34,22 @@ pub enum SyncCmd {
     },
     /// Changes that lost a conflict to another zone's newer write.
     Conflicts,
+    /// Sync policies: what replicates between zones.
+    Policy {
+        #[command(subcommand)]
+        cmd: super::syncpolicy::PolicyCmd,
+    },
+    /// Sync groups, with their flows and pipes.
+    Group {
+        #[command(subcommand)]
+        cmd: super::syncpolicy::GroupCmd,
+    },
+    /// Which pipes apply: what this zone syncs from each other zone of its
+    /// zonegroup and each syncs from it (for one bucket with --bucket).
+    Info {
+        #[arg(long)]
+        bucket: Option<String>,
+    },
     /// Run the sync of this zone in the foreground (an agent outside the
     /// gateways; several agents of a zone share the shards by lease).
     Agent {
@@ -215,6 +231,12 @@ pub async fn sync(ctx: &Ctx, z: ZoneArg, cmd: SyncCmd) -> anyhow::Result<()> {
         };
         return agent(ctx, &z, args).await;
     }
+    let cmd = match cmd {
+        SyncCmd::Policy { cmd } => return super::syncpolicy::policy(ctx, &z, cmd).await,
+        SyncCmd::Group { cmd } => return super::syncpolicy::group(ctx, &z, cmd).await,
+        SyncCmd::Info { bucket } => return super::syncpolicy::info(ctx, &z, bucket).await,
+        other => other,
+    };
     let (zone, settings) = local(ctx, &z).await?;
     let status = StatusStore::new(zone.clone());
     match cmd {
@@ -256,7 +278,10 @@ pub async fn sync(ctx: &Ctx, z: ZoneArg, cmd: SyncCmd) -> anyhow::Result<()> {
                     .collect()
             });
         }
-        SyncCmd::Agent { .. } => unreachable!("handled before the zone is opened"),
+        SyncCmd::Agent { .. }
+        | SyncCmd::Policy { .. }
+        | SyncCmd::Group { .. }
+        | SyncCmd::Info { .. } => unreachable!("handled before the zone is opened"),
     }
     Ok(())
 }
@@ -594,6 +619,11 @@ pub async fn bucket_sync(ctx: &Ctx, z: &ZoneArg, cmd: BucketSyncCmd) -> anyhow::
             }
             let mut out = Vec::new();
             for src in sources(&zone, source_zone.as_deref())? {
+                let ds = DataSync::new(zone.clone(), src.clone(), settings.clone(), "cli".into());
+                if let meridian_zone::sync_policy::Verdict::NoSync(why) = ds.verdict(&info) {
+                    out.push(json!({"source_zone": src.name, "source_id": src.id, "shards": [], "behind_shards": 0, "caught_up": true, "policy": why}));
+                    continue;
+                }
                 let ask: Vec<_> = {
                     let mut v = Vec::new();
                     for s in 0..info.num_shards {
@@ -638,7 +668,9 @@ pub async fn bucket_sync(ctx: &Ctx, z: &ZoneArg, cmd: BucketSyncCmd) -> anyhow::
                         "    source zone {} ({}): {}\n",
                         o["source_zone"].as_str().unwrap_or(""),
                         o["source_id"].as_str().unwrap_or(""),
-                        if o["caught_up"] == json!(true) {
+                        if let Some(why) = o["policy"].as_str() {
+                            format!("not synced: {why}")
+                        } else if o["caught_up"] == json!(true) {
                             "bucket is caught up with source".to_string()
                         } else {
                             format!("bucket is behind on {} shards", o["behind_shards"])
@@ -662,6 +694,10 @@ pub async fn bucket_sync(ctx: &Ctx, z: &ZoneArg, cmd: BucketSyncCmd) -> anyhow::
             }
             for src in sources(&zone, source_zone.as_deref())? {
                 let ds = DataSync::new(zone.clone(), src.clone(), settings.clone(), "cli".into());
+                if let meridian_zone::sync_policy::Verdict::NoSync(why) = ds.verdict(&info) {
+                    println!("bucket {bucket} is not synced from {}: {why}", src.name);
+                    continue;
+                }
                 for s in 0..info.num_shards {
                     ds.sync_bucket_shard(&info, s)
                         .await

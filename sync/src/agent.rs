@@ -1,14 +1,17 @@
 //! Which syncs a zone runs, following the cluster map: metadata sync from
 //! the metadata master (when this zone is not it) and data sync from every
-//! other zone of its zonegroup that has endpoints. A committed period that
-//! changes either restarts the affected syncs, with no process restart.
+//! other zone of its zonegroup that has endpoints and that the zonegroup's
+//! sync policy lets this zone sync from. A committed period that changes
+//! either restarts the affected syncs, with no process restart.
 
 use crate::SyncSettings;
 use crate::data::DataSync;
 use crate::meta::MetaSync;
 use crate::remote::RemoteZone;
 use meridian_proto::mon::ClusterMap;
+use meridian_proto::multisite::SyncPolicy;
 use meridian_zone::Zone;
+use meridian_zone::sync_policy::{self, ZoneRef};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,7 +68,18 @@ impl SyncPlan {
             let allowed = from_all
                 || local_in_zg
                     .is_some_and(|l| l.sync_from.iter().any(|s| s == &z.name || s == &z.id));
-            if allowed {
+            let admitted = sync_policy::pair_admitted(
+                g.sync_policy.as_ref(),
+                ZoneRef {
+                    name: &z.name,
+                    id: &z.id,
+                },
+                ZoneRef {
+                    name: &local.name,
+                    id: &local.id,
+                },
+            );
+            if allowed && admitted {
                 plan.sources.push((z.name.clone(), z.id.clone(), eps));
             }
         }
@@ -80,6 +94,19 @@ impl SyncPlan {
             }
         }
         plan
+    }
+
+    /// The sync policy of zone `zone`'s zonegroup in `map`'s current period.
+    pub fn zonegroup_policy(map: &ClusterMap, zone: &str) -> Option<SyncPolicy> {
+        let ms = map.multisite.as_ref()?;
+        let local = ms.zones.iter().find(|z| z.name == zone)?;
+        let realm = ms.realms.iter().find(|r| r.id == local.realm_id)?;
+        let p = ms.periods.iter().find(|p| p.id == realm.current_period)?;
+        p.zonegroups
+            .iter()
+            .find(|g| g.zones.iter().any(|z| z.id == local.id))?
+            .sync_policy
+            .clone()
     }
 
     fn remote(&self, (name, id, eps): &(String, String, Vec<String>)) -> Option<RemoteZone> {

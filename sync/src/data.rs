@@ -10,6 +10,7 @@ use crate::status::{ConflictRecord, ErrorRecord, GlobalStatus, StatusStore, data
 use crate::{SyncError, SyncSettings, telemetry};
 use meridian_zone::log::LogKind;
 use meridian_zone::replica::{Applied, Incoming, Plan, Skip, Stamp};
+use meridian_zone::sync_policy::{self, Verdict, ZoneRef};
 use meridian_zone::{BilogEntry, BilogOp, BucketInfo, DatalogEntry, IndexEntry, Zone, ZoneError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -435,13 +436,15 @@ impl DataSync {
         shard: u32,
         new: NewShard,
     ) -> Result<(), SyncError> {
+        let verdict = self.verdict(local);
+        let excluded = local.sync_disabled || !verdict.syncs();
         let st = match self
             .status
             .bucket_shard_if_any(&self.source.id, &local.id, shard)
             .await?
         {
             // Sync of the bucket was disabled: start over from a full sync.
-            Some(st) if st.disabled && !local.sync_disabled => ShardStatus::default(),
+            Some(st) if st.disabled && !excluded => ShardStatus::default(),
             Some(st) => st,
             None if new == NewShard::FromLogStart => ShardStatus {
                 phase: Phase::Incremental,
@@ -449,9 +452,10 @@ impl DataSync {
             },
             None => ShardStatus::default(),
         };
-        if local.sync_disabled {
-            // `bucket sync disable`: the bucket stays local. Remember that
-            // changes were passed over, so enabling it again full-syncs.
+        if excluded {
+            // `bucket sync disable` or a sync policy: the bucket stays
+            // local. Remember that changes were passed over, so enabling
+            // it again full-syncs.
             if !st.disabled {
                 let paused = ShardStatus {
                     disabled: true,
@@ -478,6 +482,7 @@ impl DataSync {
             bucket: local.clone(),
             shard,
             batch,
+            verdict,
         };
         drive(&mut m, &exec, Until::CaughtUp).await
     }
@@ -506,6 +511,28 @@ impl DataSync {
         }
     }
 
+    /// What the sync policies (the zonegroup's in the current period, the
+    /// bucket's own) say about syncing `bucket` from the source into here.
+    pub fn verdict(&self, bucket: &BucketInfo) -> Verdict {
+        let params = self.local.params();
+        let zg =
+            crate::agent::SyncPlan::zonegroup_policy(&self.local.cluster().map().map, &params.zone);
+        let local_id = self.local.zone_id();
+        sync_policy::verdict(
+            zg.as_ref(),
+            bucket.sync_policy.as_ref(),
+            &bucket.name,
+            ZoneRef {
+                name: &self.source.name,
+                id: &self.source.id,
+            },
+            ZoneRef {
+                name: &params.zone,
+                id: &local_id,
+            },
+        )
+    }
+
     /// The bucket shards whose source log has entries after their markers.
     pub async fn behind_shards(&self) -> Result<Vec<(BucketInfo, u32)>, SyncError> {
         let states = self.status.bucket_shards(&self.source.id).await?;
@@ -515,7 +542,7 @@ impl DataSync {
             let Ok((info, _)) = self.local.bucket_fresh(&b.name).await else {
                 continue;
             };
-            if info.sync_disabled {
+            if info.sync_disabled || !self.verdict(&info).syncs() {
                 continue;
             }
             for s in 0..info.num_shards {
@@ -583,11 +610,17 @@ impl DataSync {
             }
             let r = async {
                 let (info, _) = self.local.bucket_fresh(&e.bucket).await?;
+                let verdict = self.verdict(&info);
+                if info.sync_disabled || !verdict.syncs_key(&e.key) {
+                    // No longer synced: nothing to retry.
+                    return Ok(());
+                }
                 let exec = BucketExec {
                     sync: self,
                     bucket: info,
                     shard: e.shard,
                     batch: None,
+                    verdict,
                 };
                 exec.retry(&e).await
             }
@@ -729,6 +762,8 @@ struct BucketExec<'a> {
     shard: u32,
     /// Group commit of the versions a full listing brings (None: one by one).
     batch: Option<crate::batch::ApplyBatcher>,
+    /// What the sync policies let through (the pipes' key prefixes).
+    verdict: Verdict,
 }
 
 impl BucketExec<'_> {
@@ -979,6 +1014,10 @@ impl Exec<BucketItem> for BucketExec<'_> {
         })();
         if let Some(ms) = delay {
             tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if !self.verdict.syncs_key(item.key()) {
+            // Outside every pipe's prefix: passed over, as RGW does.
+            return Ok(());
         }
         match &item.what {
             BucketChange::Listed(e, known) => {

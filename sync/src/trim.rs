@@ -24,6 +24,7 @@ use crate::{SyncError, SyncSettings};
 use meridian_proto::mon::ClusterMap;
 use meridian_proto::multisite::{BucketShardMarker, SyncMarkersReply, SystemKey};
 use meridian_zone::log::LogKind;
+use meridian_zone::sync_policy::{self, ZoneRef};
 use meridian_zone::{BucketInfo, Zone};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -56,6 +57,8 @@ pub struct Readers {
     pub zones: Vec<Reader>,
     /// Another zone of the period exists (else GC trims the logs whole).
     pub has_peers: bool,
+    /// This zone's zonegroup's sync policy (which buckets each reader reads).
+    pub policy: Option<meridian_proto::multisite::SyncPolicy>,
 }
 
 impl Readers {
@@ -86,6 +89,7 @@ impl Readers {
             .zonegroups
             .iter()
             .find(|g| g.zones.iter().any(|z| z.id == local.id));
+        out.policy = own_group.and_then(|g| g.sync_policy.clone());
         for g in &p.zonegroups {
             for z in g.zones.iter().filter(|z| z.id != local.id) {
                 out.has_peers = true;
@@ -95,12 +99,25 @@ impl Readers {
                     || z.sync_from
                         .iter()
                         .any(|s| *s == local.name || *s == local.id);
+                let admitted = || {
+                    sync_policy::pair_admitted(
+                        g.sync_policy.as_ref(),
+                        ZoneRef {
+                            name: &local.name,
+                            id: &local.id,
+                        },
+                        ZoneRef {
+                            name: &z.name,
+                            id: &z.id,
+                        },
+                    )
+                };
                 let r = Reader {
                     name: z.name.clone(),
                     id: z.id.clone(),
                     endpoints: z.endpoints.clone(),
                     metadata: master,
-                    data: same_group && from_us,
+                    data: same_group && from_us && admitted(),
                 };
                 if r.metadata || r.data {
                     out.zones.push(r);
@@ -324,7 +341,24 @@ impl LogTrimmer {
                     continue;
                 }
                 // A bucket no reader syncs needs no log: trim up to here.
-                let unread = b.sync_disabled || !readers.zones.iter().any(|r| r.data);
+                let unread = b.sync_disabled
+                    || !readers.zones.iter().any(|r| {
+                        r.data
+                            && sync_policy::verdict(
+                                readers.policy.as_ref(),
+                                b.sync_policy.as_ref(),
+                                &b.name,
+                                ZoneRef {
+                                    name: &local,
+                                    id: &readers.zone_id,
+                                },
+                                ZoneRef {
+                                    name: &r.name,
+                                    id: &r.id,
+                                },
+                            )
+                            .syncs()
+                    });
                 if unread {
                     for s in 0..b.num_shards {
                         if let Ok(p) = self.zone.bilog_position(&b, s).await {

@@ -43,6 +43,8 @@ pub enum BucketChange {
     SyncEnabled(bool),
     /// `ratelimit set|enable|disable --ratelimit-scope=bucket`.
     RateLimit(crate::RateLimit),
+    /// `sync group ... --bucket` (None: no bucket policy).
+    SyncPolicy(Option<meridian_proto::multisite::SyncPolicy>),
 }
 
 /// A bucket as listed.
@@ -177,6 +179,7 @@ impl Zone {
             policy: None,
             sync_disabled: false,
             ratelimit: crate::RateLimit::default(),
+            sync_policy: None,
         };
         self.adopt_bucket(&info).await
     }
@@ -268,6 +271,13 @@ impl Zone {
                 let l = *l;
                 self.update_bucket(name, |b| {
                     b.ratelimit = l;
+                    Ok(())
+                })
+                .await
+            }
+            BucketChange::SyncPolicy(p) => {
+                self.update_bucket(name, |b| {
+                    b.sync_policy = p.clone().filter(|p| !p.groups.is_empty());
                     Ok(())
                 })
                 .await

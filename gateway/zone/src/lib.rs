@@ -25,6 +25,7 @@ pub mod multipart;
 pub mod object;
 pub mod records;
 pub mod replica;
+pub mod sync_policy;
 pub mod user;
 
 pub use error::ZoneError;

@@ -163,6 +163,10 @@ pub struct BucketInfo {
     /// `ratelimit set --ratelimit-scope=bucket`.
     #[serde(skip_serializing_if = "RateLimit::is_unset")]
     pub ratelimit: RateLimit,
+    /// The bucket's own sync policy (`sync group ... --bucket`), within
+    /// what the zonegroup's allows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_policy: Option<meridian_proto::multisite::SyncPolicy>,
 }
 
 /// Lifecycle state of an index shard.
