@@ -6,7 +6,8 @@
 //! "caught up" while applies are held back and writes go on; bad input is
 //! refused; `bucket sync disable|enable`; the seed's planned failover with
 //! writes in flight; logs trimmed through what the peer has applied, held
-//! and reported while it is down; the sync bandwidth limit.
+//! and reported while it is down; the sync bandwidth limit; sync policies;
+//! emergency failover and the old master's return.
 
 mod common;
 
@@ -1902,4 +1903,287 @@ async fn sync_policies_replicate_exactly_the_buckets_and_directions_they_name() 
         cb.get("other-1", "late").await.is_err(),
         "other-1/late reached zone B with its bucket group forbidden"
     );
+}
+
+/// Waits until `tc`'s gateway serves `bucket/key` (a read: with the
+/// master down a secondary cannot create buckets).
+async fn wait_get(tc: &TestCluster, c: &S3Client, bucket: &str, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = c.get(bucket, key).await {
+        if Instant::now() > deadline {
+            tc.dump_logs();
+            panic!("the gateway does not serve {bucket}/{key} within 30 s: {e:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The seed's emergency failover (steps 1-3 and 6), then its "Recovering
+/// the Failed Zone" runbook. What the master acknowledged while zone B's
+/// sync was down is only there when the master's gateway dies; zone B
+/// promotes itself, commits a period locally and takes writes; when the old
+/// master returns it learns the newer period by itself (before the runbook's
+/// `realm pull` / `period pull`, which then change nothing), becomes a
+/// secondary, and both zones converge: nothing acknowledged on either side
+/// is lost, and a key written on both sides ends as its newest write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emergency_failover_then_the_old_master_returns_and_both_converge() {
+    let (a, b) = TestCluster::start_zones(2, &["-o", "rgw_sync_reconcile_s=3"]);
+    let dev = keys(&a, "dev");
+    let (ca, cb) = (s3(&a, &dev), s3(&b, &dev));
+    ca.ensure_bucket("orders").await.unwrap();
+    ca.put("orders", "base", body(0, "a")).await.unwrap();
+    wait_caught_up(&a, &b, Duration::from_secs(60));
+
+    // Zone B's sync is down: what the master acknowledges now is only there.
+    b.kill9("gateway.0");
+    for i in 0..10 {
+        ca.put("orders", &format!("a-only/{i}"), body(i, "a"))
+            .await
+            .unwrap();
+    }
+    ca.put("orders", "both-1", body(1, "a-old")).await.unwrap();
+    // The master's site fails.
+    a.kill9("gateway.0");
+    b.start_daemon("gateway.0");
+    wait_get(&b, &cb, "orders", "base").await;
+
+    // Steps 1-3 on the secondary: promote, zonegroup, commit locally.
+    must(
+        &b,
+        &[
+            "zone",
+            "modify",
+            "--rgw-zone=dev-b",
+            "--master",
+            "--yes-i-really-mean-it",
+        ],
+    );
+    must(
+        &b,
+        &[
+            "zonegroup",
+            "modify",
+            "--rgw-zonegroup=dev",
+            "--master-zone=dev-b",
+        ],
+    );
+    let out = b.cli(&["period", "update", "--commit"]);
+    assert!(
+        out.status.success(),
+        "emergency commit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("zone dev-a unreachable"), "{err}");
+    let new_period = cli_json(&b, &["period", "get"]);
+    let b_id = cli_json(&b, &["zone", "get", "--rgw-zone=dev-b"])["id"].clone();
+    assert_eq!(new_period["master_zone"], b_id, "{new_period}");
+
+    // Step 6: the new master serves; writes and metadata during the split.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in 0..10 {
+        cb.put("orders", &format!("b-split/{i}"), body(i, "b"))
+            .await
+            .unwrap();
+    }
+    cb.put("orders", "both-1", body(1, "b-new")).await.unwrap();
+    cb.put("orders", "both-2", body(2, "b-old")).await.unwrap();
+    must(
+        &b,
+        &["user", "create", "--uid=split-user", "--display-name=Split"],
+    );
+
+    // The old master returns and learns the newer period by itself.
+    a.start_daemon("gateway.0");
+    wait_get(&a, &ca, "orders", "base").await;
+    wait_for(
+        "the old master installs the new master's period",
+        Duration::from_secs(60),
+        || cli_json(&a, &["period", "get"])["id"] == new_period["id"],
+    );
+    // The runbook, word for word: pull the realm and the period from the
+    // new master, check the zone.
+    let (ak, sk) = dev_system_key(&b);
+    for what in ["realm", "period"] {
+        must(
+            &a,
+            &[
+                what,
+                "pull",
+                &format!("--url={}", b.s3_endpoint()),
+                &format!("--access-key={ak}"),
+                &format!("--secret={sk}"),
+            ],
+        );
+    }
+    let zone = cli_json(&a, &["zone", "get", "--rgw-zone=dev-a"]);
+    assert_eq!(zone["name"], "dev-a", "{zone}");
+    assert_eq!(
+        cli_json(&a, &["period", "get"])["master_zone"],
+        b_id,
+        "dev-a is a secondary now"
+    );
+    // Written on the old master after it returned: newer than B's write.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ca.put("orders", "both-2", body(2, "a-new")).await.unwrap();
+
+    // Step 5 of the recovery: sync status until caught up; then nothing
+    // acknowledged on either side is missing, in either zone.
+    wait_caught_up(&a, &b, Duration::from_secs(180));
+    for (name, c) in [("dev-a", &ca), ("dev-b", &cb)] {
+        assert_eq!(c.get("orders", "base").await.unwrap(), body(0, "a"));
+        for i in 0..10 {
+            assert_eq!(
+                c.get("orders", &format!("a-only/{i}")).await.unwrap(),
+                body(i, "a"),
+                "a-only/{i} (acknowledged by the old master before it failed) in {name}"
+            );
+            assert_eq!(
+                c.get("orders", &format!("b-split/{i}")).await.unwrap(),
+                body(i, "b"),
+                "b-split/{i} (acknowledged by the new master) in {name}"
+            );
+        }
+        assert_eq!(
+            c.get("orders", "both-1").await.unwrap(),
+            body(1, "b-new"),
+            "both-1: the newest write wins in {name}"
+        );
+        assert_eq!(
+            c.get("orders", "both-2").await.unwrap(),
+            body(2, "a-new"),
+            "both-2: the newest write wins in {name}"
+        );
+    }
+    // Metadata made on the new master reached the old one.
+    wait_for(
+        "the user created during the split exists on dev-a",
+        Duration::from_secs(60),
+        || {
+            a.cli(&["user", "info", "--uid=split-user"])
+                .status
+                .success()
+        },
+    );
+    // Step 6: data integrity, every bucket of both zones.
+    for tc in [&a, &b] {
+        let v = cli_json(tc, &["bucket", "check", "--all"]);
+        let reports = v.as_array().expect("one report per bucket");
+        assert!(!reports.is_empty(), "{v}");
+        for r in reports {
+            assert_eq!(r["missing"], serde_json::json!([]), "{r}");
+        }
+    }
+}
+
+/// Failed-zone recovery: zone B's cluster is wiped; a new cluster takes
+/// its place with the runbook's commands (realm pull, period pull, zone
+/// create, period update --commit); the zone gets a new id, so the master
+/// syncs it afresh, and it gets everything back by full sync: objects
+/// (overwritten and deleted ones as the master has them), versions, users.
+/// Then it replicates both ways again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_secondary_is_re_created_and_gets_everything_back_by_full_sync() {
+    let (a, b) = TestCluster::start_zones(2, &["-o", "rgw_sync_reconcile_s=3"]);
+    let dev = keys(&a, "dev");
+    let ca = s3(&a, &dev);
+    ca.ensure_bucket("keep").await.unwrap();
+    for i in 0..20 {
+        ca.put("keep", &format!("k{i}"), body(i, "a"))
+            .await
+            .unwrap();
+    }
+    ca.put("keep", "k0", body(0, "a2")).await.unwrap();
+    ca.delete("keep", "k1").await.unwrap();
+    must(&a, &["user", "create", "--uid=app", "--display-name=App"]);
+    wait_caught_up(&a, &b, Duration::from_secs(60));
+    let lost_id = cli_json(&b, &["zone", "get", "--rgw-zone=dev-b"])["id"].clone();
+
+    // Zone B's cluster is lost with everything on it.
+    let b_dir = b.dir.clone();
+    drop(b);
+    std::fs::remove_dir_all(&b_dir).expect("wipe zone B's cluster");
+    // The master takes writes meanwhile.
+    for i in 0..5 {
+        ca.put("keep", &format!("during/{i}"), body(i, "a"))
+            .await
+            .unwrap();
+    }
+
+    // A new cluster for zone dev-b, set up with the runbook's commands.
+    let nb = a.start_beside(
+        "zone-b",
+        &[
+            "-o",
+            "rgw_zone=dev-b",
+            "-o",
+            "rgw_zonegroup=dev",
+            "-o",
+            "rgw_period_poll_s=5",
+            "-o",
+            "rgw_sync_reconcile_s=3",
+        ],
+    );
+    let (ak, sk) = dev_system_key(&a);
+    let master_url = format!("--url={}", a.config().gateway["0"].endpoint_url());
+    let (ak, sk) = (format!("--access-key={ak}"), format!("--secret={sk}"));
+    must(&nb, &["realm", "pull", &master_url, &ak, &sk, "--default"]);
+    must(&nb, &["period", "pull", &master_url, &ak, &sk]);
+    let endpoint = nb.config().gateway["0"].endpoint_url();
+    let out = nb.cli(&[
+        "zone",
+        "create",
+        "--rgw-zonegroup=dev",
+        "--rgw-zone=dev-b",
+        &format!("--endpoints={endpoint}"),
+        &ak,
+        &sk,
+        "--default",
+    ]);
+    assert!(
+        out.status.success(),
+        "zone create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    must(&nb, &["period", "update", "--commit"]);
+    let new_id = cli_json(&nb, &["zone", "get", "--rgw-zone=dev-b"])["id"].clone();
+    assert_ne!(new_id, lost_id, "a re-created zone is a new zone");
+    wait_for(
+        "the master's period names the re-created zone",
+        Duration::from_secs(60),
+        || {
+            let p = cli_json(&a, &["period", "get"]);
+            let zones = p["period_map"]["zonegroups"][0]["zones"].clone();
+            zones.as_array().is_some_and(|z| {
+                z.iter().any(|z| z["id"] == new_id) && !z.iter().any(|z| z["id"] == lost_id)
+            })
+        },
+    );
+
+    wait_caught_up(&a, &nb, Duration::from_secs(180));
+    let cb = s3(&nb, &dev);
+    assert_eq!(cb.get("keep", "k0").await.unwrap(), body(0, "a2"));
+    assert!(cb.get("keep", "k1").await.is_err(), "k1 was deleted");
+    for i in 2..20 {
+        assert_eq!(
+            cb.get("keep", &format!("k{i}")).await.unwrap(),
+            body(i, "a")
+        );
+    }
+    for i in 0..5 {
+        assert_eq!(
+            cb.get("keep", &format!("during/{i}")).await.unwrap(),
+            body(i, "a")
+        );
+    }
+    assert_eq!(versions(&nb, "keep"), versions(&a, "keep"));
+    assert!(
+        nb.cli(&["user", "info", "--uid=app"]).status.success(),
+        "the user came back by metadata sync"
+    );
+    // And it replicates both ways again.
+    cb.put("keep", "from-new-b", body(7, "b")).await.unwrap();
+    wait_caught_up(&a, &nb, Duration::from_secs(60));
+    assert_eq!(ca.get("keep", "from-new-b").await.unwrap(), body(7, "b"));
 }

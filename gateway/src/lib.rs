@@ -271,9 +271,12 @@ async fn beacons(
     }
 }
 
-/// On a secondary zone: asks the master zone for its current period every
-/// `period`, and installs it here when it is newer (a zone that missed a
-/// push catches up without a `period pull`).
+/// Every `period`: a secondary asks the master zone for its current
+/// period; the master asks every other zone (one promoted in an emergency
+/// while this one was unreachable holds a newer period). A newer period is
+/// installed here: a zone that missed a push catches up without a `period
+/// pull`, and an old master that returns becomes a secondary instead of
+/// diverging.
 async fn follow_master_period(cluster: Cluster, site: site::Site, period: Duration) {
     use meridian_proto::mon::mon_command::Cmd;
     use meridian_proto::multisite::{self as ms, multisite_command};
@@ -284,23 +287,37 @@ async fn follow_master_period(cluster: Cluster, site: site::Site, period: Durati
         else {
             continue;
         };
-        if role.is_master || role.master_endpoints.is_empty() {
-            continue;
-        }
+        let asked: Vec<&Vec<String>> = if role.is_master {
+            role.peers.iter().map(|(_, eps)| eps).collect()
+        } else {
+            vec![&role.master_endpoints]
+        };
         let req = ms::GetPeriodRequest {
             auth: None,
             realm_id: realm.id.clone(),
             period_id: String::new(),
         };
-        let got = peer::on_any(&role.master_endpoints, |mut c| {
-            let req = peer::sign(req.clone(), key);
-            async move { c.get_period(req).await }
-        })
-        .await;
-        let Ok(p) = got else { continue };
-        let newer = p.realm_epoch > cur.realm_epoch || (p.id == cur.id && p.epoch > cur.epoch);
-        if !newer {
-            continue;
+        let mut found = None;
+        for eps in asked.into_iter().filter(|e| !e.is_empty()) {
+            let got = peer::on_any(eps, |mut c| {
+                let req = peer::sign(req.clone(), key);
+                async move { c.get_period(req).await }
+            })
+            .await;
+            let Ok(p) = got else { continue };
+            let newer = p.realm_epoch > cur.realm_epoch || (p.id == cur.id && p.epoch > cur.epoch);
+            if newer {
+                found = Some(p);
+                break;
+            }
+        }
+        let Some(p) = found else { continue };
+        if role.is_master {
+            tracing::warn!(
+                period = %p.id,
+                master = %p.master_zone,
+                "another zone committed a newer period (an emergency failover while this zone was unreachable): this zone follows it as a secondary"
+            );
         }
         let r = cluster
             .mon_command(Cmd::Multisite(ms::MultisiteCommand {

@@ -560,11 +560,31 @@ fn zone_create(ms: &mut MultisiteState, c: &ZoneCreate) -> Outcome {
         return Err(invalid("zone create needs a generated id"));
     }
     let zi = zonegroup_idx(ms, &c.zonegroup)?;
-    if zone(ms, &z.name).is_some() {
-        return Err(exists(format!(
-            "zone '{}' already exists: zone names are unique in a realm",
-            z.name
-        )));
+    // A zone the period names but whose cluster is gone (this is a new,
+    // empty cluster) is re-created: a new zone of the same name, with a new
+    // id, so every peer syncs it from scratch (its logs start over), and
+    // everything comes back to it by full sync.
+    let mut replaces = None;
+    if let Some(old) = zone(ms, &z.name) {
+        let remote = !ms.zones.iter().any(|l| l.id == old.id);
+        let g = &ms.zonegroups[zi];
+        let here = g.zones.iter().any(|e| e.id == old.id);
+        if !remote || !here {
+            return Err(exists(format!(
+                "zone '{}' already exists: zone names are unique in a realm",
+                z.name
+            )));
+        }
+        if g.master_zone == old.id {
+            return Err(invalid(format!(
+                "zone '{}' is the master zone of zonegroup {}: promote another zone first (zone failover, or the emergency runbook), then re-create it",
+                z.name, g.name
+            )));
+        }
+        replaces = Some(old.id.clone());
+    }
+    if let Some(old) = &replaces {
+        ms.zonegroups[zi].zones.retain(|e| &e.id != old);
     }
     z.local = true;
     z.realm_id = ms.zonegroups[zi].realm_id.clone();
@@ -582,7 +602,15 @@ fn zone_create(ms: &mut MultisiteState, c: &ZoneCreate) -> Outcome {
     }
     let name = z.name.clone();
     ms.zones.push(z);
-    Ok((format!("created zone {name} in zonegroup {gname}"), true))
+    match replaces {
+        Some(old) => Ok((
+            format!(
+                "re-created zone {name} in zonegroup {gname}, replacing its lost instance {old}: `period update --commit` makes the other zones sync it afresh"
+            ),
+            true,
+        )),
+        None => Ok((format!("created zone {name} in zonegroup {gname}"), true)),
+    }
 }
 
 fn zone_modify(ms: &mut MultisiteState, m: &ZoneModify) -> Outcome {
@@ -1264,6 +1292,57 @@ mod tests {
             "{e}"
         );
         assert_eq!(ms, before);
+    }
+
+    #[test]
+    fn a_lost_secondary_is_re_created_under_a_new_id_but_not_the_master() {
+        let mut master = master_site();
+        master.zonegroups[0].zones.push(Zone {
+            id: "z-west-old".into(),
+            name: "us-west".into(),
+            endpoints: vec!["http://west-old".into()],
+            ..Default::default()
+        });
+        update_commit(&mut master, "p1", "t1").unwrap();
+        // A new, empty cluster pulls the period and re-creates us-west.
+        let mut fresh = MultisiteState::default();
+        run(
+            &mut fresh,
+            Cmd::PeriodInstall(PeriodInstall {
+                realm: realm(&master, "").ok().cloned(),
+                period: Some(current(&master)),
+            }),
+        )
+        .unwrap();
+        let create = |name: &str, id: &str| {
+            Cmd::ZoneCreate(ZoneCreate {
+                zonegroup: "us".into(),
+                zone: Some(Zone {
+                    id: id.into(),
+                    name: name.into(),
+                    endpoints: vec!["http://west-new".into()],
+                    ..Default::default()
+                }),
+                master: false,
+                default: true,
+            })
+        };
+        let e = run(&mut fresh, create("us-east", "z-east-2")).unwrap_err();
+        assert!(e.to_string().contains("is the master zone"), "{e}");
+        let (msg, _) = run(&mut fresh, create("us-west", "z-west-new")).unwrap();
+        assert!(
+            msg.contains("replacing its lost instance z-west-old"),
+            "{msg}"
+        );
+        let ids: Vec<&str> = fresh.zonegroups[0]
+            .zones
+            .iter()
+            .map(|z| z.id.as_str())
+            .collect();
+        assert_eq!(ids, ["z-east", "z-west-new"]);
+        // Once it is local, a second create is refused as before.
+        let e = run(&mut fresh, create("us-west", "z-west-3")).unwrap_err();
+        assert!(matches!(e, CommandError::Exists(_)), "{e}");
     }
 
     #[test]

@@ -51,6 +51,12 @@ pub enum DevCmd {
         /// 2: two clusters joined into realm `dev` (zones dev-a, master, and dev-b).
         #[arg(long, default_value_t = 1)]
         zones: u32,
+        /// Issue the daemons' certificates from the CA in this directory
+        /// (made if missing) instead of the cluster's own: clusters that
+        /// share a CA trust each other's gateways (`dev up --zones 2` puts
+        /// one in DIR/tls; a zone re-created beside them passes it here).
+        #[arg(long = "ca-dir")]
+        ca_dir: Option<PathBuf>,
     },
     /// Show the daemons of a dev cluster and whether they run.
     Status {
@@ -83,6 +89,7 @@ pub async fn run(_ctx: &Ctx, cmd: DevCmd) -> anyhow::Result<()> {
             gateways,
             s3_port,
             zones,
+            ca_dir,
         } => {
             let shape = Shape {
                 mons,
@@ -92,7 +99,7 @@ pub async fn run(_ctx: &Ctx, cmd: DevCmd) -> anyhow::Result<()> {
                 options,
                 gateways,
                 s3_port,
-                ca_dir: None,
+                ca_dir: ca_dir.map(std::path::absolute).transpose()?,
             };
             match zones {
                 1 => up(&dir, &shape, pg_num).await,

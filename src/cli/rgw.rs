@@ -134,8 +134,11 @@ pub enum BucketCmd {
     },
     /// Compare the data pool with the index: orphaned and missing data objects.
     Check {
-        #[arg(long)]
-        bucket: String,
+        #[arg(long, required_unless_present = "all")]
+        bucket: Option<String>,
+        /// Every bucket of the zone.
+        #[arg(long, conflicts_with = "bucket")]
+        all: bool,
     },
     /// Multi-site sync of one bucket.
     Sync {
@@ -664,9 +667,34 @@ pub async fn bucket(ctx: &Ctx, z: ZoneArg, cmd: BucketCmd) -> anyhow::Result<()>
                 print_json(&json!(all));
             }
         }
-        BucketCmd::Check { bucket } => {
-            let r = zone.check_bucket(&bucket).await?;
-            print_json(&serde_json::to_value(&r)?);
+        BucketCmd::Check { bucket, all } => {
+            let names = match bucket {
+                Some(b) if !all => vec![b],
+                _ => zone
+                    .list_buckets(None)
+                    .await?
+                    .into_iter()
+                    .map(|b| b.name)
+                    .collect(),
+            };
+            let mut out = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                if names.len() > 1 {
+                    eprintln!("checking bucket {name} ({}/{})", i + 1, names.len());
+                }
+                let r = zone
+                    .check_bucket(name)
+                    .await
+                    .with_context(|| format!("bucket {name}"))?;
+                out.push(serde_json::to_value(&r)?);
+            }
+            match (all, out.pop()) {
+                (false, Some(one)) => print_json(&one),
+                (_, last) => {
+                    out.extend(last);
+                    print_json(&json!(out));
+                }
+            }
         }
     }
     Ok(())

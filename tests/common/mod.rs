@@ -36,6 +36,58 @@ impl TestCluster {
         Self::start_with(mons, osds, osd_size, &[])
     }
 
+    /// `dev up ARGS --dir DIR EXTRA` for this cluster's directory; panics
+    /// with the daemon logs if it fails.
+    fn dev_up(&self, args: &[&str], extra: &[&str]) {
+        let out = Command::new(bin())
+            .args(["dev", "up"])
+            .args(args)
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(extra)
+            .output()
+            .expect("run meridian dev up");
+        if !out.status.success() {
+            self.dump_logs();
+            panic!(
+                "dev up failed: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// A new single cluster in `sub` beside this zone's cluster (in the
+    /// directory `start_zones` made), trusting the same CA, sharing its
+    /// temporary directory: e.g. a zone re-created after its cluster was
+    /// wiped. `extra` as for `start_with`.
+    pub fn start_beside(&self, sub: &str, extra: &[&str]) -> TestCluster {
+        let parent = self.dir.parent().expect("zones dir");
+        let tc = TestCluster {
+            dir: parent.join(sub),
+            _tmp: self._tmp.clone(),
+        };
+        let ca = parent.join("tls").display().to_string();
+        tc.dev_up(
+            &[
+                "--mons",
+                "1",
+                "--osds",
+                "2",
+                "--osd-size",
+                "2G",
+                "--pg-num",
+                "16",
+                "--s3-port",
+                "0",
+                "--ca-dir",
+                &ca,
+            ],
+            extra,
+        );
+        tc
+    }
+
     /// `dev up` with extra flags (`--engine pread`, `-o KEY=VALUE`).
     pub fn start_with(mons: u32, osds: u32, osd_size: &str, extra: &[&str]) -> TestCluster {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -44,10 +96,8 @@ impl TestCluster {
             dir,
             _tmp: std::sync::Arc::new(tmp),
         };
-        let out = Command::new(bin())
-            .args([
-                "dev",
-                "up",
+        tc.dev_up(
+            &[
                 "--mons",
                 &mons.to_string(),
                 "--osds",
@@ -56,20 +106,9 @@ impl TestCluster {
                 osd_size,
                 "--pg-num",
                 "16",
-                "--dir",
-            ])
-            .arg(&tc.dir)
-            .args(extra)
-            .output()
-            .expect("run meridian dev up");
-        if !out.status.success() {
-            tc.dump_logs();
-            panic!(
-                "dev up failed: {}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+            ],
+            extra,
+        );
         tc
     }
 
