@@ -110,6 +110,52 @@ async fn pgs_on(c: &Cluster, osd: u32) -> usize {
         .count()
 }
 
+/// What `osd` still holds of the pool, each PG as it and its primary see
+/// it, and the OSD logs' lines about strays (a failure's diagnosis).
+async fn stray_report(tc: &TestCluster, c: &Cluster, osd: u32) -> String {
+    let pool = c.map().pool_by_name(POOL).expect("pool").id;
+    let status = |o: u32| async move {
+        c.osd_direct(o)
+            .expect("osd client")
+            .status(meridian_proto::osd::OsdStatusRequest {})
+            .await
+            .map(|r| r.into_inner())
+    };
+    let mut out = String::new();
+    let Ok(st) = status(osd).await else {
+        return "osd status failed".into();
+    };
+    for p in st
+        .pgs
+        .iter()
+        .filter(|p| p.pg.as_ref().is_some_and(|r| r.pool == pool))
+    {
+        let seed = p.pg.as_ref().map(|r| r.seed).unwrap_or_default();
+        out.push_str(&format!(
+            "pg {pool}.{seed:x} on osd.{osd} (epoch {}): {} acting {:?}\n",
+            st.map_epoch, p.state, p.acting
+        ));
+        if let Some(primary) = p.acting.first()
+            && let Ok(ps) = status(*primary).await
+        {
+            for q in ps.pgs.iter().filter(|q| q.pg == p.pg) {
+                out.push_str(&format!(
+                    "  on its primary osd.{primary} (epoch {}): {} acting {:?}\n",
+                    ps.map_epoch, q.state, q.acting
+                ));
+            }
+        }
+    }
+    for o in 0..4 {
+        let log = std::fs::read_to_string(tc.dir.join("log").join(format!("osd.{o}.log")))
+            .unwrap_or_default();
+        for l in log.lines().filter(|l| l.contains("stray")) {
+            out.push_str(&format!("osd.{o}: {l}\n"));
+        }
+    }
+    out
+}
+
 fn osd_logs_mention(tc: &TestCluster, needle: &str) -> bool {
     (0..4).any(|o| {
         std::fs::read_to_string(tc.dir.join("log").join(format!("osd.{o}.log")))
@@ -198,10 +244,12 @@ async fn backfill_after_log_trim_and_data_moves_on_out_and_in() {
     tc.deep_scrub_clean(POOL);
     let deadline = Instant::now() + Duration::from_secs(60);
     while pgs_on(&c, 1).await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "osd.1 still holds stray PGs after it was marked out"
-        );
+        if Instant::now() > deadline {
+            panic!(
+                "osd.1 still holds stray PGs after it was marked out:\n{}",
+                stray_report(&tc, &c, 1).await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
