@@ -315,7 +315,7 @@ fn plan(ms: &MultisiteState, to: &str) -> anyhow::Result<Plan> {
 /// Buckets whose sync from the master to the target is disabled, or that
 /// a sync policy keeps from it (their writes would stay behind).
 async fn unsynced_buckets(zone: &meridian_zone::Zone, p: &Plan) -> anyhow::Result<Vec<String>> {
-    use meridian_zone::sync_policy::{ZoneRef, verdict};
+    use meridian_zone::sync_policy::{ZoneRef, bucket_verdict};
     let zg = p
         .period
         .zonegroups
@@ -341,11 +341,7 @@ async fn unsynced_buckets(zone: &meridian_zone::Zone, p: &Plan) -> anyhow::Resul
     .buffer_unordered(32);
     while let Some((name, r)) = each.next().await {
         match r {
-            Ok((info, _))
-                if info.sync_disabled
-                    || !verdict(zg.as_ref(), info.sync_policy.as_ref(), &name, from, to)
-                        .syncs() =>
-            {
+            Ok((info, _)) if !bucket_verdict(zg.as_ref(), &info, from, to).syncs() => {
                 out.push(name)
             }
             Ok(_) | Err(meridian_zone::ZoneError::NoSuchBucket(_)) => {}

@@ -658,29 +658,11 @@ pub async fn info(ctx: &Ctx, z: &ZoneArg, bucket: Option<String>) -> anyhow::Res
     let map = zone.cluster().map().map.clone();
     let plan = SyncPlan::of(&map, &me);
     let zg = SyncPlan::zonegroup_policy(&map, &me);
-    let peers: Vec<(String, String)> = map
-        .multisite
+    let peers: Vec<(String, String)> = SyncPlan::current_zonegroup(&map, &me)
         .iter()
-        .flat_map(|ms| {
-            let realm = ms
-                .zones
-                .iter()
-                .find(|x| x.name == me)
-                .map(|x| x.realm_id.clone());
-            let period = ms
-                .realms
-                .iter()
-                .find(|r| Some(&r.id) == realm.as_ref())
-                .and_then(|r| ms.periods.iter().find(|p| p.id == r.current_period));
-            period
-                .into_iter()
-                .flat_map(|p| p.zonegroups.iter())
-                .filter(|g| g.zones.iter().any(|x| x.id == my_id))
-                .flat_map(|g| g.zones.iter())
-                .filter(|x| x.id != my_id)
-                .map(|x| (x.name.clone(), x.id.clone()))
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|g| g.zones.iter())
+        .filter(|x| x.id != my_id)
+        .map(|x| (x.name.clone(), x.id.clone()))
         .collect();
     let info = match &bucket {
         Some(b) => Some(
@@ -702,10 +684,7 @@ pub async fn info(ctx: &Ctx, z: &ZoneArg, bucket: Option<String>) -> anyhow::Res
         match &info {
             Some(b) => {
                 let check = |from: ZoneRef, to: ZoneRef| {
-                    if b.sync_disabled {
-                        return Verdict::NoSync("bucket sync disable".into());
-                    }
-                    sync_policy::verdict(zg.as_ref(), b.sync_policy.as_ref(), &b.name, from, to)
+                    sync_policy::bucket_verdict(zg.as_ref(), b, from, to)
                 };
                 let mut src = verdict_json(name, &check(there, here));
                 if src["sync"] == json!(true) && !plan.sources.iter().any(|s| &s.1 == id) {
@@ -719,15 +698,7 @@ pub async fn info(ctx: &Ctx, z: &ZoneArg, bucket: Option<String>) -> anyhow::Res
                     let pipes: Vec<Value> = zg
                         .iter()
                         .flat_map(|p| p.groups.iter())
-                        .filter(|g| {
-                            sync_policy::pair_admitted(
-                                Some(&SyncPolicy {
-                                    groups: vec![(*g).clone()],
-                                }),
-                                from,
-                                to,
-                            )
-                        })
+                        .filter(|g| sync_policy::group_admits(g, from, to))
                         .flat_map(|g| {
                             g.pipes.iter().map(move |p| {
                                 json!({"group": g.id, "status": g.status, "pipe": p.id,

@@ -9,7 +9,7 @@ use crate::data::DataSync;
 use crate::meta::MetaSync;
 use crate::remote::RemoteZone;
 use meridian_proto::mon::ClusterMap;
-use meridian_proto::multisite::SyncPolicy;
+use meridian_proto::multisite::{SyncPolicy, Zonegroup};
 use meridian_zone::Zone;
 use meridian_zone::sync_policy::{self, ZoneRef};
 use std::sync::Arc;
@@ -96,17 +96,20 @@ impl SyncPlan {
         plan
     }
 
-    /// The sync policy of zone `zone`'s zonegroup in `map`'s current period.
-    pub fn zonegroup_policy(map: &ClusterMap, zone: &str) -> Option<SyncPolicy> {
+    /// Zone `zone`'s zonegroup as `map`'s current period has it.
+    pub fn current_zonegroup<'a>(map: &'a ClusterMap, zone: &str) -> Option<&'a Zonegroup> {
         let ms = map.multisite.as_ref()?;
         let local = ms.zones.iter().find(|z| z.name == zone)?;
         let realm = ms.realms.iter().find(|r| r.id == local.realm_id)?;
         let p = ms.periods.iter().find(|p| p.id == realm.current_period)?;
         p.zonegroups
             .iter()
-            .find(|g| g.zones.iter().any(|z| z.id == local.id))?
-            .sync_policy
-            .clone()
+            .find(|g| g.zones.iter().any(|z| z.id == local.id))
+    }
+
+    /// The sync policy of zone `zone`'s zonegroup in `map`'s current period.
+    pub fn zonegroup_policy(map: &ClusterMap, zone: &str) -> Option<SyncPolicy> {
+        Self::current_zonegroup(map, zone)?.sync_policy.clone()
     }
 
     fn remote(&self, (name, id, eps): &(String, String, Vec<String>)) -> Option<RemoteZone> {

@@ -437,7 +437,7 @@ impl DataSync {
         new: NewShard,
     ) -> Result<(), SyncError> {
         let verdict = self.verdict(local);
-        let excluded = local.sync_disabled || !verdict.syncs();
+        let excluded = !verdict.syncs();
         let st = match self
             .status
             .bucket_shard_if_any(&self.source.id, &local.id, shard)
@@ -511,17 +511,17 @@ impl DataSync {
         }
     }
 
-    /// What the sync policies (the zonegroup's in the current period, the
-    /// bucket's own) say about syncing `bucket` from the source into here.
+    /// What `bucket sync disable` and the sync policies (the zonegroup's in
+    /// the current period, the bucket's own) say about syncing `bucket` from
+    /// the source into here.
     pub fn verdict(&self, bucket: &BucketInfo) -> Verdict {
         let params = self.local.params();
         let zg =
             crate::agent::SyncPlan::zonegroup_policy(&self.local.cluster().map().map, &params.zone);
         let local_id = self.local.zone_id();
-        sync_policy::verdict(
+        sync_policy::bucket_verdict(
             zg.as_ref(),
-            bucket.sync_policy.as_ref(),
-            &bucket.name,
+            bucket,
             ZoneRef {
                 name: &self.source.name,
                 id: &self.source.id,
@@ -542,7 +542,7 @@ impl DataSync {
             let Ok((info, _)) = self.local.bucket_fresh(&b.name).await else {
                 continue;
             };
-            if info.sync_disabled || !self.verdict(&info).syncs() {
+            if !self.verdict(&info).syncs() {
                 continue;
             }
             for s in 0..info.num_shards {
@@ -611,7 +611,7 @@ impl DataSync {
             let r = async {
                 let (info, _) = self.local.bucket_fresh(&e.bucket).await?;
                 let verdict = self.verdict(&info);
-                if info.sync_disabled || !verdict.syncs_key(&e.key) {
+                if !verdict.syncs_key(&e.key) {
                     // No longer synced: nothing to retry.
                     return Ok(());
                 }

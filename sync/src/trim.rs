@@ -341,24 +341,22 @@ impl LogTrimmer {
                     continue;
                 }
                 // A bucket no reader syncs needs no log: trim up to here.
-                let unread = b.sync_disabled
-                    || !readers.zones.iter().any(|r| {
-                        r.data
-                            && sync_policy::verdict(
-                                readers.policy.as_ref(),
-                                b.sync_policy.as_ref(),
-                                &b.name,
-                                ZoneRef {
-                                    name: &local,
-                                    id: &readers.zone_id,
-                                },
-                                ZoneRef {
-                                    name: &r.name,
-                                    id: &r.id,
-                                },
-                            )
-                            .syncs()
-                    });
+                let unread = !readers.zones.iter().any(|r| {
+                    r.data
+                        && sync_policy::bucket_verdict(
+                            readers.policy.as_ref(),
+                            &b,
+                            ZoneRef {
+                                name: &local,
+                                id: &readers.zone_id,
+                            },
+                            ZoneRef {
+                                name: &r.name,
+                                id: &r.id,
+                            },
+                        )
+                        .syncs()
+                });
                 if unread {
                     for s in 0..b.num_shards {
                         if let Ok(p) = self.zone.bilog_position(&b, s).await {

@@ -238,6 +238,35 @@ pub fn verdict(
     }
 }
 
+/// [`verdict`] for a bucket record: `bucket sync disable` keeps it local
+/// whatever the policies say.
+pub fn bucket_verdict(
+    zonegroup: Option<&SyncPolicy>,
+    bucket: &crate::BucketInfo,
+    source: ZoneRef,
+    dest: ZoneRef,
+) -> Verdict {
+    if bucket.sync_disabled {
+        return Verdict::NoSync("bucket sync disable".into());
+    }
+    verdict(
+        zonegroup,
+        bucket.sync_policy.as_ref(),
+        &bucket.name,
+        source,
+        dest,
+    )
+}
+
+/// Whether a group, enabled or allowed, has a flow that lets `dest` sync
+/// from `source`.
+pub fn group_admits(g: &SyncGroup, source: ZoneRef, dest: ZoneRef) -> bool {
+    matches!(
+        GroupStatus::parse(&g.status),
+        Some(GroupStatus::Enabled | GroupStatus::Allowed)
+    ) && flows_admit(g, source, dest)
+}
+
 /// Whether any bucket can sync from `source` into `dest` under the
 /// zonegroup's policy (its flows, ignoring pipes): decides whether data
 /// sync from `source` runs at all and whether `dest` reads our logs.
@@ -245,12 +274,7 @@ pub fn pair_admitted(zonegroup: Option<&SyncPolicy>, source: ZoneRef, dest: Zone
     let Some(zg) = zonegroup.filter(|p| !p.groups.is_empty()) else {
         return true;
     };
-    zg.groups.iter().any(|g| {
-        matches!(
-            GroupStatus::parse(&g.status),
-            Some(GroupStatus::Enabled | GroupStatus::Allowed)
-        ) && flows_admit(g, source, dest)
-    })
+    zg.groups.iter().any(|g| group_admits(g, source, dest))
 }
 
 #[cfg(test)]
