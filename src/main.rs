@@ -103,6 +103,11 @@ enum Command {
         #[command(subcommand)]
         cmd: rgw::BucketCmd,
     },
+    /// The central configuration the monitors keep (`ceph config`).
+    Config {
+        #[command(subcommand)]
+        cmd: cli::config::ConfigCmd,
+    },
     /// Request limits of a user or a bucket (RGW's ratelimit).
     Ratelimit {
         #[command(flatten)]
@@ -240,6 +245,7 @@ fn main() -> std::process::ExitCode {
             Command::Data { zone, cmd } => cli::sync::data(&ctx, zone, cmd).await,
             Command::Bucket { zone, cmd } => rgw::bucket(&ctx, zone, cmd).await,
             Command::Gc { zone, cmd } => rgw::gc(&ctx, zone, cmd).await,
+            Command::Config { cmd } => cli::config::config(&ctx, cmd).await,
             Command::Ratelimit { zone, cmd } => cli::ratelimit::ratelimit(&ctx, zone, cmd).await,
             Command::Bilog { zone, cmd } => rgw::bilog(&ctx, zone, cmd).await,
             Command::Datalog { zone, cmd } => rgw::log(&ctx, zone, false, cmd).await,

@@ -70,6 +70,7 @@ pub const MON_METHODS: &[(&str, Need)] = &[
     // Zone system keys: kept out of the map, read with x.
     ("GetZoneSecrets", Need::Perms(Service::Mon, Perms::X)),
     ("Beacon", Need::Perms(Service::Mon, Perms::W)),
+    ("GetConfig", Need::Perms(Service::Mon, Perms::R)),
     ("OsdAlive", Need::OsdDaemon(Service::Mon)),
     ("OsdBoot", Need::OsdDaemon(Service::Mon)),
     ("OsdHeartbeat", Need::OsdDaemon(Service::Mon)),

@@ -66,6 +66,9 @@ pub enum ClientError {
     /// (`UNAUTHENTICATED` / `PERMISSION_DENIED`).
     #[error("{0}")]
     Auth(String),
+    /// The monitors run a build without this call.
+    #[error("the monitors do not support {0} (an older build)")]
+    Unsupported(String),
     /// Anything else the cluster reported.
     #[error("{0}")]
     Other(String),
@@ -212,6 +215,59 @@ pub async fn subscribe_maps(mons: Vec<String>, tx: watch::Sender<Arc<MapView>>, 
     }
 }
 
+/// Lays central `options` for `chain` over `cfg.global` (the file's own
+/// `[global]` keys win) and logs what it did as `daemon`.
+pub fn lay_central_config(
+    cfg: &mut meridian_common::Config,
+    options: Vec<meridian_proto::mon::ConfigOption>,
+    chain: &[String],
+    daemon: &str,
+) {
+    let options: Vec<(String, String, String)> = options
+        .into_iter()
+        .map(|o| (o.who, o.key, o.value))
+        .collect();
+    let report = meridian_common::central::apply_options(
+        &mut cfg.global,
+        &cfg.file_global_keys,
+        chain,
+        &options,
+    );
+    meridian_common::central::log_applied(daemon, &report);
+}
+
+/// Fetches the central configuration of `chain` for a daemon that has no
+/// [`Cluster`] yet, trying the monitors in turn until one answers (as a
+/// Ceph daemon waits for its monitors). Monitors of a build without the
+/// central configuration answer with nothing.
+pub async fn fetch_central_config(
+    mons: &[String],
+    cred: &Credential,
+    chain: &[String],
+) -> Vec<meridian_proto::mon::ConfigOption> {
+    let req = meridian_proto::mon::GetConfigRequest {
+        who: chain.to_vec(),
+    };
+    let mut last_warned = Instant::now() - Duration::from_secs(60);
+    loop {
+        for addr in mons {
+            let Ok(mut c) = mon_client(addr, cred) else {
+                continue;
+            };
+            match tokio::time::timeout(Duration::from_secs(10), c.get_config(req.clone())).await {
+                Ok(Ok(r)) => return r.into_inner().options,
+                Ok(Err(s)) if s.code() == tonic::Code::Unimplemented => return Vec::new(),
+                Ok(Err(s)) if last_warned.elapsed() >= Duration::from_secs(10) => {
+                    last_warned = Instant::now();
+                    tracing::warn!(mon = %addr, error = %s.message(), "waiting for the monitors' central configuration");
+                }
+                _ => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 impl Cluster {
     /// Connects to the monitors and waits for the first cluster map.
     pub async fn connect(mons: Vec<String>, opts: ClientOptions) -> Result<Cluster, ClientError> {
@@ -305,6 +361,41 @@ impl Cluster {
         Ok(reply)
     }
 
+    /// The central configuration of the sections `who` (all when empty).
+    pub async fn config_get(
+        &self,
+        who: Vec<String>,
+    ) -> Result<meridian_proto::mon::GetConfigReply, ClientError> {
+        let req = meridian_proto::mon::GetConfigRequest { who };
+        self.with_mon(|mut c| {
+            let req = req.clone();
+            async move { c.get_config(req).await }
+        })
+        .await
+    }
+
+    /// Lays the central configuration of `chain` over `cfg.global` (the
+    /// file's own `[global]` keys win) and logs what it did as `daemon`.
+    /// Monitors from before the central configuration leave `cfg` as is.
+    pub async fn apply_central_config(
+        &self,
+        cfg: &mut meridian_common::Config,
+        chain: &[String],
+        daemon: &str,
+    ) -> Result<(), ClientError> {
+        match self.config_get(chain.to_vec()).await {
+            Ok(r) => {
+                lay_central_config(cfg, r.options, chain, daemon);
+                Ok(())
+            }
+            Err(ClientError::Unsupported(_)) => {
+                tracing::warn!(%daemon, "the monitors keep no central configuration: using the file alone");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Cluster status from the monitor leader.
     pub async fn status(&self) -> Result<StatusReply, ClientError> {
         self.with_mon(|mut c| async move { c.status(StatusRequest {}).await })
@@ -348,6 +439,9 @@ impl Cluster {
                         }
                         _ if is_auth_refusal(&s) => {
                             return Err(ClientError::Auth(s.message().to_string()));
+                        }
+                        tonic::Code::Unimplemented => {
+                            return Err(ClientError::Unsupported(s.message().to_string()));
                         }
                         _ => return Err(ClientError::Command(s.message().to_string())),
                     },

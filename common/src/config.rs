@@ -55,6 +55,10 @@ pub struct Config {
     /// Where this file was loaded from (not serialized).
     #[serde(skip)]
     pub path: PathBuf,
+    /// The `[global]` keys the file sets itself (canonical names): the
+    /// monitors' central configuration does not override them.
+    #[serde(skip)]
+    pub file_global_keys: std::collections::BTreeSet<String>,
 }
 
 /// Cluster-wide settings.
@@ -104,6 +108,9 @@ pub struct GlobalSection {
     /// PG log length kept per PG (Ceph's osd_max_pg_log_entries): a copy further
     /// behind than this is backfilled object by object instead of replaying the log.
     pub osd_max_pg_log_entries: usize,
+    /// Realm a gateway's zone must belong to (empty: any); a gateway whose
+    /// zone is in another realm refuses to start.
+    pub rgw_realm: String,
     /// Zone a gateway serves when its section names none (and no realm is configured).
     pub rgw_zone: String,
     /// Zonegroup of that zone (the S3 LocationConstraint).
@@ -135,7 +142,9 @@ pub struct GlobalSection {
     /// Run multi-site sync inside each gateway (as RGW's sync threads do);
     /// off: only standalone `meridian sync` agents replicate.
     pub rgw_run_sync_thread: bool,
-    /// Entries one sync shard applies at once (objects fetched in parallel).
+    /// Entries one sync shard applies at once (objects fetched in parallel;
+    /// RGW's `rgw_sync_data_inject_threads` is accepted too).
+    #[serde(alias = "rgw_sync_data_inject_threads")]
     pub rgw_sync_window: u32,
     /// Entries a bucket shard in full sync applies at once; the versions
     /// fetched while one index commit is in flight share the next one.
@@ -167,6 +176,24 @@ pub struct GlobalSection {
     /// Object bytes sync fetches from other zones, per second, in each
     /// process that runs sync (0: no limit).
     pub rgw_sync_max_bandwidth: u64,
+    /// Port on the S3 listen host where a gateway without `metrics_addr`
+    /// serves Prometheus metrics (0: none).
+    pub rgw_prometheus_port: u16,
+}
+
+/// RGW's names for `[global]` settings Meridian spells differently.
+const KEY_ALIASES: &[(&str, &str)] = &[
+    ("rgw_sync_lease_period", "rgw_sync_lease_s"),
+    ("rgw_sync_obj_batch_size", "rgw_sync_full_window"),
+    ("rgw_sync_data_inject_threads", "rgw_sync_window"),
+];
+
+/// The name a `[global]` setting is stored under (RGW's aliases resolved).
+pub fn canonical_key(key: &str) -> &str {
+    KEY_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+        .map_or(key, |(_, name)| name)
 }
 
 impl GlobalSection {
@@ -181,12 +208,7 @@ impl GlobalSection {
             .split_once('=')
             .ok_or_else(|| err(assignment, "expected KEY=VALUE".into()))?;
         let (key, raw) = (key.trim(), raw.trim());
-        // RGW's names for settings we spell differently.
-        let key = match key {
-            "rgw_sync_lease_period" => "rgw_sync_lease_s",
-            "rgw_sync_obj_batch_size" => "rgw_sync_full_window",
-            k => k,
-        };
+        let key = canonical_key(key);
         let mut table = toml::Table::try_from(&*self).map_err(|e| err(key, e.to_string()))?;
         if !table.contains_key(key) && key != "fsid" {
             let known: Vec<&str> = table.keys().map(String::as_str).collect();
@@ -227,6 +249,7 @@ impl Default for GlobalSection {
             osd_pool_default_min_size: 0,
             osd_crush_chooseleaf_type: "host".into(),
             osd_max_pg_log_entries: 1000,
+            rgw_realm: String::new(),
             rgw_zone: "default".into(),
             rgw_zonegroup: "default".into(),
             rgw_bucket_index_shards: 11,
@@ -251,6 +274,7 @@ impl Default for GlobalSection {
             rgw_sync_log_trim_interval_s: 60,
             rgw_sync_log_trim_warn_lag_s: 600,
             rgw_sync_max_bandwidth: 0,
+            rgw_prometheus_port: 0,
         }
     }
 }
@@ -440,11 +464,16 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let parse_error = |e: toml::de::Error| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })?;
+        };
+        let table: toml::Table = toml::from_str(&text).map_err(parse_error)?;
+        let mut cfg: Config = toml::from_str(&text).map_err(parse_error)?;
         cfg.path = path.to_path_buf();
+        if let Some(toml::Value::Table(g)) = table.get("global") {
+            cfg.file_global_keys = g.keys().map(|k| canonical_key(k).to_string()).collect();
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -607,8 +636,17 @@ impl Config {
     }
 
     /// Serializes to TOML (used by `dev up` to write the cluster's file).
+    /// `[global]` holds only what differs from the defaults (and the fsid
+    /// and monitors), so the central configuration can set the rest.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_default()
+        let Ok(mut table) = toml::Table::try_from(self) else {
+            return String::new();
+        };
+        let defaults = toml::Table::try_from(GlobalSection::default()).unwrap_or_default();
+        if let Some(toml::Value::Table(g)) = table.get_mut("global") {
+            g.retain(|k, v| k == "fsid" || k == "mon_host" || defaults.get(k) != Some(v));
+        }
+        toml::to_string_pretty(&table).unwrap_or_default()
     }
 }
 
@@ -690,6 +728,36 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(Config::load(&p), Err(ConfigError::Invalid { .. })));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_file_names_only_what_differs_and_its_keys_are_known() {
+        let mut c = Config::default();
+        c.global.fsid = "f".into();
+        c.global.mon_host = vec!["127.0.0.1:1".into()];
+        c.global.rgw_sync_window = 3;
+        let text = c.to_toml();
+        assert!(text.contains("rgw_sync_window = 3"), "{text}");
+        assert!(
+            !text.contains("rgw_sync_lease_s"),
+            "defaults stay out: {text}"
+        );
+        let dir = std::env::temp_dir().join(format!("meridian-conf-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("m.toml");
+        std::fs::write(
+            &p,
+            text.replace("rgw_sync_window = 3", "rgw_sync_lease_period = 9"),
+        )
+        .unwrap();
+        let back = Config::load(&p).unwrap();
+        assert_eq!(back.global.rgw_sync_lease_s, 9);
+        assert!(
+            back.file_global_keys.contains("rgw_sync_lease_s"),
+            "aliases are canonical"
+        );
+        assert!(!back.file_global_keys.contains("rgw_sync_window"));
         std::fs::remove_dir_all(&dir).ok();
     }
 

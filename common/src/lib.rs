@@ -1,6 +1,7 @@
 //! Shared pieces every Meridian component needs: the cluster configuration
 //! file, size parsing, wall-clock helpers and the Prometheus endpoint.
 
+pub mod central;
 pub mod config;
 pub mod failpoints;
 pub mod metrics;

@@ -105,9 +105,8 @@ pub async fn connect(cfg: &Config, credentials: Option<Credentials>) -> anyhow::
 }
 
 /// Runs gateway `id` until SIGTERM/SIGINT, then drains requests in flight.
-pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
+pub async fn run(mut cfg: Config, id: String) -> anyhow::Result<()> {
     let section = cfg.gateway_section(&id)?.clone();
-    let params = zone_params(&cfg, &id)?;
     let wanted = section
         .tls_listeners()
         .map_err(|e| anyhow::anyhow!("[gateway.{id}]: {e}"))?;
@@ -125,10 +124,24 @@ pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
     meridian_common::failpoints::configure_from_env()
         .map_err(|e| anyhow::anyhow!("FAILPOINTS: {e}"))?;
     let cluster = connect(&cfg, gateway_credentials(&cfg, &section, &id)?).await?;
+    cluster
+        .apply_central_config(
+            &mut cfg,
+            &meridian_common::central::gateway_chain(&id),
+            &format!("gateway.{id}"),
+        )
+        .await
+        .context("read the central configuration (`meridian config dump`)")?;
+    let params = zone_params(&cfg, &id)?;
     let zone = Zone::open(cluster, params.clone())
         .await
         .with_context(|| format!("open zone {}", params.zone))?;
-    if let Some(m) = &section.metrics_addr {
+    let metrics_addr = section.metrics_addr.clone().or_else(|| {
+        let port = cfg.global.rgw_prometheus_port;
+        let host = section.addr.rsplit_once(':').map(|(h, _)| h.to_string());
+        (port != 0).then(|| format!("{}:{port}", host.unwrap_or_else(|| "127.0.0.1".into())))
+    });
+    if let Some(m) = &metrics_addr {
         let bound = meridian_common::metrics::serve(m)
             .await
             .with_context(|| format!("serve gateway.{id} metrics on {m}"))?;
@@ -138,6 +151,24 @@ pub async fn run(cfg: Config, id: String) -> anyhow::Result<()> {
         cfg.global.rgw_gc_processor_period_s.max(1),
     )));
     let site = site::Site::follow(zone.cluster().clone(), params.zone.clone());
+    let realm = site
+        .role()
+        .realm
+        .as_ref()
+        .map(|r| r.name.clone())
+        .unwrap_or_default();
+    if !cfg.global.rgw_realm.is_empty() && cfg.global.rgw_realm != realm {
+        anyhow::bail!(
+            "gateway.{id}: rgw_realm is {:?} but zone {} is {}",
+            cfg.global.rgw_realm,
+            params.zone,
+            if realm.is_empty() {
+                "in no realm".to_string()
+            } else {
+                format!("in realm {realm:?}")
+            }
+        );
+    }
     // Trimming is the zone's own log upkeep: it runs whether or not this
     // gateway runs sync (one gateway of the zone at a time, by lease).
     let trimmer = meridian_sync::trim::LogTrimmer::new(

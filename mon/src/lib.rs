@@ -4,6 +4,7 @@
 //! `run` is the whole daemon; the `meridian mon` subcommand only parses flags.
 
 pub mod auth;
+pub mod config_db;
 pub mod crush_edit;
 pub mod multisite;
 pub mod node;
@@ -56,6 +57,7 @@ pub async fn run(cfg: Config, id: u64) -> anyhow::Result<()> {
         node,
         all,
         cfg.global.clone(),
+        cfg.file_global_keys.clone(),
         peer_cred,
     );
     tokio::spawn(server.clone().leader_duties());

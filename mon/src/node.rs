@@ -6,6 +6,7 @@
 //! persisted messages → advance → light ready → advance_apply.
 
 use crate::auth::AuthState;
+use crate::config_db::ConfigDb;
 use crate::state::{CommandError, MonState};
 use crate::storage::{AppliedImage, ImageData, MonStorage};
 use crate::transport::RaftTransport;
@@ -77,6 +78,8 @@ pub struct NodeHandle {
     pub status: watch::Receiver<RaftStatus>,
     /// Entities and service secrets as last applied (only for callers allowed to read them).
     pub auth: watch::Receiver<Arc<AuthState>>,
+    /// The central configuration as last applied.
+    pub config: watch::Receiver<Arc<ConfigDb>>,
 }
 
 /// Starts the Raft loop on the current runtime.
@@ -110,6 +113,7 @@ pub fn spawn(
     let (map_tx, map_rx) = watch::channel(Arc::new(state.map.clone()));
     let (history_tx, history_rx) = watch::channel(Arc::new(state.history.clone()));
     let (auth_tx, auth_rx) = watch::channel(Arc::new(state.auth.clone()));
+    let (config_tx, config_rx) = watch::channel(Arc::new(state.config.clone()));
     let (status_tx, status_rx) = watch::channel(RaftStatus {
         id,
         ..Default::default()
@@ -123,6 +127,7 @@ pub fn spawn(
         map_tx,
         history_tx,
         auth_tx,
+        config_tx,
         status_tx,
         applied_since_compact: 0,
     };
@@ -133,6 +138,7 @@ pub fn spawn(
         history: history_rx,
         status: status_rx,
         auth: auth_rx,
+        config: config_rx,
     })
 }
 
@@ -148,6 +154,7 @@ struct Driver {
     map_tx: watch::Sender<Arc<ClusterMap>>,
     history_tx: watch::Sender<MapHistory>,
     auth_tx: watch::Sender<Arc<AuthState>>,
+    config_tx: watch::Sender<Arc<ConfigDb>>,
     status_tx: watch::Sender<RaftStatus>,
     applied_since_compact: u64,
 }
@@ -218,6 +225,8 @@ impl Driver {
             self.history_tx
                 .send_replace(Arc::new(self.state.history.clone()));
             self.auth_tx.send_replace(Arc::new(self.state.auth.clone()));
+            self.config_tx
+                .send_replace(Arc::new(self.state.config.clone()));
         }
         self.apply(ready.take_committed_entries())?;
         let hs = ready.hs().cloned();
@@ -251,6 +260,7 @@ impl Driver {
         let mut last_applied = None;
         let history_before = (self.state.history_first(), self.state.history.len());
         let auth_before = self.state.auth_changes;
+        let config_before = self.state.config.version;
         for e in entries {
             let (index, term) = (e.index, e.term);
             if e.get_entry_type() == EntryType::EntryNormal && !e.get_data().is_empty() {
@@ -287,6 +297,10 @@ impl Driver {
 
         if self.state.auth_changes != auth_before {
             self.auth_tx.send_replace(Arc::new(self.state.auth.clone()));
+        }
+        if self.state.config.version != config_before {
+            self.config_tx
+                .send_replace(Arc::new(self.state.config.clone()));
         }
         // History first: whoever sees map N can then fetch history up to N.
         if (self.state.history_first(), self.state.history.len()) != history_before {

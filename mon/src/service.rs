@@ -48,12 +48,21 @@ pub struct MonServer {
     fsid: String,
     node: NodeHandle,
     peers: Arc<HashMap<u64, String>>,
-    global: Arc<GlobalSection>,
+    settings: Arc<MonSettings>,
     live: Arc<Mutex<HashMap<u32, OsdLiveness>>>,
     gateways: Arc<Mutex<HashMap<String, (Instant, GatewayBeacon)>>>,
     clients: Arc<Mutex<HashMap<u64, PeerClient>>>,
     /// How this monitor proves itself to the others (the `mon.` key).
     peer_cred: Credential,
+}
+
+/// This monitor's settings: its file's `[global]` with the central
+/// configuration laid over it, recomputed whenever the database changes.
+struct MonSettings {
+    file: GlobalSection,
+    file_keys: std::collections::BTreeSet<String>,
+    chain: Vec<String>,
+    effective: Mutex<(u64, Arc<GlobalSection>)>,
 }
 
 type PeerClient = MonServiceClient<Signed<tonic::transport::Channel>>;
@@ -74,19 +83,46 @@ impl MonServer {
         node: NodeHandle,
         peers: HashMap<u64, String>,
         global: GlobalSection,
+        file_keys: std::collections::BTreeSet<String>,
         peer_cred: Credential,
     ) -> Self {
+        let settings = MonSettings {
+            effective: Mutex::new((0, Arc::new(global.clone()))),
+            file: global,
+            file_keys,
+            chain: meridian_common::central::mon_chain(id),
+        };
         Self {
             id,
             fsid,
             node,
             peers: Arc::new(peers),
-            global: Arc::new(global),
+            settings: Arc::new(settings),
             live: Arc::new(Mutex::new(HashMap::new())),
             gateways: Arc::new(Mutex::new(HashMap::new())),
             clients: Arc::new(Mutex::new(HashMap::new())),
             peer_cred,
         }
+    }
+
+    /// The settings in effect now (the file, under the central configuration).
+    fn global(&self) -> Arc<GlobalSection> {
+        let db = self.node.config.borrow().clone();
+        let s = &self.settings;
+        let mut eff = s.effective.lock().unwrap_or_else(|p| p.into_inner());
+        if eff.0 != db.version {
+            let options: Vec<(String, String, String)> = db
+                .options
+                .iter()
+                .map(|((w, k), v)| (w.clone(), k.clone(), v.clone()))
+                .collect();
+            let mut g = s.file.clone();
+            let report =
+                meridian_common::central::apply_options(&mut g, &s.file_keys, &s.chain, &options);
+            meridian_common::central::log_applied(&format!("mon.{}", self.id), &report);
+            *eff = (db.version, Arc::new(g));
+        }
+        eff.1.clone()
     }
 
     fn is_leader(&self) -> bool {
@@ -212,7 +248,7 @@ impl MonServer {
                     .collect::<Vec<_>>();
                 let mut mons = mons;
                 mons.sort_by_key(|m| m.id);
-                let fd = self.global.osd_crush_chooseleaf_type.clone();
+                let fd = self.global().osd_crush_chooseleaf_type.clone();
                 let _ = self
                     .propose(
                         Cmd::Bootstrap(Bootstrap {
@@ -249,7 +285,7 @@ impl MonServer {
                 continue;
             }
             let newest = self.node.auth.borrow().secrets.last().map(|s| s.created_ms);
-            let period_ms = self.global.auth_service_ticket_ttl_s.max(1) * 1000;
+            let period_ms = self.global().auth_service_ticket_ttl_s.max(1) * 1000;
             if newest.is_none_or(|t| t + period_ms <= meridian_common::now_unix_ms()) {
                 let secret = meridian_auth::ticket::fresh_secret().to_vec();
                 let rotate = Cmd::AuthRotate(AuthRotate {
@@ -279,7 +315,7 @@ impl MonServer {
                 }
                 continue;
             }
-            let grace = Duration::from_millis(self.global.osd_heartbeat_grace_ms);
+            let grace = Duration::from_millis(self.global().osd_heartbeat_grace_ms);
             let mut to_mark_down = Vec::new();
             {
                 let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
@@ -316,7 +352,7 @@ impl MonServer {
             let now_s = meridian_common::now_unix_ms() / 1000;
             for o in map.osds.iter().filter(|o| !o.up && o.r#in) {
                 if o.down_since_unix > 0
-                    && now_s >= o.down_since_unix + self.global.mon_osd_down_out_interval_s
+                    && now_s >= o.down_since_unix + self.global().mon_osd_down_out_interval_s
                 {
                     tracing::info!(
                         osd = o.id,
@@ -647,7 +683,42 @@ impl MonService for MonServer {
         {
             e.key = meridian_auth::generate_key();
         }
+        // Central options are checked here, by this build's schema; the
+        // log carries the canonical key.
+        match &mut cmd {
+            Cmd::ConfigSet(c) if !forwarded => {
+                use meridian_common::central::{CentralOption, check_option};
+                match check_option(&c.who, &c.key, &c.value)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?
+                {
+                    CentralOption::Store { key, value } => {
+                        c.key = key;
+                        c.value = value;
+                    }
+                    CentralOption::NoEffect(why) => {
+                        return Ok(Response::new(CommandReply {
+                            epoch: self.node.map.borrow().epoch,
+                            message: format!("{} not stored: no effect in Meridian: {why}", c.key),
+                        }));
+                    }
+                }
+            }
+            Cmd::ConfigRm(r) => r.key = meridian_common::config::canonical_key(&r.key).to_string(),
+            _ => {}
+        }
         Ok(Response::new(self.propose(cmd, forwarded).await?))
+    }
+
+    async fn get_config(
+        &self,
+        req: Request<GetConfigRequest>,
+    ) -> Result<Response<GetConfigReply>, Status> {
+        let who = req.into_inner().who;
+        let db = self.node.config.borrow().clone();
+        Ok(Response::new(GetConfigReply {
+            options: db.select(&who),
+            version: db.version,
+        }))
     }
 
     async fn auth_get(
@@ -680,7 +751,7 @@ impl MonService for MonServer {
             &self.node.auth.borrow(),
             &r,
             now,
-            self.global.auth_service_ticket_ttl_s.saturating_mul(1000),
+            self.global().auth_service_ticket_ttl_s.saturating_mul(1000),
         );
         let issued = issued.map_err(|e| match e {
             crate::auth::AuthFailure::Invalid(m) => Status::invalid_argument(m),

@@ -54,6 +54,8 @@ pub struct MonState {
     /// Bumped by every applied auth change (not persisted: it only tells
     /// this process when to republish the database).
     pub auth_changes: u64,
+    /// The central configuration (`config set`), never in the map.
+    pub config: crate::config_db::ConfigDb,
 }
 
 /// The placement part of a map: what past-interval computation needs.
@@ -119,6 +121,7 @@ impl MonState {
             history,
             auth,
             auth_changes: 0,
+            config: crate::config_db::ConfigDb::from_image(image.config, image.config_version),
         }
     }
 
@@ -129,6 +132,8 @@ impl MonState {
             history: self.history.values().map(|m| (**m).clone()).collect(),
             auth: self.auth.entities.values().cloned().collect(),
             service_secrets: self.auth.secrets.clone(),
+            config: self.config.to_options(),
+            config_version: self.config.version,
             format: IMAGE_FORMAT,
         }
     }
@@ -252,6 +257,8 @@ impl MonState {
             Cmd::AuthCaps(c) => self.auth_change(|st| crate::auth::set_caps(&mut st.entities, c)),
             Cmd::AuthRm(r) => self.auth_change(|st| crate::auth::remove(&mut st.entities, r)),
             Cmd::AuthRotate(r) => self.auth_change(|st| crate::auth::rotate(st, r, now)),
+            Cmd::ConfigSet(c) => self.config.set(c),
+            Cmd::ConfigRm(r) => self.config.remove(r),
             Cmd::PoolCreate(c) => self.pool_create(c),
             Cmd::PoolRemove(r) => self.pool_remove(r),
             Cmd::PoolSet(s) => self.pool_set(s),

@@ -56,7 +56,7 @@ pub fn open_store(cfg: &Config, id: u32) -> anyhow::Result<BlockStore> {
 }
 
 /// Runs OSD `id` described by `cfg` until the process is killed.
-pub async fn run(cfg: Config, id: u32) -> anyhow::Result<()> {
+pub async fn run(mut cfg: Config, id: u32) -> anyhow::Result<()> {
     if cfg.global.fsid.is_empty() {
         anyhow::bail!("config {} has no global.fsid", cfg.path.display());
     }
@@ -89,6 +89,9 @@ pub async fn run(cfg: Config, id: u32) -> anyhow::Result<()> {
     };
     let mons = cfg.monitor_addrs();
     let cred = osd_credential(&cfg, &section, id, &mons)?;
+    let chain = meridian_common::central::osd_chain(id);
+    let central = meridian_client::fetch_central_config(&mons, &cred, &chain).await;
+    meridian_client::lay_central_config(&mut cfg, central, &chain, &format!("osd.{id}"));
     let secrets = Arc::new(meridian_auth::grpc::FetchedSecrets::default());
     tokio::spawn(secrets.clone().keep_fetched(mons.clone(), cred.clone()));
     let (tx, rx) =

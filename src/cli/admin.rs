@@ -380,7 +380,25 @@ async fn pool(ctx: &Ctx, c: &Cluster, cmd: PoolCmd) -> anyhow::Result<()> {
             rule,
             application,
         } => {
-            let g = ctx.config()?.global;
+            // The defaults come from the central configuration too (the
+            // file's own keys win).
+            let mut cfg = ctx.config()?;
+            let chain = meridian_common::central::client_chain();
+            let central: Vec<(String, String, String)> = c
+                .config_get(chain.clone())
+                .await
+                .map(|r| r.options)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| (o.who, o.key, o.value))
+                .collect();
+            meridian_common::central::apply_options(
+                &mut cfg.global,
+                &cfg.file_global_keys,
+                &chain,
+                &central,
+            );
+            let g = cfg.global;
             let r = c
                 .mon_command(Cmd::PoolCreate(PoolCreate {
                     name: name.clone(),

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod config;
 pub mod dev;
 pub mod devtls;
 pub mod devzones;
