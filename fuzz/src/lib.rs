@@ -128,6 +128,7 @@ request_types!(
     multisite::GatewayStateRequest,
     multisite::SetZoneReadOnlyRequest,
     multisite::SyncMarkersRequest,
+    mon::GetConfigRequest,
 );
 
 /// The first byte picks a request type, the rest is its encoding; a zone
