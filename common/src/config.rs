@@ -179,6 +179,10 @@ pub struct GlobalSection {
     /// Port on the S3 listen host where a gateway without `metrics_addr`
     /// serves Prometheus metrics (0: none).
     pub rgw_prometheus_port: u16,
+    /// Where a gateway behind a proxy finds the client's address (RGW's
+    /// `HTTP_X_FORWARDED_FOR` spelling or a header name; empty: the
+    /// connection's), for bucket policies' `aws:SourceIp`.
+    pub rgw_remote_addr_param: String,
 }
 
 /// RGW's names for `[global]` settings Meridian spells differently.
@@ -275,6 +279,7 @@ impl Default for GlobalSection {
             rgw_sync_log_trim_warn_lag_s: 600,
             rgw_sync_max_bandwidth: 0,
             rgw_prometheus_port: 0,
+            rgw_remote_addr_param: String::new(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Authentication (secret keys from the zone's users, for s3s's SigV4
-//! verification), virtual-host parsing, and the redirect of requests for
-//! another zonegroup's bucket. Authorization is decided in the handlers,
-//! where the bucket and object ACLs are known.
+//! verification), virtual-host parsing, the redirect of requests for
+//! another zonegroup's bucket, and bucket policies. ACLs are checked in the
+//! handlers, where the bucket and object records are at hand.
 
 use meridian_zone::{Zone, ZoneError};
 use s3s::access::{S3Access, S3AccessContext};
@@ -126,6 +126,58 @@ impl S3Access for RequestGate {
         let Ok(b) = self.zone.bucket(&bucket).await else {
             return Ok(());
         };
+        self.redirect_elsewhere(&bucket, &b)?;
+        self.bucket_policy(cx, &b).await
+    }
+}
+
+impl RequestGate {
+    /// Applies the bucket's policy to the request's own bucket and key:
+    /// a Deny refuses it here; an Allow is left for the handler as
+    /// [`crate::s3::access::PolicyGrant`]. DeleteObjects is decided key by
+    /// key in its handler.
+    async fn bucket_policy(
+        &self,
+        cx: &mut S3AccessContext<'_>,
+        b: &meridian_zone::BucketInfo,
+    ) -> S3Result<()> {
+        use crate::policy::Decision;
+        use crate::s3::access;
+        let op = cx.s3_op().name().to_string();
+        if b.policy.is_none() || op == "DeleteObjects" {
+            return Ok(());
+        }
+        let user = match cx.credentials() {
+            Some(c) => self.zone.user_by_key(&c.access_key).await.ok(),
+            None => None,
+        };
+        let conn = cx
+            .extensions_mut()
+            .get::<crate::http::ClientConn>()
+            .copied();
+        let facts = access::RequestFacts::of(
+            user.as_ref().map(|u| (u.user_id.as_str(), u.system)),
+            cx.uri(),
+            cx.headers(),
+            conn,
+        );
+        let action = access::s3_action(&op, facts.versioned());
+        let key = match cx.s3_path() {
+            s3s::path::S3Path::Object { key, .. } => Some(key.to_string()),
+            _ => None,
+        };
+        match access::decide(b, &facts, &action, key.as_deref()) {
+            Decision::Deny => Err(s3_error!(AccessDenied, "Access Denied")),
+            Decision::Allow => {
+                cx.extensions_mut().insert(access::PolicyGrant);
+                Ok(())
+            }
+            Decision::NoOpinion => Ok(()),
+        }
+    }
+
+    /// 301 PermanentRedirect for a bucket of another zonegroup.
+    fn redirect_elsewhere(&self, bucket: &str, b: &meridian_zone::BucketInfo) -> S3Result<()> {
         if b.zonegroup.is_empty() || b.zonegroup == self.zone.params().zonegroup {
             return Ok(());
         }

@@ -1,6 +1,7 @@
 //! The HTTP layer around s3s: request ids on every response (and inside every
 //! error body), a bound on request header size answered with an S3 error,
-//! request metrics, keep-alive, and a graceful drain on shutdown.
+//! request metrics, keep-alive, a graceful drain on shutdown, and CORS
+//! (preflight answers and the headers of allowed cross-origin requests).
 
 use crate::auth::{ZoneAuth, ZoneHost};
 use crate::s3::MeridianS3;
@@ -36,10 +37,49 @@ pub struct Gateway {
     vhost: Option<ZoneHost>,
     /// The zone's role, and the count of writes in flight.
     site: Site,
+    /// Header naming the client's address when a proxy stands in front
+    /// (`rgw_remote_addr_param`, e.g. `x-forwarded-for`).
+    remote_addr_header: Option<http::HeaderName>,
+    /// The zone (bucket CORS rules).
+    zone: Zone,
 }
 
-/// Builds the handler for one zone (`dns`: virtual-host base domain).
-pub fn service(zone: Zone, site: Site, dns: Option<String>) -> Gateway {
+/// Who is on the other end of a request's connection, put into the
+/// request's extensions for bucket policies (`aws:SourceIp`,
+/// `aws:SecureTransport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientConn {
+    /// The client's address (from `rgw_remote_addr_param` when set and present).
+    pub ip: std::net::IpAddr,
+    /// The request came over TLS.
+    pub secure: bool,
+}
+
+/// The header `rgw_remote_addr_param` names, in RGW's CGI spelling
+/// (`HTTP_X_FORWARDED_FOR`) or as a header name; `None` for the socket's address.
+pub fn remote_addr_header(param: &str) -> Result<Option<http::HeaderName>, String> {
+    let p = param.trim();
+    if p.is_empty() || p.eq_ignore_ascii_case("REMOTE_ADDR") {
+        return Ok(None);
+    }
+    let name = p
+        .strip_prefix("HTTP_")
+        .unwrap_or(p)
+        .replace('_', "-")
+        .to_ascii_lowercase();
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map(Some)
+        .map_err(|e| format!("rgw_remote_addr_param {param:?}: {e}"))
+}
+
+/// Builds the handler for one zone (`dns`: virtual-host base domain;
+/// `remote_addr_header`: see [`remote_addr_header`]).
+pub fn service(
+    zone: Zone,
+    site: Site,
+    dns: Option<String>,
+    remote_addr_header: Option<http::HeaderName>,
+) -> Gateway {
     let grpc = tonic::service::Routes::new(
         meridian_proto::multisite::zone_service_server::ZoneServiceServer::new(
             crate::zone_service::ZoneEndpoint::new(zone.clone(), site.clone()),
@@ -67,9 +107,11 @@ pub fn service(zone: Zone, site: Site, dns: Option<String>) -> Gateway {
     Gateway {
         s3: b.build(),
         grpc,
-        keys: ZoneAuth::new(zone),
+        keys: ZoneAuth::new(zone.clone()),
+        zone,
         vhost: dns.map(ZoneHost::new),
         site,
+        remote_addr_header,
     }
 }
 
@@ -117,6 +159,96 @@ fn with_request_id(body: &[u8], rid: &str) -> Option<Bytes> {
 }
 
 impl Gateway {
+    /// The bucket a request names (virtual host or first path segment).
+    fn bucket_of<B>(&self, req: &http::Request<B>) -> Option<String> {
+        if let (Some(v), Some(h)) = (
+            &self.vhost,
+            req.headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok()),
+        ) && let Ok(vh) = s3s::host::S3Host::parse_host_header(v, h)
+            && let Some(b) = vh.bucket()
+        {
+            return Some(b.to_string());
+        }
+        let first = req.uri().path().trim_start_matches('/').split('/').next()?;
+        (!first.is_empty())
+            .then(|| urlencoding::decode(first).ok().map(|b| b.into_owned()))
+            .flatten()
+    }
+
+    /// Answers a CORS preflight (`OPTIONS`) from the bucket's rules.
+    async fn preflight<B>(&self, req: &http::Request<B>, rid: &str) -> http::Response<Body> {
+        let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+        let Some(origin) = header("origin") else {
+            return xml_error(
+                400,
+                "InvalidRequest",
+                "Insufficient information. Origin request header needed.",
+                rid,
+            );
+        };
+        let Some(method) = header("access-control-request-method") else {
+            return xml_error(
+                400,
+                "InvalidRequest",
+                "Invalid Access-Control-Request-Method: null",
+                rid,
+            );
+        };
+        let Some(bucket) = self.bucket_of(req) else {
+            return xml_error(400, "InvalidRequest", "a preflight names a bucket", rid);
+        };
+        let rules = match self.zone.bucket(&bucket).await {
+            Ok(b) => b.cors.clone(),
+            Err(meridian_zone::ZoneError::NoSuchBucket(_)) => {
+                return xml_error(
+                    404,
+                    "NoSuchBucket",
+                    "The specified bucket does not exist",
+                    rid,
+                );
+            }
+            Err(e) => return xml_error(503, "ServiceUnavailable", &e.to_string(), rid),
+        };
+        let wanted = crate::cors::requested_headers(header("access-control-request-headers"));
+        let Some(rule) = crate::cors::matching(&rules, origin, method, &wanted) else {
+            return xml_error(
+                403,
+                "AccessForbidden",
+                "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
+                rid,
+            );
+        };
+        let mut r = http::Response::new(Body::empty());
+        for (k, v) in crate::cors::response_headers(rule, origin, true, &wanted) {
+            if let Ok(v) = http::HeaderValue::from_str(&v) {
+                r.headers_mut().insert(k, v);
+            }
+        }
+        r
+    }
+
+    /// Adds the bucket's CORS answer to a cross-origin request's response.
+    async fn add_cors_headers(
+        &self,
+        bucket: &str,
+        origin: &str,
+        method: &http::Method,
+        resp: &mut http::Response<Body>,
+    ) {
+        let Ok(b) = self.zone.bucket(bucket).await else {
+            return;
+        };
+        if let Some(rule) = crate::cors::matching(&b.cors, origin, method.as_str(), &[]) {
+            for (k, v) in crate::cors::response_headers(rule, origin, false, &[]) {
+                if let Ok(v) = http::HeaderValue::from_str(&v) {
+                    resp.headers_mut().insert(k, v);
+                }
+            }
+        }
+    }
+
     /// Refuses a SigV2 request whose signature does not match (compared in
     /// constant time; see [`crate::sigv2`]) and HTML-form POST uploads.
     /// Anything else, including an unknown access key, goes on to s3s.
@@ -177,6 +309,18 @@ impl Gateway {
         &self,
         req: http::Request<Incoming>,
     ) -> Result<http::Response<Body>, HttpError> {
+        let mut req = req;
+        if let Some(h) = &self.remote_addr_header
+            && let Some(ip) = req
+                .headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+            && let Some(conn) = req.extensions_mut().get_mut::<ClientConn>()
+        {
+            conn.ip = ip;
+        }
         if req
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -216,9 +360,17 @@ impl Gateway {
             crate::auth::pre_signature_check(req.uri(), req.headers(), std::time::SystemTime::now())
         {
             xml_error(r.status, r.code, &r.message, &rid)
+        } else if method == http::Method::OPTIONS {
+            self.preflight(&req, &rid).await
         } else if let Some(r) = self.check_sigv2(&req).await {
             xml_error(r.status, r.code, &r.message, &rid)
         } else {
+            let cross_origin = req
+                .headers()
+                .get("origin")
+                .and_then(|o| o.to_str().ok())
+                .map(str::to_string)
+                .zip(self.bucket_of(&req));
             let req = match self.chunk_signer(&req).await {
                 Some(signer) => {
                     req.map(|b| Body::http_body(crate::chunked::GuardedBody::new(b, signer)))
@@ -226,7 +378,7 @@ impl Gateway {
                 None => req.map(Body::from),
             };
             let resp = self.s3.call(req).await?;
-            if resp.status().as_u16() >= 400 {
+            let mut resp = if resp.status().as_u16() >= 400 {
                 let (mut parts, body) = resp.into_parts();
                 let body = match hyper::body::Body::size_hint(&body).upper() {
                     Some(n) if n as usize <= MAX_ERROR_BODY => {
@@ -248,7 +400,12 @@ impl Gateway {
                 http::Response::from_parts(parts, body)
             } else {
                 resp
+            };
+            if let Some((origin, bucket)) = cross_origin {
+                self.add_cors_headers(&bucket, &origin, &method, &mut resp)
+                    .await;
             }
+            resp
         };
         let h = resp.headers_mut();
         if let Ok(v) = http::HeaderValue::from_str(&rid) {
@@ -315,7 +472,7 @@ pub async fn serve(
             .map(|l| Box::pin(async move { (l.tcp.accept().await, l.tls.clone()) }));
         tokio::select! {
             ((accepted, tls), _, _) = futures::future::select_all(accepts) => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -325,8 +482,10 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let gw = gw.clone();
-                let svc = hyper::service::service_fn(move |req| {
+                let conn = ClientConn { ip: peer.ip(), secure: tls.is_some() };
+                let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                     let gw = gw.clone();
+                    req.extensions_mut().insert(conn);
                     async move { gw.handle(req).await }
                 });
                 let watcher = graceful.watcher();
@@ -371,6 +530,21 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_addr_param_names_a_header() {
+        assert_eq!(remote_addr_header("").unwrap(), None);
+        assert_eq!(remote_addr_header("REMOTE_ADDR").unwrap(), None);
+        assert_eq!(
+            remote_addr_header("HTTP_X_FORWARDED_FOR").unwrap().unwrap(),
+            "x-forwarded-for"
+        );
+        assert_eq!(
+            remote_addr_header("X-Real-IP").unwrap().unwrap(),
+            "x-real-ip"
+        );
+        assert!(remote_addr_header("bad header").is_err());
+    }
 
     #[test]
     fn request_id_goes_inside_error_bodies() {

@@ -8,7 +8,9 @@ mod auth;
 mod checksum;
 mod chunked;
 mod convert;
+pub mod cors;
 pub mod http;
+pub mod policy;
 pub mod ratelimit;
 pub use meridian_sync::peer;
 pub mod s3;
@@ -200,7 +202,9 @@ pub async fn run(mut cfg: Config, id: String) -> anyhow::Result<()> {
         ));
     }
     let dns = (!cfg.global.rgw_dns_name.is_empty()).then(|| cfg.global.rgw_dns_name.clone());
-    let service = http::service(zone.clone(), site, dns);
+    let remote_addr = http::remote_addr_header(&cfg.global.rgw_remote_addr_param)
+        .map_err(|e| anyhow::anyhow!("gateway.{id}: {e}"))?;
+    let service = http::service(zone.clone(), site, dns, remote_addr);
     let mut listeners = Vec::new();
     for (addr, tls) in [
         wanted.http.as_ref().map(|a| (a, None)),

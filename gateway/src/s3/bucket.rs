@@ -3,7 +3,7 @@
 use super::{MeridianS3, OrS3, acl_from_policy, grants, owner};
 use crate::convert::{timestamp, validate_tags};
 use meridian_zone::bucket::BucketChange;
-use meridian_zone::{CannedAcl, Versioning};
+use meridian_zone::{CannedAcl, CorsRule, Versioning};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -258,6 +258,151 @@ impl MeridianS3 {
             .await
             .or_s3()?;
         Ok(S3Response::new(PutBucketAclOutput::default()))
+    }
+
+    pub(super) async fn do_put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        let (_, owned) = self.owned_writable_bucket(&req, &req.input.bucket).await?;
+        let rules: Vec<CorsRule> = req
+            .input
+            .cors_configuration
+            .cors_rules
+            .iter()
+            .map(|r| CorsRule {
+                id: r.id.clone().unwrap_or_default(),
+                allowed_origins: r.allowed_origins.clone(),
+                allowed_methods: r.allowed_methods.clone(),
+                allowed_headers: r.allowed_headers.clone().unwrap_or_default(),
+                expose_headers: r.expose_headers.clone().unwrap_or_default(),
+                max_age_seconds: r.max_age_seconds,
+            })
+            .collect();
+        crate::cors::validate(&rules).map_err(|m| s3_error!(InvalidRequest, "{m}"))?;
+        let owner_uid = owned.owner.clone();
+        self.change_bucket(&req.input.bucket, &owner_uid, BucketChange::Cors(rules))
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutBucketCorsOutput {}))
+    }
+
+    pub(super) async fn do_get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        let (b, _) = self.zone.bucket_fresh(&req.input.bucket).await.or_s3()?;
+        if b.cors.is_empty() {
+            return Err(s3_error!(
+                NoSuchCORSConfiguration,
+                "The CORS configuration does not exist"
+            ));
+        }
+        let rules = b
+            .cors
+            .into_iter()
+            .map(|r| CORSRule {
+                allowed_headers: (!r.allowed_headers.is_empty()).then_some(r.allowed_headers),
+                allowed_methods: r.allowed_methods,
+                allowed_origins: r.allowed_origins,
+                expose_headers: (!r.expose_headers.is_empty()).then_some(r.expose_headers),
+                id: (!r.id.is_empty()).then_some(r.id),
+                max_age_seconds: r.max_age_seconds,
+            })
+            .collect();
+        Ok(S3Response::new(GetBucketCorsOutput {
+            cors_rules: Some(rules),
+        }))
+    }
+
+    pub(super) async fn do_delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        let (_, owned) = self.owned_writable_bucket(&req, &req.input.bucket).await?;
+        let owner_uid = owned.owner.clone();
+        self.change_bucket(
+            &req.input.bucket,
+            &owner_uid,
+            BucketChange::Cors(Vec::new()),
+        )
+        .await
+        .or_s3()?;
+        Ok(S3Response::new(DeleteBucketCorsOutput {}))
+    }
+
+    pub(super) async fn do_get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        let (b, _) = self.zone.bucket_fresh(&req.input.bucket).await.or_s3()?;
+        match b.policy {
+            Some(policy) => Ok(S3Response::new(GetBucketPolicyOutput {
+                policy: Some(policy),
+            })),
+            None => Err(s3_error!(
+                NoSuchBucketPolicy,
+                "The bucket policy does not exist"
+            )),
+        }
+    }
+
+    pub(super) async fn do_put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        let (_, owned) = self.owned_writable_bucket(&req, &req.input.bucket).await?;
+        crate::policy::BucketPolicy::parse(&owned.name, &req.input.policy)
+            .map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
+        let owner_uid = owned.owner.clone();
+        self.change_bucket(
+            &req.input.bucket,
+            &owner_uid,
+            BucketChange::AccessPolicy(Some(req.input.policy.clone())),
+        )
+        .await
+        .or_s3()?;
+        Ok(S3Response::new(PutBucketPolicyOutput {}))
+    }
+
+    pub(super) async fn do_delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        let (_, owned) = self.owned_writable_bucket(&req, &req.input.bucket).await?;
+        let owner_uid = owned.owner.clone();
+        self.change_bucket(
+            &req.input.bucket,
+            &owner_uid,
+            BucketChange::AccessPolicy(None),
+        )
+        .await
+        .or_s3()?;
+        Ok(S3Response::new(DeleteBucketPolicyOutput {}))
+    }
+
+    pub(super) async fn do_get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        let _ = self.owned_bucket(&req, &req.input.bucket).await?;
+        let (b, _) = self.zone.bucket_fresh(&req.input.bucket).await.or_s3()?;
+        let Some(text) = b.policy else {
+            return Err(s3_error!(
+                NoSuchBucketPolicy,
+                "The bucket policy does not exist"
+            ));
+        };
+        let public = crate::policy::BucketPolicy::parse(&b.name, &text)
+            .map(|p| p.is_public())
+            .unwrap_or(false);
+        Ok(S3Response::new(GetBucketPolicyStatusOutput {
+            policy_status: Some(PolicyStatus {
+                is_public: Some(public),
+            }),
+        }))
     }
 
     pub(super) async fn do_get_bucket_tagging(

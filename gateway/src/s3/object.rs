@@ -227,17 +227,29 @@ impl MeridianS3 {
     ) -> S3Result<(Caller, std::sync::Arc<BucketInfo>, IndexEntry)> {
         let caller = self.caller(req).await?;
         let b = self.bucket(bucket).await?;
+        // The bucket policy first (this may be another bucket than the
+        // request's: a copy's source).
+        let action = if version_id.is_some() {
+            "s3:GetObjectVersion"
+        } else {
+            "s3:GetObject"
+        };
+        let policy = super::access::decide(&b, &caller.facts(req), action, Some(key));
+        if policy == crate::policy::Decision::Deny {
+            return Err(denied());
+        }
+        let granted = policy == crate::policy::Decision::Allow;
         let e = match self.zone.lookup(&b, key, version_id).await {
             Ok(e) => e,
             Err(err @ ZoneError::DeleteMarker { .. }) => {
                 // Without ListBucket permission the caller only learns "access denied".
-                if !caller.can_read_bucket(&b) {
+                if !granted && !caller.can_read_bucket(&b) {
                     return Err(denied());
                 }
                 return Err(convert::s3_error(err));
             }
             Err(ZoneError::NoSuchKey(_) | ZoneError::NoSuchVersion { .. })
-                if !caller.can_read_bucket(&b) =>
+                if !granted && !caller.can_read_bucket(&b) =>
             {
                 return Err(denied());
             }
@@ -259,7 +271,7 @@ impl MeridianS3 {
             err.set_headers(h);
             return Err(err);
         }
-        if !caller.can_read_object(&b, &e) {
+        if !granted && !caller.can_read_object(&b, &e) {
             return Err(denied());
         }
         Ok((caller, b, e))
@@ -452,7 +464,12 @@ impl MeridianS3 {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        let (caller, b) = self.writable_bucket(&req, &req.input.bucket).await?;
+        // Decided key by key: the bucket policy may allow or deny each.
+        self.refuse_if_read_only()?;
+        let caller = self.caller(&req).await?;
+        let b = self.bucket(&req.input.bucket).await?;
+        let acl_allows = caller.can_write_bucket(&b);
+        let facts = caller.facts(&req);
         let objects = &req.input.delete.objects;
         if objects.len() > 1000 {
             return Err(s3_error!(
@@ -462,16 +479,38 @@ impl MeridianS3 {
         }
         let quiet = req.input.delete.quiet.unwrap_or(false);
         let who = caller.uid().unwrap_or(&b.owner).to_string();
-        let todo: Vec<(String, Option<String>)> = objects
+        let todo: Vec<(String, Option<String>, bool)> = objects
             .iter()
-            .map(|o| (o.key.clone(), o.version_id.clone()))
+            .map(|o| {
+                let action = if o.version_id.is_some() {
+                    "s3:DeleteObjectVersion"
+                } else {
+                    "s3:DeleteObject"
+                };
+                let allowed = match super::access::decide(&b, &facts, action, Some(&o.key)) {
+                    crate::policy::Decision::Allow => true,
+                    crate::policy::Decision::Deny => false,
+                    crate::policy::Decision::NoOpinion => acl_allows,
+                };
+                (o.key.clone(), o.version_id.clone(), allowed)
+            })
             .collect();
+        if !todo.iter().any(|(_, _, allowed)| *allowed) && !todo.is_empty() {
+            return Err(denied());
+        }
         let zone = self.zone.clone();
         let results: Vec<_> = futures::stream::iter(todo)
-            .map(|(key, vid)| {
+            .map(|(key, vid, allowed)| {
                 let (zone, b, who) = (zone.clone(), b.clone(), who.clone());
                 async move {
-                    let r = zone.delete_object(&b, &key, vid.as_deref(), &who).await;
+                    let r = if allowed {
+                        zone.delete_object(&b, &key, vid.as_deref(), &who).await
+                    } else {
+                        Err(ZoneError::Refused {
+                            code: "AccessDenied".into(),
+                            message: "Access Denied".into(),
+                        })
+                    };
                     ((key, vid), r)
                 }
             })

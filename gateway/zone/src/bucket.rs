@@ -45,6 +45,11 @@ pub enum BucketChange {
     RateLimit(crate::RateLimit),
     /// `sync group ... --bucket` (None: no bucket policy).
     SyncPolicy(Option<meridian_proto::multisite::SyncPolicy>),
+    /// PutBucketPolicy (the JSON document, checked by the S3 front end) /
+    /// DeleteBucketPolicy (None).
+    AccessPolicy(Option<String>),
+    /// PutBucketCors / DeleteBucketCors (empty).
+    Cors(Vec<crate::CorsRule>),
 }
 
 /// A bucket as listed.
@@ -180,6 +185,7 @@ impl Zone {
             sync_disabled: false,
             ratelimit: crate::RateLimit::default(),
             sync_policy: None,
+            cors: Vec::new(),
         };
         self.adopt_bucket(&info).await
     }
@@ -271,6 +277,20 @@ impl Zone {
                 let l = *l;
                 self.update_bucket(name, |b| {
                     b.ratelimit = l;
+                    Ok(())
+                })
+                .await
+            }
+            BucketChange::Cors(rules) => {
+                self.update_bucket(name, |b| {
+                    b.cors = rules.clone();
+                    Ok(())
+                })
+                .await
+            }
+            BucketChange::AccessPolicy(p) => {
+                self.update_bucket(name, |b| {
+                    b.policy = p.clone();
                     Ok(())
                 })
                 .await
@@ -417,8 +437,10 @@ impl Zone {
     }
 
     /// Deletes an empty bucket: marks every shard deleting (so no write can
-    /// land), checks that each is empty (else reverts: BucketNotEmpty),
-    /// collects leftover data, then removes the record and the shards.
+    /// land), checks that each holds no object version (else reverts:
+    /// BucketNotEmpty), aborts its multipart uploads and collects leftover
+    /// data, then removes the record and the shards. In-progress uploads do
+    /// not keep a bucket alive, as on AWS.
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
         self.delete_bucket_with(name, || async { Ok(()) }).await
     }
@@ -443,10 +465,10 @@ impl Zone {
                     &b,
                     s,
                     &[],
-                    &[
-                        RangeReq::prefix(Bytes::from_static(index::VERSION_PREFIX), 1),
-                        RangeReq::prefix(Bytes::from_static(index::UPLOAD_PREFIX), 1),
-                    ],
+                    &[RangeReq::prefix(
+                        Bytes::from_static(index::VERSION_PREFIX),
+                        1,
+                    )],
                 )
                 .await?;
             if snap.ranges.iter().any(|(e, _)| !e.is_empty()) {
@@ -465,7 +487,19 @@ impl Zone {
         // record's data for good. Writes still storing data fail at their
         // link and delete it themselves.
         for s in 0..b.num_shards {
-            if let Err(e) = self.collect_shard(&b, s, true, true).await {
+            let collected = async {
+                let uploads = self.drop_uploads_of_deleting_shard(&b, s).await?;
+                if uploads > 0 {
+                    tracing::info!(
+                        bucket = name,
+                        shard = s,
+                        uploads,
+                        "aborted the multipart uploads of a deleted bucket"
+                    );
+                }
+                self.collect_shard(&b, s, true, true).await
+            };
+            if let Err(e) = collected.await {
                 tracing::warn!(bucket = name, shard = s, error = %e, "could not collect a deleted bucket's leftover data; the delete is undone");
                 self.update_headers(&b, marked.into_iter(), |h| h.state = ShardState::Live)
                     .await?;

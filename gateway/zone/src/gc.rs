@@ -346,6 +346,31 @@ impl Zone {
         Ok(out)
     }
 
+    /// Drops the upload records of a shard whose bucket is being deleted
+    /// (DeleteBucket aborts its multipart uploads, as AWS does); their parts
+    /// are then orphaned and collected with the rest. The shard is marked
+    /// deleting, so no part can be added meanwhile. Returns how many went.
+    pub(crate) async fn drop_uploads_of_deleting_shard(
+        &self,
+        b: &BucketInfo,
+        shard: u32,
+    ) -> Result<u64> {
+        let obj = index::shard_object(&b.id, shard);
+        let mut dropped = 0;
+        for (k, v) in self
+            .scan_shard(b, shard, Bytes::from_static(UPLOAD_PREFIX))
+            .await?
+        {
+            let ops = vec![sub::omap_cmp(k.clone(), Some(v)), sub::omap_rm(vec![k])];
+            match self.cluster().op(&self.pools().index, &obj, ops).await {
+                Ok(_) => dropped += 1,
+                Err(ClientError::GuardFailed(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(dropped)
+    }
+
     /// Every entry of one shard with `prefix` (paged).
     async fn scan_shard(
         &self,

@@ -1012,10 +1012,21 @@ impl Zone {
                 resumed_key = Some(k.clone());
                 match version_key_of(k, vid) {
                     Some(vk) => vk,
-                    None => {
-                        let e = self.lookup(bucket, k, Some(vid)).await?;
-                        index::version_key(k, &e.order, &e.version_id)
-                    }
+                    None => match self.lookup(bucket, k, Some(vid)).await {
+                        Ok(e) => index::version_key(k, &e.order, &e.version_id),
+                        // The marker's null version was deleted since the
+                        // last page (a client deleting what it lists): its
+                        // place is gone with it, so go on from the key's
+                        // first version still there, listing a newer one
+                        // again rather than skipping an older one.
+                        Err(ZoneError::NoSuchVersion { .. } | ZoneError::NoSuchKey(_))
+                            if vid == "null" =>
+                        {
+                            resumed_key = None;
+                            index::versions_prefix(k)
+                        }
+                        Err(e) => return Err(e),
+                    },
                 }
             }
             (Some(k), None) => match common_prefix(k, &p.prefix, p.delimiter.as_deref()) {

@@ -129,6 +129,24 @@ impl CannedAcl {
     }
 }
 
+/// One CORS rule of a bucket (S3's CORSRule).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct CorsRule {
+    /// Rule id (optional).
+    pub id: String,
+    /// Origins, each with at most one `*`.
+    pub allowed_origins: Vec<String>,
+    /// GET, PUT, HEAD, POST, DELETE.
+    pub allowed_methods: Vec<String>,
+    /// Request headers a preflight may ask for (`*` patterns, any case).
+    pub allowed_headers: Vec<String>,
+    /// Response headers the browser may show the page.
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer (s).
+    pub max_age_seconds: Option<i32>,
+}
+
 /// A bucket (entrypoint and instance in one record).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -156,6 +174,8 @@ pub struct BucketInfo {
     pub tags: Vec<(String, String)>,
     /// Bucket policy JSON, if any.
     pub policy: Option<String>,
+    /// CORS rules (PutBucketCors), in the order given.
+    pub cors: Vec<CorsRule>,
     /// `bucket sync disable`: the bucket stays in each zone it is written
     /// in; `bucket sync enable` brings it back by a full sync.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
