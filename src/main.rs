@@ -103,6 +103,13 @@ enum Command {
         #[command(subcommand)]
         cmd: rgw::BucketCmd,
     },
+    /// Bucket lifecycle passes (RGW's `lc list|process`).
+    Lc {
+        #[command(flatten)]
+        zone: rgw::ZoneArg,
+        #[command(subcommand)]
+        cmd: rgw::LcCmd,
+    },
     /// The central configuration the monitors keep (`ceph config`).
     Config {
         #[command(subcommand)]
@@ -245,6 +252,7 @@ fn main() -> std::process::ExitCode {
             Command::Data { zone, cmd } => cli::sync::data(&ctx, zone, cmd).await,
             Command::Bucket { zone, cmd } => rgw::bucket(&ctx, zone, cmd).await,
             Command::Gc { zone, cmd } => rgw::gc(&ctx, zone, cmd).await,
+            Command::Lc { zone, cmd } => rgw::lc(&ctx, zone, cmd).await,
             Command::Config { cmd } => cli::config::config(&ctx, cmd).await,
             Command::Ratelimit { zone, cmd } => cli::ratelimit::ratelimit(&ctx, zone, cmd).await,
             Command::Bilog { zone, cmd } => rgw::bilog(&ctx, zone, cmd).await,

@@ -24,6 +24,9 @@ use std::process::Command;
 /// write budget (the expiry less a quarter).
 const PENDING_EXPIRY_S: &str = "8";
 
+/// A lifecycle "day" in the suite (seconds).
+const LC_DAY_S: &str = "5";
+
 fn json(out: &std::process::Output) -> serde_json::Value {
     assert!(
         out.status.success(),
@@ -65,6 +68,9 @@ fn s3_clients_against_two_gateways() {
             "rgw_gc_processor_period_s=3600",
             "-o",
             "rgw_dns_name=s3.localhost",
+            // Lifecycle days of a few seconds (RGW's testing knob).
+            "-o",
+            &format!("rgw_lc_debug_interval={LC_DAY_S}"),
         ],
     );
     let cfg = tc.config();
@@ -109,6 +115,7 @@ fn s3_clients_against_two_gateways() {
         .env("MERIDIAN_CONF", tc.conf())
         .env("MERIDIAN_DEV_DIR", &tc.dir)
         .env("MERIDIAN_PENDING_EXPIRY_S", PENDING_EXPIRY_S)
+        .env("MERIDIAN_LC_DAY_S", LC_DAY_S)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .expect("run pytest");

@@ -125,6 +125,12 @@ pub struct GlobalSection {
     pub rgw_gc_obj_min_wait_s: u64,
     /// How often each gateway runs garbage collection.
     pub rgw_gc_processor_period_s: u64,
+    /// How often a gateway runs bucket lifecycle rules (one gateway of the
+    /// zone at a time).
+    pub rgw_lc_interval_s: u64,
+    /// Testing (RGW's name): when above 0, a lifecycle "day" lasts this many
+    /// seconds and passes run that often.
+    pub rgw_lc_debug_interval: u64,
     /// An unfinished PUT older than this is treated as crashed and its data
     /// collected; a writer stops storing data a quarter of this (at most 60 s)
     /// earlier.
@@ -278,6 +284,8 @@ impl Default for GlobalSection {
             rgw_sync_log_trim_interval_s: 60,
             rgw_sync_log_trim_warn_lag_s: 600,
             rgw_sync_max_bandwidth: 0,
+            rgw_lc_interval_s: 3600,
+            rgw_lc_debug_interval: 0,
             rgw_prometheus_port: 0,
             rgw_remote_addr_param: String::new(),
         }

@@ -152,6 +152,12 @@ pub async fn run(mut cfg: Config, id: String) -> anyhow::Result<()> {
     tokio::spawn(zone.clone().gc_worker(Duration::from_secs(
         cfg.global.rgw_gc_processor_period_s.max(1),
     )));
+    let (lc_day, lc_every) = lifecycle_days(&cfg.global);
+    tokio::spawn(zone.clone().lc_worker(
+        lc_day,
+        lc_every,
+        format!("gateway.{id}.{}", std::process::id()),
+    ));
     let site = site::Site::follow(zone.cluster().clone(), params.zone.clone());
     let realm = site
         .role()
@@ -234,6 +240,20 @@ pub async fn run(mut cfg: Config, id: String) -> anyhow::Result<()> {
     .await;
     tracing::info!(gateway = %id, "S3 gateway stopped");
     Ok(())
+}
+
+/// How long a lifecycle day lasts and how often passes run
+/// (`rgw_lc_debug_interval` shortens both for tests, as in RGW).
+pub fn lifecycle_days(g: &meridian_common::GlobalSection) -> (Duration, Duration) {
+    if g.rgw_lc_debug_interval > 0 {
+        let d = Duration::from_secs(g.rgw_lc_debug_interval);
+        (d, d)
+    } else {
+        (
+            Duration::from_secs(24 * 3600),
+            Duration::from_secs(g.rgw_lc_interval_s.max(1)),
+        )
+    }
 }
 
 /// Gateway `id`'s key (`client.gateway.ID`) from its keyring.

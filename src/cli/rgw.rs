@@ -163,6 +163,18 @@ pub enum GcCmd {
     },
 }
 
+/// `meridian lc ...` (RGW's lifecycle commands).
+#[derive(clap::Subcommand, Debug)]
+pub enum LcCmd {
+    /// Buckets with lifecycle rules and how their last pass went.
+    List,
+    /// Run the rules now (of every bucket, or one), printing each bucket's result.
+    Process {
+        #[arg(long)]
+        bucket: Option<String>,
+    },
+}
+
 /// `meridian bilog list|trim`.
 #[derive(clap::Subcommand, Debug)]
 pub enum BilogCmd {
@@ -711,6 +723,21 @@ pub async fn gc(ctx: &Ctx, z: ZoneArg, cmd: GcCmd) -> anyhow::Result<()> {
         GcCmd::List { include_all } => {
             let items = zone.gc_list(include_all).await?;
             print_json(&serde_json::to_value(&items)?);
+        }
+    }
+    Ok(())
+}
+
+/// `meridian lc ...`.
+pub async fn lc(ctx: &Ctx, z: ZoneArg, cmd: LcCmd) -> anyhow::Result<()> {
+    let cfg = ctx.config()?;
+    let zone = open_zone(ctx, &z).await?;
+    match cmd {
+        LcCmd::List => print_json(&serde_json::to_value(zone.lc_list().await?)?),
+        LcCmd::Process { bucket } => {
+            let (day, _) = meridian_gateway::lifecycle_days(&cfg.global);
+            let done = zone.lc_process(bucket.as_deref(), day).await?;
+            print_json(&serde_json::to_value(done)?);
         }
     }
     Ok(())

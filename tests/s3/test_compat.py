@@ -296,3 +296,31 @@ def test_cors_configuration_preflight_and_response_headers(s3, bucket):
     with expect_error("NoSuchCORSConfiguration", 404):
         s3.get_bucket_cors(Bucket=bucket)
     assert preflight("https://app.example.com", "GET").status_code == 403
+
+
+def test_conditional_delete_object_and_delete_objects(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="k", Body=b"12345")["ETag"]
+    modified = s3.head_object(Bucket=bucket, Key="k")["LastModified"]
+    with expect_error("PreconditionFailed", 412):
+        s3.delete_object(Bucket=bucket, Key="k", IfMatch='"0123456789abcdef0123456789abcdef"')
+    with expect_error("PreconditionFailed", 412):
+        s3.delete_object(Bucket=bucket, Key="k", IfMatchSize=4)
+    with expect_error("PreconditionFailed", 412):
+        s3.delete_object(Bucket=bucket, Key="k", IfMatchLastModifiedTime=modified - dt.timedelta(seconds=5))
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"12345"
+    s3.delete_object(Bucket=bucket, Key="k", IfMatch=etag, IfMatchSize=5, IfMatchLastModifiedTime=modified)
+    with expect_error({"404", "NoSuchKey"}, 404):
+        s3.head_object(Bucket=bucket, Key="k")
+    # Gone already: nothing to compare, 204 as S3 answers.
+    r = s3.delete_object(Bucket=bucket, Key="k", IfMatch=etag)
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 204
+
+    ea = s3.put_object(Bucket=bucket, Key="a", Body=b"a")["ETag"]
+    s3.put_object(Bucket=bucket, Key="b", Body=b"b")
+    r = s3.delete_objects(
+        Bucket=bucket,
+        Delete={"Objects": [{"Key": "a", "ETag": ea}, {"Key": "b", "ETag": '"0123456789abcdef0123456789abcdef"'}]},
+    )
+    assert [d["Key"] for d in r["Deleted"]] == ["a"]
+    assert [(e["Key"], e["Code"]) for e in r["Errors"]] == [("b", "PreconditionFailed")]
+    assert s3.get_object(Bucket=bucket, Key="b")["Body"].read() == b"b"

@@ -4,7 +4,7 @@ use super::bucket::{tag_set_of, tags_of};
 use super::{Caller, MeridianS3, OrS3, denied, encoder, grants, max_keys, owner};
 use crate::convert::{self, AttrHeaders, etag, timestamp, timestamp_ns};
 use futures::StreamExt as _;
-use meridian_zone::object::{ListParams, PutOptions, WriteConditions};
+use meridian_zone::object::{DeleteConditions, ListParams, PutOptions, WriteConditions};
 use meridian_zone::{BucketInfo, CannedAcl, IndexEntry, Versioning, ZoneError, data};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -443,13 +443,30 @@ impl MeridianS3 {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let (caller, b) = self.writable_bucket(&req, &req.input.bucket).await?;
         let i = &req.input;
+        let conds = DeleteConditions {
+            if_match: cond_str(&i.if_match),
+            last_modified_s: i
+                .if_match_last_modified_time
+                .as_ref()
+                .map(|t| (convert::timestamp_ns(t).div_euclid(1_000_000_000)) as i64),
+            size: i
+                .if_match_size
+                .map(|n| {
+                    u64::try_from(n).map_err(|_| {
+                        s3_error!(InvalidArgument, "x-amz-if-match-size must not be negative")
+                    })
+                })
+                .transpose()?,
+            ..Default::default()
+        };
         let r = self
             .zone
-            .delete_object(
+            .delete_object_if(
                 &b,
                 &i.key,
                 i.version_id.as_deref(),
                 caller.uid().unwrap_or(&b.owner),
+                &conds,
             )
             .await
             .or_s3()?;
@@ -479,9 +496,19 @@ impl MeridianS3 {
         }
         let quiet = req.input.delete.quiet.unwrap_or(false);
         let who = caller.uid().unwrap_or(&b.owner).to_string();
-        let todo: Vec<(String, Option<String>, bool)> = objects
+        let todo: Vec<(String, Option<String>, bool, DeleteConditions)> = objects
             .iter()
             .map(|o| {
+                // DeleteObjects' per-key conditions (ETag, LastModifiedTime, Size).
+                let conds = DeleteConditions {
+                    if_match: o.e_tag.as_ref().map(|e| format!("\"{}\"", e.value())),
+                    last_modified_s: o
+                        .last_modified_time
+                        .as_ref()
+                        .map(|t| (convert::timestamp_ns(t).div_euclid(1_000_000_000)) as i64),
+                    size: o.size.and_then(|n| u64::try_from(n).ok()),
+                    ..Default::default()
+                };
                 let action = if o.version_id.is_some() {
                     "s3:DeleteObjectVersion"
                 } else {
@@ -492,19 +519,20 @@ impl MeridianS3 {
                     crate::policy::Decision::Deny => false,
                     crate::policy::Decision::NoOpinion => acl_allows,
                 };
-                (o.key.clone(), o.version_id.clone(), allowed)
+                (o.key.clone(), o.version_id.clone(), allowed, conds)
             })
             .collect();
-        if !todo.iter().any(|(_, _, allowed)| *allowed) && !todo.is_empty() {
+        if !todo.iter().any(|(_, _, allowed, _)| *allowed) && !todo.is_empty() {
             return Err(denied());
         }
         let zone = self.zone.clone();
         let results: Vec<_> = futures::stream::iter(todo)
-            .map(|(key, vid, allowed)| {
+            .map(|(key, vid, allowed, conds)| {
                 let (zone, b, who) = (zone.clone(), b.clone(), who.clone());
                 async move {
                     let r = if allowed {
-                        zone.delete_object(&b, &key, vid.as_deref(), &who).await
+                        zone.delete_object_if(&b, &key, vid.as_deref(), &who, &conds)
+                            .await
                     } else {
                         Err(ZoneError::Refused {
                             code: "AccessDenied".into(),

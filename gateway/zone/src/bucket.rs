@@ -50,6 +50,8 @@ pub enum BucketChange {
     AccessPolicy(Option<String>),
     /// PutBucketCors / DeleteBucketCors (empty).
     Cors(Vec<crate::CorsRule>),
+    /// PutBucketLifecycleConfiguration / DeleteBucketLifecycle (empty).
+    Lifecycle(Vec<crate::lifecycle::LifecycleRule>),
 }
 
 /// A bucket as listed.
@@ -186,6 +188,7 @@ impl Zone {
             ratelimit: crate::RateLimit::default(),
             sync_policy: None,
             cors: Vec::new(),
+            lifecycle: Vec::new(),
         };
         self.adopt_bucket(&info).await
     }
@@ -277,6 +280,13 @@ impl Zone {
                 let l = *l;
                 self.update_bucket(name, |b| {
                     b.ratelimit = l;
+                    Ok(())
+                })
+                .await
+            }
+            BucketChange::Lifecycle(rules) => {
+                self.update_bucket(name, |b| {
+                    b.lifecycle = rules.clone();
                     Ok(())
                 })
                 .await

@@ -20,6 +20,7 @@ pub mod data;
 mod error;
 pub mod gc;
 pub mod index;
+pub mod lifecycle;
 pub mod log;
 pub mod multipart;
 pub mod object;

@@ -81,6 +81,46 @@ pub struct PutResult {
     pub size: u64,
 }
 
+/// Conditions of a conditional delete (S3's `If-Match`,
+/// `x-amz-if-match-last-modified-time`, `x-amz-if-match-size`; lifecycle
+/// uses the exact mtime). They hold against the version the delete takes
+/// (the current one without a version id); a missing one is no error and
+/// nothing is done, as S3 answers 204.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteConditions {
+    /// The version's ETag matches this If-Match list.
+    pub if_match: Option<String>,
+    /// Its mtime, in whole seconds, is this.
+    pub last_modified_s: Option<i64>,
+    /// Its mtime is exactly this (ns).
+    pub mtime_ns: Option<u64>,
+    /// Its size is this.
+    pub size: Option<u64>,
+}
+
+impl DeleteConditions {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn check(&self, e: &IndexEntry) -> Result<()> {
+        let fails = self
+            .if_match
+            .as_ref()
+            .is_some_and(|m| !etag_matches(m, &e.etag))
+            || self
+                .last_modified_s
+                .is_some_and(|s| (e.mtime_ns / 1_000_000_000) as i64 != s)
+            || self.mtime_ns.is_some_and(|ns| e.mtime_ns != ns)
+            || self.size.is_some_and(|sz| e.size != sz);
+        if fails {
+            Err(ZoneError::PreconditionFailed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// What a delete did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeleteResult {
@@ -608,6 +648,20 @@ impl Zone {
         version_id: Option<&str>,
         owner: &str,
     ) -> Result<DeleteResult> {
+        self.delete_object_if(bucket, key, version_id, owner, &DeleteConditions::default())
+            .await
+    }
+
+    /// DeleteObject with conditions on the version it takes (see
+    /// [`DeleteConditions`]), checked in the same index transaction.
+    pub async fn delete_object_if(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        version_id: Option<&str>,
+        owner: &str,
+        conds: &DeleteConditions,
+    ) -> Result<DeleteResult> {
         validate_key(key)?;
         let shard = index::shard_of(key, bucket.num_shards);
         let cur_key = index::current_key(key);
@@ -635,6 +689,16 @@ impl Zone {
                 mtime_ns: op_ns,
                 zone: zone_id.clone(),
             };
+            if !conds.is_empty() {
+                let subject = match version_id {
+                    None => cur.as_ref().filter(|c| !c.delete_marker),
+                    Some(vid) => versions.iter().map(|v| &v.2).find(|v| v.version_id == vid),
+                };
+                match subject {
+                    None => return Ok(Step::Done(DeleteResult::default())),
+                    Some(e) => conds.check(e)?,
+                }
+            }
             match version_id {
                 None if versioning == Versioning::Off => {
                     let Some(cur) = cur else {

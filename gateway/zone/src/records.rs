@@ -176,6 +176,8 @@ pub struct BucketInfo {
     pub policy: Option<String>,
     /// CORS rules (PutBucketCors), in the order given.
     pub cors: Vec<CorsRule>,
+    /// Lifecycle rules (PutBucketLifecycleConfiguration).
+    pub lifecycle: Vec<crate::lifecycle::LifecycleRule>,
     /// `bucket sync disable`: the bucket stays in each zone it is written
     /// in; `bucket sync enable` brings it back by a full sync.
     #[serde(skip_serializing_if = "std::ops::Not::not")]

@@ -1,0 +1,109 @@
+"""Bucket lifecycle: configurations stored and checked, and passes that
+expire current versions (by prefix and by tag), noncurrent versions, lone
+delete markers and old multipart uploads, with `meridian lc process|list`.
+The suite's cluster makes a lifecycle day a few seconds
+(rgw_lc_debug_interval, as RGW's tests do)."""
+
+import os
+import time
+
+from conftest import expect_error, meridian, meridian_only
+
+DAY_S = float(os.environ.get("MERIDIAN_LC_DAY_S", "0"))
+
+
+def versions_of(s3, bucket, key):
+    page = s3.list_object_versions(Bucket=bucket, Prefix=key)
+    vs = [v for v in page.get("Versions", []) if v["Key"] == key]
+    ms = [m for m in page.get("DeleteMarkers", []) if m["Key"] == key]
+    return vs, ms
+
+
+def test_lifecycle_configuration_is_stored_and_checked(s3, bucket):
+    with expect_error("NoSuchLifecycleConfiguration", 404):
+        s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    rules = [
+        {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 7}},
+        {"ID": "scratch", "Status": "Disabled",
+         "Filter": {"And": {"Prefix": "s/", "Tags": [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]}},
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 3, "NewerNoncurrentVersions": 2}},
+        {"ID": "mpu", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2}},
+    ]
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+    got = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert [r["ID"] for r in got] == ["tmp", "scratch", "mpu"]
+    assert got[0]["Expiration"]["Days"] == 7 and got[0]["Filter"]["Prefix"] == "tmp/"
+    assert got[1]["Status"] == "Disabled"
+    assert sorted(t["Key"] for t in got[1]["Filter"]["And"]["Tags"]) == ["a", "b"]
+    assert got[1]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 3, "NewerNoncurrentVersions": 2}
+    assert got[2]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 2
+    for bad in (
+        [{"ID": "z", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 0}}],
+        [{"ID": "d", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}},
+         {"ID": "d", "Status": "Enabled", "Filter": {"Prefix": "x"}, "Expiration": {"Days": 2}}],
+    ):
+        with expect_error("InvalidArgument", 400):
+            s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": bad})
+    with expect_error("NotImplemented", 501):
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={"Rules": [{"ID": "t", "Status": "Enabled", "Filter": {"Prefix": ""},
+                                               "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}]}]},
+        )
+    assert len(s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]) == 3, "refused means unchanged"
+    s3.delete_bucket_lifecycle(Bucket=bucket)
+    with expect_error("NoSuchLifecycleConfiguration", 404):
+        s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+
+
+@meridian_only("needs days of seconds (rgw_lc_debug_interval) and `meridian lc`")
+def test_lifecycle_pass_expires_what_the_rules_name_and_nothing_else(s3, bucket):
+    assert DAY_S > 0, "the suite's cluster sets rgw_lc_debug_interval (MERIDIAN_LC_DAY_S)"
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={"Rules": [
+            {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 1}},
+            {"ID": "scratch", "Status": "Enabled", "Filter": {"Tag": {"Key": "class", "Value": "scratch"}},
+             "Expiration": {"Days": 1}},
+            {"ID": "old", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
+            {"ID": "markers", "Status": "Enabled", "Filter": {"Prefix": "gone/"},
+             "Expiration": {"ExpiredObjectDeleteMarker": True}},
+            {"ID": "mpu", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+        ]},
+    )
+    s3.put_object(Bucket=bucket, Key="tmp/a", Body=b"temporary")
+    s3.put_object(Bucket=bucket, Key="keep/b", Body=b"first")
+    s3.put_object(Bucket=bucket, Key="keep/b", Body=b"second")
+    s3.put_object(Bucket=bucket, Key="keep/scratch", Body=b"s", Tagging="class=scratch")
+    s3.put_object(Bucket=bucket, Key="keep/plain", Body=b"p", Tagging="class=precious")
+    s3.put_object(Bucket=bucket, Key="gone/c", Body=b"c")
+    s3.delete_object(Bucket=bucket, Key="gone/c")
+    s3.create_multipart_upload(Bucket=bucket, Key="upload")
+    time.sleep(DAY_S * 1.5)
+    # Written after the day passed: not expired.
+    s3.put_object(Bucket=bucket, Key="tmp/fresh", Body=b"new")
+    for _ in range(2):  # the second pass finds the marker that the first left alone
+        done = meridian("lc", "process", "--bucket", bucket)
+        assert [d["status"] for d in done] == ["COMPLETE"], done
+    # (Checked first: it is younger than a day for a few seconds only.)
+    assert s3.get_object(Bucket=bucket, Key="tmp/fresh")["Body"].read() == b"new"
+    # Expired current versions are behind a delete marker now.
+    with expect_error({"404", "NoSuchKey"}, 404):
+        s3.head_object(Bucket=bucket, Key="tmp/a")
+    with expect_error({"404", "NoSuchKey"}, 404):
+        s3.head_object(Bucket=bucket, Key="keep/scratch")
+    assert s3.get_object(Bucket=bucket, Key="keep/plain")["Body"].read() == b"p"
+    # The replaced version went; the current one stays.
+    vs, ms = versions_of(s3, bucket, "keep/b")
+    assert [v["IsLatest"] for v in vs] == [True] and ms == []
+    assert s3.get_object(Bucket=bucket, Key="keep/b")["Body"].read() == b"second"
+    # gone/c: its version went as noncurrent, then its lone marker.
+    assert versions_of(s3, bucket, "gone/c") == ([], [])
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    listed = {s["bucket"]: s for s in meridian("lc", "list")}
+    assert listed[bucket]["status"] == "COMPLETE"
+    assert listed[bucket]["expired"] >= 0 and listed[bucket]["finished_ms"] >= listed[bucket]["started_ms"]
