@@ -144,9 +144,12 @@ impl RequestGate {
         use crate::policy::Decision;
         use crate::s3::access;
         let op = cx.s3_op().name().to_string();
-        if b.policy.is_none() || op == "DeleteObjects" {
+        if op == "DeleteObjects" {
             return Ok(());
         }
+        let Some(policy) = access::policy_of(b) else {
+            return Ok(());
+        };
         let user = match cx.credentials() {
             Some(c) => self.zone.user_by_key(&c.access_key).await.ok(),
             None => None,
@@ -166,7 +169,7 @@ impl RequestGate {
             s3s::path::S3Path::Object { key, .. } => Some(key.to_string()),
             _ => None,
         };
-        match access::decide(b, &facts, &action, key.as_deref()) {
+        match access::decide(b, &policy, &facts, &action, key.as_deref()) {
             Decision::Deny => Err(s3_error!(AccessDenied, "Access Denied")),
             Decision::Allow => {
                 cx.extensions_mut().insert(access::PolicyGrant);

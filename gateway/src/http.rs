@@ -370,7 +370,7 @@ impl Gateway {
                 .get("origin")
                 .and_then(|o| o.to_str().ok())
                 .map(str::to_string)
-                .zip(self.bucket_of(&req));
+                .and_then(|o| Some((o, self.bucket_of(&req)?)));
             let req = match self.chunk_signer(&req).await {
                 Some(signer) => {
                     req.map(|b| Body::http_body(crate::chunked::GuardedBody::new(b, signer)))

@@ -103,23 +103,29 @@ impl RequestFacts {
     }
 }
 
-/// What `b`'s policy says about `action` on `key` for the request of
-/// `facts` (no policy, a system user: no opinion; a stored policy this
-/// build cannot parse: no opinion, logged).
-pub fn decide(b: &BucketInfo, facts: &RequestFacts, action: &str, key: Option<&str>) -> Decision {
-    let Some(text) = b.policy.as_deref() else {
-        return Decision::NoOpinion;
-    };
+/// `b`'s policy, parsed once per request (none stored, or a stored one
+/// this build cannot parse, logged: `None`, and the ACLs decide).
+pub fn policy_of(b: &BucketInfo) -> Option<BucketPolicy> {
+    let text = b.policy.as_deref()?;
+    BucketPolicy::parse(&b.name, text)
+        .map_err(|e| {
+            tracing::warn!(bucket = %b.name, error = %e, "stored bucket policy does not parse; ignored");
+        })
+        .ok()
+}
+
+/// What `policy` (of bucket `b`) says about `action` on `key` for the
+/// request of `facts` (a system user: no opinion).
+pub fn decide(
+    b: &BucketInfo,
+    policy: &BucketPolicy,
+    facts: &RequestFacts,
+    action: &str,
+    key: Option<&str>,
+) -> Decision {
     if facts.system {
         return Decision::NoOpinion;
     }
-    let policy = match BucketPolicy::parse(&b.name, text) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(bucket = %b.name, error = %e, "stored bucket policy does not parse; ignored");
-            return Decision::NoOpinion;
-        }
-    };
     let cx = RequestContext {
         user: facts.user.as_deref(),
         action,
@@ -172,18 +178,17 @@ mod tests {
         };
         let uri: http::Uri = "/b?policy".parse().unwrap();
         let h = http::HeaderMap::new();
+        let p = policy_of(&b).unwrap();
+        let decide = |f: &RequestFacts, a: &str, k: Option<&str>| decide(&b, &p, f, a, k);
         let owner = RequestFacts::of(Some(("own", false)), &uri, &h, None);
         assert_eq!(
-            decide(&b, &owner, "s3:PutBucketPolicy", None),
+            decide(&owner, "s3:PutBucketPolicy", None),
             Decision::NoOpinion
         );
-        assert_eq!(
-            decide(&b, &owner, "s3:GetObject", Some("k")),
-            Decision::Deny
-        );
+        assert_eq!(decide(&owner, "s3:GetObject", Some("k")), Decision::Deny);
         let system = RequestFacts::of(Some(("sys", true)), &uri, &h, None);
         assert_eq!(
-            decide(&b, &system, "s3:GetObject", Some("k")),
+            decide(&system, "s3:GetObject", Some("k")),
             Decision::NoOpinion
         );
     }

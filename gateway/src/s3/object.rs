@@ -59,6 +59,11 @@ pub(super) fn cond_str(c: &Option<ETagCondition>) -> Option<String> {
     })
 }
 
+/// An S3 timestamp in whole seconds (what HTTP dates carry).
+fn whole_seconds(t: &Timestamp) -> i64 {
+    convert::timestamp_ns(t).div_euclid(1_000_000_000) as i64
+}
+
 /// The version id header: absent for objects that never had versioning.
 fn version_header(b: &BucketInfo, vid: &str) -> Option<String> {
     (vid != "null" || b.versioning != Versioning::Off).then(|| vid.to_string())
@@ -234,7 +239,11 @@ impl MeridianS3 {
         } else {
             "s3:GetObject"
         };
-        let policy = super::access::decide(&b, &caller.facts(req), action, Some(key));
+        // The request's facts are gathered only for a bucket with a policy.
+        let policy = match super::access::policy_of(&b) {
+            Some(p) => super::access::decide(&b, &p, &caller.facts(req), action, Some(key)),
+            None => crate::policy::Decision::NoOpinion,
+        };
         if policy == crate::policy::Decision::Deny {
             return Err(denied());
         }
@@ -445,10 +454,7 @@ impl MeridianS3 {
         let i = &req.input;
         let conds = DeleteConditions {
             if_match: cond_str(&i.if_match),
-            last_modified_s: i
-                .if_match_last_modified_time
-                .as_ref()
-                .map(|t| (convert::timestamp_ns(t).div_euclid(1_000_000_000)) as i64),
+            last_modified_s: i.if_match_last_modified_time.as_ref().map(whole_seconds),
             size: i
                 .if_match_size
                 .map(|n| {
@@ -486,7 +492,9 @@ impl MeridianS3 {
         let caller = self.caller(&req).await?;
         let b = self.bucket(&req.input.bucket).await?;
         let acl_allows = caller.can_write_bucket(&b);
-        let facts = caller.facts(&req);
+        // Parsed once for every key of the request.
+        let policy = super::access::policy_of(&b);
+        let facts = policy.as_ref().map(|_| caller.facts(&req));
         let objects = &req.input.delete.objects;
         if objects.len() > 1000 {
             return Err(s3_error!(
@@ -502,10 +510,7 @@ impl MeridianS3 {
                 // DeleteObjects' per-key conditions (ETag, LastModifiedTime, Size).
                 let conds = DeleteConditions {
                     if_match: o.e_tag.as_ref().map(|e| format!("\"{}\"", e.value())),
-                    last_modified_s: o
-                        .last_modified_time
-                        .as_ref()
-                        .map(|t| (convert::timestamp_ns(t).div_euclid(1_000_000_000)) as i64),
+                    last_modified_s: o.last_modified_time.as_ref().map(whole_seconds),
                     size: o.size.and_then(|n| u64::try_from(n).ok()),
                     ..Default::default()
                 };
@@ -514,7 +519,11 @@ impl MeridianS3 {
                 } else {
                     "s3:DeleteObject"
                 };
-                let allowed = match super::access::decide(&b, &facts, action, Some(&o.key)) {
+                let verdict = match (&policy, &facts) {
+                    (Some(p), Some(f)) => super::access::decide(&b, p, f, action, Some(&o.key)),
+                    _ => crate::policy::Decision::NoOpinion,
+                };
+                let allowed = match verdict {
                     crate::policy::Decision::Allow => true,
                     crate::policy::Decision::Deny => false,
                     crate::policy::Decision::NoOpinion => acl_allows,

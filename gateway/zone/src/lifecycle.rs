@@ -476,40 +476,31 @@ impl Zone {
         st: &mut LcBucketStatus,
     ) -> Result<()> {
         let v = judge(&b.lifecycle, versions, crate::now_ns(), day_ns);
-        let exact = |e: &IndexEntry| DeleteConditions {
-            mtime_ns: Some(e.mtime_ns),
-            ..Default::default()
-        };
-        let gone = |r: &Result<crate::object::DeleteResult>| match r {
-            Ok(_) | Err(ZoneError::PreconditionFailed) => Ok(()),
-            Err(e) => Err(ZoneError::InvalidArgument(e.to_string())),
-        };
-        if let Some(e) = &v.expire_current {
-            let r = self
-                .delete_object_if(b, &e.key, None, owner, &exact(e))
-                .await;
-            if r.is_ok() {
-                st.expired += 1;
+        type Counter = fn(&mut LcBucketStatus) -> &mut u64;
+        let todo: Vec<(&IndexEntry, Option<&str>, Counter)> = v
+            .expire_current
+            .iter()
+            .map(|e| (e, None, (|s| &mut s.expired) as Counter))
+            .chain(v.expire_noncurrent.iter().map(|e| {
+                let c: Counter = |s| &mut s.noncurrent_removed;
+                (e, Some(e.version_id.as_str()), c)
+            }))
+            .chain(v.remove_marker.iter().map(|e| {
+                let c: Counter = |s| &mut s.markers_removed;
+                (e, Some(e.version_id.as_str()), c)
+            }))
+            .collect();
+        for (e, vid, counter) in todo {
+            let exact = DeleteConditions {
+                mtime_ns: Some(e.mtime_ns),
+                ..Default::default()
+            };
+            match self.delete_object_if(b, &e.key, vid, owner, &exact).await {
+                Ok(_) => *counter(st) += 1,
+                // Rewritten or removed meanwhile: not the version judged.
+                Err(ZoneError::PreconditionFailed) => {}
+                Err(err) => return Err(err),
             }
-            gone(&r)?;
-        }
-        for e in &v.expire_noncurrent {
-            let r = self
-                .delete_object_if(b, &e.key, Some(&e.version_id), owner, &exact(e))
-                .await;
-            if r.is_ok() {
-                st.noncurrent_removed += 1;
-            }
-            gone(&r)?;
-        }
-        if let Some(e) = &v.remove_marker {
-            let r = self
-                .delete_object_if(b, &e.key, Some(&e.version_id), owner, &exact(e))
-                .await;
-            if r.is_ok() {
-                st.markers_removed += 1;
-            }
-            gone(&r)?;
         }
         Ok(())
     }
