@@ -2,7 +2,7 @@
 //! times, ETags, request headers to object attributes.
 
 use meridian_client::ClientError;
-use meridian_zone::{CannedAcl, ObjectAttrs, ZoneError};
+use meridian_zone::{ObjectAttrs, ZoneError};
 use s3s::dto::{ETag, Timestamp, TimestampFormat};
 use s3s::{S3Error, S3ErrorCode};
 use std::time::{Duration, SystemTime};
@@ -43,6 +43,8 @@ pub fn s3_error(e: ZoneError) -> S3Error {
         ),
         ZoneError::BucketNotEmpty(_) => (C::BucketNotEmpty, None),
         ZoneError::PreconditionFailed => (C::PreconditionFailed, None),
+        ZoneError::ObjectLocked(_) => (C::AccessDenied, None),
+        ZoneError::InvalidBucketState(_) => (C::InvalidBucketState, None),
         ZoneError::InvalidPart(_) => (C::InvalidPart, None),
         ZoneError::InvalidPartOrder => (C::InvalidPartOrder, None),
         ZoneError::EntityTooSmall { .. } => (C::EntityTooSmall, None),
@@ -214,7 +216,6 @@ pub struct AttrHeaders<'a> {
     pub expires: Option<&'a Timestamp>,
     pub metadata: Option<&'a std::collections::HashMap<String, String>>,
     pub tagging: Option<&'a str>,
-    pub acl: Option<&'a str>,
     pub storage_class: Option<&'a str>,
 }
 
@@ -235,15 +236,6 @@ pub fn attrs(h: AttrHeaders<'_>) -> Result<ObjectAttrs, S3Error> {
             format!("user metadata is {meta_bytes} bytes; the limit is {MAX_METADATA_BYTES}"),
         ));
     }
-    let acl = match h.acl {
-        None => CannedAcl::Private,
-        Some(a) => CannedAcl::parse(a).ok_or_else(|| {
-            S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                format!("unknown canned ACL {a:?}"),
-            )
-        })?,
-    };
     Ok(ObjectAttrs {
         content_type: h.content_type.map(str::to_string),
         cache_control: h.cache_control.map(str::to_string),
@@ -265,7 +257,7 @@ pub fn attrs(h: AttrHeaders<'_>) -> Result<ObjectAttrs, S3Error> {
             .map(parse_tagging)
             .transpose()?
             .unwrap_or_default(),
-        acl,
         storage_class: h.storage_class.map(str::to_string),
+        ..Default::default()
     })
 }

@@ -1,19 +1,12 @@
 //! Bucket operations.
 
-use super::{MeridianS3, OrS3, acl_from_policy, grants, owner};
+use super::acl::grant_headers;
+use super::{Caller, MeridianS3, OrS3, owner};
 use crate::convert::{timestamp, validate_tags};
 use meridian_zone::bucket::BucketChange;
 use meridian_zone::{CannedAcl, CorsRule, Versioning};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-
-fn bucket_acl(a: Option<&BucketCannedACL>) -> S3Result<CannedAcl> {
-    match a {
-        None => Ok(CannedAcl::Private),
-        Some(a) => CannedAcl::parse(a.as_str())
-            .ok_or_else(|| s3_error!(InvalidArgument, "unknown canned ACL {:?}", a.as_str())),
-    }
-}
 
 fn tag_set(tags: &[(String, String)]) -> TagSet {
     tags.iter()
@@ -66,7 +59,16 @@ impl MeridianS3 {
                 lc.as_str()
             ));
         }
-        let acl = bucket_acl(input.acl.as_ref())?;
+        let requested = self
+            .requested_acl(
+                input.acl.as_ref().map(|a| a.as_str()),
+                grant_headers!(input),
+                None,
+                &user.user_id,
+            )
+            .await?
+            .unwrap_or_default();
+        let acl = requested.acl;
         self.refuse_if_read_only()?;
         if self.site.role().is_master {
             self.zone
@@ -90,6 +92,16 @@ impl MeridianS3 {
                     s3_error!(ServiceUnavailable, "the master zone sent no bucket record")
                 })?;
             self.zone.adopt_bucket(&info).await.or_s3()?;
+        }
+        if !requested.grants.is_empty() {
+            // Created private first: a crash in between leaves it closed, not open.
+            let change = BucketChange::AclGrants {
+                acl,
+                grants: requested.grants,
+            };
+            self.change_bucket(&input.bucket, &user.user_id, change)
+                .await
+                .or_s3()?;
         }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{}", input.bucket)),
@@ -231,9 +243,11 @@ impl MeridianS3 {
         &self,
         req: S3Request<GetBucketAclInput>,
     ) -> S3Result<S3Response<GetBucketAclOutput>> {
-        let (_, b) = self.owned_bucket(&req, &req.input.bucket).await?;
+        let (_, b) = self
+            .checked_bucket(&req, &req.input.bucket, Caller::can_read_bucket_acl)
+            .await?;
         Ok(S3Response::new(GetBucketAclOutput {
-            grants: Some(grants(&b.owner, b.acl)),
+            grants: Some(super::acl::report(&b.owner, b.acl, &b.grants)),
             owner: Some(owner(&b.owner)),
         }))
     }
@@ -242,19 +256,29 @@ impl MeridianS3 {
         &self,
         req: S3Request<PutBucketAclInput>,
     ) -> S3Result<S3Response<PutBucketAclOutput>> {
-        let (_, owned) = self.owned_writable_bucket(&req, &req.input.bucket).await?;
-        let owner_uid = owned.owner.clone();
-        let acl = match (&req.input.acl, &req.input.access_control_policy) {
-            (Some(a), _) => bucket_acl(Some(a))?,
-            (None, Some(p)) => acl_from_policy(p)?,
-            (None, None) => {
-                return Err(s3_error!(
-                    MissingSecurityHeader,
-                    "send x-amz-acl or an AccessControlPolicy body"
-                ));
+        self.refuse_if_read_only()?;
+        let i = &req.input;
+        let (_, b) = self
+            .checked_bucket(&req, &i.bucket, Caller::can_write_bucket_acl)
+            .await?;
+        let requested = self
+            .replacement_acl(
+                i.acl.as_ref().map(|a| a.as_str()),
+                grant_headers!(i),
+                i.access_control_policy.as_ref(),
+                &b.owner,
+            )
+            .await?;
+        let change = if requested.grants.is_empty() {
+            // The shape every release understands (rolling upgrades).
+            BucketChange::Acl(requested.acl)
+        } else {
+            BucketChange::AclGrants {
+                acl: requested.acl,
+                grants: requested.grants,
             }
         };
-        self.change_bucket(&req.input.bucket, &owner_uid, BucketChange::Acl(acl))
+        self.change_bucket(&i.bucket, &b.owner, change)
             .await
             .or_s3()?;
         Ok(S3Response::new(PutBucketAclOutput::default()))

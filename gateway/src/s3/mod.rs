@@ -3,6 +3,7 @@
 //! zone layer and maps its errors to S3's.
 
 pub(crate) mod access;
+mod acl;
 mod bucket;
 mod lifecycle;
 mod multipart;
@@ -10,7 +11,9 @@ mod object;
 
 use crate::convert::s3_error;
 use crate::site::Site;
-use meridian_zone::{BucketInfo, CannedAcl, IndexEntry, User, Zone, ZoneError};
+use meridian_zone::{
+    AclGrant, AclPermission, BucketInfo, CannedAcl, IndexEntry, User, Zone, ZoneError,
+};
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use std::sync::Arc;
@@ -190,27 +193,48 @@ impl Caller {
             .ok_or_else(|| s3_error!(AccessDenied, "anonymous requests may not do this"))
     }
 
-    fn acl_allows_read(&self, acl: CannedAcl) -> bool {
-        match acl {
-            CannedAcl::PublicRead | CannedAcl::PublicReadWrite => true,
-            CannedAcl::AuthenticatedRead => self.user.is_some(),
-            CannedAcl::Private => false,
-        }
+    /// The caller holds `want` through this ACL (the owner's implied
+    /// control aside).
+    fn granted(&self, acl: CannedAcl, grants: &[AclGrant], want: AclPermission) -> bool {
+        self.user.as_ref().is_some_and(|u| u.system)
+            || meridian_zone::acl_permits(acl, grants, self.uid(), want)
     }
 
     /// List / head the bucket.
     fn can_read_bucket(&self, b: &BucketInfo) -> bool {
-        self.is(&b.owner) || self.acl_allows_read(b.acl)
+        self.is(&b.owner) || self.granted(b.acl, &b.grants, AclPermission::Read)
     }
 
     /// Create / delete objects in the bucket.
     fn can_write_bucket(&self, b: &BucketInfo) -> bool {
-        self.is(&b.owner) || b.acl == CannedAcl::PublicReadWrite
+        self.is(&b.owner) || self.granted(b.acl, &b.grants, AclPermission::Write)
+    }
+
+    /// Read the bucket's ACL.
+    fn can_read_bucket_acl(&self, b: &BucketInfo) -> bool {
+        self.is(&b.owner) || self.granted(b.acl, &b.grants, AclPermission::ReadAcp)
+    }
+
+    /// Replace the bucket's ACL.
+    fn can_write_bucket_acl(&self, b: &BucketInfo) -> bool {
+        self.is(&b.owner) || self.granted(b.acl, &b.grants, AclPermission::WriteAcp)
     }
 
     /// Read an object version.
     fn can_read_object(&self, b: &BucketInfo, e: &IndexEntry) -> bool {
-        self.is(&b.owner) || self.is(&e.owner) || self.acl_allows_read(e.attrs.acl)
+        self.is(&b.owner)
+            || self.is(&e.owner)
+            || self.granted(e.attrs.acl, &e.attrs.grants, AclPermission::Read)
+    }
+
+    /// Read (`write` false) or replace an object version's ACL.
+    fn can_object_acl(&self, b: &BucketInfo, e: &IndexEntry, write: bool) -> bool {
+        let want = if write {
+            AclPermission::WriteAcp
+        } else {
+            AclPermission::ReadAcp
+        };
+        self.is(&b.owner) || self.is(&e.owner) || self.granted(e.attrs.acl, &e.attrs.grants, want)
     }
 }
 
@@ -345,93 +369,6 @@ fn max_keys(m: Option<i32>) -> S3Result<usize> {
         Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must not be negative")),
         Some(n) => Ok((n as usize).min(1000)),
     }
-}
-
-/// Canned ACL → the grants AWS reports for it.
-fn grants(owner_id: &str, acl: CannedAcl) -> Vec<Grant> {
-    let user = |id: &str, p: &'static str| Grant {
-        grantee: Some(Grantee {
-            display_name: Some(id.to_string()),
-            id: Some(id.to_string()),
-            type_: Type::from_static(Type::CANONICAL_USER),
-            email_address: None,
-            uri: None,
-        }),
-        permission: Some(Permission::from_static(p)),
-    };
-    let group = |uri: &str, p: &'static str| Grant {
-        grantee: Some(Grantee {
-            display_name: None,
-            id: None,
-            type_: Type::from_static(Type::GROUP),
-            email_address: None,
-            uri: Some(uri.to_string()),
-        }),
-        permission: Some(Permission::from_static(p)),
-    };
-    const ALL: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
-    const AUTH: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
-    let mut g = vec![user(owner_id, Permission::FULL_CONTROL)];
-    match acl {
-        CannedAcl::Private => {}
-        CannedAcl::PublicRead => g.push(group(ALL, Permission::READ)),
-        CannedAcl::PublicReadWrite => {
-            g.push(group(ALL, Permission::READ));
-            g.push(group(ALL, Permission::WRITE));
-        }
-        CannedAcl::AuthenticatedRead => g.push(group(AUTH, Permission::READ)),
-    }
-    g
-}
-
-/// The canned ACL an AccessControlPolicy body expresses (only canned shapes are supported).
-fn acl_from_policy(p: &AccessControlPolicy) -> S3Result<CannedAcl> {
-    let mut all_read = false;
-    let mut all_write = false;
-    let mut auth_read = false;
-    for g in p.grants.iter().flatten() {
-        let Some(gr) = &g.grantee else { continue };
-        let perm = g.permission.as_ref().map(|p| p.as_str()).unwrap_or("");
-        match gr.uri.as_deref() {
-            Some(u) if u.ends_with("/AllUsers") => match perm {
-                "READ" => all_read = true,
-                "WRITE" => all_write = true,
-                _ => {
-                    return Err(s3_error!(
-                        NotImplemented,
-                        "only READ/WRITE grants to AllUsers are supported"
-                    ));
-                }
-            },
-            Some(u) if u.ends_with("/AuthenticatedUsers") && perm == "READ" => auth_read = true,
-            Some(_) => {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "grants to that group are not supported"
-                ));
-            }
-            None => {
-                if perm != "FULL_CONTROL" {
-                    return Err(s3_error!(
-                        NotImplemented,
-                        "per-user grants are not supported; use a canned ACL"
-                    ));
-                }
-            }
-        }
-    }
-    Ok(match (all_read, all_write, auth_read) {
-        (true, true, _) => CannedAcl::PublicReadWrite,
-        (true, false, _) => CannedAcl::PublicRead,
-        (false, false, true) => CannedAcl::AuthenticatedRead,
-        (false, false, false) => CannedAcl::Private,
-        (false, true, _) => {
-            return Err(s3_error!(
-                NotImplemented,
-                "WRITE without READ is not supported"
-            ));
-        }
-    })
 }
 
 #[async_trait::async_trait]
@@ -711,21 +648,5 @@ mod tests {
     fn url_encoding_keeps_slashes_and_unreserved() {
         assert_eq!(url_encode("a b/c+d%e~f"), "a%20b/c%2Bd%25e~f");
         assert_eq!(url_encode("ü"), "%C3%BC");
-    }
-
-    #[test]
-    fn canned_acls_round_trip_through_grants() {
-        for acl in [
-            CannedAcl::Private,
-            CannedAcl::PublicRead,
-            CannedAcl::PublicReadWrite,
-            CannedAcl::AuthenticatedRead,
-        ] {
-            let p = AccessControlPolicy {
-                grants: Some(grants("u", acl)),
-                owner: Some(owner("u")),
-            };
-            assert_eq!(acl_from_policy(&p).unwrap(), acl);
-        }
     }
 }

@@ -1,5 +1,6 @@
 //! Multipart upload operations.
 
+use super::acl::grant_headers;
 use super::object::{body, cond_str, copy_source_conditions, declared_length};
 use super::{MeridianS3, OrS3, denied, encoder, owner};
 use crate::convert::{self, AttrHeaders, etag, timestamp};
@@ -49,7 +50,7 @@ impl MeridianS3 {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let (caller, b) = self.writable_bucket(&req, &req.input.bucket).await?;
         let i = &req.input;
-        let attrs = convert::attrs(AttrHeaders {
+        let mut attrs = convert::attrs(AttrHeaders {
             content_type: i.content_type.as_deref(),
             cache_control: i.cache_control.as_deref(),
             content_disposition: i.content_disposition.as_deref(),
@@ -58,12 +59,19 @@ impl MeridianS3 {
             expires: i.expires.as_ref(),
             metadata: i.metadata.as_ref(),
             tagging: i.tagging.as_deref(),
-            acl: i.acl.as_ref().map(|a| a.as_str()),
             storage_class: i.storage_class.as_ref().map(|s| s.as_str()),
         })?;
+        let owner = caller.uid().unwrap_or(&b.owner);
+        self.set_object_acl(
+            &mut attrs,
+            i.acl.as_ref().map(|a| a.as_str()),
+            grant_headers!(i, no_write),
+            owner,
+        )
+        .await?;
         let upload_id = self
             .zone
-            .create_upload(&b, &i.key, caller.uid().unwrap_or(&b.owner), attrs)
+            .create_upload(&b, &i.key, owner, attrs)
             .await
             .or_s3()?;
         Ok(S3Response::new(CreateMultipartUploadOutput {

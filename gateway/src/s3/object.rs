@@ -1,11 +1,12 @@
 //! Object operations: PUT/GET/HEAD/DELETE, copy, listings, tagging, ACLs.
 
+use super::acl::grant_headers;
 use super::bucket::{tag_set_of, tags_of};
-use super::{Caller, MeridianS3, OrS3, denied, encoder, grants, max_keys, owner};
+use super::{Caller, MeridianS3, OrS3, denied, encoder, max_keys, owner};
 use crate::convert::{self, AttrHeaders, etag, timestamp, timestamp_ns};
 use futures::StreamExt as _;
 use meridian_zone::object::{DeleteConditions, ListParams, PutOptions, WriteConditions};
-use meridian_zone::{BucketInfo, CannedAcl, IndexEntry, Versioning, ZoneError, data};
+use meridian_zone::{BucketInfo, IndexEntry, Versioning, ZoneError, data};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -223,6 +224,34 @@ fn resolve_range(
 
 impl MeridianS3 {
     /// The object version, if the caller may read it (delete markers: 404 / 405).
+    /// An object version whose ACL the caller may read (`write` false) or replace.
+    async fn acl_object<T>(
+        &self,
+        req: &S3Request<T>,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        write: bool,
+    ) -> S3Result<(Caller, std::sync::Arc<BucketInfo>, IndexEntry)> {
+        let caller = self.caller(req).await?;
+        let b = self.bucket(bucket).await?;
+        // The gate found the bucket policy allows this request.
+        let granted = req.extensions.get::<super::access::PolicyGrant>().is_some();
+        let e = match self.zone.lookup(&b, key, version_id).await {
+            Ok(e) => e,
+            Err(ZoneError::NoSuchKey(_) | ZoneError::NoSuchVersion { .. })
+                if !granted && !caller.can_read_bucket(&b) =>
+            {
+                return Err(denied());
+            }
+            Err(err) => return Err(convert::s3_error(err)),
+        };
+        if !granted && !caller.can_object_acl(&b, &e, write) {
+            return Err(denied());
+        }
+        Ok((caller, b, e))
+    }
+
     async fn readable_object<T>(
         &self,
         req: &S3Request<T>,
@@ -295,7 +324,7 @@ impl MeridianS3 {
         let expected = crate::checksum::expected(&req.headers, req.trailing_headers.as_ref())?;
         let mut req = req;
         let input = &mut req.input;
-        let attrs = convert::attrs(AttrHeaders {
+        let mut attrs = convert::attrs(AttrHeaders {
             content_type: input.content_type.as_deref(),
             cache_control: input.cache_control.as_deref(),
             content_disposition: input.content_disposition.as_deref(),
@@ -304,11 +333,18 @@ impl MeridianS3 {
             expires: input.expires.as_ref(),
             metadata: input.metadata.as_ref(),
             tagging: input.tagging.as_deref(),
-            acl: input.acl.as_ref().map(|a| a.as_str()),
             storage_class: input.storage_class.as_ref().map(|s| s.as_str()),
         })?;
+        let owner = caller.uid().unwrap_or(&b.owner).to_string();
+        self.set_object_acl(
+            &mut attrs,
+            input.acl.as_ref().map(|a| a.as_str()),
+            grant_headers!(input, no_write),
+            &owner,
+        )
+        .await?;
         let opts = PutOptions {
-            owner: caller.uid().unwrap_or(&b.owner).to_string(),
+            owner,
             attrs,
             content_md5: convert::content_md5(input.content_md5.as_deref())?,
             length,
@@ -626,6 +662,10 @@ impl MeridianS3 {
             && i.key == **sk
             && i.storage_class.is_none()
             && i.acl.is_none()
+            && i.grant_read.is_none()
+            && i.grant_read_acp.is_none()
+            && i.grant_write_acp.is_none()
+            && i.grant_full_control.is_none()
         {
             return Err(s3_error!(
                 InvalidRequest,
@@ -642,7 +682,6 @@ impl MeridianS3 {
                 expires: i.expires.as_ref(),
                 metadata: i.metadata.as_ref(),
                 tagging: None,
-                acl: None,
                 storage_class: i.storage_class.as_ref().map(|s| s.as_str()),
             })?
         } else {
@@ -661,13 +700,17 @@ impl MeridianS3 {
         } else {
             src.attrs.tags.clone()
         };
-        attrs.acl = match &i.acl {
-            Some(a) => CannedAcl::parse(a.as_str())
-                .ok_or_else(|| s3_error!(InvalidArgument, "unknown canned ACL"))?,
-            None => CannedAcl::Private,
-        };
+        // A copy gets the ACL its request names, never its source's (as AWS).
+        let owner = caller.uid().unwrap_or(&dst.owner).to_string();
+        self.set_object_acl(
+            &mut attrs,
+            i.acl.as_ref().map(|a| a.as_str()),
+            grant_headers!(i, no_write),
+            &owner,
+        )
+        .await?;
         let opts = PutOptions {
-            owner: caller.uid().unwrap_or(&dst.owner).to_string(),
+            owner,
             attrs,
             ..Default::default()
         };
@@ -882,7 +925,8 @@ impl MeridianS3 {
         let e = self
             .zone
             .update_attrs(&b, &i.key, i.version_id.as_deref(), |a| {
-                a.tags = tags.clone()
+                a.tags = tags.clone();
+                Ok(())
             })
             .await
             .or_s3()?;
@@ -899,7 +943,10 @@ impl MeridianS3 {
         let i = &req.input;
         let e = self
             .zone
-            .update_attrs(&b, &i.key, i.version_id.as_deref(), |a| a.tags.clear())
+            .update_attrs(&b, &i.key, i.version_id.as_deref(), |a| {
+                a.tags.clear();
+                Ok(())
+            })
             .await
             .or_s3()?;
         Ok(S3Response::new(DeleteObjectTaggingOutput {
@@ -913,10 +960,10 @@ impl MeridianS3 {
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
         let i = &req.input;
         let (_, _, e) = self
-            .readable_object(&req, &i.bucket, &i.key, i.version_id.as_deref())
+            .acl_object(&req, &i.bucket, &i.key, i.version_id.as_deref(), false)
             .await?;
         Ok(S3Response::new(GetObjectAclOutput {
-            grants: Some(grants(&e.owner, e.attrs.acl)),
+            grants: Some(super::acl::report(&e.owner, e.attrs.acl, &e.attrs.grants)),
             owner: Some(owner(&e.owner)),
             request_charged: None,
         }))
@@ -927,30 +974,24 @@ impl MeridianS3 {
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
         self.refuse_if_read_only()?;
-        let caller = self.caller(&req).await?;
         let i = &req.input;
-        let b = self.bucket(&i.bucket).await?;
-        let e = self
-            .zone
-            .lookup(&b, &i.key, i.version_id.as_deref())
-            .await
-            .or_s3()?;
-        if !caller.is(&b.owner) && !caller.is(&e.owner) {
-            return Err(denied());
-        }
-        let acl = match (&i.acl, &i.access_control_policy) {
-            (Some(a), _) => CannedAcl::parse(a.as_str())
-                .ok_or_else(|| s3_error!(InvalidArgument, "unknown canned ACL"))?,
-            (None, Some(p)) => super::acl_from_policy(p)?,
-            (None, None) => {
-                return Err(s3_error!(
-                    MissingSecurityHeader,
-                    "send x-amz-acl or an AccessControlPolicy body"
-                ));
-            }
-        };
+        let (_, b, e) = self
+            .acl_object(&req, &i.bucket, &i.key, i.version_id.as_deref(), true)
+            .await?;
+        let r = self
+            .replacement_acl(
+                i.acl.as_ref().map(|a| a.as_str()),
+                grant_headers!(i),
+                i.access_control_policy.as_ref(),
+                &e.owner,
+            )
+            .await?;
         self.zone
-            .update_attrs(&b, &i.key, i.version_id.as_deref(), |a| a.acl = acl)
+            .update_attrs(&b, &i.key, i.version_id.as_deref(), |a| {
+                a.acl = r.acl;
+                a.grants = r.grants.clone();
+                Ok(())
+            })
             .await
             .or_s3()?;
         Ok(S3Response::new(PutObjectAclOutput::default()))

@@ -35,8 +35,15 @@ struct DirEntry {
 pub enum BucketChange {
     /// PutBucketVersioning.
     Versioning(Versioning),
-    /// PutBucketAcl.
+    /// PutBucketAcl with a canned ACL only (drops any grants).
     Acl(CannedAcl),
+    /// PutBucketAcl with grants beyond the canned ACL.
+    AclGrants {
+        /// The canned part.
+        acl: CannedAcl,
+        /// The rest.
+        grants: Vec<crate::AclGrant>,
+    },
     /// PutBucketTagging / DeleteBucketTagging (empty).
     Tags(Vec<(String, String)>),
     /// `bucket sync enable` (true) / `bucket sync disable` (false).
@@ -52,6 +59,9 @@ pub enum BucketChange {
     Cors(Vec<crate::CorsRule>),
     /// PutBucketLifecycleConfiguration / DeleteBucketLifecycle (empty).
     Lifecycle(Vec<crate::lifecycle::LifecycleRule>),
+    /// PutObjectLockConfiguration (or CreateBucket with object lock):
+    /// enables object lock for good; the bucket must be versioned.
+    ObjectLock(crate::ObjectLockConfig),
 }
 
 /// A bucket as listed.
@@ -182,13 +192,7 @@ impl Zone {
             num_shards: self.params().index_shards,
             versioning: Versioning::Off,
             acl,
-            tags: Vec::new(),
-            policy: None,
-            sync_disabled: false,
-            ratelimit: crate::RateLimit::default(),
-            sync_policy: None,
-            cors: Vec::new(),
-            lifecycle: Vec::new(),
+            ..Default::default()
         };
         self.adopt_bucket(&info).await
     }
@@ -253,11 +257,42 @@ impl Zone {
     /// Applies a bucket metadata change here (this zone is the master).
     pub async fn change_bucket(&self, name: &str, change: &BucketChange) -> Result<BucketInfo> {
         match change {
-            BucketChange::Versioning(v) => self.set_versioning(name, *v).await,
+            BucketChange::Versioning(v) => {
+                if *v != Versioning::Enabled {
+                    let (b, _) = self.bucket_fresh(name).await?;
+                    if b.object_lock.is_some() {
+                        return Err(ZoneError::InvalidBucketState(
+                            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.".into(),
+                        ));
+                    }
+                }
+                self.set_versioning(name, *v).await
+            }
+            BucketChange::ObjectLock(cfg) => {
+                self.update_bucket(name, |b| {
+                    if b.versioning != Versioning::Enabled {
+                        return Err(ZoneError::InvalidBucketState(
+                            "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration".into(),
+                        ));
+                    }
+                    b.object_lock = Some(*cfg);
+                    Ok(())
+                })
+                .await
+            }
             BucketChange::Acl(a) => {
                 let a = *a;
                 self.update_bucket(name, |b| {
                     b.acl = a;
+                    b.grants.clear();
+                    Ok(())
+                })
+                .await
+            }
+            BucketChange::AclGrants { acl, grants } => {
+                self.update_bucket(name, |b| {
+                    b.acl = *acl;
+                    b.grants = grants.clone();
                     Ok(())
                 })
                 .await

@@ -35,6 +35,12 @@ pub enum ZoneError {
     /// Delete of a bucket that still holds objects, versions or uploads.
     #[error("bucket '{0}' is not empty")]
     BucketNotEmpty(String),
+    /// Object lock forbids removing or changing a version.
+    #[error("Access Denied because object protected by object lock: {0}")]
+    ObjectLocked(String),
+    /// The bucket's state forbids the change (object lock needs versioning).
+    #[error("{0}")]
+    InvalidBucketState(String),
     /// A conditional request's condition does not hold.
     #[error("precondition failed")]
     PreconditionFailed,

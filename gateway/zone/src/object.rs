@@ -96,11 +96,16 @@ pub struct DeleteConditions {
     pub mtime_ns: Option<u64>,
     /// Its size is this.
     pub size: Option<u64>,
+    /// `x-amz-bypass-governance-retention` by a caller allowed to.
+    pub bypass_governance: bool,
 }
 
 impl DeleteConditions {
     fn is_empty(&self) -> bool {
-        *self == Self::default()
+        self.if_match.is_none()
+            && self.last_modified_s.is_none()
+            && self.mtime_ns.is_none()
+            && self.size.is_none()
     }
 
     fn check(&self, e: &IndexEntry) -> Result<()> {
@@ -775,6 +780,12 @@ impl Zone {
                         }));
                     };
                     let (k, raw, target) = &versions[pos];
+                    if let Some(why) = target
+                        .attrs
+                        .lock_forbids_delete(now_ns() / 1_000_000, conds.bypass_governance)
+                    {
+                        return Err(ZoneError::ObjectLocked(why));
+                    }
                     txn.guard(k.clone(), Some(raw.clone()));
                     txn.rm(k.clone());
                     if !target.delete_marker {
@@ -815,13 +826,14 @@ impl Zone {
         .await
     }
 
-    /// Changes the attributes (tags, ACL) of a version in place.
+    /// Changes the attributes (tags, ACL, retention) of a version in place;
+    /// `f` sees the stored attributes and may refuse.
     pub async fn update_attrs(
         &self,
         bucket: &BucketInfo,
         key: &str,
         version_id: Option<&str>,
-        f: impl Fn(&mut ObjectAttrs),
+        f: impl Fn(&mut ObjectAttrs) -> Result<()>,
     ) -> Result<IndexEntry> {
         let target = self.lookup(bucket, key, version_id).await?;
         let shard = index::shard_of(key, bucket.num_shards);
@@ -845,7 +857,7 @@ impl Zone {
                         version_id: e.version_id,
                     });
                 }
-                f(&mut e.attrs);
+                f(&mut e.attrs)?;
                 let mut txn = index::ShardTxn::default();
                 txn.set(vkey.clone(), &e);
                 let cur: Option<IndexEntry> = snap.get(&cur_key)?;

@@ -129,6 +129,153 @@ impl CannedAcl {
     }
 }
 
+/// Who an ACL grant is for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Grantee {
+    /// One user (S3's CanonicalUser, by uid).
+    User(String),
+    /// Everyone, anonymous callers included (the AllUsers group).
+    AllUsers,
+    /// Any caller with a valid signature (the AuthenticatedUsers group).
+    AuthenticatedUsers,
+}
+
+/// What an ACL grant allows, as S3 names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AclPermission {
+    /// List the bucket / read the object.
+    Read,
+    /// Write and delete objects in the bucket.
+    Write,
+    /// Read the ACL.
+    ReadAcp,
+    /// Replace the ACL.
+    WriteAcp,
+    /// All of the above.
+    FullControl,
+}
+
+impl AclPermission {
+    /// This permission includes `want`.
+    pub fn covers(self, want: AclPermission) -> bool {
+        self == want || self == AclPermission::FullControl
+    }
+}
+
+/// A grant beyond the canned ACL (x-amz-grant-* headers, AccessControlPolicy
+/// grants); the owner's full control is implied and never stored.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AclGrant {
+    /// Who.
+    pub grantee: Grantee,
+    /// What.
+    pub permission: AclPermission,
+}
+
+impl CannedAcl {
+    /// The group grants this canned ACL stands for.
+    pub fn group_grants(self) -> &'static [AclGrant] {
+        const READ: AclGrant = AclGrant {
+            grantee: Grantee::AllUsers,
+            permission: AclPermission::Read,
+        };
+        const WRITE: AclGrant = AclGrant {
+            grantee: Grantee::AllUsers,
+            permission: AclPermission::Write,
+        };
+        const AUTH_READ: AclGrant = AclGrant {
+            grantee: Grantee::AuthenticatedUsers,
+            permission: AclPermission::Read,
+        };
+        match self {
+            CannedAcl::Private => &[],
+            CannedAcl::PublicRead => &[READ],
+            CannedAcl::PublicReadWrite => &[READ, WRITE],
+            CannedAcl::AuthenticatedRead => &[AUTH_READ],
+        }
+    }
+}
+
+/// Grants `who` (None: anonymous) holds through `acl` and `grants`, the
+/// owner's implied full control aside.
+pub fn acl_permits(
+    acl: CannedAcl,
+    grants: &[AclGrant],
+    who: Option<&str>,
+    want: AclPermission,
+) -> bool {
+    acl.group_grants()
+        .iter()
+        .chain(grants)
+        .filter(|g| g.permission.covers(want))
+        .any(|g| match &g.grantee {
+            Grantee::AllUsers => true,
+            Grantee::AuthenticatedUsers => who.is_some(),
+            Grantee::User(u) => who == Some(u.as_str()),
+        })
+}
+
+/// Object lock retention mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RetentionMode {
+    /// Users with s3:BypassGovernanceRetention may shorten it or delete.
+    Governance,
+    /// Nobody may shorten it or delete the version before it ends.
+    Compliance,
+}
+
+impl RetentionMode {
+    /// Parses S3's GOVERNANCE / COMPLIANCE.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "GOVERNANCE" => Some(Self::Governance),
+            "COMPLIANCE" => Some(Self::Compliance),
+            _ => None,
+        }
+    }
+
+    /// S3's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Governance => "GOVERNANCE",
+            Self::Compliance => "COMPLIANCE",
+        }
+    }
+}
+
+/// The retention of one object version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// How strict.
+    pub mode: RetentionMode,
+    /// Until when, ms since the Unix epoch.
+    pub until_ms: u64,
+}
+
+/// A bucket's default retention for new versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    /// Mode given to new versions.
+    pub mode: RetentionMode,
+    /// Days from the write (a year counts 365).
+    pub days: u32,
+    /// The rule was given in years (reported back as such).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_years: bool,
+}
+
+/// Object lock of a bucket: once enabled it cannot be turned off, and the
+/// bucket stays versioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ObjectLockConfig {
+    /// Retention new versions get when their write names none.
+    pub default_retention: Option<DefaultRetention>,
+}
+
 /// One CORS rule of a bucket (S3's CORSRule).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -170,6 +317,9 @@ pub struct BucketInfo {
     pub versioning: Versioning,
     /// Canned ACL.
     pub acl: CannedAcl,
+    /// Grants beyond the canned ACL.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<AclGrant>,
     /// Bucket tags.
     pub tags: Vec<(String, String)>,
     /// Bucket policy JSON, if any.
@@ -178,6 +328,9 @@ pub struct BucketInfo {
     pub cors: Vec<CorsRule>,
     /// Lifecycle rules (PutBucketLifecycleConfiguration).
     pub lifecycle: Vec<crate::lifecycle::LifecycleRule>,
+    /// Object lock (enabled when present).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLockConfig>,
     /// `bucket sync disable`: the bucket stays in each zone it is written
     /// in; `bucket sync enable` brings it back by a full sync.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -239,8 +392,39 @@ pub struct ObjectAttrs {
     pub tags: Vec<(String, String)>,
     /// Canned ACL.
     pub acl: CannedAcl,
+    /// Grants beyond the canned ACL.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<AclGrant>,
     /// Storage class as sent (STANDARD if none).
     pub storage_class: Option<String>,
+    /// Object lock retention of this version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Legal hold (None: never set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<bool>,
+}
+
+impl ObjectAttrs {
+    /// Why object lock forbids removing this version at `now_ms`, if it does.
+    pub fn lock_forbids_delete(&self, now_ms: u64, bypass_governance: bool) -> Option<String> {
+        if self.legal_hold == Some(true) {
+            return Some("the version is under legal hold".into());
+        }
+        match self.retention {
+            Some(r)
+                if r.until_ms > now_ms
+                    && !(bypass_governance && r.mode == RetentionMode::Governance) =>
+            {
+                Some(format!(
+                    "the version is under {} retention for {} s more",
+                    r.mode.as_str(),
+                    (r.until_ms - now_ms).div_ceil(1000)
+                ))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One run of data stored as stripes `<bucket_id>_<inst>`, `<bucket_id>_<inst>.1`, ...
