@@ -370,7 +370,8 @@ def s3_b(user_b_keys):
 
 
 def empty_bucket(client, bucket: str) -> None:
-    """Delete every version, delete marker and multipart upload of ``bucket``."""
+    """Delete every version, delete marker and multipart upload of ``bucket``
+    (all but versions under COMPLIANCE retention or legal hold)."""
     with contextlib.suppress(ClientError):
         for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
             for up in page.get("Uploads", []):
@@ -389,7 +390,12 @@ def empty_bucket(client, bucket: str) -> None:
                 objs.extend({"Key": o["Key"]} for o in page.get("Contents", []))
     for i in range(0, len(objs), 1000):
         with contextlib.suppress(ClientError):
-            client.delete_objects(Bucket=bucket, Delete={"Objects": objs[i : i + 1000], "Quiet": True})
+            client.delete_objects(
+                Bucket=bucket,
+                Delete={"Objects": objs[i : i + 1000], "Quiet": True},
+                # Versions under GOVERNANCE retention go too (the owner may bypass it).
+                BypassGovernanceRetention=True,
+            )
 
 
 def destroy_bucket(client, bucket: str) -> None:

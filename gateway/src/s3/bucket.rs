@@ -93,6 +93,10 @@ impl MeridianS3 {
                 })?;
             self.zone.adopt_bucket(&info).await.or_s3()?;
         }
+        if input.object_lock_enabled_for_bucket == Some(true) {
+            self.enable_object_lock(&input.bucket, &user.user_id)
+                .await?;
+        }
         if !requested.grants.is_empty() {
             // Created private first: a crash in between leaves it closed, not open.
             let change = BucketChange::AclGrants {

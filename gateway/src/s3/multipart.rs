@@ -69,6 +69,7 @@ impl MeridianS3 {
             owner,
         )
         .await?;
+        super::object_lock::set_write_lock(&b, super::object_lock::lock_headers!(i), &mut attrs)?;
         let upload_id = self
             .zone
             .create_upload(&b, &i.key, owner, attrs)

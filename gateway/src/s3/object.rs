@@ -2,6 +2,7 @@
 
 use super::acl::grant_headers;
 use super::bucket::{tag_set_of, tags_of};
+use super::object_lock::{self, lock_headers};
 use super::{Caller, MeridianS3, OrS3, denied, encoder, max_keys, owner};
 use crate::convert::{self, AttrHeaders, etag, timestamp, timestamp_ns};
 use futures::StreamExt as _;
@@ -343,6 +344,7 @@ impl MeridianS3 {
             &owner,
         )
         .await?;
+        object_lock::set_write_lock(&b, lock_headers!(input), &mut attrs)?;
         let opts = PutOptions {
             owner,
             attrs,
@@ -391,6 +393,7 @@ impl MeridianS3 {
         }
         let (start, end, content_range) = resolve_range(&e, r.range, r.part_number)?;
         let a = &e.attrs;
+        let (lock_mode, lock_until, legal_hold) = object_lock::lock_fields(a);
         Ok(GetObjectOutput {
             body: with_body.then(|| blob(self.zone.read_runs(&b.id, &e.manifest.runs, start, end))),
             e_tag: Some(etag(&e.etag)),
@@ -422,6 +425,9 @@ impl MeridianS3 {
                 .filter(|s| s != "STANDARD")
                 .map(StorageClass::from),
             tag_count: (!a.tags.is_empty()).then_some(a.tags.len() as i32),
+            object_lock_mode: lock_mode,
+            object_lock_retain_until_date: lock_until,
+            object_lock_legal_hold_status: legal_hold,
             ..Default::default()
         })
     }
@@ -478,6 +484,9 @@ impl MeridianS3 {
             parts_count: g.parts_count,
             storage_class: g.storage_class,
             version_id: g.version_id,
+            object_lock_mode: g.object_lock_mode,
+            object_lock_retain_until_date: g.object_lock_retain_until_date,
+            object_lock_legal_hold_status: g.object_lock_legal_hold_status,
             ..Default::default()
         }))
     }
@@ -499,6 +508,13 @@ impl MeridianS3 {
                     })
                 })
                 .transpose()?,
+            bypass_governance: self.may_bypass_governance(
+                &req,
+                &caller,
+                &b,
+                &i.key,
+                i.bypass_governance_retention.unwrap_or(false),
+            ),
             ..Default::default()
         };
         let r = self
@@ -548,6 +564,13 @@ impl MeridianS3 {
                     if_match: o.e_tag.as_ref().map(|e| format!("\"{}\"", e.value())),
                     last_modified_s: o.last_modified_time.as_ref().map(whole_seconds),
                     size: o.size.and_then(|n| u64::try_from(n).ok()),
+                    bypass_governance: self.may_bypass_governance(
+                        &req,
+                        &caller,
+                        &b,
+                        &o.key,
+                        req.input.bypass_governance_retention.unwrap_or(false),
+                    ),
                     ..Default::default()
                 };
                 let action = if o.version_id.is_some() {
@@ -709,6 +732,8 @@ impl MeridianS3 {
             &owner,
         )
         .await?;
+        // Nor its retention: the request's, or the destination's default.
+        object_lock::set_write_lock(&dst, lock_headers!(i), &mut attrs)?;
         let opts = PutOptions {
             owner,
             attrs,

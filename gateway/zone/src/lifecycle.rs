@@ -211,6 +211,9 @@ pub struct LcBucketStatus {
     pub markers_removed: u64,
     /// Multipart uploads aborted.
     pub uploads_aborted: u64,
+    /// Due versions kept because object lock protects them (tried again
+    /// next pass, as S3 lifecycle does).
+    pub kept_by_object_lock: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -499,6 +502,7 @@ impl Zone {
                 Ok(_) => *counter(st) += 1,
                 // Rewritten or removed meanwhile: not the version judged.
                 Err(ZoneError::PreconditionFailed) => {}
+                Err(ZoneError::ObjectLocked(_)) => st.kept_by_object_lock += 1,
                 Err(err) => return Err(err),
             }
         }

@@ -255,6 +255,37 @@ pub struct Retention {
     pub until_ms: u64,
 }
 
+impl Retention {
+    /// Whether `new` may replace `old` (None: no retention) at `now_ms`: a
+    /// running COMPLIANCE retention may only be extended, a running
+    /// GOVERNANCE one shortened, removed or weakened only with the bypass.
+    pub fn may_replace(
+        old: Option<Retention>,
+        new: Option<Retention>,
+        now_ms: u64,
+        bypass_governance: bool,
+    ) -> std::result::Result<(), String> {
+        let Some(old) = old.filter(|o| o.until_ms > now_ms) else {
+            return Ok(());
+        };
+        let keeps = new.is_some_and(|n| {
+            n.until_ms >= old.until_ms
+                && (n.mode == RetentionMode::Compliance || old.mode == RetentionMode::Governance)
+        });
+        match old.mode {
+            _ if keeps => Ok(()),
+            RetentionMode::Governance if bypass_governance => Ok(()),
+            RetentionMode::Governance => Err(
+                "a GOVERNANCE retention may only be shortened or removed with x-amz-bypass-governance-retention"
+                    .into(),
+            ),
+            RetentionMode::Compliance => {
+                Err("a COMPLIANCE retention can only be extended until it ends".into())
+            }
+        }
+    }
+}
+
 /// A bucket's default retention for new versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DefaultRetention {
@@ -635,4 +666,98 @@ pub struct MdlogEntry {
     pub id: String,
     /// Prepare or commit.
     pub phase: MdlogPhase,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: u64 = 1_000_000;
+
+    fn r(mode: RetentionMode, until_ms: u64) -> Option<Retention> {
+        Some(Retention { mode, until_ms })
+    }
+
+    #[test]
+    fn running_retention_and_legal_hold_forbid_deletes() {
+        let mut a = ObjectAttrs {
+            retention: r(RetentionMode::Governance, T + 10),
+            ..Default::default()
+        };
+        assert!(a.lock_forbids_delete(T, false).is_some());
+        assert!(a.lock_forbids_delete(T, true).is_none());
+        assert!(a.lock_forbids_delete(T + 10, false).is_none());
+        a.retention = r(RetentionMode::Compliance, T + 10);
+        assert!(a.lock_forbids_delete(T, true).is_some());
+        a.retention = None;
+        a.legal_hold = Some(true);
+        assert!(a.lock_forbids_delete(T, true).is_some());
+        a.legal_hold = Some(false);
+        assert!(a.lock_forbids_delete(T, false).is_none());
+    }
+
+    #[test]
+    fn retention_may_only_weaken_with_the_governance_bypass() {
+        use RetentionMode::{Compliance as C, Governance as G};
+        let ok = |old, new, bypass| Retention::may_replace(old, new, T, bypass).is_ok();
+        // Nothing running: anything goes.
+        assert!(ok(None, r(G, T + 5), false));
+        assert!(ok(r(C, T - 1), None, false));
+        // Compliance: only extended, never weakened, bypass or not.
+        assert!(ok(r(C, T + 5), r(C, T + 6), false));
+        assert!(!ok(r(C, T + 5), r(C, T + 4), true));
+        assert!(!ok(r(C, T + 5), r(G, T + 9), true));
+        assert!(!ok(r(C, T + 5), None, true));
+        // Governance: extended or made compliance freely, else only with the bypass.
+        assert!(ok(r(G, T + 5), r(G, T + 6), false));
+        assert!(ok(r(G, T + 5), r(C, T + 5), false));
+        assert!(!ok(r(G, T + 5), r(G, T + 4), false));
+        assert!(ok(r(G, T + 5), r(G, T + 4), true));
+        assert!(!ok(r(G, T + 5), None, false));
+        assert!(ok(r(G, T + 5), None, true));
+    }
+
+    #[test]
+    fn group_grants_follow_the_canned_acl() {
+        assert!(acl_permits(
+            CannedAcl::PublicRead,
+            &[],
+            None,
+            AclPermission::Read
+        ));
+        assert!(!acl_permits(
+            CannedAcl::PublicRead,
+            &[],
+            None,
+            AclPermission::Write
+        ));
+        assert!(!acl_permits(
+            CannedAcl::AuthenticatedRead,
+            &[],
+            None,
+            AclPermission::Read
+        ));
+        assert!(acl_permits(
+            CannedAcl::AuthenticatedRead,
+            &[],
+            Some("u"),
+            AclPermission::Read
+        ));
+        let full = [AclGrant {
+            grantee: Grantee::User("bob".into()),
+            permission: AclPermission::FullControl,
+        }];
+        assert!(acl_permits(
+            CannedAcl::Private,
+            &full,
+            Some("bob"),
+            AclPermission::WriteAcp
+        ));
+        assert!(!acl_permits(
+            CannedAcl::Private,
+            &full,
+            Some("eve"),
+            AclPermission::Read
+        ));
+    }
 }
