@@ -24,6 +24,11 @@ use std::process::Command;
 /// write budget (the expiry less a quarter).
 const PENDING_EXPIRY_S: &str = "8";
 
+/// The zone's default encryption key (the RGW runbook's example value).
+const DEFAULT_KEY: &str = "4YSmvJtBv0aZ7geVgAsdpRnLBEwWSWlMIGnRS8a9TSA=";
+/// Two named SSE-KMS keys.
+const KMS_KEYS: &str = "testkey-1=YmluCmJvb3N0CmJvb3N0LWJ1aWxkCmNlcGguY29uZgo= testkey-2=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
 /// A lifecycle "day" in the suite (seconds).
 const LC_DAY_S: &str = "5";
 
@@ -71,6 +76,12 @@ fn s3_clients_against_two_gateways() {
             // Lifecycle days of a few seconds (RGW's testing knob).
             "-o",
             &format!("rgw_lc_debug_interval={LC_DAY_S}"),
+            // Encryption at rest as the RGW runbook configures it: every
+            // object of the suite is sealed with the default key.
+            "-o",
+            &format!("rgw_crypt_default_encryption_key={DEFAULT_KEY}"),
+            "-o",
+            &format!("rgw_crypt_s3_kms_encryption_keys={KMS_KEYS}"),
         ],
     );
     let cfg = tc.config();

@@ -331,14 +331,29 @@ async fn wait_s3(tc: &TestCluster, c: &S3Client, bucket: &str) {
 
 /// The replication suite in `tests/s3sync/` (boto3): versioned and suspended
 /// buckets, delete markers, multipart, copy, metadata, tags, ACLs, bucket
-/// settings made on the secondary, bucket creation and deletion, and the
-/// seed's application-level conflict resolver, each compared across zones.
+/// settings made on the secondary, bucket creation and deletion, encrypted
+/// objects, and the application-level conflict resolver of RGW's runbook,
+/// each compared across zones.
 #[test]
 fn replication_suite_with_real_clients() {
     let py = common::python::python().unwrap_or_else(|e| {
         panic!("the replication suite cannot run: no Python with the S3 clients:\n{e}")
     });
-    let (a, b) = TestCluster::start_zones(2, &["-o", "rgw_sync_reconcile_s=5"]);
+    let (a, b) = TestCluster::start_zones(
+        2,
+        &[
+            "-o",
+            "rgw_sync_reconcile_s=5",
+            // Both zones hold the same master keys, as multi-site encryption needs.
+            "-o",
+            "rgw_crypt_default_encryption_key=4YSmvJtBv0aZ7geVgAsdpRnLBEwWSWlMIGnRS8a9TSA=",
+            "-o",
+            "rgw_crypt_s3_kms_encryption_keys=testkey-1=YmluCmJvb3N0CmJvb3N0LWJ1aWxkCmNlcGguY29uZgo=",
+            // The suite's clients speak plain HTTP to the gateways.
+            "-o",
+            "rgw_crypt_require_ssl=false",
+        ],
+    );
     let dev = keys(&a, "dev");
     let junit = a.dir.join("sync-junit.xml");
     let out = std::process::Command::new(&py)

@@ -104,7 +104,16 @@ async fn upload_part_racing_complete_or_abort_leaves_no_data() {
             .await
             .expect("create upload");
         let p1 = z
-            .upload_part(&b, &key, &uid, 1, fixed_body(bytes_of(4096, 1)), None, None)
+            .upload_part(
+                &b,
+                &key,
+                &uid,
+                1,
+                fixed_body(bytes_of(4096, 1)),
+                None,
+                None,
+                None,
+            )
             .await
             .expect("part 1");
         // Part 2 is under way; its body ends when released, and its commit
@@ -113,7 +122,10 @@ async fn upload_part_racing_complete_or_abort_leaves_no_data() {
         tx.send(bytes_of(8192, 2)).await.expect("feed part 2");
         let part2 = {
             let (z, b, key, uid) = (z.clone(), b.clone(), key.clone(), uid.clone());
-            tokio::spawn(async move { z.upload_part(&b, &key, &uid, 2, body, None, None).await })
+            tokio::spawn(async move {
+                z.upload_part(&b, &key, &uid, 2, body, None, None, None)
+                    .await
+            })
         };
         tokio::time::sleep(Duration::from_millis(30)).await;
         drop(tx);
@@ -245,8 +257,17 @@ async fn outlive_intent(writer: &Zone, gc: &Zone, bucket: &str) -> GcReport {
     let (part_tx, part) = {
         let (z, b, uid) = (writer.clone(), b.clone(), uid.clone());
         slow_write(first, move |body| async move {
-            z.upload_part(&b, "big-part", &uid, 1, body, Some(total as u64), None)
-                .await
+            z.upload_part(
+                &b,
+                "big-part",
+                &uid,
+                1,
+                body,
+                Some(total as u64),
+                None,
+                None,
+            )
+            .await
         })
         .await
     };
@@ -344,6 +365,7 @@ async fn gc_collects_part_records_that_outlived_their_upload() {
             &uid,
             1,
             fixed_body(bytes_of(6 << 20, 7)),
+            None,
             None,
             None,
         )

@@ -124,6 +124,12 @@ pub fn check_option(who: &str, key: &str, value: &str) -> Result<CentralOption, 
         return Err(err("a value is one line".into()));
     }
     GlobalSection::default().set_option(&format!("{canonical}={value}"))?;
+    match canonical {
+        "rgw_crypt_default_encryption_key" => crate::crypt_keys::parse(value, ""),
+        "rgw_crypt_s3_kms_encryption_keys" => crate::crypt_keys::parse("", value),
+        _ => Ok(Default::default()),
+    }
+    .map_err(err)?;
     Ok(CentralOption::Store {
         key: canonical.to_string(),
         value: value.to_string(),

@@ -189,6 +189,14 @@ pub struct GlobalSection {
     /// `HTTP_X_FORWARDED_FOR` spelling or a header name; empty: the
     /// connection's), for bucket policies' `aws:SourceIp`.
     pub rgw_remote_addr_param: String,
+    /// Base64 256-bit master key of SSE-S3; when set, writes that ask for no
+    /// encryption are encrypted with it too (RGW's option; keep it secret).
+    pub rgw_crypt_default_encryption_key: String,
+    /// SSE-KMS keys, `id=base64key` separated by spaces (RGW's static KMS).
+    pub rgw_crypt_s3_kms_encryption_keys: String,
+    /// SSE-C and SSE-KMS requests must come over HTTPS (their keys travel
+    /// in headers), as AWS and RGW require.
+    pub rgw_crypt_require_ssl: bool,
 }
 
 /// RGW's names for `[global]` settings Meridian spells differently.
@@ -288,6 +296,9 @@ impl Default for GlobalSection {
             rgw_lc_debug_interval: 0,
             rgw_prometheus_port: 0,
             rgw_remote_addr_param: String::new(),
+            rgw_crypt_default_encryption_key: String::new(),
+            rgw_crypt_s3_kms_encryption_keys: String::new(),
+            rgw_crypt_require_ssl: true,
         }
     }
 }
@@ -550,6 +561,11 @@ impl Config {
             gw.tls_listeners()
                 .map_err(|e| invalid(format!("[gateway.{id}]: {e}")))?;
         }
+        crate::crypt_keys::parse(
+            &self.global.rgw_crypt_default_encryption_key,
+            &self.global.rgw_crypt_s3_kms_encryption_keys,
+        )
+        .map_err(invalid)?;
         if self.global.osd_heartbeat_grace_ms <= self.global.osd_heartbeat_interval_ms {
             return Err(invalid(
                 "osd_heartbeat_grace_ms must exceed osd_heartbeat_interval_ms".into(),

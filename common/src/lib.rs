@@ -3,6 +3,7 @@
 
 pub mod central;
 pub mod config;
+pub mod crypt_keys;
 pub mod failpoints;
 pub mod metrics;
 pub mod size;

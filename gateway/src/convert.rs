@@ -44,6 +44,8 @@ pub fn s3_error(e: ZoneError) -> S3Error {
         ZoneError::BucketNotEmpty(_) => (C::BucketNotEmpty, None),
         ZoneError::PreconditionFailed => (C::PreconditionFailed, None),
         ZoneError::ObjectLocked(_) => (C::AccessDenied, None),
+        ZoneError::CustomerKey(_) => (C::InvalidRequest, None),
+        ZoneError::WrongCustomerKey => (C::AccessDenied, None),
         ZoneError::InvalidBucketState(_) => (C::InvalidBucketState, None),
         ZoneError::InvalidPart(_) => (C::InvalidPart, None),
         ZoneError::InvalidPartOrder => (C::InvalidPartOrder, None),

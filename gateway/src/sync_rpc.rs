@@ -345,8 +345,21 @@ pub async fn fetch_object(zone: &Zone, req: FetchObjectRequest) -> Result<Object
     if not_modified || e.delete_marker || e.size == 0 {
         return Ok(Box::pin(futures::stream::once(async move { Ok(head) })));
     }
+    // Sent as plaintext (the link is the zones' own, TLS when configured);
+    // the receiving zone seals it again with its copy of the master key.
+    // SSE-C data cannot be read without its owner's key: it does not replicate.
+    let key = zone
+        .params()
+        .keys
+        .data_key(e.attrs.encryption.as_ref(), None)
+        .map_err(|err| {
+            Status::failed_precondition(format!(
+                "{}/{} version {} cannot be replicated: {err}",
+                b.name, e.key, e.version_id
+            ))
+        })?;
     let data = zone
-        .read_runs(&b.id, &e.manifest.runs, 0, e.size)
+        .read_runs(&b.id, &e.manifest.runs, (0, e.size), key)
         .map(|r| match r {
             Ok(bytes) => Ok(ObjectChunk {
                 data: bytes,

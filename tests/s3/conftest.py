@@ -290,9 +290,11 @@ def make_client(
     secret_key: str | None = None,
     anonymous: bool = False,
     region: str | None = None,
+    verify=None,
     **s3_extra,
 ):
-    """A boto3 S3 client (path-style, no retries) for ``endpoint``."""
+    """A boto3 S3 client (path-style, no retries) for ``endpoint``
+    (``verify``: the CA bundle of an https endpoint)."""
     s3cfg = {"addressing_style": "path"}
     s3cfg.update(s3_extra)
     cfg = Config(
@@ -309,6 +311,8 @@ def make_client(
         region_name=region or REGION,
         config=cfg,
     )
+    if verify is not None:
+        kwargs["verify"] = verify
     if anonymous:
         kwargs.update(aws_access_key_id="unused", aws_secret_access_key="unused")
     else:

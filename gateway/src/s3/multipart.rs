@@ -2,6 +2,7 @@
 
 use super::acl::grant_headers;
 use super::object::{body, cond_str, copy_source_conditions, declared_length};
+use super::sse::{SseFields, customer_headers, set_sse_fields, write_sse};
 use super::{MeridianS3, OrS3, denied, encoder, owner};
 use crate::convert::{self, AttrHeaders, etag, timestamp};
 use meridian_zone::Versioning;
@@ -70,17 +71,22 @@ impl MeridianS3 {
         )
         .await?;
         super::object_lock::set_write_lock(&b, super::object_lock::lock_headers!(i), &mut attrs)?;
+        // Parts derive their key from this record (SSE-C: from the key sent again).
+        attrs.encryption = self.seal_write(&req, &b, write_sse!(i))?.0;
+        let sse = SseFields::of(attrs.encryption.as_ref());
         let upload_id = self
             .zone
             .create_upload(&b, &i.key, owner, attrs)
             .await
             .or_s3()?;
-        Ok(S3Response::new(CreateMultipartUploadOutput {
+        let mut out = CreateMultipartUploadOutput {
             bucket: Some(b.name.clone()),
             key: Some(i.key.clone()),
             upload_id: Some(upload_id),
             ..Default::default()
-        }))
+        };
+        set_sse_fields!(out, sse);
+        Ok(S3Response::new(out))
     }
 
     pub(super) async fn do_upload_part(
@@ -91,6 +97,7 @@ impl MeridianS3 {
         let length = declared_length(&req, req.input.content_length);
         let expected = crate::checksum::expected(&req.headers, req.trailing_headers.as_ref())?;
         let mut req = req;
+        let customer = self.request_customer_key(&req, customer_headers!(req.input))?;
         let i = &mut req.input;
         let part = part_number(i.part_number)?;
         let md5 = convert::content_md5(i.content_md5.as_deref())?;
@@ -104,13 +111,16 @@ impl MeridianS3 {
                 crate::checksum::checked(body(i.body.take()), expected),
                 length,
                 md5,
+                customer.as_ref(),
             )
             .await
             .or_s3()?;
-        Ok(S3Response::new(UploadPartOutput {
+        let mut out = UploadPartOutput {
             e_tag: Some(etag(&rec.etag)),
             ..Default::default()
-        }))
+        };
+        set_sse_fields!(out, SseFields::of(customer.map(|c| c.record()).as_ref()));
+        Ok(S3Response::new(out))
     }
 
     pub(super) async fn do_upload_part_copy(
@@ -139,9 +149,12 @@ impl MeridianS3 {
             &i.copy_source_if_unmodified_since,
         )?;
         let (start, end) = copy_range(i.copy_source_range.as_deref(), src.size)?;
+        let src_customer = self.request_customer_key(&req, customer_headers!(i, copy_source))?;
+        let src_key = self.read_key(src.attrs.encryption.as_ref(), src_customer.as_ref())?;
+        let customer = self.request_customer_key(&req, customer_headers!(i))?;
         let body = self
             .zone
-            .copy_source(&src_b.id, &src.manifest.runs, start, end);
+            .copy_source(&src_b.id, &src.manifest.runs, (start, end), src_key);
         let rec = self
             .zone
             .upload_part(
@@ -152,6 +165,7 @@ impl MeridianS3 {
                 body,
                 Some(end - start),
                 None,
+                customer.as_ref(),
             )
             .await
             .or_s3()?;

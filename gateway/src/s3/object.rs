@@ -3,6 +3,7 @@
 use super::acl::grant_headers;
 use super::bucket::{tag_set_of, tags_of};
 use super::object_lock::{self, lock_headers};
+use super::sse::{CustomerHeaders, SseFields, customer_headers, set_sse_fields, write_sse};
 use super::{Caller, MeridianS3, OrS3, denied, encoder, max_keys, owner};
 use crate::convert::{self, AttrHeaders, etag, timestamp, timestamp_ns};
 use futures::StreamExt as _;
@@ -105,6 +106,7 @@ struct ReadRequest<'a> {
     if_unmodified_since: &'a Option<Timestamp>,
     range: &'a Option<Range>,
     part_number: Option<i32>,
+    customer: CustomerHeaders<'a>,
 }
 
 /// Outcome of the GET/HEAD preconditions.
@@ -323,6 +325,7 @@ impl MeridianS3 {
         let (caller, b) = self.writable_bucket(&req, &req.input.bucket).await?;
         let length = declared_length(&req, req.input.content_length);
         let expected = crate::checksum::expected(&req.headers, req.trailing_headers.as_ref())?;
+        let (encryption, data_key) = self.seal_write(&req, &b, write_sse!(req.input))?;
         let mut req = req;
         let input = &mut req.input;
         let mut attrs = convert::attrs(AttrHeaders {
@@ -345,6 +348,8 @@ impl MeridianS3 {
         )
         .await?;
         object_lock::set_write_lock(&b, lock_headers!(input), &mut attrs)?;
+        let sse = SseFields::of(encryption.as_ref());
+        attrs.encryption = encryption;
         let opts = PutOptions {
             owner,
             attrs,
@@ -354,6 +359,7 @@ impl MeridianS3 {
                 if_match: cond_str(&input.if_match),
                 if_none_match: cond_str(&input.if_none_match),
             },
+            data_key,
         };
         let r = self
             .zone
@@ -365,11 +371,13 @@ impl MeridianS3 {
             )
             .await
             .or_s3()?;
-        Ok(S3Response::new(PutObjectOutput {
+        let mut out = PutObjectOutput {
             e_tag: Some(etag(&r.etag)),
             version_id: version_header(&b, &r.version_id),
             ..Default::default()
-        }))
+        };
+        set_sse_fields!(out, sse);
+        Ok(S3Response::new(out))
     }
 
     /// GET and HEAD: the version, its preconditions and range, the response headers.
@@ -392,10 +400,18 @@ impl MeridianS3 {
             return Err(not_modified(&e));
         }
         let (start, end, content_range) = resolve_range(&e, r.range, r.part_number)?;
+        // HEAD too needs an SSE-C object's key, as on AWS.
+        let customer = self.request_customer_key(req, r.customer)?;
+        let key = self.read_key(e.attrs.encryption.as_ref(), customer.as_ref())?;
         let a = &e.attrs;
         let (lock_mode, lock_until, legal_hold) = object_lock::lock_fields(a);
-        Ok(GetObjectOutput {
-            body: with_body.then(|| blob(self.zone.read_runs(&b.id, &e.manifest.runs, start, end))),
+        let mut out = GetObjectOutput {
+            body: with_body.then(|| {
+                blob(
+                    self.zone
+                        .read_runs(&b.id, &e.manifest.runs, (start, end), key),
+                )
+            }),
             e_tag: Some(etag(&e.etag)),
             last_modified: Some(timestamp(e.mtime_ns)),
             version_id: version_header(&b, &e.version_id),
@@ -429,7 +445,9 @@ impl MeridianS3 {
             object_lock_retain_until_date: lock_until,
             object_lock_legal_hold_status: legal_hold,
             ..Default::default()
-        })
+        };
+        set_sse_fields!(out, SseFields::of(a.encryption.as_ref()));
+        Ok(out)
     }
 
     pub(super) async fn do_get_object(
@@ -447,6 +465,7 @@ impl MeridianS3 {
             if_unmodified_since: &i.if_unmodified_since,
             range: &i.range,
             part_number: i.part_number,
+            customer: customer_headers!(i),
         };
         Ok(S3Response::new(self.read_object(&req, r, true).await?))
     }
@@ -466,6 +485,7 @@ impl MeridianS3 {
             if_unmodified_since: &i.if_unmodified_since,
             range: &i.range,
             part_number: i.part_number,
+            customer: customer_headers!(i),
         };
         let g = self.read_object(&req, r, false).await?;
         Ok(S3Response::new(HeadObjectOutput {
@@ -487,6 +507,10 @@ impl MeridianS3 {
             object_lock_mode: g.object_lock_mode,
             object_lock_retain_until_date: g.object_lock_retain_until_date,
             object_lock_legal_hold_status: g.object_lock_legal_hold_status,
+            server_side_encryption: g.server_side_encryption,
+            ssekms_key_id: g.ssekms_key_id,
+            sse_customer_algorithm: g.sse_customer_algorithm,
+            sse_customer_key_md5: g.sse_customer_key_md5,
             ..Default::default()
         }))
     }
@@ -689,6 +713,8 @@ impl MeridianS3 {
             && i.grant_read_acp.is_none()
             && i.grant_write_acp.is_none()
             && i.grant_full_control.is_none()
+            && i.server_side_encryption.is_none()
+            && i.sse_customer_algorithm.is_none()
         {
             return Err(s3_error!(
                 InvalidRequest,
@@ -734,17 +760,25 @@ impl MeridianS3 {
         .await?;
         // Nor its retention: the request's, or the destination's default.
         object_lock::set_write_lock(&dst, lock_headers!(i), &mut attrs)?;
+        // Read with the source's key, sealed as the request (or the
+        // destination bucket) says: encryption is never copied.
+        let src_customer = self.request_customer_key(&req, customer_headers!(i, copy_source))?;
+        let src_key = self.read_key(src.attrs.encryption.as_ref(), src_customer.as_ref())?;
+        let (encryption, data_key) = self.seal_write(&req, &dst, write_sse!(i))?;
+        let sse = SseFields::of(encryption.as_ref());
+        attrs.encryption = encryption;
         let opts = PutOptions {
             owner,
             attrs,
+            data_key,
             ..Default::default()
         };
         let r = self
             .zone
-            .copy_object(&src_b, &src, &dst, &i.key, opts)
+            .copy_object(&src_b, &src, &dst, &i.key, opts, src_key)
             .await
             .or_s3()?;
-        Ok(S3Response::new(CopyObjectOutput {
+        let mut out = CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(etag(&r.etag)),
                 last_modified: Some(timestamp(r.mtime_ns)),
@@ -753,7 +787,9 @@ impl MeridianS3 {
             version_id: version_header(&dst, &r.version_id),
             copy_source_version_id: version_header(&src_b, &src.version_id),
             ..Default::default()
-        }))
+        };
+        set_sse_fields!(out, sse);
+        Ok(S3Response::new(out))
     }
 
     pub(super) async fn do_list_objects(

@@ -62,6 +62,8 @@ pub enum BucketChange {
     /// PutObjectLockConfiguration (or CreateBucket with object lock):
     /// enables object lock for good; the bucket must be versioned.
     ObjectLock(crate::ObjectLockConfig),
+    /// PutBucketEncryption / DeleteBucketEncryption (None).
+    Encryption(Option<crate::BucketEncryption>),
 }
 
 /// A bucket as listed.
@@ -267,6 +269,13 @@ impl Zone {
                     }
                 }
                 self.set_versioning(name, *v).await
+            }
+            BucketChange::Encryption(e) => {
+                self.update_bucket(name, |b| {
+                    b.encryption = e.clone();
+                    Ok(())
+                })
+                .await
             }
             BucketChange::ObjectLock(cfg) => {
                 self.update_bucket(name, |b| {

@@ -3,6 +3,7 @@
 //! `<bucket id>_<inst>`, `<bucket id>_<inst>.1`, ... Writes stream from the
 //! request body with bounded buffering; reads stream with a small prefetch.
 
+use crate::crypt::DataKey;
 use crate::{DataRef, Result, Zone, ZoneError};
 use bytes::{Bytes, BytesMut};
 use futures::stream::FuturesUnordered;
@@ -72,10 +73,18 @@ impl Zone {
         mut body: Body,
         limit: u64,
         deadline: Instant,
+        key: Option<&DataKey>,
     ) -> Result<Written> {
         let mut inflight = FuturesUnordered::new();
         let r = self
-            .write_stripes(bucket_id, inst, &mut body, limit, deadline, &mut inflight)
+            .write_stripes(
+                bucket_id,
+                inst,
+                &mut body,
+                (limit, deadline),
+                key,
+                &mut inflight,
+            )
             .await;
         // After a failure, writes still in flight are awaited, not dropped: a
         // dropped write may land after the caller deleted the run.
@@ -88,8 +97,8 @@ impl Zone {
         bucket_id: &str,
         inst: &str,
         body: &mut Body,
-        limit: u64,
-        deadline: Instant,
+        (limit, deadline): (u64, Instant),
+        key: Option<&DataKey>,
         inflight: &mut FuturesUnordered<StripeWrite<'a>>,
     ) -> Result<Written> {
         let mut md5 = Md5::new();
@@ -126,7 +135,12 @@ impl Zone {
                     return Err(ZoneError::Expired);
                 }
                 let take = (buf.len() as u64).min(STRIPE) as usize;
-                let stripe = buf.split_to(take).freeze();
+                let mut stripe = buf.split_to(take);
+                // The MD5 above is of the plaintext; the stripe is stored sealed.
+                if let Some(k) = key {
+                    k.apply(inst, n * STRIPE, &mut stripe);
+                }
+                let stripe = stripe.freeze();
                 let name = stripe_name(bucket_id, inst, n);
                 n += 1;
                 let p = permit.take();
@@ -167,8 +181,15 @@ impl Zone {
             .map_err(|_| ZoneError::Body("gateway shutting down".into()))
     }
 
-    /// Streams bytes `[start, end)` of the concatenated runs.
-    pub fn read_runs(&self, bucket_id: &str, runs: &[DataRef], start: u64, end: u64) -> ByteStream {
+    /// Streams bytes `[start, end)` of the concatenated runs (decrypted with
+    /// `key` when the version is encrypted).
+    pub fn read_runs(
+        &self,
+        bucket_id: &str,
+        runs: &[DataRef],
+        (start, end): (u64, u64),
+        key: Option<DataKey>,
+    ) -> ByteStream {
         let mut pieces = Vec::new();
         let mut base = 0u64;
         for run in runs {
@@ -184,7 +205,12 @@ impl Zone {
                 let n = off / STRIPE;
                 let in_stripe = off % STRIPE;
                 let len = (STRIPE - in_stripe).min(to - off);
-                pieces.push((stripe_name(bucket_id, &run.inst, n), in_stripe, len));
+                pieces.push((
+                    stripe_name(bucket_id, &run.inst, n),
+                    in_stripe,
+                    len,
+                    (run.inst.clone(), off),
+                ));
                 off += len;
             }
         }
@@ -192,9 +218,10 @@ impl Zone {
         let pool = self.pools().data.clone();
         Box::pin(
             futures::stream::iter(pieces)
-                .map(move |(name, off, len)| {
+                .map(move |(name, off, len, (inst, run_off))| {
                     let cluster = cluster.clone();
                     let pool = pool.clone();
+                    let key = key.clone();
                     async move {
                         let data = cluster.read_range(&pool, &name, off, len).await.map_err(
                             |e| match e {
@@ -211,7 +238,14 @@ impl Zone {
                                 reason: format!("{} bytes at {off}, expected {len}", data.len()),
                             });
                         }
-                        Ok(data)
+                        match key {
+                            Some(k) => {
+                                let mut plain = BytesMut::from(data);
+                                k.apply(&inst, run_off, &mut plain);
+                                Ok(plain.freeze())
+                            }
+                            None => Ok(data),
+                        }
                     }
                 })
                 .buffered(READS_AHEAD),
@@ -220,9 +254,15 @@ impl Zone {
 
     /// Bytes `[start, end)` of a stored object as the request body of another
     /// write (CopyObject, UploadPartCopy).
-    pub fn copy_source(&self, bucket_id: &str, runs: &[DataRef], start: u64, end: u64) -> Body {
+    pub fn copy_source(
+        &self,
+        bucket_id: &str,
+        runs: &[DataRef],
+        range: (u64, u64),
+        key: Option<DataKey>,
+    ) -> Body {
         Box::pin(
-            self.read_runs(bucket_id, runs, start, end)
+            self.read_runs(bucket_id, runs, range, key)
                 .map(|r| r.map_err(|e| format!("copy source: {e}"))),
         )
     }

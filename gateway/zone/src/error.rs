@@ -41,6 +41,12 @@ pub enum ZoneError {
     /// The bucket's state forbids the change (object lock needs versioning).
     #[error("{0}")]
     InvalidBucketState(String),
+    /// An SSE-C request without the key the object needs (or with one it does not).
+    #[error("{0}")]
+    CustomerKey(String),
+    /// An SSE-C key other than the one the object was written with.
+    #[error("the SSE-C key is not the one the object was written with")]
+    WrongCustomerKey,
     /// A conditional request's condition does not hold.
     #[error("precondition failed")]
     PreconditionFailed,

@@ -16,6 +16,7 @@
 //! that may still add a stripe.
 
 pub mod bucket;
+pub mod crypt;
 pub mod data;
 mod error;
 pub mod gc;
@@ -77,6 +78,10 @@ pub struct ZoneParams {
     /// Trim the logs in each GC pass when no other zone reads them (the zone
     /// has no multi-site peers; see [`Zone::has_peers`]). Off: never trim here.
     pub trim_logs_without_peers: bool,
+    /// Master keys of SSE-S3 and SSE-KMS.
+    pub keys: crypt::KeyRing,
+    /// SSE-C and SSE-KMS requests must come over TLS (`rgw_crypt_require_ssl`).
+    pub sse_require_tls: bool,
 }
 
 impl ZoneParams {
@@ -105,6 +110,16 @@ impl ZoneParams {
             trim_logs_without_peers: true,
             log_poll_interval: Duration::from_millis(g.rgw_sync_log_poll_ms.max(10)),
             tombstone_ttl: Duration::from_secs(g.rgw_sync_tombstone_ttl_s),
+            sse_require_tls: g.rgw_crypt_require_ssl,
+            // Checked when the configuration was loaded or set.
+            keys: crypt::KeyRing::parse(
+                &g.rgw_crypt_default_encryption_key,
+                &g.rgw_crypt_s3_kms_encryption_keys,
+            )
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "encryption keys unusable; SSE-S3/SSE-KMS refused");
+                crypt::KeyRing::default()
+            }),
         }
     }
 }

@@ -67,7 +67,8 @@ impl Zone {
         Ok(upload_id)
     }
 
-    /// UploadPart (and UploadPartCopy, with the source as `body`): data first,
+    /// UploadPart (and UploadPartCopy, with the source as `body`), sealed
+    /// with the upload's encryption (`customer_key` for SSE-C): data first,
     /// then the part record; a re-uploaded part number replaces the old one.
     /// The part record's commit also rewrites the upload record (bumping
     /// `part_commits`), so a completion or abort, which compares the upload
@@ -84,6 +85,7 @@ impl Zone {
         body: Body,
         length: Option<u64>,
         content_md5: Option<[u8; 16]>,
+        customer_key: Option<&crate::crypt::CustomerKey>,
     ) -> Result<PartRecord> {
         if part == 0 || part > MAX_PART {
             return Err(ZoneError::InvalidArgument(format!(
@@ -92,11 +94,27 @@ impl Zone {
         }
         let bound = length.unwrap_or(self.params().max_put_size);
         let deadline = self.write_deadline();
-        let inst = self.begin_part(bucket, key, upload_id, bound).await?;
-        let written = match self
-            .store_body(bucket, &inst, body, length, content_md5, deadline)
-            .await
-        {
+        let (inst, encryption) = self.begin_part(bucket, key, upload_id, bound).await?;
+        // A part is sealed as the upload said (SSE-C: with the same key again).
+        let sealed = self
+            .params()
+            .keys
+            .data_key(encryption.as_ref(), customer_key);
+        let stored = match sealed {
+            Ok(data_key) => {
+                self.store_body(
+                    bucket,
+                    &inst,
+                    body,
+                    (length, content_md5),
+                    deadline,
+                    data_key.as_ref(),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        let written = match stored {
             Ok(w) => w,
             Err(e) => {
                 self.abandon_write(bucket, key, &inst, bound).await;

@@ -66,6 +66,8 @@ pub struct PutOptions {
     pub length: Option<u64>,
     /// Conditional write.
     pub conditions: WriteConditions,
+    /// The key the data is stored under (`attrs.encryption` says how it was chosen).
+    pub data_key: Option<crate::crypt::DataKey>,
 }
 
 /// What a successful write returns.
@@ -293,27 +295,28 @@ impl Zone {
     }
 
     /// Records a part write in progress in the key's shard (before any data
-    /// is stored), while its upload exists.
+    /// is stored), while its upload exists; returns the upload's encryption.
     pub(crate) async fn begin_part(
         &self,
         bucket: &BucketInfo,
         key: &str,
         upload: &str,
         size_bound: u64,
-    ) -> Result<String> {
+    ) -> Result<(String, Option<crate::crypt::Encryption>)> {
         let (inst, intent) = Intent::new(key, size_bound);
         let shard = index::shard_of(key, bucket.num_shards);
         let ukey = index::upload_key(key, upload);
-        self.shard_update(bucket, shard, vec![ukey.clone()], vec![], |snap| {
-            if snap.raw(&ukey).is_none() {
-                return Err(ZoneError::NoSuchUpload(upload.into()));
-            }
-            let mut txn = index::ShardTxn::default();
-            txn.set(index::intent_key(&inst), &intent);
-            Ok(Step::Commit(txn, ()))
-        })
-        .await?;
-        Ok(inst)
+        let encryption = self
+            .shard_update(bucket, shard, vec![ukey.clone()], vec![], |snap| {
+                let rec: crate::UploadRecord = snap
+                    .get(&ukey)?
+                    .ok_or_else(|| ZoneError::NoSuchUpload(upload.into()))?;
+                let mut txn = index::ShardTxn::default();
+                txn.set(index::intent_key(&inst), &intent);
+                Ok(Step::Commit(txn, rec.attrs.encryption))
+            })
+            .await?;
+        Ok((inst, encryption))
     }
 
     /// Undoes a write that was not linked (and never will be): its data, then
@@ -363,16 +366,16 @@ impl Zone {
         Instant::now() + self.params().write_budget()
     }
 
-    /// Stores `body` as run `inst` (by `deadline`) and checks it against the
-    /// declared length and MD5.
+    /// Stores `body` as run `inst` (by `deadline`, sealed with `key`) and
+    /// checks it against the declared length and MD5.
     pub(crate) async fn store_body(
         &self,
         bucket: &BucketInfo,
         inst: &str,
         body: Body,
-        length: Option<u64>,
-        content_md5: Option<[u8; 16]>,
+        (length, content_md5): (Option<u64>, Option<[u8; 16]>),
         deadline: Instant,
+        key: Option<&crate::crypt::DataKey>,
     ) -> Result<crate::data::Written> {
         let limit = self.params().max_put_size;
         if let Some(l) = length
@@ -381,7 +384,14 @@ impl Zone {
             return Err(ZoneError::EntityTooLarge { limit });
         }
         let w = self
-            .write_run(&bucket.id, inst, body, length.unwrap_or(limit), deadline)
+            .write_run(
+                &bucket.id,
+                inst,
+                body,
+                length.unwrap_or(limit),
+                deadline,
+                key,
+            )
             .await?;
         if let Some(l) = length
             && w.size != l
@@ -412,7 +422,14 @@ impl Zone {
         let deadline = self.write_deadline();
         let (inst, first) = self.begin_put(bucket, key, bound).await?;
         let written = match self
-            .store_body(bucket, &inst, body, opts.length, opts.content_md5, deadline)
+            .store_body(
+                bucket,
+                &inst,
+                body,
+                (opts.length, opts.content_md5),
+                deadline,
+                opts.data_key.as_ref(),
+            )
             .await
         {
             Ok(w) => w,
@@ -877,7 +894,8 @@ impl Zone {
         .await
     }
 
-    /// CopyObject: the source's bytes streamed into a new version of `dst_key`.
+    /// CopyObject: the source's bytes (decrypted with `src_key`) streamed into
+    /// a new version of `dst_key`.
     pub async fn copy_object(
         &self,
         src_bucket: &BucketInfo,
@@ -885,8 +903,9 @@ impl Zone {
         dst_bucket: &BucketInfo,
         dst_key: &str,
         opts: PutOptions,
+        src_key: Option<crate::crypt::DataKey>,
     ) -> Result<PutResult> {
-        let body = self.copy_source(&src_bucket.id, &src.manifest.runs, 0, src.size);
+        let body = self.copy_source(&src_bucket.id, &src.manifest.runs, (0, src.size), src_key);
         let mut opts = opts;
         opts.length = Some(src.size);
         opts.content_md5 = None;

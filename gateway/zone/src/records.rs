@@ -307,6 +307,16 @@ pub struct ObjectLockConfig {
     pub default_retention: Option<DefaultRetention>,
 }
 
+/// A bucket's default encryption: SSE-S3, or SSE-KMS with a key id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketEncryption {
+    /// `S3` or `Kms`.
+    pub mode: crate::crypt::SseMode,
+    /// The KMS key ("" for SSE-S3).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key_id: String,
+}
+
 /// One CORS rule of a bucket (S3's CORSRule).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -359,6 +369,9 @@ pub struct BucketInfo {
     pub cors: Vec<CorsRule>,
     /// Lifecycle rules (PutBucketLifecycleConfiguration).
     pub lifecycle: Vec<crate::lifecycle::LifecycleRule>,
+    /// Default encryption of new objects (PutBucketEncryption).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<BucketEncryption>,
     /// Object lock (enabled when present).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_lock: Option<ObjectLockConfig>,
@@ -434,6 +447,9 @@ pub struct ObjectAttrs {
     /// Legal hold (None: never set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub legal_hold: Option<bool>,
+    /// How the data is encrypted at rest (None: it is not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::crypt::Encryption>,
 }
 
 impl ObjectAttrs {

@@ -237,7 +237,7 @@ impl Zone {
         // The intent alone: the commit below writes the data log hints.
         let inst = self.begin_replica_write(bucket, &v.key, v.size).await?;
         let written = match self
-            .store_body(bucket, &inst, body, Some(v.size), None, deadline)
+            .store_replica_body(bucket, &inst, body, v, deadline)
             .await
         {
             Ok(w) => w,
@@ -257,6 +257,32 @@ impl Zone {
             self.abandon_write(bucket, &v.key, &inst, v.size).await;
         }
         r
+    }
+
+    /// Stores the bytes of replicated version `v` as run `inst`. Other zones
+    /// send plaintext; SSE-S3/SSE-KMS versions are sealed again here under
+    /// this zone's copy of the same master key (with a fresh run key).
+    async fn store_replica_body(
+        &self,
+        bucket: &BucketInfo,
+        inst: &str,
+        body: Body,
+        v: &IndexEntry,
+        deadline: std::time::Instant,
+    ) -> Result<crate::data::Written> {
+        let key = self
+            .params()
+            .keys
+            .data_key(v.attrs.encryption.as_ref(), None)?;
+        self.store_body(
+            bucket,
+            inst,
+            body,
+            (Some(v.size), None),
+            deadline,
+            key.as_ref(),
+        )
+        .await
     }
 
     /// Records the intent of a replicated write (its data is stored next).
@@ -477,7 +503,7 @@ impl Zone {
                 Box::pin(async move {
                     let v = as_version(&inc);
                     let r = match self
-                        .store_body(bucket, &inst, body, Some(v.size), None, deadline)
+                        .store_replica_body(bucket, &inst, body, v, deadline)
                         .await
                     {
                         Ok(w) if !is_copy_of(v, &w.md5) => Err(ZoneError::BadDigest),
