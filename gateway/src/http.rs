@@ -23,6 +23,8 @@ pub const MAX_HEADER_BYTES: usize = 16 << 10;
 const MAX_HTTP_BUFFER: usize = 256 << 10;
 /// Largest XML request body (DeleteObjects with 1,000 long keys fits).
 const MAX_XML_BODY: usize = 4 << 20;
+/// Largest file of an HTML-form POST upload (held in memory while checked).
+const MAX_POST_OBJECT: u64 = 64 << 20;
 /// Error bodies larger than this are passed through untouched.
 const MAX_ERROR_BODY: usize = 64 << 10;
 
@@ -101,6 +103,10 @@ pub fn service(
     }
     let mut cfg = s3s::config::S3Config::default();
     cfg.xml_max_body_size = MAX_XML_BODY;
+    // s3s holds a form upload's file in memory to check the policy's
+    // content-length-range: bounded here (AWS allows 5 GB; use PUT or
+    // multipart beyond this).
+    cfg.post_object_max_file_size = MAX_POST_OBJECT;
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
         cfg,
     ))));
@@ -145,6 +151,25 @@ fn escape(s: &str) -> String {
 }
 
 /// Puts `<RequestId>` into an S3 error body that lacks one.
+/// s3s answers a form whose fields break its policy with 400
+/// InvalidPolicyDocument; AWS with 403 AccessDenied "Invalid according to
+/// Policy". The rewritten body, for such an error.
+fn as_aws_policy_refusal(body: &[u8]) -> Option<Bytes> {
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.contains("<Code>InvalidPolicyDocument</Code>") {
+        return None;
+    }
+    let start = text.find("<Message>")? + "<Message>".len();
+    let end = text[start..].find("</Message>")? + start;
+    let why = &text[start..end];
+    if !why.starts_with("Policy condition") {
+        return None;
+    }
+    Some(Bytes::from(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Invalid according to Policy: {why}</Message></Error>"
+    )))
+}
+
 fn with_request_id(body: &[u8], rid: &str) -> Option<Bytes> {
     let text = std::str::from_utf8(body).ok()?;
     if !text.contains("<Error>") || text.contains("<RequestId>") {
@@ -250,17 +275,11 @@ impl Gateway {
     }
 
     /// Refuses a SigV2 request whose signature does not match (compared in
-    /// constant time; see [`crate::sigv2`]) and HTML-form POST uploads.
-    /// Anything else, including an unknown access key, goes on to s3s.
+    /// constant time; see [`crate::sigv2`]). Anything else, including an
+    /// unknown access key and HTML-form POST uploads (s3s checks their
+    /// policy and signature), goes on to s3s.
     async fn check_sigv2<B>(&self, req: &http::Request<B>) -> Option<crate::auth::Refusal> {
         use crate::sigv2;
-        if sigv2::is_form_post(req) {
-            return Some(crate::auth::Refusal {
-                status: 501,
-                code: "NotImplemented",
-                message: "POST object uploads (HTML forms) are not supported; use PUT".into(),
-            });
-        }
         // Cheap test first: nearly every request is SigV4.
         let maybe_v2 = req.uri().query().is_some_and(|q| q.contains("Signature="))
             || req
@@ -377,16 +396,22 @@ impl Gateway {
                 }
                 None => req.map(Body::from),
             };
+            let form_post = crate::sigv2::is_form_post(&req);
             let resp = self.s3.call(req).await?;
             let mut resp = if resp.status().as_u16() >= 400 {
                 let (mut parts, body) = resp.into_parts();
                 let body = match hyper::body::Body::size_hint(&body).upper() {
                     Some(n) if n as usize <= MAX_ERROR_BODY => {
-                        let bytes = body
+                        let mut bytes = body
                             .collect()
                             .await
                             .map(|c| c.to_bytes())
                             .unwrap_or_default();
+                        if form_post && let Some(b) = as_aws_policy_refusal(&bytes) {
+                            parts.status = http::StatusCode::FORBIDDEN;
+                            parts.headers.remove(http::header::CONTENT_LENGTH);
+                            bytes = b;
+                        }
                         match with_request_id(&bytes, &rid) {
                             Some(b) => {
                                 parts.headers.remove(http::header::CONTENT_LENGTH);

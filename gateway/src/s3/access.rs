@@ -37,6 +37,7 @@ pub fn s3_action(op: &str, versioned: bool) -> String {
         "PutObjectTagging" if versioned => "PutObjectVersionTagging",
         "DeleteObjectTagging" if versioned => "DeleteObjectVersionTagging",
         "PutObject"
+        | "PostObject"
         | "CopyObject"
         | "CreateMultipartUpload"
         | "UploadPart"

@@ -640,6 +640,12 @@ impl S3 for MeridianS3 {
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         self.do_delete_object_tagging(req).await
     }
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        self.do_get_object_attributes(req).await
+    }
     async fn get_object_acl(
         &self,
         req: S3Request<GetObjectAclInput>,

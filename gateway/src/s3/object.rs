@@ -322,6 +322,13 @@ impl MeridianS3 {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        if req.method == http::Method::POST && req.input.key.contains("${filename}") {
+            // The form's file name does not reach the handler (s3s keeps it).
+            return Err(s3_error!(
+                NotImplemented,
+                "the ${{filename}} key variable of POST uploads is not supported; name the key in the form"
+            ));
+        }
         let (caller, b) = self.writable_bucket(&req, &req.input.bucket).await?;
         let length = declared_length(&req, req.input.content_length);
         let expected = crate::checksum::expected(&req.headers, req.trailing_headers.as_ref())?;
@@ -1012,6 +1019,74 @@ impl MeridianS3 {
             .or_s3()?;
         Ok(S3Response::new(DeleteObjectTaggingOutput {
             version_id: version_header(&b, &e.version_id),
+        }))
+    }
+
+    pub(super) async fn do_get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        let i = &req.input;
+        let (_, b, e) = self
+            .readable_object(&req, &i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
+        // As GET: an SSE-C object answers only with its key.
+        let customer = self.request_customer_key(&req, customer_headers!(i))?;
+        self.read_key(e.attrs.encryption.as_ref(), customer.as_ref())?;
+        // One header, comma-separated (s3s keeps it as one item).
+        let wants = |a: &str| {
+            i.object_attributes
+                .iter()
+                .flat_map(|x| x.as_str().split(','))
+                .any(|x| x.trim() == a)
+        };
+        if i.object_attributes.is_empty() {
+            return Err(s3_error!(
+                InvalidArgument,
+                "x-amz-object-attributes names none of ETag, Checksum, ObjectParts, StorageClass, ObjectSize"
+            ));
+        }
+        let parts = (wants(ObjectAttributes::OBJECT_PARTS) && e.parts > 0).then(|| {
+            let max = i.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+            let after = i.part_number_marker.unwrap_or(0).max(0) as usize;
+            let page: Vec<ObjectPart> = e
+                .part_sizes
+                .iter()
+                .enumerate()
+                .skip(after)
+                .take(max)
+                .map(|(n, size)| ObjectPart {
+                    part_number: Some(n as i32 + 1),
+                    size: Some(*size as i64),
+                    ..Default::default()
+                })
+                .collect();
+            let last = after + page.len();
+            let truncated = last < e.part_sizes.len();
+            GetObjectAttributesParts {
+                is_truncated: Some(truncated),
+                max_parts: Some(max as i32),
+                next_part_number_marker: truncated.then_some(last as i32),
+                part_number_marker: i.part_number_marker,
+                parts: Some(page),
+                total_parts_count: Some(e.parts as i32),
+            }
+        });
+        Ok(S3Response::new(GetObjectAttributesOutput {
+            e_tag: wants(ObjectAttributes::ETAG).then(|| etag(&e.etag)),
+            last_modified: Some(timestamp(e.mtime_ns)),
+            object_parts: parts,
+            object_size: wants(ObjectAttributes::OBJECT_SIZE).then_some(e.size as i64),
+            storage_class: wants(ObjectAttributes::STORAGE_CLASS).then(|| {
+                StorageClass::from(
+                    e.attrs
+                        .storage_class
+                        .clone()
+                        .unwrap_or_else(|| "STANDARD".into()),
+                )
+            }),
+            version_id: version_header(&b, &e.version_id),
+            ..Default::default()
         }))
     }
 
