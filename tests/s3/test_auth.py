@@ -174,13 +174,15 @@ def test_sigv2_signatures_are_verified(s3, bucket):
 
 
 @meridian_only("moto accepts POST uploads")
-def test_html_form_post_uploads_are_not_implemented(bucket):
+def test_unsigned_form_post_to_a_private_bucket_is_denied(s3, bucket):
     r = requests.post(
         f"{ENDPOINT}/{bucket}",
         files={"key": (None, "k"), "file": ("k", b"data")},
         timeout=30,
     )
-    assert_s3_error(r, "NotImplemented", 501)
+    assert_s3_error(r, "AccessDenied", 403)
+    with expect_error({"404", "NoSuchKey"}, 404):
+        s3.head_object(Bucket=bucket, Key="k")
 
 
 @meridian_only("moto does not verify x-amz-content-sha256 against the body")

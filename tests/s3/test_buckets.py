@@ -162,6 +162,9 @@ INVALID_NAMES = [
     pytest.param("trailing-dash-", id="trailing-dash", marks=meridian_only(_MOTO_NAMES)),
     pytest.param("under_score", id="underscore", marks=meridian_only(_MOTO_NAMES)),
     pytest.param("dot.-dash", id="dot-dash", marks=meridian_only(_MOTO_NAMES)),
+    pytest.param("amzn-s3-demo-bucket", id="reserved-prefix", marks=meridian_only(_MOTO_NAMES)),
+    pytest.param("my-bucket--x-s3", id="reserved-suffix", marks=meridian_only(_MOTO_NAMES)),
+    pytest.param("my-bucket.mrap", id="mrap-suffix", marks=meridian_only(_MOTO_NAMES)),
 ]
 
 

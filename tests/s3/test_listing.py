@@ -307,3 +307,58 @@ def test_unencoded_listing_escapes_xml(s3, wbucket):
     # boto3 (which asks for url encoding and decodes it) sees the same keys.
     assert sorted(o["Key"] for o in s3.list_objects(Bucket=wbucket)["Contents"]) == sorted(WEIRD_KEYS)
     assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=wbucket)["Contents"]) == sorted(WEIRD_KEYS)
+
+
+# --------------------------------------------------------------------------
+# Prefix and delimiter edge cases
+# --------------------------------------------------------------------------
+
+
+def test_prefix_edge_cases(s3, bucket):
+    keys = ["a", "a/", "a/b", "a/b/c", "a//d", "ab", "a-b", "b/é/ü", "b/%2F", "z"]
+    for k in keys:
+        s3.put_object(Bucket=bucket, Key=k, Body=b"")
+
+    def ls(**kw):
+        r = s3.list_objects_v2(Bucket=bucket, **kw)
+        return ([o["Key"] for o in r.get("Contents", [])],
+                [p["Prefix"] for p in r.get("CommonPrefixes", [])])
+
+    # UTF-8 byte order: '-' < '/' < letters.
+    assert ls()[0] == ["a", "a-b", "a/", "a//d", "a/b", "a/b/c", "ab", "b/%2F", "b/é/ü", "z"]
+    # A prefix equal to a key lists it and what lies under it.
+    assert ls(Prefix="a/") == (["a/", "a//d", "a/b", "a/b/c"], [])
+    # With a delimiter, the key equal to the prefix is content, an empty
+    # segment ("a//") is a prefix of its own.
+    assert ls(Prefix="a/", Delimiter="/") == (["a/", "a/b"], ["a//", "a/b/"])
+    assert ls(Prefix="a", Delimiter="/") == (["a", "a-b", "ab"], ["a/"])
+    # A delimiter other than '/', and one longer than a character.
+    assert ls(Delimiter="-") == (["a", "a/", "a//d", "a/b", "a/b/c", "ab", "b/%2F", "b/é/ü", "z"], ["a-"])
+    assert ls(Prefix="a", Delimiter="/b") == (["a", "a-b", "a/", "a//d", "ab"], ["a/b"])
+    # Non-ASCII and percent signs in prefixes are taken literally.
+    assert ls(Prefix="b/é") == (["b/é/ü"], [])
+    assert ls(Prefix="b/%") == (["b/%2F"], [])
+    # A prefix nothing matches, and StartAfter past every key.
+    assert ls(Prefix="nothing") == ([], [])
+    assert ls(StartAfter="zz") == ([], [])
+    # StartAfter and Prefix together: only keys past StartAfter under Prefix.
+    assert ls(Prefix="a/", StartAfter="a/b") == (["a/b/c"], [])
+
+
+def test_delimiter_groups_are_counted_once_across_pages(s3, bucket):
+    for i in range(5):
+        for j in range(3):
+            s3.put_object(Bucket=bucket, Key=f"dir{i}/f{j}", Body=b"")
+    s3.put_object(Bucket=bucket, Key="top", Body=b"")
+    seen_prefixes, seen_keys, token = [], [], None
+    while True:
+        kw = {"ContinuationToken": token} if token else {}
+        r = s3.list_objects_v2(Bucket=bucket, Delimiter="/", MaxKeys=2, **kw)
+        seen_prefixes += [p["Prefix"] for p in r.get("CommonPrefixes", [])]
+        seen_keys += [o["Key"] for o in r.get("Contents", [])]
+        assert r["KeyCount"] <= 2
+        if not r["IsTruncated"]:
+            break
+        token = r["NextContinuationToken"]
+    assert seen_prefixes == [f"dir{i}/" for i in range(5)]
+    assert seen_keys == ["top"]

@@ -116,7 +116,8 @@ pub fn policy_of(b: &BucketInfo) -> Option<BucketPolicy> {
 }
 
 /// What `policy` (of bucket `b`) says about `action` on `key` for the
-/// request of `facts` (a system user: no opinion).
+/// request of `facts` (a system user: no opinion; under the bucket's
+/// RestrictPublicBuckets, a public policy allows nobody but the owner).
 pub fn decide(
     b: &BucketInfo,
     policy: &BucketPolicy,
@@ -145,6 +146,15 @@ pub fn decide(
         Decision::Deny
             if facts.user.as_deref() == Some(b.owner.as_str())
                 && OWNER_ALWAYS.contains(&action) =>
+        {
+            Decision::NoOpinion
+        }
+        // RestrictPublicBuckets: a public policy grants nothing beyond the owner.
+        Decision::Allow
+            if b.public_access_block
+                .is_some_and(|p| p.restrict_public_buckets)
+                && facts.user.as_deref() != Some(b.owner.as_str())
+                && policy.is_public() =>
         {
             Decision::NoOpinion
         }

@@ -292,27 +292,33 @@ impl super::MeridianS3 {
         Ok(r)
     }
 
-    /// The ACL a Put*Acl request sets (it must name one).
+    /// The ACL a Put*Acl request sets on bucket `b` or one of its objects
+    /// (it must name one, and the bucket's controls must allow it).
     pub(super) async fn replacement_acl(
         &self,
+        b: &meridian_zone::BucketInfo,
         canned: Option<&str>,
         headers: GrantHeaders<'_>,
         body: Option<&AccessControlPolicy>,
         owner: &str,
     ) -> S3Result<RequestedAcl> {
-        self.requested_acl(canned, headers, body, owner)
+        let r = self
+            .requested_acl(canned, headers, body, owner)
             .await?
             .ok_or_else(|| {
                 s3_error!(
                     MissingSecurityHeader,
                     "send x-amz-acl, x-amz-grant-* or an AccessControlPolicy body"
                 )
-            })
+            })?;
+        super::bucket_controls::check_acl(b, &r, canned)?;
+        Ok(r)
     }
 
-    /// Sets the ACL an object write asks for on its attributes.
+    /// Sets the ACL an object write into `b` asks for on its attributes.
     pub(super) async fn set_object_acl(
         &self,
+        b: &meridian_zone::BucketInfo,
         attrs: &mut meridian_zone::ObjectAttrs,
         canned: Option<&str>,
         headers: GrantHeaders<'_>,
@@ -322,6 +328,7 @@ impl super::MeridianS3 {
             .requested_acl(canned, headers, None, owner)
             .await?
             .unwrap_or_default();
+        super::bucket_controls::check_acl(b, &r, canned)?;
         attrs.acl = r.acl;
         attrs.grants = r.grants;
         Ok(())

@@ -93,6 +93,12 @@ impl MeridianS3 {
                 })?;
             self.zone.adopt_bucket(&info).await.or_s3()?;
         }
+        self.set_initial_ownership(
+            &input.bucket,
+            &user.user_id,
+            input.object_ownership.as_ref().map(|o| o.as_str()),
+        )
+        .await?;
         if input.object_lock_enabled_for_bucket == Some(true) {
             self.enable_object_lock(&input.bucket, &user.user_id)
                 .await?;
@@ -267,6 +273,7 @@ impl MeridianS3 {
             .await?;
         let requested = self
             .replacement_acl(
+                &b,
                 i.acl.as_ref().map(|a| a.as_str()),
                 grant_headers!(i),
                 i.access_control_policy.as_ref(),
@@ -382,8 +389,18 @@ impl MeridianS3 {
         req: S3Request<PutBucketPolicyInput>,
     ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
         let (_, owned) = self.owned_writable_bucket(&req, &req.input.bucket).await?;
-        crate::policy::BucketPolicy::parse(&owned.name, &req.input.policy)
+        let policy = crate::policy::BucketPolicy::parse(&owned.name, &req.input.policy)
             .map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
+        if owned
+            .public_access_block
+            .is_some_and(|p| p.block_public_policy)
+            && policy.is_public()
+        {
+            return Err(s3_error!(
+                AccessDenied,
+                "Access Denied (the bucket's public access block refuses public policies)"
+            ));
+        }
         let owner_uid = owned.owner.clone();
         self.change_bucket(
             &req.input.bucket,

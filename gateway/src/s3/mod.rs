@@ -5,6 +5,7 @@
 pub(crate) mod access;
 mod acl;
 mod bucket;
+mod bucket_controls;
 mod lifecycle;
 mod multipart;
 mod object;
@@ -14,7 +15,8 @@ mod sse;
 use crate::convert::s3_error;
 use crate::site::Site;
 use meridian_zone::{
-    AclGrant, AclPermission, BucketInfo, CannedAcl, IndexEntry, User, Zone, ZoneError,
+    AclGrant, AclPermission, BucketInfo, CannedAcl, IndexEntry, ObjectOwnership, User, Zone,
+    ZoneError,
 };
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -195,38 +197,63 @@ impl Caller {
             .ok_or_else(|| s3_error!(AccessDenied, "anonymous requests may not do this"))
     }
 
-    /// The caller holds `want` through this ACL (the owner's implied
-    /// control aside).
-    fn granted(&self, acl: CannedAcl, grants: &[AclGrant], want: AclPermission) -> bool {
-        self.user.as_ref().is_some_and(|u| u.system)
-            || meridian_zone::acl_permits(acl, grants, self.uid(), want)
+    /// The caller holds `want` through this ACL of bucket `b` or one of its
+    /// objects (the owner's implied control aside), as the bucket's
+    /// ownership controls and public access block let ACLs count.
+    fn granted(
+        &self,
+        b: &BucketInfo,
+        (acl, grants): (CannedAcl, &[AclGrant]),
+        want: AclPermission,
+    ) -> bool {
+        if self.user.as_ref().is_some_and(|u| u.system) {
+            return true;
+        }
+        if b.ownership == Some(ObjectOwnership::BucketOwnerEnforced) {
+            return false;
+        }
+        if b.public_access_block.is_some_and(|p| p.ignore_public_acls) {
+            let own: Vec<AclGrant> = grants
+                .iter()
+                .filter(|g| matches!(g.grantee, meridian_zone::Grantee::User(_)))
+                .cloned()
+                .collect();
+            return meridian_zone::acl_permits(CannedAcl::Private, &own, self.uid(), want);
+        }
+        meridian_zone::acl_permits(acl, grants, self.uid(), want)
+    }
+
+    /// The caller owns object version `e` of bucket `b` (with the bucket
+    /// owner enforced as every object's owner, only the bucket owner does).
+    fn owns_object(&self, b: &BucketInfo, e: &IndexEntry) -> bool {
+        self.is(&b.owner)
+            || (b.ownership != Some(ObjectOwnership::BucketOwnerEnforced) && self.is(&e.owner))
     }
 
     /// List / head the bucket.
     fn can_read_bucket(&self, b: &BucketInfo) -> bool {
-        self.is(&b.owner) || self.granted(b.acl, &b.grants, AclPermission::Read)
+        self.is(&b.owner) || self.granted(b, (b.acl, &b.grants), AclPermission::Read)
     }
 
     /// Create / delete objects in the bucket.
     fn can_write_bucket(&self, b: &BucketInfo) -> bool {
-        self.is(&b.owner) || self.granted(b.acl, &b.grants, AclPermission::Write)
+        self.is(&b.owner) || self.granted(b, (b.acl, &b.grants), AclPermission::Write)
     }
 
     /// Read the bucket's ACL.
     fn can_read_bucket_acl(&self, b: &BucketInfo) -> bool {
-        self.is(&b.owner) || self.granted(b.acl, &b.grants, AclPermission::ReadAcp)
+        self.is(&b.owner) || self.granted(b, (b.acl, &b.grants), AclPermission::ReadAcp)
     }
 
     /// Replace the bucket's ACL.
     fn can_write_bucket_acl(&self, b: &BucketInfo) -> bool {
-        self.is(&b.owner) || self.granted(b.acl, &b.grants, AclPermission::WriteAcp)
+        self.is(&b.owner) || self.granted(b, (b.acl, &b.grants), AclPermission::WriteAcp)
     }
 
     /// Read an object version.
     fn can_read_object(&self, b: &BucketInfo, e: &IndexEntry) -> bool {
-        self.is(&b.owner)
-            || self.is(&e.owner)
-            || self.granted(e.attrs.acl, &e.attrs.grants, AclPermission::Read)
+        self.owns_object(b, e)
+            || self.granted(b, (e.attrs.acl, &e.attrs.grants), AclPermission::Read)
     }
 
     /// Read (`write` false) or replace an object version's ACL.
@@ -236,7 +263,7 @@ impl Caller {
         } else {
             AclPermission::ReadAcp
         };
-        self.is(&b.owner) || self.is(&e.owner) || self.granted(e.attrs.acl, &e.attrs.grants, want)
+        self.owns_object(b, e) || self.granted(b, (e.attrs.acl, &e.attrs.grants), want)
     }
 }
 
@@ -422,6 +449,42 @@ impl S3 for MeridianS3 {
         req: S3Request<GetBucketAclInput>,
     ) -> S3Result<S3Response<GetBucketAclOutput>> {
         self.do_get_bucket_acl(req).await
+    }
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        self.do_put_public_access_block(req).await
+    }
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        self.do_get_public_access_block(req).await
+    }
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        self.do_delete_public_access_block(req).await
+    }
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        self.do_put_bucket_ownership_controls(req).await
+    }
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        self.do_get_bucket_ownership_controls(req).await
+    }
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        self.do_delete_bucket_ownership_controls(req).await
     }
     async fn put_bucket_encryption(
         &self,

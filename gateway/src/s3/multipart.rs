@@ -62,12 +62,14 @@ impl MeridianS3 {
             tagging: i.tagging.as_deref(),
             storage_class: i.storage_class.as_ref().map(|s| s.as_str()),
         })?;
-        let owner = caller.uid().unwrap_or(&b.owner);
+        let owner =
+            super::bucket_controls::object_owner(&caller, &b, i.acl.as_ref().map(|a| a.as_str()));
         self.set_object_acl(
+            &b,
             &mut attrs,
             i.acl.as_ref().map(|a| a.as_str()),
             grant_headers!(i, no_write),
-            owner,
+            &owner,
         )
         .await?;
         super::object_lock::set_write_lock(&b, super::object_lock::lock_headers!(i), &mut attrs)?;
@@ -76,7 +78,7 @@ impl MeridianS3 {
         let sse = SseFields::of(attrs.encryption.as_ref());
         let upload_id = self
             .zone
-            .create_upload(&b, &i.key, owner, attrs)
+            .create_upload(&b, &i.key, &owner, attrs)
             .await
             .or_s3()?;
         let mut out = CreateMultipartUploadOutput {

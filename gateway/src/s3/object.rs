@@ -2,6 +2,7 @@
 
 use super::acl::grant_headers;
 use super::bucket::{tag_set_of, tags_of};
+use super::bucket_controls;
 use super::object_lock::{self, lock_headers};
 use super::sse::{CustomerHeaders, SseFields, customer_headers, set_sse_fields, write_sse};
 use super::{Caller, MeridianS3, OrS3, denied, encoder, max_keys, owner};
@@ -346,8 +347,10 @@ impl MeridianS3 {
             tagging: input.tagging.as_deref(),
             storage_class: input.storage_class.as_ref().map(|s| s.as_str()),
         })?;
-        let owner = caller.uid().unwrap_or(&b.owner).to_string();
+        let owner =
+            bucket_controls::object_owner(&caller, &b, input.acl.as_ref().map(|a| a.as_str()));
         self.set_object_acl(
+            &b,
             &mut attrs,
             input.acl.as_ref().map(|a| a.as_str()),
             grant_headers!(input, no_write),
@@ -757,8 +760,10 @@ impl MeridianS3 {
             src.attrs.tags.clone()
         };
         // A copy gets the ACL its request names, never its source's (as AWS).
-        let owner = caller.uid().unwrap_or(&dst.owner).to_string();
+        let owner =
+            bucket_controls::object_owner(&caller, &dst, i.acl.as_ref().map(|a| a.as_str()));
         self.set_object_acl(
+            &dst,
             &mut attrs,
             i.acl.as_ref().map(|a| a.as_str()),
             grant_headers!(i, no_write),
@@ -1116,6 +1121,7 @@ impl MeridianS3 {
             .await?;
         let r = self
             .replacement_acl(
+                &b,
                 i.acl.as_ref().map(|a| a.as_str()),
                 grant_headers!(i),
                 i.access_control_policy.as_ref(),

@@ -265,7 +265,7 @@ impl MeridianS3 {
             return Err(no_lock_configuration());
         }
         let e = self.zone.lookup(&b, key, version_id).await.or_s3()?;
-        if !granted && !caller.is(&b.owner) && !caller.is(&e.owner) {
+        if !granted && !caller.owns_object(&b, &e) {
             return Err(denied());
         }
         Ok((caller, b, e))

@@ -64,6 +64,53 @@ pub enum BucketChange {
     ObjectLock(crate::ObjectLockConfig),
     /// PutBucketEncryption / DeleteBucketEncryption (None).
     Encryption(Option<crate::BucketEncryption>),
+    /// PutPublicAccessBlock / DeletePublicAccessBlock (None).
+    PublicAccessBlock(Option<crate::PublicAccessBlock>),
+    /// PutBucketOwnershipControls / DeleteBucketOwnershipControls (None).
+    Ownership(Option<crate::ObjectOwnership>),
+}
+
+impl BucketChange {
+    /// Applies the change to the bucket record (versioning also rewrites
+    /// the shard headers: see [`Zone::change_bucket`]).
+    fn apply(&self, b: &mut BucketInfo) -> Result<()> {
+        match self {
+            BucketChange::Versioning(_) => {
+                return Err(ZoneError::InvalidArgument(
+                    "versioning changes go through the index shard headers".into(),
+                ));
+            }
+            BucketChange::ObjectLock(cfg) => {
+                if b.versioning != Versioning::Enabled {
+                    return Err(ZoneError::InvalidBucketState(
+                        "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration".into(),
+                    ));
+                }
+                b.object_lock = Some(*cfg);
+            }
+            BucketChange::Acl(a) => {
+                b.acl = *a;
+                b.grants.clear();
+            }
+            BucketChange::AclGrants { acl, grants } => {
+                b.acl = *acl;
+                b.grants = grants.clone();
+            }
+            BucketChange::Tags(t) => b.tags = t.clone(),
+            BucketChange::SyncEnabled(on) => b.sync_disabled = !on,
+            BucketChange::RateLimit(l) => b.ratelimit = *l,
+            BucketChange::SyncPolicy(p) => {
+                b.sync_policy = p.clone().filter(|p| !p.groups.is_empty());
+            }
+            BucketChange::AccessPolicy(p) => b.policy = p.clone(),
+            BucketChange::Cors(rules) => b.cors = rules.clone(),
+            BucketChange::Lifecycle(rules) => b.lifecycle = rules.clone(),
+            BucketChange::Encryption(e) => b.encryption = e.clone(),
+            BucketChange::PublicAccessBlock(p) => b.public_access_block = *p,
+            BucketChange::Ownership(o) => b.ownership = *o,
+        }
+        Ok(())
+    }
 }
 
 /// A bucket as listed.
@@ -116,11 +163,15 @@ pub fn validate_bucket_name(name: &str) -> Result<()> {
     if name.parse::<std::net::Ipv4Addr>().is_ok() {
         return bad("bucket names must not look like an IP address");
     }
-    if name.starts_with("xn--") || name.starts_with("sthree-") {
-        return bad("the prefixes xn-- and sthree- are reserved");
+    // AWS's reserved prefixes and suffixes (access points, S3 Express,
+    // table buckets, multi-region access points, documentation examples).
+    const PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
+    const SUFFIXES: [&str; 5] = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+    if let Some(p) = PREFIXES.iter().find(|p| name.starts_with(*p)) {
+        return bad(&format!("the prefix {p} is reserved"));
     }
-    if name.ends_with("-s3alias") || name.ends_with("--ol-s3") {
-        return bad("the suffixes -s3alias and --ol-s3 are reserved");
+    if let Some(s) = SUFFIXES.iter().find(|s| name.ends_with(*s)) {
+        return bad(&format!("the suffix {s} is reserved"));
     }
     Ok(())
 }
@@ -270,92 +321,7 @@ impl Zone {
                 }
                 self.set_versioning(name, *v).await
             }
-            BucketChange::Encryption(e) => {
-                self.update_bucket(name, |b| {
-                    b.encryption = e.clone();
-                    Ok(())
-                })
-                .await
-            }
-            BucketChange::ObjectLock(cfg) => {
-                self.update_bucket(name, |b| {
-                    if b.versioning != Versioning::Enabled {
-                        return Err(ZoneError::InvalidBucketState(
-                            "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration".into(),
-                        ));
-                    }
-                    b.object_lock = Some(*cfg);
-                    Ok(())
-                })
-                .await
-            }
-            BucketChange::Acl(a) => {
-                let a = *a;
-                self.update_bucket(name, |b| {
-                    b.acl = a;
-                    b.grants.clear();
-                    Ok(())
-                })
-                .await
-            }
-            BucketChange::AclGrants { acl, grants } => {
-                self.update_bucket(name, |b| {
-                    b.acl = *acl;
-                    b.grants = grants.clone();
-                    Ok(())
-                })
-                .await
-            }
-            BucketChange::Tags(t) => {
-                self.update_bucket(name, |b| {
-                    b.tags = t.clone();
-                    Ok(())
-                })
-                .await
-            }
-            BucketChange::SyncEnabled(on) => {
-                self.update_bucket(name, |b| {
-                    b.sync_disabled = !on;
-                    Ok(())
-                })
-                .await
-            }
-            BucketChange::RateLimit(l) => {
-                let l = *l;
-                self.update_bucket(name, |b| {
-                    b.ratelimit = l;
-                    Ok(())
-                })
-                .await
-            }
-            BucketChange::Lifecycle(rules) => {
-                self.update_bucket(name, |b| {
-                    b.lifecycle = rules.clone();
-                    Ok(())
-                })
-                .await
-            }
-            BucketChange::Cors(rules) => {
-                self.update_bucket(name, |b| {
-                    b.cors = rules.clone();
-                    Ok(())
-                })
-                .await
-            }
-            BucketChange::AccessPolicy(p) => {
-                self.update_bucket(name, |b| {
-                    b.policy = p.clone();
-                    Ok(())
-                })
-                .await
-            }
-            BucketChange::SyncPolicy(p) => {
-                self.update_bucket(name, |b| {
-                    b.sync_policy = p.clone().filter(|p| !p.groups.is_empty());
-                    Ok(())
-                })
-                .await
-            }
+            other => self.update_bucket(name, |b| other.apply(b)).await,
         }
     }
 
@@ -656,7 +622,11 @@ mod tests {
             "a.-b",
             "192.168.1.1",
             "xn--abc",
+            "amzn-s3-demo-bucket",
             "abc-s3alias",
+            "abc.mrap",
+            "abc--x-s3",
+            "abc--table-s3",
             "a b",
         ] {
             assert!(validate_bucket_name(bad).is_err(), "{bad} accepted");

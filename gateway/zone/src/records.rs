@@ -317,6 +317,31 @@ pub struct BucketEncryption {
     pub key_id: String,
 }
 
+/// A bucket's public access block (PutPublicAccessBlock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PublicAccessBlock {
+    /// Refuse requests that set a public ACL.
+    pub block_public_acls: bool,
+    /// Evaluate ACLs as if their public grants were not there.
+    pub ignore_public_acls: bool,
+    /// Refuse a public bucket policy.
+    pub block_public_policy: bool,
+    /// A public policy grants nothing to anyone but the owner.
+    pub restrict_public_buckets: bool,
+}
+
+/// Who owns the objects written into a bucket (PutBucketOwnershipControls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectOwnership {
+    /// The bucket owner owns every object and ACLs are disabled.
+    BucketOwnerEnforced,
+    /// The bucket owner owns objects written with `bucket-owner-full-control`.
+    BucketOwnerPreferred,
+    /// The writer owns the object (the default).
+    ObjectWriter,
+}
+
 /// One CORS rule of a bucket (S3's CORSRule).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -369,6 +394,12 @@ pub struct BucketInfo {
     pub cors: Vec<CorsRule>,
     /// Lifecycle rules (PutBucketLifecycleConfiguration).
     pub lifecycle: Vec<crate::lifecycle::LifecycleRule>,
+    /// Public access block.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<PublicAccessBlock>,
+    /// Object ownership (None: ObjectWriter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<ObjectOwnership>,
     /// Default encryption of new objects (PutBucketEncryption).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption: Option<BucketEncryption>,
