@@ -5,11 +5,14 @@ success_action_status / success_action_redirect answers, and the refusals
 for a bad signature or a policy that does not allow the form."""
 
 import base64
+import datetime
+import hashlib
+import hmac
 import json
 
 import requests
 
-from conftest import expect_error, meridian_only
+from conftest import ACCESS_KEY, ENDPOINT, SECRET_KEY, expect_error, meridian_only
 
 
 def post(s3, bucket, key, body, fields=None, conditions=None, expires=300, tamper=None):
@@ -81,3 +84,20 @@ def test_forms_the_policy_does_not_allow_are_refused(s3, bucket):
     assert keys == [], keys
     with expect_error({"NoSuchKey", "404"}, 404):
         s3.head_object(Bucket=bucket, Key="elsewhere/x")
+
+
+@meridian_only("moto does not check SigV2 form signatures")
+def test_sigv2_form_upload(s3, bucket):
+    expires = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5))
+    doc = {"expiration": expires.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+           "conditions": [{"bucket": bucket}, ["starts-with", "$key", "v2/"]]}
+    policy = base64.b64encode(json.dumps(doc).encode()).decode()
+    sig = base64.b64encode(hmac.new(SECRET_KEY.encode(), policy.encode(), hashlib.sha1).digest()).decode()
+    form = {"key": "v2/doc", "AWSAccessKeyId": ACCESS_KEY, "policy": policy, "signature": sig}
+    r = requests.post(f"{ENDPOINT}/{bucket}", data=form, files={"file": ("doc", b"v2 form")}, timeout=30)
+    assert r.status_code == 204, r.text
+    assert s3.get_object(Bucket=bucket, Key="v2/doc")["Body"].read() == b"v2 form"
+    form["signature"] = base64.b64encode(b"x" * 20).decode()
+    form["key"] = "v2/forged"
+    r = requests.post(f"{ENDPOINT}/{bucket}", data=form, files={"file": ("doc", b"no")}, timeout=30)
+    assert r.status_code == 403 and error_code(r) == "SignatureDoesNotMatch", r.text
