@@ -102,6 +102,8 @@ def test_ownership_controls_are_stored_read_back_and_removed(s3, bucket, bucket_
     with expect_error("OwnershipControlsNotFoundError", 404):
         s3.get_bucket_ownership_controls(Bucket=bucket)
     name = bucket_factory.register(unique_bucket_name())
+    with expect_error("InvalidBucketAclWithObjectOwnership", 400):
+        s3.create_bucket(Bucket=name, ObjectOwnership="BucketOwnerEnforced", ACL="public-read")
     s3.create_bucket(Bucket=name, ObjectOwnership="BucketOwnerEnforced")
     rules = s3.get_bucket_ownership_controls(Bucket=name)["OwnershipControls"]["Rules"]
     assert rules == [{"ObjectOwnership": "BucketOwnerEnforced"}]

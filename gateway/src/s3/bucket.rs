@@ -68,6 +68,17 @@ impl MeridianS3 {
             )
             .await?
             .unwrap_or_default();
+        if input
+            .object_ownership
+            .as_ref()
+            .is_some_and(|o| o.as_str() == ObjectOwnership::BUCKET_OWNER_ENFORCED)
+            && requested != Default::default()
+        {
+            return Err(s3_error!(
+                InvalidBucketAclWithObjectOwnership,
+                "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+            ));
+        }
         let acl = requested.acl;
         self.refuse_if_read_only()?;
         if self.site.role().is_master {
