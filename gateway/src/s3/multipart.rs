@@ -1,6 +1,6 @@
 //! Multipart upload operations.
 
-use super::acl::grant_headers;
+use super::object::write_controls;
 use super::object::{body, cond_str, copy_source_conditions, declared_length};
 use super::sse::{SseFields, customer_headers, set_sse_fields, write_sse};
 use super::{MeridianS3, OrS3, denied, encoder, owner};
@@ -62,17 +62,9 @@ impl MeridianS3 {
             tagging: i.tagging.as_deref(),
             storage_class: i.storage_class.as_ref().map(|s| s.as_str()),
         })?;
-        let owner =
-            super::bucket_controls::object_owner(&caller, &b, i.acl.as_ref().map(|a| a.as_str()));
-        self.set_object_acl(
-            &b,
-            &mut attrs,
-            i.acl.as_ref().map(|a| a.as_str()),
-            grant_headers!(i, no_write),
-            &owner,
-        )
-        .await?;
-        super::object_lock::set_write_lock(&b, super::object_lock::lock_headers!(i), &mut attrs)?;
+        let owner = self
+            .new_version_controls(&caller, &b, write_controls!(i), &mut attrs)
+            .await?;
         // Parts derive their key from this record (SSE-C: from the key sent again).
         attrs.encryption = self.seal_write(&req, &b, write_sse!(i))?.0;
         let sse = SseFields::of(attrs.encryption.as_ref());

@@ -3,7 +3,7 @@
 use super::acl::grant_headers;
 use super::bucket::{tag_set_of, tags_of};
 use super::bucket_controls;
-use super::object_lock::{self, lock_headers};
+use super::object_lock;
 use super::sse::{CustomerHeaders, SseFields, customer_headers, set_sse_fields, write_sse};
 use super::{Caller, MeridianS3, OrS3, denied, encoder, max_keys, owner};
 use crate::convert::{self, AttrHeaders, etag, timestamp, timestamp_ns};
@@ -109,6 +109,26 @@ struct ReadRequest<'a> {
     part_number: Option<i32>,
     customer: CustomerHeaders<'a>,
 }
+
+/// What a write (PUT, copy, multipart upload) asks for its new version's
+/// access and protection.
+pub(super) struct WriteControls<'a> {
+    pub canned: Option<&'a str>,
+    pub grants: super::acl::GrantHeaders<'a>,
+    pub lock: object_lock::LockHeaders<'a>,
+}
+
+/// The [`WriteControls`] of an S3 write input.
+macro_rules! write_controls {
+    ($i:expr) => {
+        $crate::s3::object::WriteControls {
+            canned: $i.acl.as_ref().map(|a| a.as_str()),
+            grants: $crate::s3::acl::grant_headers!($i, no_write),
+            lock: $crate::s3::object_lock::lock_headers!($i),
+        }
+    };
+}
+pub(super) use write_controls;
 
 /// Outcome of the GET/HEAD preconditions.
 enum Precondition {
@@ -228,6 +248,23 @@ fn resolve_range(
 
 impl MeridianS3 {
     /// The object version, if the caller may read it (delete markers: 404 / 405).
+    /// Sets the ACL, retention and legal hold of a new version `caller`
+    /// writes into `b`, as the request names them and the bucket's controls
+    /// allow; returns the version's owner.
+    pub(super) async fn new_version_controls(
+        &self,
+        caller: &Caller,
+        b: &BucketInfo,
+        c: WriteControls<'_>,
+        attrs: &mut meridian_zone::ObjectAttrs,
+    ) -> S3Result<String> {
+        let owner = bucket_controls::object_owner(caller, b, c.canned);
+        self.set_object_acl(b, attrs, c.canned, c.grants, &owner)
+            .await?;
+        object_lock::set_write_lock(b, c.lock, attrs)?;
+        Ok(owner)
+    }
+
     /// An object version whose ACL the caller may read (`write` false) or replace.
     async fn acl_object<T>(
         &self,
@@ -347,17 +384,9 @@ impl MeridianS3 {
             tagging: input.tagging.as_deref(),
             storage_class: input.storage_class.as_ref().map(|s| s.as_str()),
         })?;
-        let owner =
-            bucket_controls::object_owner(&caller, &b, input.acl.as_ref().map(|a| a.as_str()));
-        self.set_object_acl(
-            &b,
-            &mut attrs,
-            input.acl.as_ref().map(|a| a.as_str()),
-            grant_headers!(input, no_write),
-            &owner,
-        )
-        .await?;
-        object_lock::set_write_lock(&b, lock_headers!(input), &mut attrs)?;
+        let owner = self
+            .new_version_controls(&caller, &b, write_controls!(input), &mut attrs)
+            .await?;
         let sse = SseFields::of(encryption.as_ref());
         attrs.encryption = encryption;
         let opts = PutOptions {
@@ -759,19 +788,11 @@ impl MeridianS3 {
         } else {
             src.attrs.tags.clone()
         };
-        // A copy gets the ACL its request names, never its source's (as AWS).
-        let owner =
-            bucket_controls::object_owner(&caller, &dst, i.acl.as_ref().map(|a| a.as_str()));
-        self.set_object_acl(
-            &dst,
-            &mut attrs,
-            i.acl.as_ref().map(|a| a.as_str()),
-            grant_headers!(i, no_write),
-            &owner,
-        )
-        .await?;
-        // Nor its retention: the request's, or the destination's default.
-        object_lock::set_write_lock(&dst, lock_headers!(i), &mut attrs)?;
+        // A copy gets the ACL and retention its request names (or the
+        // destination's default), never its source's (as AWS).
+        let owner = self
+            .new_version_controls(&caller, &dst, write_controls!(i), &mut attrs)
+            .await?;
         // Read with the source's key, sealed as the request (or the
         // destination bucket) says: encryption is never copied.
         let src_customer = self.request_customer_key(&req, customer_headers!(i, copy_source))?;

@@ -301,20 +301,16 @@ impl MeridianS3 {
             e.set_status_code(http::StatusCode::NOT_FOUND);
             e
         })?;
-        let f = SseFields::of(Some(&Encryption {
-            mode: e.mode,
-            key_id: e.key_id.clone(),
-            key_md5: String::new(),
-            selector: String::new(),
-        }));
+        let (algorithm, key_id) = match e.mode {
+            SseMode::Kms => (ServerSideEncryption::AWS_KMS, Some(e.key_id.clone())),
+            _ => (ServerSideEncryption::AES256, None),
+        };
         Ok(S3Response::new(GetBucketEncryptionOutput {
             server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration {
                 rules: vec![ServerSideEncryptionRule {
-                    apply_server_side_encryption_by_default: f.sse.map(|sse| {
-                        ServerSideEncryptionByDefault {
-                            kms_master_key_id: f.kms_key_id,
-                            sse_algorithm: sse,
-                        }
+                    apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
+                        kms_master_key_id: key_id,
+                        sse_algorithm: ServerSideEncryption::from_static(algorithm),
                     }),
                     bucket_key_enabled: None,
                 }],
