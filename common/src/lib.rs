@@ -2,6 +2,7 @@
 //! file, size parsing, wall-clock helpers and the Prometheus endpoint.
 
 pub mod central;
+pub mod compression;
 pub mod config;
 pub mod crypt_keys;
 pub mod failpoints;

@@ -605,6 +605,11 @@ impl MonState {
                 })?;
             }
             "application" => pool.application = s.value.clone(),
+            k if meridian_common::compression::OPTIONS.contains(&k) => {
+                let v = meridian_common::compression::validate(k, &s.value)
+                    .map_err(CommandError::Invalid)?;
+                pool.options.insert(k.to_string(), v);
+            }
             "pg_num" | "pgp_num" => {
                 return Err(CommandError::Invalid(
                     "changing pg_num of an existing pool (PG split/merge) is not supported yet"
@@ -613,7 +618,7 @@ impl MonState {
             }
             other => {
                 return Err(CommandError::Invalid(format!(
-                    "unknown pool option {other:?}: use size, min_size, crush_rule or application"
+                    "unknown pool option {other:?}: use size, min_size, crush_rule, application, compression_algorithm, compression_mode or compression_required_ratio"
                 )));
             }
         }

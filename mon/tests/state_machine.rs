@@ -354,9 +354,26 @@ fn pool_set_keeps_size_and_min_size_consistent() {
         set("pg_num", "16"),
         set("colour", "blue"),
         set("crush_rule", "missing"),
+        set("compression_algorithm", "snappy"),
+        set("compression_mode", "sometimes"),
+        set("compression_required_ratio", "2"),
     ] {
         refused(&mut st, bad);
     }
+    // Compression settings land in the pool's options, normalised, where
+    // every gateway's map shows them.
+    apply(&mut st, 1, set("compression_algorithm", "ZSTD")).unwrap();
+    apply(&mut st, 1, set("compression_mode", "aggressive")).unwrap();
+    let opts = &st.map.pools[0].options;
+    assert_eq!(
+        opts.get("compression_algorithm").map(String::as_str),
+        Some("zstd")
+    );
+    assert_eq!(
+        opts.get("compression_mode").map(String::as_str),
+        Some("aggressive")
+    );
+    assert!(!opts.contains_key("compression_required_ratio"));
 }
 
 #[test]

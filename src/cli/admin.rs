@@ -86,7 +86,9 @@ pub enum PoolCmd {
     },
     /// Show a pool option (or `all`).
     Get { name: String, key: String },
-    /// Set a pool option: size, min_size, crush_rule, application.
+    /// Set a pool option: size, min_size, crush_rule, application,
+    /// compression_algorithm (lz4|zstd|none), compression_mode
+    /// (none|passive|aggressive|force), compression_required_ratio.
     Set {
         name: String,
         key: String,
@@ -365,9 +367,16 @@ fn pool_json(p: &Pool, v: &MapView) -> serde_json::Value {
         .crush()
         .and_then(|c| c.rule(p.crush_rule).map(|r| r.name.clone()))
         .unwrap_or_else(|| p.crush_rule.to_string());
-    json!({"pool_id": p.id, "pool_name": p.name, "size": p.size, "min_size": p.min_size,
+    let mut j = json!({"pool_id": p.id, "pool_name": p.name, "size": p.size, "min_size": p.min_size,
            "pg_num": p.pg_num, "pgp_num": p.pgp_num, "crush_rule": rule,
-           "application": p.application, "created_epoch": p.created_epoch})
+           "application": p.application, "created_epoch": p.created_epoch});
+    // Options set on the pool (compression) show beside the fixed fields.
+    let mut opts: Vec<_> = p.options.iter().collect();
+    opts.sort();
+    for (k, v) in opts {
+        j[k.as_str()] = json!(v);
+    }
+    j
 }
 
 async fn pool(ctx: &Ctx, c: &Cluster, cmd: PoolCmd) -> anyhow::Result<()> {
@@ -464,7 +473,11 @@ async fn pool(ctx: &Ctx, c: &Cluster, cmd: PoolCmd) -> anyhow::Result<()> {
                 });
             } else {
                 let val = all.get(&key).cloned().ok_or_else(|| {
-                    anyhow::anyhow!("unknown pool option {key:?}: use size, min_size, pg_num, crush_rule, application or all")
+                    if meridian_common::compression::OPTIONS.contains(&key.as_str()) {
+                        anyhow::anyhow!("option '{key}' is not set on pool '{name}'")
+                    } else {
+                        anyhow::anyhow!("unknown pool option {key:?}: use size, min_size, pg_num, crush_rule, application, compression_algorithm, compression_mode, compression_required_ratio or all")
+                    }
                 })?;
                 ctx.print(&json!({ key.clone(): val.clone() }), || {
                     format!("{key}: {}", val.to_string().trim_matches('"'))

@@ -669,7 +669,10 @@ pub async fn bucket(ctx: &Ctx, z: ZoneArg, cmd: BucketCmd) -> anyhow::Result<()>
                     "num_shards": b.num_shards,
                     "versioning": format!("{:?}", b.versioning).to_lowercase(),
                     "creation_time": ns_to_rfc3339(b.created_ms * 1_000_000),
-                    "usage": {"rgw.main": {"size": s.size, "size_actual": s.size, "num_objects": s.num_objects}},
+                    "usage": {"rgw.main": {
+                        "size": s.size, "size_actual": s.size_actual, "size_utilized": s.size_utilized,
+                        "size_kb": s.size.div_ceil(1024), "size_kb_actual": s.size_actual.div_ceil(1024),
+                        "size_kb_utilized": s.size_utilized.div_ceil(1024), "num_objects": s.num_objects}},
                     "multipart_uploads": s.uploads,
                 }));
             }

@@ -131,6 +131,11 @@ pub struct BucketStats {
     pub num_objects: u64,
     /// Their bytes.
     pub size: u64,
+    /// Their bytes rounded up to 4 KiB each (RGW's `size_actual`).
+    pub size_actual: u64,
+    /// Bytes their data occupies in the data pool after compression (per
+    /// replica; RGW's `size_utilized`).
+    pub size_utilized: u64,
     /// Multipart uploads in progress.
     pub uploads: u64,
 }
@@ -586,6 +591,8 @@ impl Zone {
             if !e.delete_marker {
                 stats.num_objects += 1;
                 stats.size += e.size;
+                stats.size_actual += e.size.next_multiple_of(4096);
+                stats.size_utilized += e.manifest.stored_size();
             }
         }
         let mut ups = index::MergedScan::new(

@@ -2,14 +2,18 @@
 //! multipart upload) is striped into objects of at most [`STRIPE`] bytes named
 //! `<bucket id>_<inst>`, `<bucket id>_<inst>.1`, ... Writes stream from the
 //! request body with bounded buffering; reads stream with a small prefetch.
+//! A stripe is compressed (when the data pool asks for it) and then sealed
+//! (when the version is encrypted) on its way to the pool; stripe `n` always
+//! holds the run's bytes from `n * STRIPE`, whatever its stored length.
 
 use crate::crypt::DataKey;
-use crate::{DataRef, Result, Zone, ZoneError};
+use crate::{DataRef, Result, RunCompression, Zone, ZoneError};
 use bytes::{Bytes, BytesMut};
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use md5::{Digest as _, Md5};
 use meridian_client::ClientError;
+use meridian_common::compression::{Algorithm, Hint, PoolCompression};
 use std::pin::Pin;
 use std::time::Instant;
 
@@ -24,8 +28,9 @@ const READS_AHEAD: usize = 2;
 pub type Body = Pin<Box<dyn Stream<Item = std::result::Result<Bytes, String>> + Send>>;
 /// Object bytes as the zone produces them.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
-/// One stripe write in flight (holding its buffer permit).
-type StripeWrite<'a> = futures::future::BoxFuture<'a, std::result::Result<u64, ClientError>>;
+/// One stripe write in flight (holding its buffer permit): its number and
+/// stored length.
+type StripeWrite<'a> = futures::future::BoxFuture<'a, Result<(u64, u64)>>;
 
 /// Name of stripe `n` of a run.
 pub fn stripe_name(bucket_id: &str, inst: &str, n: u64) -> String {
@@ -55,6 +60,58 @@ pub struct Written {
     pub size: u64,
     /// MD5 of the bytes.
     pub md5: [u8; 16],
+    /// How the stripes were compressed (None: none was).
+    pub compression: Option<RunCompression>,
+}
+
+impl Written {
+    /// The run record of what was stored as run `inst`.
+    pub fn run(&self, inst: &str) -> DataRef {
+        DataRef {
+            inst: inst.to_string(),
+            size: self.size,
+            compression: self.compression.clone(),
+        }
+    }
+}
+
+/// How a run's bytes are encoded on their way to the data pool.
+#[derive(Clone, Copy, Default)]
+pub struct Encoding<'a> {
+    /// Seal the stripes with this key (None: stored in the clear).
+    pub key: Option<&'a DataKey>,
+    /// What the object's type says about compressing it.
+    pub hint: Hint,
+}
+
+/// The compression a run is written with: algorithm and settings.
+type Packing = Option<(Algorithm, PoolCompression)>;
+
+/// Compresses (if `packing` says so and it pays) and seals stripe `n` of
+/// run `inst`; returns the bytes to store. CPU-bound: callers run it off the
+/// async workers when it compresses.
+fn encode_stripe(
+    mut plain: BytesMut,
+    (inst, n): (&str, u64),
+    packing: Packing,
+    key: Option<&DataKey>,
+) -> Result<Bytes> {
+    if let Some((alg, settings)) = packing {
+        let packed =
+            crate::compress::compress(alg, &plain).map_err(|reason| ZoneError::Corrupt {
+                what: format!("stripe {n} of run {inst}"),
+                reason,
+            })?;
+        if settings.worth_keeping(packed.len(), plain.len()) {
+            plain = BytesMut::from(&packed[..]);
+        }
+    }
+    // The stored bytes are sealed at the stripe's offset in the run: a
+    // compressed stripe is shorter than STRIPE, so no keystream is reused.
+    if let Some(k) = key {
+        k.apply(inst, n * STRIPE, &mut plain);
+    }
+    Ok(plain.freeze())
 }
 
 impl Zone {
@@ -73,7 +130,7 @@ impl Zone {
         mut body: Body,
         limit: u64,
         deadline: Instant,
-        key: Option<&DataKey>,
+        enc: Encoding<'_>,
     ) -> Result<Written> {
         let mut inflight = FuturesUnordered::new();
         let r = self
@@ -82,7 +139,7 @@ impl Zone {
                 inst,
                 &mut body,
                 (limit, deadline),
-                key,
+                enc,
                 &mut inflight,
             )
             .await;
@@ -98,9 +155,20 @@ impl Zone {
         inst: &str,
         body: &mut Body,
         (limit, deadline): (u64, Instant),
-        key: Option<&DataKey>,
+        enc: Encoding<'_>,
         inflight: &mut FuturesUnordered<StripeWrite<'a>>,
     ) -> Result<Written> {
+        let packing = self.packing(enc.hint);
+        let mut stored: Vec<u64> = Vec::new();
+        let mut record = |r: Result<(u64, u64)>| -> Result<()> {
+            let (n, len) = r?;
+            let n = n as usize;
+            if stored.len() <= n {
+                stored.resize(n + 1, 0);
+            }
+            stored[n] = len;
+            Ok(())
+        };
         let mut md5 = Md5::new();
         let mut size = 0u64;
         let mut n = 0u64;
@@ -114,7 +182,7 @@ impl Zone {
                 tokio::select! {
                     c = body.next() => break c,
                     Some(r) = inflight.next(), if !inflight.is_empty() => {
-                        r?;
+                        record(r)?;
                     }
                     () = &mut stalled => return Err(ZoneError::Expired),
                 }
@@ -135,25 +203,32 @@ impl Zone {
                     return Err(ZoneError::Expired);
                 }
                 let take = (buf.len() as u64).min(STRIPE) as usize;
-                let mut stripe = buf.split_to(take);
-                // The MD5 above is of the plaintext; the stripe is stored sealed.
-                if let Some(k) = key {
-                    k.apply(inst, n * STRIPE, &mut stripe);
-                }
-                let stripe = stripe.freeze();
-                let name = stripe_name(bucket_id, inst, n);
+                // The MD5 above is of the plaintext; the stripe is stored
+                // compressed and sealed as `enc` and the pool say.
+                let plain = buf.split_to(take);
+                let (this, name) = (n, stripe_name(bucket_id, inst, n));
                 n += 1;
                 let p = permit.take();
                 let cluster = self.cluster().clone();
                 let pool = self.pools().data.clone();
+                let (run, key) = (inst.to_string(), enc.key.cloned());
                 inflight.push(Box::pin(async move {
-                    let r = cluster.write_full(&pool, &name, stripe).await;
+                    let stripe = match packing {
+                        None => encode_stripe(plain, (&run, this), None, key.as_ref())?,
+                        Some(_) => tokio::task::spawn_blocking(move || {
+                            encode_stripe(plain, (&run, this), packing, key.as_ref())
+                        })
+                        .await
+                        .map_err(|e| ZoneError::Body(format!("stripe encoder: {e}")))??,
+                    };
+                    let len = stripe.len() as u64;
+                    cluster.write_full(&pool, &name, stripe).await?;
                     drop(p);
-                    r
+                    Ok((this, len))
                 }));
                 while inflight.len() >= WRITES_IN_FLIGHT {
                     if let Some(r) = inflight.next().await {
-                        r?;
+                        record(r)?;
                     }
                 }
                 if !end {
@@ -165,12 +240,29 @@ impl Zone {
             }
         }
         while let Some(r) = inflight.next().await {
-            r?;
+            record(r)?;
         }
+        // A run none of whose stripes shrank is recorded as plain.
+        let compression = packing.and_then(|(algorithm, _)| {
+            let full = (0..stored.len() as u64).map(|i| STRIPE.min(size - i * STRIPE));
+            let shrank = stored.iter().zip(full).any(|(s, f)| *s < f);
+            shrank.then_some(RunCompression { algorithm, stored })
+        });
         Ok(Written {
             size,
             md5: md5.finalize().into(),
+            compression,
         })
+    }
+
+    /// How data with `hint` is compressed in this zone's data pool now.
+    fn packing(&self, hint: Hint) -> Packing {
+        let view = self.cluster().map();
+        let settings = view
+            .pool_by_name(&self.pools().data)
+            .map(|p| PoolCompression::from_options(&p.options))
+            .unwrap_or_default();
+        settings.decide(hint).map(|alg| (alg, settings))
     }
 
     async fn stripe_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
@@ -182,7 +274,7 @@ impl Zone {
     }
 
     /// Streams bytes `[start, end)` of the concatenated runs (decrypted with
-    /// `key` when the version is encrypted).
+    /// `key` when the version is encrypted, decompressed where stored so).
     pub fn read_runs(
         &self,
         bucket_id: &str,
@@ -205,12 +297,19 @@ impl Zone {
                 let n = off / STRIPE;
                 let in_stripe = off % STRIPE;
                 let len = (STRIPE - in_stripe).min(to - off);
-                pieces.push((
-                    stripe_name(bucket_id, &run.inst, n),
+                let full = STRIPE.min(run.size - n * STRIPE);
+                let packed = run
+                    .compression
+                    .as_ref()
+                    .map(|c| (c.algorithm, c.stored.get(n as usize).copied(), full));
+                pieces.push(Piece {
+                    name: stripe_name(bucket_id, &run.inst, n),
+                    inst: run.inst.clone(),
+                    n,
                     in_stripe,
                     len,
-                    (run.inst.clone(), off),
-                ));
+                    packed,
+                });
                 off += len;
             }
         }
@@ -218,35 +317,9 @@ impl Zone {
         let pool = self.pools().data.clone();
         Box::pin(
             futures::stream::iter(pieces)
-                .map(move |(name, off, len, (inst, run_off))| {
-                    let cluster = cluster.clone();
-                    let pool = pool.clone();
-                    let key = key.clone();
-                    async move {
-                        let data = cluster.read_range(&pool, &name, off, len).await.map_err(
-                            |e| match e {
-                                ClientError::NotFound(_) => ZoneError::Corrupt {
-                                    what: format!("data object {name}"),
-                                    reason: "missing".into(),
-                                },
-                                e => e.into(),
-                            },
-                        )?;
-                        if data.len() as u64 != len {
-                            return Err(ZoneError::Corrupt {
-                                what: format!("data object {name}"),
-                                reason: format!("{} bytes at {off}, expected {len}", data.len()),
-                            });
-                        }
-                        match key {
-                            Some(k) => {
-                                let mut plain = BytesMut::from(data);
-                                k.apply(&inst, run_off, &mut plain);
-                                Ok(plain.freeze())
-                            }
-                            None => Ok(data),
-                        }
-                    }
+                .map(move |p| {
+                    let (cluster, pool, key) = (cluster.clone(), pool.clone(), key.clone());
+                    async move { p.read(&cluster, &pool, key).await }
                 })
                 .buffered(READS_AHEAD),
         )
@@ -296,6 +369,85 @@ impl Zone {
     }
 }
 
+/// The part of one stripe a read wants.
+struct Piece {
+    /// Stripe object.
+    name: String,
+    /// Run it belongs to (the sealing key's input).
+    inst: String,
+    /// Stripe number in the run.
+    n: u64,
+    /// First wanted byte within the stripe's plaintext.
+    in_stripe: u64,
+    /// Wanted bytes.
+    len: u64,
+    /// For a run with compressed stripes: algorithm, this stripe's stored
+    /// length, and its plaintext length.
+    packed: Option<(Algorithm, Option<u64>, u64)>,
+}
+
+impl Piece {
+    fn corrupt(&self, reason: String) -> ZoneError {
+        ZoneError::Corrupt {
+            what: format!("data object {}", self.name),
+            reason,
+        }
+    }
+
+    async fn read(
+        self,
+        cluster: &meridian_client::Cluster,
+        pool: &str,
+        key: Option<DataKey>,
+    ) -> Result<Bytes> {
+        let this = &self;
+        let read = |off: u64, len: u64| async move {
+            let data = cluster
+                .read_range(pool, &this.name, off, len)
+                .await
+                .map_err(|e| match e {
+                    ClientError::NotFound(_) => this.corrupt("missing".into()),
+                    e => e.into(),
+                })?;
+            if data.len() as u64 != len {
+                return Err(this.corrupt(format!("{} bytes at {off}, expected {len}", data.len())));
+            }
+            Ok(data)
+        };
+        let stripe_start = self.n * STRIPE;
+        match self.packed {
+            Some((_, None, _)) => Err(self.corrupt("no stored length for the stripe".into())),
+            // A compressed stripe is read, unsealed and inflated whole.
+            Some((alg, Some(stored), full)) if stored < full => {
+                let mut sealed = BytesMut::from(read(0, stored).await?);
+                let inst = self.inst.clone();
+                let plain = tokio::task::spawn_blocking(move || {
+                    if let Some(k) = key {
+                        k.apply(&inst, stripe_start, &mut sealed);
+                    }
+                    crate::compress::decompress(alg, &sealed, full as usize)
+                })
+                .await
+                .map_err(|e| self.corrupt(format!("stripe decoder: {e}")))?
+                .map_err(|e| self.corrupt(e))?;
+                let from = self.in_stripe as usize;
+                Ok(Bytes::from(plain).slice(from..from + self.len as usize))
+            }
+            _ => {
+                let data = read(self.in_stripe, self.len).await?;
+                match key {
+                    Some(k) => {
+                        let mut plain = BytesMut::from(data);
+                        k.apply(&self.inst, stripe_start + self.in_stripe, &mut plain);
+                        Ok(plain.freeze())
+                    }
+                    None => Ok(data),
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,10 +458,7 @@ mod tests {
         assert_eq!(stripe_count(1), 1);
         assert_eq!(stripe_count(STRIPE), 1);
         assert_eq!(stripe_count(STRIPE + 1), 2);
-        let run = DataRef {
-            inst: "i1".into(),
-            size: 2 * STRIPE + 5,
-        };
+        let run = DataRef::plain("i1", 2 * STRIPE + 5);
         let names = stripe_names("b", &run);
         assert_eq!(names, vec!["b_i1", "b_i1.1", "b_i1.2"]);
     }

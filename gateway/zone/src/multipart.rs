@@ -7,7 +7,7 @@ use crate::data::Body;
 use crate::index::{self, MergedScan, RangeReq, Step};
 use crate::object::{CompleteUpload, Link, PutResult, WriteConditions, validate_key};
 use crate::{
-    BucketInfo, DataRef, GcRecord, IndexEntry, ObjectAttrs, PartRecord, Result, UploadRecord, Zone,
+    BucketInfo, GcRecord, IndexEntry, ObjectAttrs, PartRecord, Result, UploadRecord, Zone,
     ZoneError, hex, now_ns, parse, random_id,
 };
 use bytes::Bytes;
@@ -94,12 +94,13 @@ impl Zone {
         }
         let bound = length.unwrap_or(self.params().max_put_size);
         let deadline = self.write_deadline();
-        let (inst, encryption) = self.begin_part(bucket, key, upload_id, bound).await?;
-        // A part is sealed as the upload said (SSE-C: with the same key again).
+        let (inst, attrs) = self.begin_part(bucket, key, upload_id, bound).await?;
+        // A part is sealed as the upload said (SSE-C: with the same key
+        // again), and compressed as the object's type says.
         let sealed = self
             .params()
             .keys
-            .data_key(encryption.as_ref(), customer_key);
+            .data_key(attrs.encryption.as_ref(), customer_key);
         let stored = match sealed {
             Ok(data_key) => {
                 self.store_body(
@@ -108,7 +109,10 @@ impl Zone {
                     body,
                     (length, content_md5),
                     deadline,
-                    data_key.as_ref(),
+                    crate::data::Encoding {
+                        key: data_key.as_ref(),
+                        hint: attrs.compress_hint(),
+                    },
                 )
                 .await
             }
@@ -124,10 +128,7 @@ impl Zone {
         let rec = PartRecord {
             part,
             etag: hex(&written.md5),
-            data: DataRef {
-                inst: inst.clone(),
-                size: written.size,
-            },
+            data: written.run(&inst),
             mtime_ns: now_ns(),
         };
         let ukey = index::upload_key(key, upload_id);

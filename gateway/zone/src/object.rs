@@ -200,10 +200,7 @@ impl Intent {
     pub(crate) fn new(key: &str, size_bound: u64) -> (String, Intent) {
         let inst = random_id();
         let intent = Intent {
-            data: DataRef {
-                inst: inst.clone(),
-                size: size_bound,
-            },
+            data: DataRef::plain(&inst, size_bound),
             key: key.to_string(),
             started_ns: now_ns(),
         };
@@ -302,21 +299,21 @@ impl Zone {
         key: &str,
         upload: &str,
         size_bound: u64,
-    ) -> Result<(String, Option<crate::crypt::Encryption>)> {
+    ) -> Result<(String, ObjectAttrs)> {
         let (inst, intent) = Intent::new(key, size_bound);
         let shard = index::shard_of(key, bucket.num_shards);
         let ukey = index::upload_key(key, upload);
-        let encryption = self
+        let attrs = self
             .shard_update(bucket, shard, vec![ukey.clone()], vec![], |snap| {
                 let rec: crate::UploadRecord = snap
                     .get(&ukey)?
                     .ok_or_else(|| ZoneError::NoSuchUpload(upload.into()))?;
                 let mut txn = index::ShardTxn::default();
                 txn.set(index::intent_key(&inst), &intent);
-                Ok(Step::Commit(txn, rec.attrs.encryption))
+                Ok(Step::Commit(txn, rec.attrs))
             })
             .await?;
-        Ok((inst, encryption))
+        Ok((inst, attrs))
     }
 
     /// Undoes a write that was not linked (and never will be): its data, then
@@ -331,10 +328,7 @@ impl Zone {
         bound: u64,
     ) {
         use meridian_client::ops::sub;
-        let run = DataRef {
-            inst: inst.to_string(),
-            size: bound,
-        };
+        let run = DataRef::plain(inst, bound);
         let shard = index::shard_of(key, bucket.num_shards);
         let obj = index::shard_object(&bucket.id, shard);
         let mut ops = vec![sub::omap_rm(vec![index::intent_key(inst)])];
@@ -375,7 +369,7 @@ impl Zone {
         body: Body,
         (length, content_md5): (Option<u64>, Option<[u8; 16]>),
         deadline: Instant,
-        key: Option<&crate::crypt::DataKey>,
+        enc: crate::data::Encoding<'_>,
     ) -> Result<crate::data::Written> {
         let limit = self.params().max_put_size;
         if let Some(l) = length
@@ -390,7 +384,7 @@ impl Zone {
                 body,
                 length.unwrap_or(limit),
                 deadline,
-                key,
+                enc,
             )
             .await?;
         if let Some(l) = length
@@ -428,7 +422,10 @@ impl Zone {
                 body,
                 (opts.length, opts.content_md5),
                 deadline,
-                opts.data_key.as_ref(),
+                crate::data::Encoding {
+                    key: opts.data_key.as_ref(),
+                    hint: opts.attrs.compress_hint(),
+                },
             )
             .await
         {
@@ -448,10 +445,7 @@ impl Zone {
                 runs: if written.size == 0 {
                     Vec::new()
                 } else {
-                    vec![DataRef {
-                        inst: inst.clone(),
-                        size: written.size,
-                    }]
+                    vec![written.run(&inst)]
                 },
             },
             ..Default::default()

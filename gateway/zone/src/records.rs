@@ -484,6 +484,80 @@ pub struct ObjectAttrs {
 }
 
 impl ObjectAttrs {
+    /// What the version's Content-Encoding and Content-Type say about how
+    /// well its bytes compress (pool compression modes `passive` and
+    /// `aggressive` follow it).
+    pub fn compress_hint(&self) -> meridian_common::compression::Hint {
+        use meridian_common::compression::Hint;
+        if let Some(enc) = self.content_encoding.as_deref() {
+            // aws-chunked describes the upload, not the object.
+            let real = enc
+                .split(',')
+                .map(|e| e.trim().to_ascii_lowercase())
+                .any(|e| !e.is_empty() && e != "identity" && e != "aws-chunked");
+            if real {
+                return Hint::Incompressible;
+            }
+        }
+        let Some(ct) = self.content_type.as_deref() else {
+            return Hint::Unknown;
+        };
+        let ct = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let (kind, sub) = ct.split_once('/').unwrap_or((ct.as_str(), ""));
+        let text_like = matches!(
+            sub,
+            "json"
+                | "xml"
+                | "javascript"
+                | "x-javascript"
+                | "ecmascript"
+                | "x-ndjson"
+                | "csv"
+                | "x-yaml"
+                | "yaml"
+                | "sql"
+                | "x-sh"
+                | "x-tex"
+                | "rtf"
+                | "svg+xml"
+                | "x-www-form-urlencoded"
+                | "wasm"
+        ) || sub.ends_with("+json")
+            || sub.ends_with("+xml");
+        match kind {
+            "text" => Hint::Compressible,
+            "application" | "image" if text_like => Hint::Compressible,
+            "image" | "video" | "audio" => Hint::Incompressible,
+            "application"
+                if matches!(
+                    sub,
+                    "zip"
+                        | "gzip"
+                        | "x-gzip"
+                        | "x-bzip2"
+                        | "x-xz"
+                        | "zstd"
+                        | "x-zstd"
+                        | "x-7z-compressed"
+                        | "x-rar-compressed"
+                        | "vnd.rar"
+                        | "x-lz4"
+                        | "x-compress"
+                        | "java-archive"
+                        | "vnd.android.package-archive"
+                ) =>
+            {
+                Hint::Incompressible
+            }
+            _ => Hint::Unknown,
+        }
+    }
+
     /// Why object lock forbids removing this version at `now_ms`, if it does.
     pub fn lock_forbids_delete(&self, now_ms: u64, bypass_governance: bool) -> Option<String> {
         if self.legal_hold == Some(true) {
@@ -512,6 +586,40 @@ pub struct DataRef {
     pub inst: String,
     /// Bytes in this run.
     pub size: u64,
+    /// How its stripes are compressed (None: stored as they came).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<RunCompression>,
+}
+
+impl DataRef {
+    /// A run stored as it came.
+    pub fn plain(inst: &str, size: u64) -> DataRef {
+        DataRef {
+            inst: inst.to_string(),
+            size,
+            compression: None,
+        }
+    }
+
+    /// Bytes this run occupies in the data pool (per replica).
+    pub fn stored_size(&self) -> u64 {
+        match &self.compression {
+            Some(c) => c.stored.iter().sum(),
+            None => self.size,
+        }
+    }
+}
+
+/// How the stripes of a run are compressed: each stripe on its own, so a
+/// range read decompresses at most the stripes it touches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCompression {
+    /// Algorithm of the compressed stripes.
+    pub algorithm: meridian_common::compression::Algorithm,
+    /// Stored length of each stripe, in order: a stripe stored shorter than
+    /// its share of the run is compressed, one of full length is as it came
+    /// (compressing it did not save enough).
+    pub stored: Vec<u64>,
 }
 
 /// Where an object version's bytes are: runs in order (one for a PUT, one per
@@ -526,6 +634,11 @@ impl Manifest {
     /// Total size.
     pub fn size(&self) -> u64 {
         self.runs.iter().map(|r| r.size).sum()
+    }
+
+    /// Bytes the runs occupy in the data pool after compression.
+    pub fn stored_size(&self) -> u64 {
+        self.runs.iter().map(DataRef::stored_size).sum()
     }
 }
 

@@ -251,7 +251,7 @@ impl Zone {
             return Err(ZoneError::BadDigest);
         }
         let r = self
-            .replica_commit(bucket, &incoming, Some((&inst, written.size)), trace)
+            .replica_commit(bucket, &incoming, Some(&written.run(&inst)), trace)
             .await;
         if !matches!(r, Ok(Applied::Stored { .. })) {
             self.abandon_write(bucket, &v.key, &inst, v.size).await;
@@ -274,15 +274,12 @@ impl Zone {
             .params()
             .keys
             .data_key(v.attrs.encryption.as_ref(), None)?;
-        self.store_body(
-            bucket,
-            inst,
-            body,
-            (Some(v.size), None),
-            deadline,
-            key.as_ref(),
-        )
-        .await
+        let enc = crate::data::Encoding {
+            key: key.as_ref(),
+            hint: v.attrs.compress_hint(),
+        };
+        self.store_body(bucket, inst, body, (Some(v.size), None), deadline, enc)
+            .await
     }
 
     /// Records the intent of a replicated write (its data is stored next).
@@ -405,7 +402,7 @@ impl Zone {
         &self,
         bucket: &BucketInfo,
         incoming: &Incoming,
-        data: Option<(&str, u64)>,
+        data: Option<&DataRef>,
         trace: Vec<String>,
     ) -> Result<Applied> {
         let shard = index::shard_of(incoming.key(), bucket.num_shards);
@@ -495,7 +492,7 @@ impl Zone {
                 .await?;
         }
         let deadline = self.write_deadline();
-        type Stored = (usize, Incoming, Vec<String>, String, Result<u64>);
+        type Stored = (usize, Incoming, Vec<String>, String, Result<DataRef>);
         let stores: Vec<futures::future::BoxFuture<'_, Stored>> = with_data
             .into_iter()
             .zip(intents)
@@ -507,7 +504,7 @@ impl Zone {
                         .await
                     {
                         Ok(w) if !is_copy_of(v, &w.md5) => Err(ZoneError::BadDigest),
-                        Ok(w) => Ok(w.size),
+                        Ok(w) => Ok(w.run(&inst)),
                         Err(e) => Err(e),
                     };
                     (i, inc, trace, inst, r)
@@ -521,7 +518,7 @@ impl Zone {
         let mut commit = Vec::new();
         for (i, inc, trace, inst, r) in stored {
             match r {
-                Ok(size) => commit.push((i, inc, Some((inst, size)), trace)),
+                Ok(run) => commit.push((i, inc, Some(run), trace)),
                 Err(e) => {
                     let v = as_version(&inc);
                     self.abandon_write(bucket, &v.key, &inst, v.size).await;
@@ -535,20 +532,11 @@ impl Zone {
         let runs: Vec<(usize, String, u64)> = commit
             .iter()
             .enumerate()
-            .filter_map(|(n, (_, _, data, _))| {
-                data.as_ref().map(|(inst, size)| (n, inst.clone(), *size))
-            })
+            .filter_map(|(n, (_, _, data, _))| data.as_ref().map(|r| (n, r.inst.clone(), r.size)))
             .collect();
         let changes: Vec<StagedChange> = commit
             .iter()
-            .map(|(_, inc, data, t)| {
-                StagedChange::new(
-                    self,
-                    inc,
-                    data.as_ref().map(|(inst, size)| (inst.as_str(), *size)),
-                    t.clone(),
-                )
-            })
+            .map(|(_, inc, data, t)| StagedChange::new(self, inc, data.as_ref(), t.clone()))
             .collect();
         let (keys, ranges) = lookups(&changes);
         let quiet = changes.iter().all(|c| self.quiet(&c.trace));
@@ -614,7 +602,7 @@ fn as_version(inc: &Incoming) -> &IndexEntry {
 /// One replicated change about to be staged into a shard transaction.
 struct StagedChange<'a> {
     incoming: &'a Incoming,
-    data: Option<(&'a str, u64)>,
+    data: Option<&'a DataRef>,
     /// The operation's zone trace, this zone included.
     trace: Vec<String>,
 }
@@ -628,8 +616,8 @@ fn lookups(changes: &[StagedChange]) -> (Vec<Bytes>, Vec<RangeReq>) {
         let key = c.incoming.key();
         keys.push(index::current_key(key));
         keys.push(index::tombstone_key(key));
-        if let Some((inst, _)) = c.data {
-            keys.push(index::intent_key(inst));
+        if let Some(run) = c.data {
+            keys.push(index::intent_key(&run.inst));
         }
         ranges.push(RangeReq::prefix(
             index::versions_prefix(key),
@@ -643,7 +631,7 @@ impl<'a> StagedChange<'a> {
     fn new(
         zone: &Zone,
         incoming: &'a Incoming,
-        data: Option<(&'a str, u64)>,
+        data: Option<&'a DataRef>,
         mut trace: Vec<String>,
     ) -> Self {
         let me = zone.zone_id();
@@ -676,19 +664,13 @@ impl<'a> StagedChange<'a> {
                 e.zone_trace = trace.clone();
                 e.from_upload = String::new();
                 e.manifest = Manifest {
-                    runs: data
-                        .map(|(inst, size)| DataRef {
-                            inst: inst.to_string(),
-                            size,
-                        })
-                        .into_iter()
-                        .collect(),
+                    runs: data.cloned().into_iter().collect(),
                 };
-                if let Some((inst, _)) = data {
-                    if snap.raw(&index::intent_key(inst)).is_none() {
+                if let Some(run) = data {
+                    if snap.raw(&index::intent_key(&run.inst)).is_none() {
                         return Err(ZoneError::Expired);
                     }
-                    txn.rm(index::intent_key(inst));
+                    txn.rm(index::intent_key(&run.inst));
                 }
                 replaces.sort_unstable();
                 for i in replaces.into_iter().rev() {
