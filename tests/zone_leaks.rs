@@ -17,7 +17,7 @@ use common::TestCluster;
 use meridian_client::Cluster;
 use meridian_zone::gc::GcReport;
 use meridian_zone::index::{self, RangeReq};
-use meridian_zone::object::{PutOptions, WriteConditions};
+use meridian_zone::object::{CompleteUpload, PutOptions, WriteConditions};
 use meridian_zone::{BucketInfo, CannedAcl, ObjectAttrs, Zone, ZoneError, ZoneParams, data};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -113,6 +113,7 @@ async fn upload_part_racing_complete_or_abort_leaves_no_data() {
                 None,
                 None,
                 None,
+                None,
             )
             .await
             .expect("part 1");
@@ -123,7 +124,7 @@ async fn upload_part_racing_complete_or_abort_leaves_no_data() {
         let part2 = {
             let (z, b, key, uid) = (z.clone(), b.clone(), key.clone(), uid.clone());
             tokio::spawn(async move {
-                z.upload_part(&b, &key, &uid, 2, body, None, None, None)
+                z.upload_part(&b, &key, &uid, 2, body, None, None, None, None)
                     .await
             })
         };
@@ -142,8 +143,7 @@ async fn upload_part_racing_complete_or_abort_leaves_no_data() {
                 .complete_upload(
                     &b,
                     &key,
-                    &uid,
-                    vec![(1, p1.etag.clone())],
+                    CompleteUpload::of(&uid, vec![(1, p1.etag.clone())]),
                     WriteConditions::default(),
                 )
                 .await
@@ -266,6 +266,7 @@ async fn outlive_intent(writer: &Zone, gc: &Zone, bucket: &str) -> GcReport {
                 Some(total as u64),
                 None,
                 None,
+                None,
             )
             .await
         })
@@ -368,6 +369,7 @@ async fn gc_collects_part_records_that_outlived_their_upload() {
             None,
             None,
             None,
+            None,
         )
         .await
         .expect("part 1");
@@ -403,8 +405,7 @@ async fn gc_collects_part_records_that_outlived_their_upload() {
         z.complete_upload(
             &b,
             "k",
-            &uid,
-            vec![(1, part.etag)],
+            CompleteUpload::of(&uid, vec![(1, part.etag)]),
             WriteConditions::default()
         )
         .await,

@@ -1,10 +1,13 @@
 //! Flexible checksums (`x-amz-checksum-*`): verified while the body streams,
 //! whether the value came as a header or as an aws-chunked trailer. A body
 //! whose checksum does not match ends in an error, so the write is abandoned
-//! before anything becomes visible.
+//! before anything becomes visible. Which checksum a new version keeps, and
+//! how kept checksums appear in responses, is decided here too (the zone
+//! computes and stores it).
 
 use futures::StreamExt as _;
 use http::HeaderMap;
+use meridian_zone::checksum::{ChecksumAlgorithm, ChecksumType};
 use meridian_zone::data;
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
@@ -29,6 +32,88 @@ pub struct Expected {
     header: &'static str,
     source: Source,
 }
+
+impl Expected {
+    /// The algorithm of the declared value.
+    pub fn algorithm(&self) -> Option<ChecksumAlgorithm> {
+        ChecksumAlgorithm::parse(self.header.trim_start_matches("x-amz-checksum-"))
+    }
+}
+
+/// The algorithm a request's checksums use (the first, if several).
+pub fn declared(expected: &[Expected]) -> Option<ChecksumAlgorithm> {
+    expected.iter().find_map(Expected::algorithm)
+}
+
+/// The algorithm a request names with `x-amz-checksum-algorithm` /
+/// `x-amz-sdk-checksum-algorithm`.
+pub fn named(alg: Option<&s3s::dto::ChecksumAlgorithm>) -> S3Result<Option<ChecksumAlgorithm>> {
+    alg.map(|a| {
+        ChecksumAlgorithm::parse(a.as_str()).ok_or_else(|| {
+            s3_error!(
+                InvalidRequest,
+                "unknown checksum algorithm {}: use CRC32, CRC32C, CRC64NVME, SHA1 or SHA256",
+                a.as_str()
+            )
+        })
+    })
+    .transpose()
+}
+
+/// The checksum a new version keeps: the one the request sent, else the one
+/// it names, else `fallback`, else CRC64NVME (AWS's default for every new
+/// object).
+pub fn kept(
+    expected: &[Expected],
+    named_alg: Option<&s3s::dto::ChecksumAlgorithm>,
+    fallback: Option<ChecksumAlgorithm>,
+) -> S3Result<ChecksumAlgorithm> {
+    Ok(declared(expected)
+        .or(named(named_alg)?)
+        .or(fallback)
+        .unwrap_or(ChecksumAlgorithm::Crc64nvme))
+}
+
+/// Sets the `checksum_<algorithm>` field of an S3 output (any of the
+/// shapes that carry the five) to `$value`.
+macro_rules! set_checksum {
+    ($out:expr, $alg:expr, $value:expr) => {{
+        use meridian_zone::checksum::ChecksumAlgorithm as A;
+        let v = Some($value);
+        match $alg {
+            A::Crc32 => $out.checksum_crc32 = v,
+            A::Crc32c => $out.checksum_crc32c = v,
+            A::Crc64nvme => $out.checksum_crc64nvme = v,
+            A::Sha1 => $out.checksum_sha1 = v,
+            A::Sha256 => $out.checksum_sha256 = v,
+        }
+    }};
+}
+pub(crate) use set_checksum;
+
+/// S3's name of a checksum type.
+pub fn type_dto(kind: ChecksumType) -> s3s::dto::ChecksumType {
+    s3s::dto::ChecksumType::from(kind.as_str().to_string())
+}
+
+/// The first checksum a CompleteMultipartUpload part (or any shape with the
+/// five fields) lists, with its algorithm.
+macro_rules! listed_checksums {
+    ($p:expr) => {{
+        use meridian_zone::checksum::ChecksumAlgorithm as A;
+        [
+            (A::Crc32, $p.checksum_crc32.clone()),
+            (A::Crc32c, $p.checksum_crc32c.clone()),
+            (A::Crc64nvme, $p.checksum_crc64nvme.clone()),
+            (A::Sha1, $p.checksum_sha1.clone()),
+            (A::Sha256, $p.checksum_sha256.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(a, v)| v.map(|v| (a, v)))
+        .collect::<Vec<_>>()
+    }};
+}
+pub(crate) use listed_checksums;
 
 /// The checksums a request declares (headers, or the one its trailer will carry).
 pub fn expected(

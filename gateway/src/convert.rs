@@ -66,6 +66,7 @@ pub fn s3_error(e: ZoneError) -> S3Error {
         }
         ZoneError::Body(_) => (C::IncompleteBody, None),
         ZoneError::InvalidArgument(_) => (C::InvalidArgument, None),
+        ZoneError::InvalidRequest(_) => (C::InvalidRequest, None),
         ZoneError::InvalidBucketName { .. } => (C::InvalidBucketName, None),
         ZoneError::TooManyBuckets(_) => (C::TooManyBuckets, None),
         ZoneError::UserExists(_)

@@ -78,6 +78,12 @@ def test_multipart_copy_metadata_tags_and_acl_arrive_identical(zone_a, zone_b, b
         assert ha["LastModified"] == hb["LastModified"]
         got = zone_b.get_object(Bucket=bucket, Key=key)["Body"].read()
         assert hashlib.md5(got).digest() == hashlib.md5(body).digest()
+        # The kept checksum (and its type) travel with the version.
+        sums = [
+            {k: v for k, v in c.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED").items() if k.startswith("Checksum")}
+            for c in (zone_a, zone_b)
+        ]
+        assert sums[0] == sums[1] and sums[0], sums
     assert zone_b.head_object(Bucket=bucket, Key="mp")["ETag"].endswith('-3"')
     p2 = zone_b.get_object(Bucket=bucket, Key="mp", PartNumber=2)
     assert p2["Body"].read() == parts[1]

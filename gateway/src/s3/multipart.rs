@@ -4,9 +4,12 @@ use super::object::write_controls;
 use super::object::{body, cond_str, copy_source_conditions, declared_length};
 use super::sse::{SseFields, customer_headers, set_sse_fields, write_sse};
 use super::{MeridianS3, OrS3, denied, encoder, owner};
+use crate::checksum::{self, listed_checksums, set_checksum};
 use crate::convert::{self, AttrHeaders, etag, timestamp};
 use meridian_zone::Versioning;
+use meridian_zone::checksum::{ChecksumType as Kind, ObjectChecksum};
 use meridian_zone::object::WriteConditions;
+use meridian_zone::object::{CompleteUpload, ListedPart};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -30,6 +33,56 @@ fn copy_range(r: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
         ));
     }
     Ok((first, last + 1))
+}
+
+/// The checksum a new upload promises (`x-amz-checksum-algorithm`,
+/// `x-amz-checksum-type`), checked against what S3 allows.
+fn promised_checksum(
+    alg: Option<&ChecksumAlgorithm>,
+    kind: Option<&ChecksumType>,
+) -> S3Result<Option<ObjectChecksum>> {
+    let Some(alg) = checksum::named(alg)? else {
+        if kind.is_some() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "x-amz-checksum-type requires x-amz-checksum-algorithm"
+            ));
+        }
+        return Ok(None);
+    };
+    let kind = match kind {
+        None => alg.default_type(),
+        Some(k) => Kind::parse(k.as_str()).ok_or_else(|| {
+            s3_error!(
+                InvalidRequest,
+                "x-amz-checksum-type must be COMPOSITE or FULL_OBJECT"
+            )
+        })?,
+    };
+    if !alg.supports(kind) {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The {} checksum type cannot be used with the {} checksum algorithm.",
+            kind.as_str(),
+            alg.as_str().to_lowercase()
+        ));
+    }
+    Ok(Some(ObjectChecksum {
+        algorithm: Some(alg),
+        kind,
+        value: String::new(),
+    }))
+}
+
+/// The checksum fields of a part's record, on an S3 output.
+macro_rules! part_checksum {
+    ($out:expr, $rec:expr) => {
+        if let Some(c) = &$rec.checksum
+            && let Some(alg) = c.algorithm
+        {
+            set_checksum!($out, alg, c.value.clone());
+        }
+    };
 }
 
 fn part_number(p: i32) -> S3Result<u32> {
@@ -65,8 +118,12 @@ impl MeridianS3 {
         let owner = self
             .new_version_controls(&caller, &b, write_controls!(i), &mut attrs)
             .await?;
-        // Parts derive their key from this record (SSE-C: from the key sent again).
+        // Parts derive their key from this record (SSE-C: from the key sent
+        // again), and their checksum algorithm.
         attrs.encryption = self.seal_write(&req, &b, write_sse!(i))?.0;
+        attrs.checksum =
+            promised_checksum(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
+        let promised = attrs.checksum.clone();
         let sse = SseFields::of(attrs.encryption.as_ref());
         let upload_id = self
             .zone
@@ -79,6 +136,12 @@ impl MeridianS3 {
             upload_id: Some(upload_id),
             ..Default::default()
         };
+        if let Some(c) = promised
+            && let Some(alg) = c.algorithm
+        {
+            out.checksum_algorithm = Some(ChecksumAlgorithm::from(alg.as_str().to_string()));
+            out.checksum_type = Some(checksum::type_dto(c.kind));
+        }
         set_sse_fields!(out, sse);
         Ok(S3Response::new(out))
     }
@@ -90,6 +153,8 @@ impl MeridianS3 {
         let (_, b) = self.writable_bucket(&req, &req.input.bucket).await?;
         let length = declared_length(&req, req.input.content_length);
         let expected = crate::checksum::expected(&req.headers, req.trailing_headers.as_ref())?;
+        let declared = checksum::declared(&expected)
+            .or(checksum::named(req.input.checksum_algorithm.as_ref())?);
         let mut req = req;
         let customer = self.request_customer_key(&req, customer_headers!(req.input))?;
         let i = &mut req.input;
@@ -106,6 +171,7 @@ impl MeridianS3 {
                 length,
                 md5,
                 customer.as_ref(),
+                declared,
             )
             .await
             .or_s3()?;
@@ -113,6 +179,7 @@ impl MeridianS3 {
             e_tag: Some(etag(&rec.etag)),
             ..Default::default()
         };
+        part_checksum!(out, rec);
         set_sse_fields!(out, SseFields::of(customer.map(|c| c.record()).as_ref()));
         Ok(S3Response::new(out))
     }
@@ -160,15 +227,18 @@ impl MeridianS3 {
                 Some(end - start),
                 None,
                 customer.as_ref(),
+                None,
             )
             .await
             .or_s3()?;
+        let mut result = CopyPartResult {
+            e_tag: Some(etag(&rec.etag)),
+            last_modified: Some(timestamp(rec.mtime_ns)),
+            ..Default::default()
+        };
+        part_checksum!(result, rec);
         Ok(S3Response::new(UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                e_tag: Some(etag(&rec.etag)),
-                last_modified: Some(timestamp(rec.mtime_ns)),
-                ..Default::default()
-            }),
+            copy_part_result: Some(result),
             copy_source_version_id: (src.version_id != "null").then(|| src.version_id.clone()),
             ..Default::default()
         }))
@@ -206,18 +276,22 @@ impl MeridianS3 {
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let (_, b) = self.writable_bucket(&req, &req.input.bucket).await?;
         let i = &req.input;
-        let parts: Vec<(u32, String)> =
+        let parts: Vec<ListedPart> =
             i.multipart_upload
                 .as_ref()
                 .and_then(|m| m.parts.as_ref())
                 .map(|ps| {
                     ps.iter()
                         .map(|p| {
-                            let n = part_number(p.part_number.unwrap_or(0))?;
-                            let tag = p.e_tag.as_ref().map(|e| e.value().to_string()).ok_or_else(
+                            let number = part_number(p.part_number.unwrap_or(0))?;
+                            let etag = p.e_tag.as_ref().map(|e| e.value().to_string()).ok_or_else(
                                 || s3_error!(MalformedXML, "every Part needs an ETag"),
                             )?;
-                            Ok((n, tag))
+                            Ok(ListedPart {
+                                number,
+                                etag,
+                                checksums: listed_checksums!(p),
+                            })
                         })
                         .collect::<S3Result<Vec<_>>>()
                 })
@@ -234,8 +308,12 @@ impl MeridianS3 {
             .complete_upload(
                 &b,
                 &i.key,
-                &i.upload_id,
-                parts,
+                CompleteUpload {
+                    upload_id: i.upload_id.clone(),
+                    parts,
+                    checksum: listed_checksums!(i).into_iter().next(),
+                    size: i.mpu_object_size.and_then(|s| u64::try_from(s).ok()),
+                },
                 WriteConditions {
                     if_match: cond_str(&i.if_match),
                     if_none_match: cond_str(&i.if_none_match),
@@ -243,7 +321,7 @@ impl MeridianS3 {
             )
             .await
             .or_s3()?;
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
+        let mut out = CompleteMultipartUploadOutput {
             bucket: Some(b.name.clone()),
             key: Some(i.key.clone()),
             e_tag: Some(etag(&r.etag)),
@@ -251,7 +329,14 @@ impl MeridianS3 {
             version_id: (r.version_id != "null" || b.versioning != Versioning::Off)
                 .then(|| r.version_id.clone()),
             ..Default::default()
-        }))
+        };
+        if let Some(c) = &r.checksum
+            && let Some(alg) = c.algorithm
+        {
+            set_checksum!(out, alg, c.shown(r.parts));
+            out.checksum_type = Some(checksum::type_dto(c.kind));
+        }
+        Ok(S3Response::new(out))
     }
 
     pub(super) async fn do_abort_multipart_upload(
@@ -281,7 +366,12 @@ impl MeridianS3 {
             .await
             .or_s3()?;
         let next = page.parts.last().map(|p| p.part as i32);
+        let promised = page.upload.attrs.checksum.as_ref();
         Ok(S3Response::new(ListPartsOutput {
+            checksum_algorithm: promised
+                .and_then(|c| c.algorithm)
+                .map(|a| ChecksumAlgorithm::from(a.as_str().to_string())),
+            checksum_type: promised.map(|c| checksum::type_dto(c.kind)),
             bucket: Some(b.name.clone()),
             key: Some(i.key.clone()),
             upload_id: Some(i.upload_id.clone()),
@@ -304,12 +394,16 @@ impl MeridianS3 {
             parts: Some(
                 page.parts
                     .iter()
-                    .map(|p| Part {
-                        e_tag: Some(etag(&p.etag)),
-                        last_modified: Some(timestamp(p.mtime_ns)),
-                        part_number: Some(p.part as i32),
-                        size: Some(p.data.size as i64),
-                        ..Default::default()
+                    .map(|p| {
+                        let mut part = Part {
+                            e_tag: Some(etag(&p.etag)),
+                            last_modified: Some(timestamp(p.mtime_ns)),
+                            part_number: Some(p.part as i32),
+                            size: Some(p.data.size as i64),
+                            ..Default::default()
+                        };
+                        part_checksum!(part, p);
+                        part
                     })
                     .collect(),
             ),

@@ -6,6 +6,7 @@ use super::bucket_controls;
 use super::object_lock;
 use super::sse::{CustomerHeaders, SseFields, customer_headers, set_sse_fields, write_sse};
 use super::{Caller, MeridianS3, OrS3, denied, encoder, max_keys, owner};
+use crate::checksum::{self, set_checksum};
 use crate::convert::{self, AttrHeaders, etag, timestamp, timestamp_ns};
 use futures::StreamExt as _;
 use meridian_zone::object::{DeleteConditions, ListParams, PutOptions, WriteConditions};
@@ -108,6 +109,40 @@ struct ReadRequest<'a> {
     range: &'a Option<Range>,
     part_number: Option<i32>,
     customer: CustomerHeaders<'a>,
+    /// `x-amz-checksum-mode: ENABLED`.
+    checksum_mode: bool,
+}
+
+fn checksum_enabled(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
+}
+
+/// The kept checksum a GET/HEAD with checksum mode reports: the object's for
+/// a whole read, a part's for `partNumber` of a composite object, none for a
+/// range (as AWS).
+fn kept_checksum(out: &mut GetObjectOutput, e: &IndexEntry, ranged: bool, part: Option<i32>) {
+    let Some(c) = &e.attrs.checksum else { return };
+    let Some(alg) = c.algorithm else { return };
+    match part {
+        _ if ranged => {}
+        None => {
+            set_checksum!(out, alg, c.shown(e.parts));
+            out.checksum_type = Some(checksum::type_dto(c.kind));
+        }
+        Some(n) if e.parts == 0 && n == 1 => {
+            set_checksum!(out, alg, c.value.clone());
+            out.checksum_type = Some(checksum::type_dto(c.kind));
+        }
+        Some(n) if c.kind == meridian_zone::checksum::ChecksumType::Composite => {
+            if let Some(v) = usize::try_from(n - 1)
+                .ok()
+                .and_then(|i| e.part_checksums.get(i))
+            {
+                set_checksum!(out, alg, v.clone());
+            }
+        }
+        Some(_) => {}
+    }
 }
 
 /// What a write (PUT, copy, multipart upload) asks for its new version's
@@ -370,6 +405,7 @@ impl MeridianS3 {
         let (caller, b) = self.writable_bucket(&req, &req.input.bucket).await?;
         let length = declared_length(&req, req.input.content_length);
         let expected = crate::checksum::expected(&req.headers, req.trailing_headers.as_ref())?;
+        let keep = crate::checksum::kept(&expected, req.input.checksum_algorithm.as_ref(), None)?;
         let (encryption, data_key) = self.seal_write(&req, &b, write_sse!(req.input))?;
         let mut req = req;
         let input = &mut req.input;
@@ -399,6 +435,7 @@ impl MeridianS3 {
                 if_none_match: cond_str(&input.if_none_match),
             },
             data_key,
+            checksum: Some(keep),
         };
         let r = self
             .zone
@@ -415,6 +452,12 @@ impl MeridianS3 {
             version_id: version_header(&b, &r.version_id),
             ..Default::default()
         };
+        if let Some(c) = &r.checksum
+            && let Some(alg) = c.algorithm
+        {
+            set_checksum!(out, alg, c.shown(r.parts));
+            out.checksum_type = Some(checksum::type_dto(c.kind));
+        }
         set_sse_fields!(out, sse);
         Ok(S3Response::new(out))
     }
@@ -486,6 +529,9 @@ impl MeridianS3 {
             ..Default::default()
         };
         set_sse_fields!(out, SseFields::of(a.encryption.as_ref()));
+        if r.checksum_mode {
+            kept_checksum(&mut out, &e, r.range.is_some(), r.part_number);
+        }
         Ok(out)
     }
 
@@ -505,6 +551,7 @@ impl MeridianS3 {
             range: &i.range,
             part_number: i.part_number,
             customer: customer_headers!(i),
+            checksum_mode: checksum_enabled(i.checksum_mode.as_ref()),
         };
         Ok(S3Response::new(self.read_object(&req, r, true).await?))
     }
@@ -525,6 +572,7 @@ impl MeridianS3 {
             range: &i.range,
             part_number: i.part_number,
             customer: customer_headers!(i),
+            checksum_mode: checksum_enabled(i.checksum_mode.as_ref()),
         };
         let g = self.read_object(&req, r, false).await?;
         Ok(S3Response::new(HeadObjectOutput {
@@ -550,6 +598,12 @@ impl MeridianS3 {
             ssekms_key_id: g.ssekms_key_id,
             sse_customer_algorithm: g.sse_customer_algorithm,
             sse_customer_key_md5: g.sse_customer_key_md5,
+            checksum_crc32: g.checksum_crc32,
+            checksum_crc32c: g.checksum_crc32c,
+            checksum_crc64nvme: g.checksum_crc64nvme,
+            checksum_sha1: g.checksum_sha1,
+            checksum_sha256: g.checksum_sha256,
+            checksum_type: g.checksum_type,
             ..Default::default()
         }))
     }
@@ -800,10 +854,18 @@ impl MeridianS3 {
         let (encryption, data_key) = self.seal_write(&req, &dst, write_sse!(i))?;
         let sse = SseFields::of(encryption.as_ref());
         attrs.encryption = encryption;
+        // The copy is summed again over its bytes: with the algorithm the
+        // request names, else the source's.
+        let keep = checksum::kept(
+            &[],
+            i.checksum_algorithm.as_ref(),
+            src.attrs.checksum.as_ref().and_then(|c| c.algorithm),
+        )?;
         let opts = PutOptions {
             owner,
             attrs,
             data_key,
+            checksum: Some(keep),
             ..Default::default()
         };
         let r = self
@@ -811,12 +873,19 @@ impl MeridianS3 {
             .copy_object(&src_b, &src, &dst, &i.key, opts, src_key)
             .await
             .or_s3()?;
+        let mut result = CopyObjectResult {
+            e_tag: Some(etag(&r.etag)),
+            last_modified: Some(timestamp(r.mtime_ns)),
+            ..Default::default()
+        };
+        if let Some(c) = &r.checksum
+            && let Some(alg) = c.algorithm
+        {
+            set_checksum!(result, alg, c.value.clone());
+            result.checksum_type = Some(checksum::type_dto(c.kind));
+        }
         let mut out = CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(etag(&r.etag)),
-                last_modified: Some(timestamp(r.mtime_ns)),
-                ..Default::default()
-            }),
+            copy_object_result: Some(result),
             version_id: version_header(&dst, &r.version_id),
             copy_source_version_id: version_header(&src_b, &src.version_id),
             ..Default::default()
@@ -1081,10 +1150,19 @@ impl MeridianS3 {
                 .enumerate()
                 .skip(after)
                 .take(max)
-                .map(|(n, size)| ObjectPart {
-                    part_number: Some(n as i32 + 1),
-                    size: Some(*size as i64),
-                    ..Default::default()
+                .map(|(n, size)| {
+                    let mut p = ObjectPart {
+                        part_number: Some(n as i32 + 1),
+                        size: Some(*size as i64),
+                        ..Default::default()
+                    };
+                    if let (Some(alg), Some(v)) = (
+                        e.attrs.checksum.as_ref().and_then(|c| c.algorithm),
+                        e.part_checksums.get(n),
+                    ) {
+                        set_checksum!(p, alg, v.clone());
+                    }
+                    p
                 })
                 .collect();
             let last = after + page.len();
@@ -1098,7 +1176,22 @@ impl MeridianS3 {
                 total_parts_count: Some(e.parts as i32),
             }
         });
+        let sum = e
+            .attrs
+            .checksum
+            .as_ref()
+            .filter(|_| wants(ObjectAttributes::CHECKSUM))
+            .and_then(|c| {
+                let alg = c.algorithm?;
+                let mut out = Checksum {
+                    checksum_type: Some(checksum::type_dto(c.kind)),
+                    ..Default::default()
+                };
+                set_checksum!(out, alg, c.value.clone());
+                Some(out)
+            });
         Ok(S3Response::new(GetObjectAttributesOutput {
+            checksum: sum,
             e_tag: wants(ObjectAttributes::ETAG).then(|| etag(&e.etag)),
             last_modified: Some(timestamp(e.mtime_ns)),
             object_parts: parts,

@@ -6,6 +6,7 @@
 //! (when the version is encrypted) on its way to the pool; stripe `n` always
 //! holds the run's bytes from `n * STRIPE`, whatever its stored length.
 
+use crate::checksum::{ChecksumAlgorithm, Hasher, ObjectChecksum};
 use crate::crypt::DataKey;
 use crate::{DataRef, Result, RunCompression, Zone, ZoneError};
 use bytes::{Bytes, BytesMut};
@@ -62,6 +63,8 @@ pub struct Written {
     pub md5: [u8; 16],
     /// How the stripes were compressed (None: none was).
     pub compression: Option<RunCompression>,
+    /// The checksum `Encoding::checksum` asked for, of the plaintext.
+    pub checksum: Option<ObjectChecksum>,
 }
 
 impl Written {
@@ -82,6 +85,8 @@ pub struct Encoding<'a> {
     pub key: Option<&'a DataKey>,
     /// What the object's type says about compressing it.
     pub hint: Hint,
+    /// The additional checksum to compute over the bytes.
+    pub checksum: Option<ChecksumAlgorithm>,
 }
 
 /// The compression a run is written with: algorithm and settings.
@@ -170,6 +175,7 @@ impl Zone {
             Ok(())
         };
         let mut md5 = Md5::new();
+        let mut sum = enc.checksum.map(Hasher::new);
         let mut size = 0u64;
         let mut n = 0u64;
         let mut buf = BytesMut::new();
@@ -195,6 +201,9 @@ impl Zone {
                     return Err(ZoneError::EntityTooLarge { limit });
                 }
                 md5.update(&c);
+                if let Some(h) = sum.as_mut() {
+                    h.update(&c);
+                }
                 buf.extend_from_slice(&c);
             }
             // Flush whole stripes (and the tail at the end).
@@ -252,6 +261,7 @@ impl Zone {
             size,
             md5: md5.finalize().into(),
             compression,
+            checksum: sum.map(Hasher::finish),
         })
     }
 

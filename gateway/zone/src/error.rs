@@ -71,6 +71,9 @@ pub enum ZoneError {
     /// An argument is out of range or malformed.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The request contradicts itself or what it continues (S3's InvalidRequest).
+    #[error("{0}")]
+    InvalidRequest(String),
     /// A user with this uid exists.
     #[error("user '{0}' already exists")]
     UserExists(String),

@@ -16,6 +16,7 @@
 //! that may still add a stripe.
 
 pub mod bucket;
+pub mod checksum;
 pub mod compress;
 pub mod crypt;
 pub mod data;

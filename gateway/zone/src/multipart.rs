@@ -3,6 +3,7 @@
 //! upload and every part record, GC unused parts) is one atomic shard op and
 //! any gateway of the zone can continue an upload another one started.
 
+use crate::checksum::ChecksumAlgorithm;
 use crate::data::Body;
 use crate::index::{self, MergedScan, RangeReq, Step};
 use crate::object::{CompleteUpload, Link, PutResult, WriteConditions, validate_key};
@@ -68,7 +69,9 @@ impl Zone {
     }
 
     /// UploadPart (and UploadPartCopy, with the source as `body`), sealed
-    /// with the upload's encryption (`customer_key` for SSE-C): data first,
+    /// with the upload's encryption (`customer_key` for SSE-C) and summed with
+    /// the upload's checksum algorithm (CRC64NVME if it named none; a part
+    /// whose request names another algorithm is refused): data first,
     /// then the part record; a re-uploaded part number replaces the old one.
     /// The part record's commit also rewrites the upload record (bumping
     /// `part_commits`), so a completion or abort, which compares the upload
@@ -86,6 +89,7 @@ impl Zone {
         length: Option<u64>,
         content_md5: Option<[u8; 16]>,
         customer_key: Option<&crate::crypt::CustomerKey>,
+        declared: Option<ChecksumAlgorithm>,
     ) -> Result<PartRecord> {
         if part == 0 || part > MAX_PART {
             return Err(ZoneError::InvalidArgument(format!(
@@ -97,10 +101,18 @@ impl Zone {
         let (inst, attrs) = self.begin_part(bucket, key, upload_id, bound).await?;
         // A part is sealed as the upload said (SSE-C: with the same key
         // again), and compressed as the object's type says.
-        let sealed = self
-            .params()
-            .keys
-            .data_key(attrs.encryption.as_ref(), customer_key);
+        let promised = attrs.checksum.as_ref().and_then(|c| c.algorithm);
+        let sealed = match (promised, declared) {
+            (Some(p), Some(d)) if p != d => Err(ZoneError::InvalidRequest(format!(
+                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                p.as_str().to_lowercase(),
+                d.as_str().to_lowercase()
+            ))),
+            _ => self
+                .params()
+                .keys
+                .data_key(attrs.encryption.as_ref(), customer_key),
+        };
         let stored = match sealed {
             Ok(data_key) => {
                 self.store_body(
@@ -112,6 +124,7 @@ impl Zone {
                     crate::data::Encoding {
                         key: data_key.as_ref(),
                         hint: attrs.compress_hint(),
+                        checksum: Some(promised.unwrap_or(ChecksumAlgorithm::Crc64nvme)),
                     },
                 )
                 .await
@@ -129,6 +142,7 @@ impl Zone {
             part,
             etag: hex(&written.md5),
             data: written.run(&inst),
+            checksum: written.checksum.clone(),
             mtime_ns: now_ns(),
         };
         let ukey = index::upload_key(key, upload_id);
@@ -223,8 +237,7 @@ impl Zone {
         &self,
         bucket: &BucketInfo,
         key: &str,
-        upload_id: &str,
-        parts: Vec<(u32, String)>,
+        upload: CompleteUpload,
         conditions: WriteConditions,
     ) -> Result<PutResult> {
         validate_key(key)?;
@@ -237,10 +250,7 @@ impl Zone {
                     ..Default::default()
                 },
                 intent: None,
-                upload: Some(CompleteUpload {
-                    upload_id: upload_id.into(),
-                    parts,
-                }),
+                upload: Some(upload),
                 conditions,
                 first: None,
             },

@@ -3,6 +3,7 @@
 //! "Link" is the one place a new version becomes visible; PUT, copy,
 //! completed multipart uploads and (later) sync all go through it.
 
+use crate::checksum::{ChecksumAlgorithm, ChecksumType, ObjectChecksum};
 use crate::data::Body;
 use crate::index::{self, MergedScan, RangeReq, Snapshot, Step};
 use crate::replica::Stamp;
@@ -68,6 +69,8 @@ pub struct PutOptions {
     pub conditions: WriteConditions,
     /// The key the data is stored under (`attrs.encryption` says how it was chosen).
     pub data_key: Option<crate::crypt::DataKey>,
+    /// The additional checksum the version keeps (computed over the body).
+    pub checksum: Option<crate::checksum::ChecksumAlgorithm>,
 }
 
 /// What a successful write returns.
@@ -81,6 +84,10 @@ pub struct PutResult {
     pub mtime_ns: u64,
     /// Size.
     pub size: u64,
+    /// The version's additional checksum.
+    pub checksum: Option<crate::checksum::ObjectChecksum>,
+    /// Parts (0 for a single PUT): a composite checksum shows their count.
+    pub parts: u32,
 }
 
 /// Conditions of a conditional delete (S3's `If-Match`,
@@ -138,12 +145,45 @@ pub struct DeleteResult {
 }
 
 /// The multipart side of a link: the upload it completes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CompleteUpload {
     /// Upload id.
     pub upload_id: String,
-    /// Parts the client listed: (part number, ETag).
-    pub parts: Vec<(u32, String)>,
+    /// Parts the client listed.
+    pub parts: Vec<ListedPart>,
+    /// The object's checksum as the client computed it (checked, if given).
+    pub checksum: Option<(crate::checksum::ChecksumAlgorithm, String)>,
+    /// The object's size as the client declared it (`x-amz-mp-object-size`).
+    pub size: Option<u64>,
+}
+
+impl CompleteUpload {
+    /// A completion of `upload_id` from (part number, ETag) pairs alone.
+    pub fn of(upload_id: &str, parts: Vec<(u32, String)>) -> Self {
+        CompleteUpload {
+            upload_id: upload_id.to_string(),
+            parts: parts
+                .into_iter()
+                .map(|(number, etag)| ListedPart {
+                    number,
+                    etag,
+                    checksums: Vec::new(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A part as CompleteMultipartUpload lists it.
+#[derive(Debug, Clone, Default)]
+pub struct ListedPart {
+    /// Part number.
+    pub number: u32,
+    /// Its ETag.
+    pub etag: String,
+    /// Its checksums as the client computed them (each must match).
+    pub checksums: Vec<(crate::checksum::ChecksumAlgorithm, String)>,
 }
 
 /// A version about to be linked into the index.
@@ -425,6 +465,7 @@ impl Zone {
                 crate::data::Encoding {
                     key: opts.data_key.as_ref(),
                     hint: opts.attrs.compress_hint(),
+                    checksum: opts.checksum,
                 },
             )
             .await
@@ -435,12 +476,14 @@ impl Zone {
                 return Err(e);
             }
         };
+        let mut attrs = opts.attrs;
+        attrs.checksum = written.checksum.clone();
         let entry = IndexEntry {
             key: key.to_string(),
             size: written.size,
             etag: hex(&written.md5),
             owner: opts.owner,
-            attrs: opts.attrs,
+            attrs,
             manifest: Manifest {
                 runs: if written.size == 0 {
                     Vec::new()
@@ -534,6 +577,8 @@ impl Zone {
                             version_id: c.version_id.clone(),
                             mtime_ns: c.mtime_ns,
                             size: c.size,
+                            checksum: c.attrs.checksum.clone(),
+                            parts: c.parts,
                         }));
                     }
                     return Err(ZoneError::NoSuchUpload(u.upload_id.clone()));
@@ -590,6 +635,8 @@ impl Zone {
                     version_id: entry.version_id.clone(),
                     mtime_ns: mtime,
                     size: entry.size,
+                    checksum: entry.attrs.checksum.clone(),
+                    parts: entry.parts,
                 },
             ))
         })
@@ -933,12 +980,13 @@ fn assemble_upload(
     // As AWS orders its checks: part order, then each part's existence and
     // ETag, then the sizes.
     let mut prev = 0u32;
-    for (num, etag) in &u.parts {
-        if *num <= prev {
+    for lp in &u.parts {
+        let (num, etag) = (lp.number, &lp.etag);
+        if num <= prev {
             return Err(ZoneError::InvalidPartOrder);
         }
-        prev = *num;
-        let Some(p) = by_num.get(num) else {
+        prev = num;
+        let Some(p) = by_num.get(&num) else {
             return Err(ZoneError::InvalidPart(format!(
                 "part {num} was not uploaded (or was uploaded to another upload)"
             )));
@@ -949,11 +997,21 @@ fn assemble_upload(
                 p.etag
             )));
         }
+        for (alg, value) in &lp.checksums {
+            let kept = p.checksum.as_ref().filter(|c| c.algorithm == Some(*alg));
+            if kept.is_some_and(|c| c.value != value.trim()) {
+                return Err(ZoneError::InvalidPart(format!(
+                    "part {num}'s {} checksum is not {value}",
+                    alg.as_str()
+                )));
+            }
+        }
     }
     let mut md5 = Md5::new();
     let mut runs = Vec::with_capacity(u.parts.len());
     let mut sizes = Vec::with_capacity(u.parts.len());
-    for (i, (num, _)) in u.parts.iter().enumerate() {
+    for (i, lp) in u.parts.iter().enumerate() {
+        let num = &lp.number;
         let p = &by_num[num];
         if i + 1 < u.parts.len() && p.data.size < MIN_PART_SIZE {
             return Err(ZoneError::EntityTooSmall {
@@ -971,7 +1029,9 @@ fn assemble_upload(
         }
         sizes.push(p.data.size);
     }
-    let used: std::collections::BTreeSet<u32> = u.parts.iter().map(|(n, _)| *n).collect();
+    let used: std::collections::BTreeSet<u32> = u.parts.iter().map(|p| p.number).collect();
+    let listed: Vec<&PartRecord> = u.parts.iter().map(|lp| &by_num[&lp.number]).collect();
+    let (checksum, part_checksums) = upload_checksum(rec, u, &listed)?;
     let unused = by_num
         .into_iter()
         .filter(|(n, _)| !used.contains(n))
@@ -981,11 +1041,66 @@ fn assemble_upload(
     entry.etag = format!("{}-{}", hex(&md5.finalize()), u.parts.len());
     entry.manifest = Manifest { runs };
     entry.parts = u.parts.len() as u32;
+    if let Some(declared) = u.size
+        && declared != sizes.iter().sum::<u64>()
+    {
+        return Err(ZoneError::InvalidRequest(format!(
+            "x-amz-mp-object-size is {declared}, the parts hold {} bytes",
+            sizes.iter().sum::<u64>()
+        )));
+    }
     entry.part_sizes = sizes;
     entry.attrs = rec.attrs.clone();
+    entry.attrs.checksum = checksum;
+    entry.part_checksums = part_checksums;
     entry.owner = rec.owner.clone();
     entry.from_upload = u.upload_id.clone();
     Ok(unused)
+}
+
+/// The checksum of a completed upload (and its parts' checksums): the type
+/// and algorithm the upload promised (full-object CRC64NVME if none), from
+/// the parts' checksums; checked against the client's value when it sent
+/// one. None when a part has no checksum of that algorithm (uploaded before
+/// parts kept checksums).
+fn upload_checksum(
+    rec: &UploadRecord,
+    u: &CompleteUpload,
+    parts: &[&PartRecord],
+) -> Result<(Option<ObjectChecksum>, Vec<String>)> {
+    let (alg, kind) = rec
+        .attrs
+        .checksum
+        .as_ref()
+        .and_then(|c| c.algorithm.map(|a| (a, c.kind)))
+        .unwrap_or((ChecksumAlgorithm::Crc64nvme, ChecksumType::FullObject));
+    let values: Option<Vec<(&str, u64)>> = parts
+        .iter()
+        .map(|p| {
+            p.checksum
+                .as_ref()
+                .filter(|c| c.algorithm == Some(alg))
+                .map(|c| (c.value.as_str(), p.data.size))
+        })
+        .collect();
+    let Some(values) = values else {
+        return Ok((None, Vec::new()));
+    };
+    let sum = crate::checksum::combine(alg, kind, &values);
+    if let (Some((want_alg, want)), Some(have)) = (&u.checksum, &sum) {
+        let want = want.trim();
+        if *want_alg != alg {
+            return Err(ZoneError::InvalidRequest(format!(
+                "the upload's checksum algorithm is {}, not {}",
+                alg.as_str(),
+                want_alg.as_str()
+            )));
+        }
+        if want != have.value && want != have.shown(parts.len() as u32) {
+            return Err(ZoneError::BadDigest);
+        }
+    }
+    Ok((sum, values.iter().map(|(v, _)| v.to_string()).collect()))
 }
 
 /// One page of ListObjects.

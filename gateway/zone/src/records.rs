@@ -481,6 +481,10 @@ pub struct ObjectAttrs {
     /// How the data is encrypted at rest (None: it is not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption: Option<crate::crypt::Encryption>,
+    /// The version's additional checksum (on an upload record: the one the
+    /// upload promised, without a value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<crate::checksum::ObjectChecksum>,
 }
 
 impl ObjectAttrs {
@@ -671,6 +675,10 @@ pub struct IndexEntry {
     pub parts: u32,
     /// Part sizes of a multipart object (for `?partNumber=`).
     pub part_sizes: Vec<u64>,
+    /// Part checksums of a multipart object (base64, in the algorithm of
+    /// `attrs.checksum`; empty when the parts have none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub part_checksums: Vec<String>,
     /// Zones this version has passed through (kept for `bilog list`; loop
     /// prevention uses the trace of each log entry).
     pub zone_trace: Vec<String>,
@@ -712,6 +720,9 @@ pub struct PartRecord {
     pub etag: String,
     /// Where its bytes are.
     pub data: DataRef,
+    /// Full checksum of the part's bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<crate::checksum::ObjectChecksum>,
     /// Upload time, ns.
     pub mtime_ns: u64,
 }

@@ -277,6 +277,8 @@ impl Zone {
         let enc = crate::data::Encoding {
             key: key.as_ref(),
             hint: v.attrs.compress_hint(),
+            // The version's checksum comes with it.
+            checksum: None,
         };
         self.store_body(bucket, inst, body, (Some(v.size), None), deadline, enc)
             .await
