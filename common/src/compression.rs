@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// Pool option: the algorithm (`lz4`, `zstd`, or `none`).
+/// Pool option: the algorithm (`lz4`, `zstd`, or `none`: no compression).
 pub const ALGORITHM: &str = "compression_algorithm";
 /// Pool option: when to compress (`none`, `passive`, `aggressive`, `force`).
 pub const MODE: &str = "compression_mode";
@@ -84,6 +84,8 @@ pub enum Hint {
 pub struct PoolCompression {
     /// Algorithm (None: not set, so `lz4` if a mode asks for compression).
     pub algorithm: Option<Algorithm>,
+    /// `compression_algorithm none`: nothing is compressed, whatever the mode.
+    pub disabled: bool,
     /// When to compress.
     pub mode: Mode,
     /// Largest compressed/original ratio worth keeping.
@@ -94,6 +96,7 @@ impl Default for PoolCompression {
     fn default() -> Self {
         PoolCompression {
             algorithm: None,
+            disabled: false,
             mode: Mode::None,
             required_ratio: DEFAULT_REQUIRED_RATIO,
         }
@@ -105,8 +108,10 @@ impl PoolCompression {
     /// anything unreadable counts as unset).
     pub fn from_options(options: &HashMap<String, String>) -> Self {
         let mut c = PoolCompression::default();
-        if let Some(Ok(Some(a))) = options.get(ALGORITHM).map(|v| parse_algorithm(v)) {
-            c.algorithm = Some(a);
+        match options.get(ALGORITHM).map(|v| parse_algorithm(v)) {
+            Some(Ok(Some(a))) => c.algorithm = Some(a),
+            Some(Ok(None)) => c.disabled = true,
+            _ => {}
         }
         if let Some(Ok(m)) = options.get(MODE).map(|v| parse_mode(v)) {
             c.mode = m;
@@ -120,12 +125,13 @@ impl PoolCompression {
     /// The algorithm to compress data with `hint` under these settings, if any.
     pub fn decide(&self, hint: Hint) -> Option<Algorithm> {
         let alg = self.algorithm.unwrap_or(Algorithm::Lz4);
-        let wanted = match self.mode {
-            Mode::None => false,
-            Mode::Passive => hint == Hint::Compressible,
-            Mode::Aggressive => hint != Hint::Incompressible,
-            Mode::Force => true,
-        };
+        let wanted = !self.disabled
+            && match self.mode {
+                Mode::None => false,
+                Mode::Passive => hint == Hint::Compressible,
+                Mode::Aggressive => hint != Hint::Incompressible,
+                Mode::Force => true,
+            };
         wanted.then_some(alg)
     }
 
@@ -152,7 +158,7 @@ fn parse_algorithm(v: &str) -> Result<Option<Algorithm>, String> {
     match v.to_ascii_lowercase().as_str() {
         "lz4" => Ok(Some(Algorithm::Lz4)),
         "zstd" => Ok(Some(Algorithm::Zstd)),
-        "none" | "" => Ok(None),
+        "none" => Ok(None),
         "snappy" | "zlib" => Err(format!(
             "compression_algorithm {v:?} is not supported: use lz4 or zstd"
         )),
@@ -215,6 +221,9 @@ mod tests {
         assert_eq!(mode_only.decide(Unknown), Some(Algorithm::Lz4));
         let alg_only = PoolCompression::from_options(&opts(&[(ALGORITHM, "lz4")]));
         assert_eq!(alg_only.decide(Compressible), None);
+        // Algorithm `none` turns compression off, as in Ceph.
+        let off = PoolCompression::from_options(&opts(&[(ALGORITHM, "none"), (MODE, "force")]));
+        assert_eq!(off.decide(Compressible), None);
     }
 
     #[test]

@@ -9,6 +9,8 @@ import pytest
 from conftest import expect_error, meridian_only, unique_bucket_name
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+AUTHENTICATED = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+LOG_DELIVERY = "http://acs.amazonaws.com/groups/s3/LogDelivery"
 
 
 def uid_of(client):
@@ -159,9 +161,20 @@ def test_bad_grant_requests_are_refused(s3, bucket):
         s3.put_bucket_acl(Bucket=bucket, ACL="public-read", GrantRead=f'uri="{ALL_USERS}"')
     with expect_error("UnresolvableGrantByEmailAddress", 400):
         s3.put_object_acl(Bucket=bucket, Key="k", GrantRead='emailAddress="nobody@example.com"')
+    with expect_error("NotImplemented", 501):
+        s3.put_bucket_acl(Bucket=bucket, GrantWrite=f'uri="{LOG_DELIVERY}"')
     # Nothing was changed by the refused requests.
     assert len(s3.get_object_acl(Bucket=bucket, Key="k")["Grants"]) == 1
     assert len(s3.get_bucket_acl(Bucket=bucket)["Grants"]) == 1
+
+
+@meridian_only("moto does not enforce ACL grants")
+def test_authenticated_users_grant_admits_any_signed_caller_not_anonymous(s3, s3_b, s3_anon, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"for members", GrantRead=f'uri="{AUTHENTICATED}"')
+    assert s3_b.get_object(Bucket=bucket, Key="k")["Body"].read() == b"for members"
+    with expect_error("AccessDenied", 403):
+        s3_anon.get_object(Bucket=bucket, Key="k")
+    assert (AUTHENTICATED, "READ") in grants_of(s3.get_object_acl(Bucket=bucket, Key="k"))
 
 
 @meridian_only("moto does not enforce ACL grants")

@@ -161,3 +161,63 @@ def test_s3api_head_object(aws, s3, bucket):
     proc = aws("s3api", "head-object", "--bucket", bucket, "--key", "nope", check=False)
     assert proc.returncode != 0
     assert b"404" in proc.stderr or b"Not Found" in proc.stderr
+
+
+def _api(aws, *args):
+    out = aws("s3api", *args).stdout.decode().strip()
+    return json.loads(out) if out else None
+
+
+def test_s3api_bucket_settings(aws, s3, s3_anon, bucket_factory):
+    """The bucket settings the README names, set and read with the AWS CLI
+    (each then checked for its effect with boto3)."""
+    name = bucket_factory.register(unique_bucket_name())
+    _api(aws, "create-bucket", "--bucket", name, "--object-lock-enabled-for-bucket",
+         "--object-ownership", "BucketOwnerEnforced")
+    lock = _api(aws, "get-object-lock-configuration", "--bucket", name)
+    assert lock["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
+    own = _api(aws, "get-bucket-ownership-controls", "--bucket", name)
+    assert own["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+
+    # Tagging.
+    _api(aws, "put-bucket-tagging", "--bucket", name, "--tagging", "TagSet=[{Key=team,Value=storage}]")
+    assert _api(aws, "get-bucket-tagging", "--bucket", name)["TagSet"] == [{"Key": "team", "Value": "storage"}]
+    _api(aws, "delete-bucket-tagging", "--bucket", name)
+    with expect_error("NoSuchTagSet", 404):
+        s3.get_bucket_tagging(Bucket=name)
+
+    # SSE-S3 as the bucket default.
+    _api(aws, "put-bucket-encryption", "--bucket", name, "--server-side-encryption-configuration",
+         json.dumps({"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}))
+    rule = _api(aws, "get-bucket-encryption", "--bucket", name)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert s3.put_object(Bucket=name, Key="k", Body=b"x")["ServerSideEncryption"] == "AES256"
+    _api(aws, "delete-bucket-encryption", "--bucket", name)
+
+    # CORS.
+    _api(aws, "put-bucket-cors", "--bucket", name, "--cors-configuration",
+         json.dumps({"CORSRules": [{"AllowedOrigins": ["https://app.example.com"], "AllowedMethods": ["GET"]}]}))
+    assert _api(aws, "get-bucket-cors", "--bucket", name)["CORSRules"][0]["AllowedMethods"] == ["GET"]
+    _api(aws, "delete-bucket-cors", "--bucket", name)
+
+    # Lifecycle.
+    _api(aws, "put-bucket-lifecycle-configuration", "--bucket", name, "--lifecycle-configuration",
+         json.dumps({"Rules": [{"ID": "old", "Status": "Enabled", "Filter": {"Prefix": "logs/"},
+                                "Expiration": {"Days": 30}}]}))
+    rules = _api(aws, "get-bucket-lifecycle-configuration", "--bucket", name)["Rules"]
+    assert rules[0]["ID"] == "old" and rules[0]["Expiration"] == {"Days": 30}
+
+    # A public-read policy, its status, then the public access block that refuses it.
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{name}/*"}]}
+    _api(aws, "put-bucket-policy", "--bucket", name, "--policy", json.dumps(policy))
+    assert _api(aws, "get-bucket-policy-status", "--bucket", name)["PolicyStatus"]["IsPublic"] is True
+    assert s3_anon.get_object(Bucket=name, Key="k")["Body"].read() == b"x"
+    _api(aws, "delete-bucket-policy", "--bucket", name)
+    _api(aws, "put-public-access-block", "--bucket", name, "--public-access-block-configuration",
+         "BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true")
+    pab = _api(aws, "get-public-access-block", "--bucket", name)["PublicAccessBlockConfiguration"]
+    assert pab["BlockPublicPolicy"] is True
+    refused = aws("s3api", "put-bucket-policy", "--bucket", name, "--policy", json.dumps(policy), check=False)
+    assert refused.returncode != 0 and b"AccessDenied" in refused.stderr, refused.stderr
+    _api(aws, "delete-public-access-block", "--bucket", name)

@@ -89,6 +89,22 @@ def test_block_and_restrict_public_policies(s3, s3_b, s3_anon, bucket):
         "Effect": "Allow", "Principal": {"AWS": [f"arn:aws:iam:::user/{uid_of(s3_b)}"]},
         "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
     assert s3_b.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"d"
+    # Nor is an Allow to everyone that a condition narrows (here: from loopback).
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*",
+        "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]}))
+    assert s3.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"] is False
+
+
+def test_object_writer_objects_stay_readable_and_deletable_by_the_bucket_owner(s3, s3_b, bucket):
+    s3.put_bucket_acl(Bucket=bucket, GrantWrite=f'id="{uid_of(s3_b)}"',
+                      GrantFullControl=f'id="{uid_of(s3)}"')
+    s3_b.put_object(Bucket=bucket, Key="theirs", Body=b"written by b")
+    assert object_owner(s3, bucket, "theirs") == uid_of(s3_b)
+    assert s3.get_object(Bucket=bucket, Key="theirs")["Body"].read() == b"written by b"
+    s3.delete_object(Bucket=bucket, Key="theirs")
+    with expect_error({"NoSuchKey", "404"}, 404):
+        s3.head_object(Bucket=bucket, Key="theirs")
 
 
 def test_ownership_controls_are_stored_read_back_and_removed(s3, bucket, bucket_factory):

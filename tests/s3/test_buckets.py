@@ -165,6 +165,11 @@ INVALID_NAMES = [
     pytest.param("amzn-s3-demo-bucket", id="reserved-prefix", marks=meridian_only(_MOTO_NAMES)),
     pytest.param("my-bucket--x-s3", id="reserved-suffix", marks=meridian_only(_MOTO_NAMES)),
     pytest.param("my-bucket.mrap", id="mrap-suffix", marks=meridian_only(_MOTO_NAMES)),
+    pytest.param("xn--punycode", id="xn-prefix", marks=meridian_only(_MOTO_NAMES)),
+    pytest.param("sthree-bucket", id="sthree-prefix", marks=meridian_only(_MOTO_NAMES)),
+    pytest.param("my-bucket-s3alias", id="s3alias-suffix", marks=meridian_only(_MOTO_NAMES)),
+    pytest.param("my-bucket--ol-s3", id="ol-s3-suffix", marks=meridian_only(_MOTO_NAMES)),
+    pytest.param("my-bucket--table-s3", id="table-s3-suffix", marks=meridian_only(_MOTO_NAMES)),
 ]
 
 

@@ -234,3 +234,38 @@ def test_copies_are_summed_again(s3, bucket):
     )
     assert pc["CopyPartResult"]["ChecksumCRC32"] == checksum("CRC32", whole[100:1100])
     s3.abort_multipart_upload(Bucket=bucket, Key="pc", UploadId=up)
+
+
+def test_a_wrong_checksum_header_is_refused_and_nothing_is_stored(s3, bucket):
+    data = b"the body the client meant"
+    r = raw_request(
+        "PUT", obj_path(bucket, "bad"), body=data,
+        headers={"x-amz-checksum-sha256": checksum("SHA256", data + b"!")},
+    )
+    assert r.status_code == 400 and b"BadDigest" in r.content, r.text
+    with expect_error({"NoSuchKey", "404"}, 404):
+        s3.head_object(Bucket=bucket, Key="bad")
+
+
+def test_a_named_algorithm_is_computed_when_no_value_is_sent(s3, bucket):
+    data = random_bytes(4096)
+    r = raw_request(
+        "PUT", obj_path(bucket, "named"), body=data, headers={"x-amz-checksum-algorithm": "SHA1"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["x-amz-checksum-sha1"] == checksum("SHA1", data)
+    head = s3.head_object(Bucket=bucket, Key="named", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA1"] == checksum("SHA1", data)
+
+
+def test_composite_crc32_and_a_part_read_with_its_checksum(s3, bucket):
+    parts = [random_bytes(5 * MiB), random_bytes(2048)]
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp", ChecksumAlgorithm="CRC32")
+    assert up["ChecksumType"] == "COMPOSITE"
+    done = upload_parts(s3, bucket, "mp", up["UploadId"], parts, "CRC32")
+    r = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up["UploadId"], MultipartUpload={"Parts": done})
+    composite = checksum("CRC32", b"".join(raw_sum("CRC32", p) for p in parts))
+    assert r["ChecksumCRC32"] == f"{composite}-2"
+    got = s3.get_object(Bucket=bucket, Key="mp", PartNumber=2, ChecksumMode="ENABLED")
+    assert got["ChecksumCRC32"] == checksum("CRC32", parts[1])
+    assert got["Body"].read() == parts[1]

@@ -324,3 +324,22 @@ def test_conditional_delete_object_and_delete_objects(s3, bucket):
     assert [d["Key"] for d in r["Deleted"]] == ["a"]
     assert [(e["Key"], e["Code"]) for e in r["Errors"]] == [("b", "PreconditionFailed")]
     assert s3.get_object(Bucket=bucket, Key="b")["Body"].read() == b"b"
+    # Per-key size and modification time, each both ways.
+    s3.put_object(Bucket=bucket, Key="c", Body=b"ccc")
+    mb = s3.head_object(Bucket=bucket, Key="b")["LastModified"]
+    mc = s3.head_object(Bucket=bucket, Key="c")["LastModified"]
+    r = s3.delete_objects(
+        Bucket=bucket,
+        Delete={"Objects": [
+            {"Key": "b", "Size": 1, "LastModifiedTime": mb},
+            {"Key": "c", "Size": 2},
+        ]},
+    )
+    assert [d["Key"] for d in r["Deleted"]] == ["b"]
+    assert [(e["Key"], e["Code"]) for e in r["Errors"]] == [("c", "PreconditionFailed")]
+    r = s3.delete_objects(
+        Bucket=bucket,
+        Delete={"Objects": [{"Key": "c", "LastModifiedTime": mc - dt.timedelta(seconds=10)}]},
+    )
+    assert [(e["Key"], e["Code"]) for e in r["Errors"]] == [("c", "PreconditionFailed")]
+    assert s3.get_object(Bucket=bucket, Key="c")["Body"].read() == b"ccc"

@@ -107,3 +107,44 @@ def test_lifecycle_pass_expires_what_the_rules_name_and_nothing_else(s3, bucket)
     listed = {s["bucket"]: s for s in meridian("lc", "list")}
     assert listed[bucket]["status"] == "COMPLETE"
     assert listed[bucket]["expired"] >= 0 and listed[bucket]["finished_ms"] >= listed[bucket]["started_ms"]
+
+
+@meridian_only("needs `meridian lc process`")
+def test_expiration_by_date_size_and_and_filters_and_newer_noncurrent_versions(s3, bucket):
+    import datetime
+
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    midnight = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={"Rules": [
+            # A date already past: everything under dated/ expires on the next pass.
+            {"ID": "date", "Status": "Enabled", "Filter": {"Prefix": "dated/"}, "Expiration": {"Date": midnight}},
+            # Only objects over 1000 bytes under big/.
+            {"ID": "size", "Status": "Enabled",
+             "Filter": {"And": {"Prefix": "big/", "ObjectSizeGreaterThan": 1000}}, "Expiration": {"Date": midnight}},
+            # Prefix and tag together.
+            {"ID": "and", "Status": "Enabled",
+             "Filter": {"And": {"Prefix": "t/", "Tags": [{"Key": "tier", "Value": "tmp"}]}},
+             "Expiration": {"Date": midnight}},
+            # Keep the newest noncurrent version of each key, however old.
+            {"ID": "newer", "Status": "Enabled", "Filter": {"Prefix": "v/"},
+             "NoncurrentVersionExpiration": {"NoncurrentDays": 1, "NewerNoncurrentVersions": 1}},
+        ]},
+    )
+    s3.put_object(Bucket=bucket, Key="dated/a", Body=b"a")
+    s3.put_object(Bucket=bucket, Key="undated/a", Body=b"a")
+    s3.put_object(Bucket=bucket, Key="big/large", Body=b"x" * 2000)
+    s3.put_object(Bucket=bucket, Key="big/small", Body=b"x" * 10)
+    s3.put_object(Bucket=bucket, Key="t/tagged", Body=b"t", Tagging="tier=tmp")
+    s3.put_object(Bucket=bucket, Key="t/untagged", Body=b"t")
+    for i in range(4):
+        s3.put_object(Bucket=bucket, Key="v/k", Body=f"v{i}".encode())
+    time.sleep(max(DAY_S, 0) * 1.5)
+    done = meridian("lc", "process", "--bucket", bucket)
+    assert [d["status"] for d in done] == ["COMPLETE"], done
+    current = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert current == {"undated/a", "big/small", "t/untagged", "v/k"}, current
+    vs, _ = versions_of(s3, bucket, "v/k")
+    # The current version and the newest noncurrent one stay.
+    assert [s3.get_object(Bucket=bucket, Key="v/k", VersionId=v["VersionId"])["Body"].read() for v in vs] == [b"v3", b"v2"]

@@ -5,6 +5,7 @@ DeleteObjects, lifecycle) refusing to remove a protected version until its
 protection ends; plus the requests S3 refuses."""
 
 import datetime
+import json
 import os
 import time
 
@@ -183,3 +184,74 @@ def test_object_lock_requests_s3_refuses(s3, bucket, bucket_factory):
     with expect_error("NoSuchObjectLockConfiguration", 404):
         s3.get_object_retention(Bucket=locked, Key="plain")
     assert s3.list_object_versions(Bucket=locked)["Versions"][0]["Key"] == "plain"
+
+
+def test_lock_enabled_on_an_existing_versioned_bucket_and_compliance_default_in_years(s3, bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object_lock_configuration(
+        Bucket=bucket,
+        ObjectLockConfiguration={"ObjectLockEnabled": "Enabled",
+                                 "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 1}}},
+    )
+    rule = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]["Rule"]
+    assert rule["DefaultRetention"] == {"Mode": "COMPLIANCE", "Years": 1}
+    v = s3.put_object(Bucket=bucket, Key="k", Body=b"kept a year")["VersionId"]
+    got = s3.get_object(Bucket=bucket, Key="k")
+    assert got["ObjectLockMode"] == "COMPLIANCE"
+    left = got["ObjectLockRetainUntilDate"] - in_seconds(0)
+    assert datetime.timedelta(days=364) < left <= datetime.timedelta(days=366)
+    # COMPLIANCE: not even the owner with the bypass.
+    with expect_error("AccessDenied", 403):
+        delete_version(s3, bucket, "k", v, BypassGovernanceRetention=True)
+    with expect_error("InvalidBucketState", 409):
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+
+
+def test_copy_and_multipart_take_lock_headers_and_the_owner_may_shorten_with_bypass(s3, locked):
+    until = in_seconds(3600)
+    s3.put_object(Bucket=locked, Key="src", Body=b"s")
+    c = s3.copy_object(
+        Bucket=locked, Key="copy", CopySource={"Bucket": locked, "Key": "src"},
+        ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until, ObjectLockLegalHoldStatus="ON",
+    )
+    head = s3.head_object(Bucket=locked, Key="copy")
+    assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockLegalHoldStatus"] == "ON"
+    up = s3.create_multipart_upload(
+        Bucket=locked, Key="mp", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until
+    )
+    part = s3.upload_part(Bucket=locked, Key="mp", UploadId=up["UploadId"], PartNumber=1, Body=b"m")
+    v = s3.complete_multipart_upload(
+        Bucket=locked, Key="mp", UploadId=up["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )["VersionId"]
+    assert s3.get_object_retention(Bucket=locked, Key="mp")["Retention"]["Mode"] == "GOVERNANCE"
+    # The owner shortens GOVERNANCE retention with the bypass, then may delete.
+    s3.put_object_retention(
+        Bucket=locked, Key="mp", VersionId=v, BypassGovernanceRetention=True,
+        Retention={"Mode": "GOVERNANCE", "RetainUntilDate": in_seconds(1)},
+    )
+    time.sleep(1.5)
+    delete_version(s3, locked, "mp", v)
+    s3.put_object_legal_hold(Bucket=locked, Key="copy", VersionId=c["VersionId"], LegalHold={"Status": "OFF"})
+
+
+@meridian_only("moto does not evaluate s3:BypassGovernanceRetention in policies")
+def test_a_policy_may_grant_the_governance_bypass(s3, s3_b, locked):
+    uid_b = s3_b.list_buckets()["Owner"]["ID"]
+    v = s3.put_object(
+        Bucket=locked, Key="k", Body=b"x", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=in_seconds(3600)
+    )["VersionId"]
+    s3.put_bucket_policy(Bucket=locked, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": [f"arn:aws:iam:::user/{uid_b}"]},
+            "Action": ["s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"],
+            "Resource": [f"arn:aws:s3:::{locked}/*"],
+        }],
+    }))
+    with expect_error("AccessDenied", 403):
+        delete_version(s3_b, locked, "k", v)
+    delete_version(s3_b, locked, "k", v, BypassGovernanceRetention=True)
+    with expect_error({"NoSuchVersion", "404"}, 404):
+        s3.head_object(Bucket=locked, Key="k", VersionId=v)

@@ -1,11 +1,14 @@
 """Bucket policies: stored, read back, refused when malformed, and enforced
-(principals, actions, resources, Allow and Deny, and the conditions
-aws:SourceIp, aws:SecureTransport and s3:prefix), with anonymous callers,
+(principals, actions, resources and their Not* forms, Allow and Deny, and
+conditions on aws:SourceIp, aws:SecureTransport, s3:prefix, s3:delimiter,
+s3:max-keys, aws:Referer, aws:UserAgent and aws:username with the String,
+Ip, Bool, Numeric, Null and IfExists operators), with anonymous callers,
 another user, DeleteObjects key by key and a copy's source bucket."""
 
 import json
+import os
 
-from conftest import expect_error
+from conftest import expect_error, raw_request
 
 
 def put_policy(s3, bucket, *statements):
@@ -172,3 +175,68 @@ def test_copy_source_bucket_policy_is_applied(s3, s3_b, bucket, bucket_factory):
     assert s3_b.get_object(Bucket=dest, Key="copy")["Body"].read() == b"o"
     with expect_error("AccessDenied", 403):
         s3_b.copy_object(Bucket=dest, Key="copy2", CopySource={"Bucket": bucket, "Key": "closed"})
+
+
+def test_not_elements_and_the_other_condition_operators(s3, s3_b, s3_anon, bucket):
+    b_uid = uid_of(s3_b)
+    s3.put_object(Bucket=bucket, Key="pub/a", Body=b"a")
+    s3.put_object(Bucket=bucket, Key="priv/b", Body=b"b")
+    # NotResource and NotAction: anyone may do anything but delete, outside priv/.
+    put_policy(s3, bucket, {"Effect": "Allow", "Principal": "*", "NotAction": "s3:DeleteObject",
+                            "NotResource": f"arn:aws:s3:::{bucket}/priv/*"})
+    assert s3_anon.get_object(Bucket=bucket, Key="pub/a")["Body"].read() == b"a"
+    with expect_error("AccessDenied", 403):
+        s3_anon.get_object(Bucket=bucket, Key="priv/b")
+    with expect_error("AccessDenied", 403):
+        s3_anon.delete_object(Bucket=bucket, Key="pub/a")
+    # NotPrincipal: a Deny for everyone but b.
+    put_policy(
+        s3, bucket,
+        {"Effect": "Allow", "Principal": {"AWS": b_uid}, "Action": ["s3:GetObject", "s3:ListBucket"],
+         "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]},
+        {"Effect": "Deny", "NotPrincipal": {"AWS": b_uid}, "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{bucket}/pub/*"},
+    )
+    assert s3_b.get_object(Bucket=bucket, Key="pub/a")["Body"].read() == b"a"
+    with expect_error("AccessDenied", 403):
+        s3.get_object(Bucket=bucket, Key="pub/a")
+    # Numeric on s3:max-keys, and s3:delimiter.
+    put_policy(s3, bucket, {"Effect": "Allow", "Principal": {"AWS": b_uid}, "Action": "s3:ListBucket",
+                            "Resource": f"arn:aws:s3:::{bucket}",
+                            "Condition": {"NumericLessThanEquals": {"s3:max-keys": "10"},
+                                          "StringEquals": {"s3:delimiter": "/"}}})
+    assert s3_b.list_objects_v2(Bucket=bucket, MaxKeys=10, Delimiter="/")["CommonPrefixes"]
+    with expect_error("AccessDenied", 403):
+        s3_b.list_objects_v2(Bucket=bucket, MaxKeys=11, Delimiter="/")
+    with expect_error("AccessDenied", 403):
+        s3_b.list_objects_v2(Bucket=bucket, MaxKeys=10)
+    # Null and IfExists: a Deny on a Referer that is not the app's...
+    put_policy(
+        s3, bucket,
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/pub/*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/pub/*",
+         "Condition": {"StringNotLikeIfExists": {"aws:Referer": "https://app.example.com/*"}}},
+    )
+    # ...IfExists holds when the key is absent (as AWS evaluates it), so no Referer is denied too.
+    assert raw_request("GET", f"/{bucket}/pub/a", sign=False).status_code == 403
+    ok = raw_request("GET", f"/{bucket}/pub/a", sign=False, headers={"Referer": "https://app.example.com/page"})
+    assert ok.status_code == 200 and ok.content == b"a"
+    bad = raw_request("GET", f"/{bucket}/pub/a", sign=False, headers={"Referer": "https://evil.example.net/"})
+    assert bad.status_code == 403
+    put_policy(s3, bucket, {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                            "Resource": f"arn:aws:s3:::{bucket}/pub/*",
+                            "Condition": {"Null": {"aws:Referer": "false"}}})
+    assert raw_request("GET", f"/{bucket}/pub/a", sign=False).status_code == 403
+    assert raw_request("GET", f"/{bucket}/pub/a", sign=False, headers={"Referer": "x"}).status_code == 200
+    # aws:UserAgent and aws:username.
+    put_policy(s3, bucket, {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                            "Resource": f"arn:aws:s3:::{bucket}/pub/*",
+                            "Condition": {"StringLike": {"aws:UserAgent": "meridian-probe/*"},
+                                          "StringEquals": {"aws:username": b_uid}}})
+    r = raw_request("GET", f"/{bucket}/pub/a", access_key=os.environ["S3_ACCESS_KEY2"],
+                    secret_key=os.environ["S3_SECRET_KEY2"], headers={"User-Agent": "meridian-probe/1.0"})
+    assert r.status_code == 200, r.text
+    r = raw_request("GET", f"/{bucket}/pub/a", access_key=os.environ["S3_ACCESS_KEY2"],
+                    secret_key=os.environ["S3_SECRET_KEY2"], headers={"User-Agent": "curl/8"})
+    assert r.status_code == 403
+    s3.delete_bucket_policy(Bucket=bucket)

@@ -39,6 +39,9 @@ def test_form_upload_stores_the_object_with_its_fields(s3, bucket):
     got = s3.get_object(Bucket=bucket, Key="forms/a.txt")
     assert got["Body"].read() == b"hello form"
     assert got["ContentType"] == "text/plain" and got["Metadata"] == {"origin": "browser"}
+    r = post(s3, bucket, "forms/s200", b"ok", fields={"success_action_status": "200"},
+             conditions=[{"success_action_status": "200"}])
+    assert r.status_code == 200 and r.content == b"", r.text
     # The default answer is 204 No Content.
     r = post(s3, bucket, "forms/b.txt", b"b")
     assert r.status_code == 204, r.text
@@ -58,7 +61,17 @@ def test_success_redirect_names_the_object(s3, bucket):
 def test_forms_the_policy_does_not_allow_are_refused(s3, bucket):
     # Outside the content-length-range.
     r = post(s3, bucket, "forms/big", b"x" * 2000, conditions=[["content-length-range", 1, 1000]])
-    assert r.status_code in (400, 403) and error_code(r) in ("EntityTooLarge", "AccessDenied"), r.text
+    assert r.status_code == 400 and error_code(r) == "EntityTooLarge", r.text
+    r = post(s3, bucket, "forms/small", b"x", conditions=[["content-length-range", 10, 1000]])
+    assert r.status_code == 400 and error_code(r) == "EntityTooSmall", r.text
+    # An exact condition the form breaks.
+    r = post(s3, bucket, "forms/meta", b"x", fields={"x-amz-meta-origin": "browser"},
+             conditions=[{"x-amz-meta-origin": "server"}])
+    assert r.status_code == 403 and error_code(r) == "AccessDenied", r.text
+    # Past the gateway's in-memory bound for form files (64 MiB).
+    r = post(s3, bucket, "forms/huge", b"x" * (64 * 1024 * 1024 + 1),
+             conditions=[["content-length-range", 0, 10 ** 10]])
+    assert r.status_code == 400 and error_code(r) == "EntityTooLarge", r.text[:300]
     # A field the policy pins to another value.
     r = post(s3, bucket, "forms/ct", b"x", fields={"Content-Type": "text/plain"},
              conditions=[["starts-with", "$Content-Type", "image/"]])
