@@ -73,6 +73,9 @@ fn s3_clients_against_two_gateways() {
             "rgw_gc_processor_period_s=3600",
             "-o",
             "rgw_dns_name=s3.localhost",
+            // As behind a proxy: policies see the address X-Forwarded-For names.
+            "-o",
+            "rgw_remote_addr_param=HTTP_X_FORWARDED_FOR",
             // Lifecycle days of a few seconds (RGW's testing knob).
             "-o",
             &format!("rgw_lc_debug_interval={LC_DAY_S}"),

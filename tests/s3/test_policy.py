@@ -7,8 +7,9 @@ another user, DeleteObjects key by key and a copy's source bucket."""
 
 import json
 import os
+import tomllib
 
-from conftest import expect_error, raw_request
+from conftest import expect_error, meridian_only, obj_path, raw_request
 
 
 def put_policy(s3, bucket, *statements):
@@ -175,6 +176,22 @@ def test_copy_source_bucket_policy_is_applied(s3, s3_b, bucket, bucket_factory):
     assert s3_b.get_object(Bucket=dest, Key="copy")["Body"].read() == b"o"
     with expect_error("AccessDenied", 403):
         s3_b.copy_object(Bucket=dest, Key="copy2", CopySource={"Bucket": bucket, "Key": "closed"})
+
+
+@meridian_only("the suite's cluster trusts X-Forwarded-For (rgw_remote_addr_param)")
+def test_source_ip_is_the_forwarded_address_behind_a_proxy(s3, bucket):
+    conf = tomllib.load(open(os.environ["MERIDIAN_CONF"], "rb"))
+    assert conf["global"]["rgw_remote_addr_param"] == "HTTP_X_FORWARDED_FOR"
+    s3.put_object(Bucket=bucket, Key="k", Body=b"k")
+    put_policy(s3, bucket, {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+                            "Resource": f"arn:aws:s3:::{bucket}/*",
+                            "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}})
+    assert raw_request("GET", obj_path(bucket, "k")).status_code == 200
+    r = raw_request("GET", obj_path(bucket, "k"), headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.1"})
+    assert r.status_code == 403, r.text
+    r = raw_request("GET", obj_path(bucket, "k"), headers={"X-Forwarded-For": "198.51.100.1"})
+    assert r.status_code == 200, r.text
+    s3.delete_bucket_policy(Bucket=bucket)
 
 
 def test_not_elements_and_the_other_condition_operators(s3, s3_b, s3_anon, bucket):

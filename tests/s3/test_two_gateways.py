@@ -3,8 +3,11 @@ through the other; a multipart upload spread over both; versioning set on
 one is honoured by the other.  Skips unless S3_ENDPOINTS names two gateways."""
 
 import hashlib
+import json
+import time
 
 import pytest
+from botocore.exceptions import ClientError
 
 from conftest import (
     MiB,
@@ -22,6 +25,26 @@ pytestmark = two_gateways
 @pytest.fixture
 def gw(s3_clients):
     return s3_clients[0], s3_clients[1]
+
+
+def test_a_policy_set_through_one_gateway_binds_the_other(gw, bucket_factory):
+    g0, g1 = gw
+    name = bucket_factory(client=g0)
+    g0.put_object(Bucket=name, Key="k", Body=b"k")
+    assert get_body(g1, name, "k") == b"k"  # g1 has the bucket cached now
+    g0.put_bucket_policy(Bucket=name, Policy=json.dumps({"Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{name}/*"}]}))
+    # Within the bucket cache's TTL (rgw_cache_ttl_ms, 2 s by default).
+    deadline = time.time() + 10
+    while True:
+        try:
+            g1.get_object(Bucket=name, Key="k")
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "AccessDenied"
+            break
+        assert time.time() < deadline, "gateway 1 never applied the policy set through gateway 0"
+        time.sleep(0.2)
+    g0.delete_bucket_policy(Bucket=name)
 
 
 def test_bucket_visible_on_both(gw, bucket_factory):
