@@ -9,6 +9,9 @@
 //!   outlive the upload.
 //! * A PUT or part that outlives its intent's expiry (GC collects the intent
 //!   mid-write) must not leave the stripes it writes afterwards.
+//!
+//! Also here, as it needs the same real zone: the lifecycle lease that lets
+//! one gateway of a zone at a time run lifecycle passes.
 
 mod common;
 
@@ -344,6 +347,39 @@ async fn writes_whose_intent_gc_collects_early_leave_no_data() {
     let writer = zone(&tc, &c, Duration::from_secs(120)).await;
     let report = outlive_intent(&writer, &gc, "outlived-skewed").await;
     assert_eq!(report.expired_writes, 2, "{report:?}");
+}
+
+/// Of gateways racing for the lifecycle lease exactly one wins; the others
+/// are refused until it lapses, and its holder renews it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_gateway_at_a_time_holds_the_lifecycle_lease() {
+    let tc = TestCluster::start_with(1, 3, "1G", &["--gateways", "0"]);
+    let c = tc.client().await;
+    let z = zone(&tc, &c, Duration::from_secs(30)).await;
+    let ttl = Duration::from_secs(2);
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let z = z.clone();
+            tokio::spawn(async move { z.lc_lease(&format!("gateway.{i}"), ttl).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for (i, r) in racers.into_iter().enumerate() {
+        if r.await.expect("join").expect("lease") {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let (holder, other) = (
+        format!("gateway.{}", winners[0]),
+        format!("gateway.{}", (winners[0] + 1) % 8),
+    );
+    assert!(!z.lc_lease(&other, ttl).await.expect("lease"));
+    assert!(z.lc_lease(&holder, ttl).await.expect("renew"));
+    tokio::time::sleep(ttl + Duration::from_millis(500)).await;
+    // Lapsed: another takes it over, and the old holder is refused.
+    assert!(z.lc_lease(&other, ttl).await.expect("lease"));
+    assert!(!z.lc_lease(&holder, ttl).await.expect("lease"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,6 @@ are read raw from the pool to see what was stored.
 import contextlib
 import time
 
-import pytest
 
 from conftest import (
     DATA_POOL,
@@ -125,9 +124,9 @@ def test_pool_options_are_validated_and_shown():
     assert "not set on pool" in p.stderr.decode(), p.stderr.decode()
 
 
-@pytest.mark.parametrize("algorithm", ["lz4", "zstd"])
-def test_compressed_objects_read_back_whole_and_in_ranges(s3, bucket_factory, algorithm):
-    with compression(s3, bucket_factory, algorithm, "aggressive"):
+def test_compressed_objects_read_back_whole_and_in_ranges(s3, bucket_factory):
+    # zstd here; lz4 objects are read back in the modes test below.
+    with compression(s3, bucket_factory, "zstd", "aggressive"):
         b = bucket_factory()
         big = text(2 * STRIPE + 300_000, "big")  # two full stripes and a tail
         noise = random_bytes(STRIPE + 1000)  # does not compress: stored as is

@@ -148,3 +148,46 @@ def test_expiration_by_date_size_and_and_filters_and_newer_noncurrent_versions(s
     vs, _ = versions_of(s3, bucket, "v/k")
     # The current version and the newest noncurrent one stay.
     assert [s3.get_object(Bucket=bucket, Key="v/k", VersionId=v["VersionId"])["Body"].read() for v in vs] == [b"v3", b"v2"]
+
+
+@meridian_only("needs days of seconds (rgw_lc_debug_interval) and `meridian lc`")
+def test_noncurrent_days_count_from_the_replacement_not_the_write(s3, bucket):
+    assert DAY_S > 0
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={"Rules": [{"ID": "old", "Status": "Enabled", "Filter": {"Prefix": ""},
+                                           "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}]},
+    )
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v1")
+    time.sleep(DAY_S * 1.5)
+    # v1 is older than a day, but noncurrent only from now.
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v2")
+    meridian("lc", "process", "--bucket", bucket)
+    assert len(versions_of(s3, bucket, "k")[0]) == 2
+    time.sleep(DAY_S * 1.5)
+    meridian("lc", "process", "--bucket", bucket)
+    vs, _ = versions_of(s3, bucket, "k")
+    assert len(vs) == 1 and s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v2"
+
+
+@meridian_only("needs days of seconds (rgw_lc_debug_interval)")
+def test_the_gateways_worker_runs_the_rules_without_being_asked(s3, bucket):
+    """No `lc process`: the zone's lifecycle worker (one gateway, by lease)
+    passes every debug-day and expires the object on its own."""
+    assert DAY_S > 0
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={"Rules": [{"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"},
+                                           "Expiration": {"Days": 1}}]},
+    )
+    s3.put_object(Bucket=bucket, Key="tmp/a", Body=b"a")
+    s3.put_object(Bucket=bucket, Key="keep", Body=b"k")
+    deadline = time.time() + DAY_S * 8
+    while s3.list_objects_v2(Bucket=bucket, Prefix="tmp/").get("KeyCount", 0):
+        assert time.time() < deadline, "the lifecycle worker never expired tmp/a"
+        time.sleep(1)
+    assert s3.get_object(Bucket=bucket, Key="keep")["Body"].read() == b"k"
+    listed = {s["bucket"]: s for s in meridian("lc", "list")}
+    # (A later pass may have run since, finding nothing more to expire.)
+    assert listed[bucket]["status"] == "COMPLETE", listed[bucket]

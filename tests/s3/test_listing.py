@@ -289,6 +289,14 @@ def test_encoding_type_url(wbucket, version):
             assert "%25" in raw, "a literal '%' must be encoded"
 
 
+def test_encoding_type_url_on_list_object_versions(wbucket):
+    root = _raw_list(wbucket, {"versions": "", "encoding-type": "url"})
+    assert xml_text(root, "EncodingType") == "url"
+    raw_keys = [xml_text(v, "Key") for v in xml_find_all(root, "Version")]
+    assert sorted(unquote_plus(k) for k in raw_keys) == sorted(WEIRD_KEYS)
+    assert all(k.isascii() and " " not in k for k in raw_keys), raw_keys
+
+
 def test_encoding_type_url_with_delimiter(wbucket):
     root = _raw_list(wbucket, {"list-type": "2", "encoding-type": "url", "delimiter": " ", "prefix": "dir one/"})
     assert unquote_plus(xml_text(root, "Prefix")) == "dir one/"

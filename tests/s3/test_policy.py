@@ -9,7 +9,7 @@ import json
 import os
 import tomllib
 
-from conftest import expect_error, meridian_only, obj_path, raw_request
+from conftest import expect_error, make_client, meridian_only, obj_path, raw_request
 
 
 def put_policy(s3, bucket, *statements):
@@ -52,9 +52,12 @@ def test_malformed_policies_are_refused(s3, bucket):
                                     "Resource": f"arn:aws:s3:::{bucket}/*",
                                     "Condition": {"IpAddress": {"aws:SourceIp": "300.1.1.1/8"}}}]}),
     ]
-    for text in bad:
-        with expect_error("MalformedPolicy", 400):
+    # Each refusal names what is wrong.
+    why = ["json", "bucket", "Effect", "300.1.1.1"]
+    for text, what in zip(bad, why):
+        with expect_error("MalformedPolicy", 400) as info:
             s3.put_bucket_policy(Bucket=bucket, Policy=text)
+        assert what.lower() in str(info["exc"]).lower(), (what, str(info["exc"]))
     with expect_error("NoSuchBucketPolicy", 404):
         s3.get_bucket_policy(Bucket=bucket)
 
@@ -176,6 +179,19 @@ def test_copy_source_bucket_policy_is_applied(s3, s3_b, bucket, bucket_factory):
     assert s3_b.get_object(Bucket=dest, Key="copy")["Body"].read() == b"o"
     with expect_error("AccessDenied", 403):
         s3_b.copy_object(Bucket=dest, Key="copy2", CopySource={"Bucket": bucket, "Key": "closed"})
+
+
+@meridian_only("the suite's cluster has an HTTPS listener")
+def test_secure_transport_tells_https_from_http(s3, bucket):
+    tls = make_client(os.environ["S3_TLS_ENDPOINT"], verify=os.environ["S3_CA_BUNDLE"])
+    s3.put_object(Bucket=bucket, Key="k", Body=b"only over TLS")
+    put_policy(s3, bucket, {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+                            "Resource": f"arn:aws:s3:::{bucket}/*",
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
+    with expect_error("AccessDenied", 403):
+        s3.get_object(Bucket=bucket, Key="k")
+    assert tls.get_object(Bucket=bucket, Key="k")["Body"].read() == b"only over TLS"
+    s3.delete_bucket_policy(Bucket=bucket)
 
 
 @meridian_only("the suite's cluster trusts X-Forwarded-For (rgw_remote_addr_param)")

@@ -276,8 +276,9 @@ impl Zone {
         Ok(out)
     }
 
-    /// Takes or renews the zone's lifecycle lease for `holder`.
-    async fn lc_lease(&self, holder: &str, ttl: Duration) -> Result<bool> {
+    /// Takes or renews the zone's lifecycle lease for `holder` (false: another
+    /// holder has it).
+    pub async fn lc_lease(&self, holder: &str, ttl: Duration) -> Result<bool> {
         let cur = match self
             .cluster()
             .op(
