@@ -50,6 +50,13 @@ pub fn place_osd(
     Ok(Bytes::from(binary::encode(&b.build())))
 }
 
+/// Takes an OSD out of the hierarchy (nothing to do when it is not there).
+pub fn remove_osd(t: &[u8], osd: u32) -> Result<Bytes, String> {
+    let mut b = CrushBuilder::from(parse(t)?);
+    let _ = b.remove_osd(osd as i32);
+    Ok(Bytes::from(binary::encode(&b.build())))
+}
+
 /// Sets an OSD's CRUSH weight (16.16).
 pub fn set_weight(t: &[u8], osd: u32, weight: u32) -> Result<Bytes, String> {
     let mut b = CrushBuilder::from(parse(t)?);

@@ -350,7 +350,8 @@ impl MonServer {
                 self.maybe_trim_history(&map).await;
             }
             let now_s = meridian_common::now_unix_ms() / 1000;
-            for o in map.osds.iter().filter(|o| !o.up && o.r#in) {
+            let noout = map.flags.iter().any(|f| f == "noout");
+            for o in map.osds.iter().filter(|o| !o.up && o.r#in && !noout) {
                 if o.down_since_unix > 0
                     && now_s >= o.down_since_unix + self.global().mon_osd_down_out_interval_s
                 {
@@ -444,7 +445,7 @@ fn require_osd<T>(r: &Request<T>, id: u32) -> Result<(), Status> {
 
 /// What a monitor command needs beyond `mon r`: internal commands only
 /// monitors send; entity changes and what destroys data (pool rm, osd
-/// lost) need `mon 'allow *'`; the rest `mon w`.
+/// lost, osd purge) need `mon 'allow *'`; the rest `mon w`.
 fn command_need(cmd: &Cmd) -> Need {
     match cmd {
         Cmd::Bootstrap(_)
@@ -459,7 +460,8 @@ fn command_need(cmd: &Cmd) -> Need {
         | Cmd::AuthCaps(_)
         | Cmd::AuthRm(_)
         | Cmd::PoolRemove(_)
-        | Cmd::OsdLost(_) => Need::Perms(Service::Mon, Perms::ALL),
+        | Cmd::OsdLost(_)
+        | Cmd::OsdPurge(_) => Need::Perms(Service::Mon, Perms::ALL),
         _ => Need::Perms(Service::Mon, Perms::W),
     }
 }

@@ -6,7 +6,7 @@
 use crate::crush_edit;
 use meridian_proto::mon::{
     Bootstrap, ClusterMap, CrushRuleCreate, MonCommand, MonImage, MonProposal, OsdBootRequest,
-    OsdInfo, Pool, PoolCreate, PoolRemove, PoolSet, mon_command::Cmd,
+    OsdInfo, OsdPurge, OsdSetFlag, Pool, PoolCreate, PoolRemove, PoolSet, mon_command::Cmd,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +34,9 @@ pub const DEFAULT_RULE: &str = "replicated_rule";
 /// OSD ids are below this (Ceph's `mon_max_osd`): every map holder sizes
 /// per-OSD tables by the largest id, so an id is never trusted unbounded.
 pub const MAX_OSD_ID: u32 = 10_000;
+/// Cluster-wide OSD flags an operator may set. `noout`: a down OSD is not
+/// marked out after `mon_osd_down_out_interval_s` (maintenance, upgrades).
+pub const OSD_FLAGS: &[&str] = &["noout"];
 /// Version of [`MonImage`] written by this build.
 pub const IMAGE_FORMAT: u32 = 1;
 /// History trimming always keeps at least this many newest epochs.
@@ -294,6 +297,8 @@ impl MonState {
                 self.bump();
                 Ok(format!("marked osd.{} lost at epoch {epoch}", l.osd_id))
             }
+            Cmd::OsdSetFlag(f) => self.osd_set_flag(f),
+            Cmd::OsdPurge(p) => self.osd_purge(p),
             Cmd::OsdSetRatio(r) => {
                 if !(r.ratio > 0.0 && r.ratio <= 1.0) {
                     return Err(CommandError::Invalid(format!(
@@ -401,6 +406,60 @@ impl MonState {
             ..Default::default()
         };
         Ok(format!("created cluster {}", b.fsid))
+    }
+
+    fn osd_set_flag(&mut self, f: &OsdSetFlag) -> Result<String, CommandError> {
+        if !OSD_FLAGS.contains(&f.flag.as_str()) {
+            return Err(CommandError::Invalid(format!(
+                "unknown OSD flag '{}': known flags are {}",
+                f.flag,
+                OSD_FLAGS.join(", ")
+            )));
+        }
+        let has = self.map.flags.contains(&f.flag);
+        if has == f.set {
+            return Ok(format!(
+                "{} is already {}",
+                f.flag,
+                if f.set { "set" } else { "unset" }
+            ));
+        }
+        if f.set {
+            self.map.flags.push(f.flag.clone());
+            self.map.flags.sort();
+        } else {
+            self.map.flags.retain(|x| x != &f.flag);
+        }
+        self.bump();
+        Ok(format!(
+            "{} is {}",
+            f.flag,
+            if f.set { "set" } else { "unset" }
+        ))
+    }
+
+    /// Forgets a down OSD: its map entry, its CRUSH item and its key. Whether
+    /// its data has moved elsewhere is the caller's check (`osd
+    /// safe-to-destroy`): PG reports are not part of the replicated state.
+    fn osd_purge(&mut self, p: &OsdPurge) -> Result<String, CommandError> {
+        let Some(osd) = self.map.osds.iter().find(|o| o.id == p.osd_id) else {
+            return Ok(format!("osd.{} does not exist", p.osd_id));
+        };
+        if osd.up {
+            return Err(CommandError::Invalid(format!(
+                "osd.{} is up: stop it before purging it",
+                p.osd_id
+            )));
+        }
+        self.map.crush = match crush_edit::remove_osd(&self.map.crush, p.osd_id) {
+            Ok(c) => c,
+            Err(e) => return Err(CommandError::Invalid(e)),
+        };
+        self.map.osds.retain(|o| o.id != p.osd_id);
+        self.auth.entities.remove(&format!("osd.{}", p.osd_id));
+        self.auth_changes += 1;
+        self.bump();
+        Ok(format!("purged osd.{}", p.osd_id))
     }
 
     fn osd_boot(&mut self, b: &OsdBootRequest) -> Result<String, CommandError> {

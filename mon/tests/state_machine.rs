@@ -7,8 +7,8 @@ use meridian_mon::state::{self, CommandError, MonState, proposal};
 use meridian_proto::mon::mon_command::Cmd;
 use meridian_proto::mon::{
     Bootstrap, ClusterMap, CrushRuleCreate, MapHistoryTrim, MonImage, MonInfo, OsdAlive,
-    OsdBootRequest, OsdCrushReweight, OsdLost, OsdMarkDown, OsdMarkOut, OsdSetIn, PoolCreate,
-    PoolRemove, PoolSet,
+    OsdBootRequest, OsdCrushReweight, OsdLost, OsdMarkDown, OsdMarkOut, OsdPurge, OsdSetFlag,
+    OsdSetIn, PoolCreate, PoolRemove, PoolSet,
 };
 use prost::Message as _;
 
@@ -545,6 +545,64 @@ fn only_a_down_osd_can_be_declared_lost() {
     assert_eq!(st.map.osds[1].down_reason, "disk died");
     apply(&mut st, 4_000, Cmd::OsdLost(OsdLost { osd_id: 1 })).unwrap();
     assert_eq!(st.map.osds[1].lost_at, st.map.epoch);
+}
+
+#[test]
+fn noout_is_the_only_flag_and_setting_it_twice_changes_nothing() {
+    let mut st = cluster();
+    let flag = |f: &str, set| {
+        Cmd::OsdSetFlag(OsdSetFlag {
+            flag: f.into(),
+            set,
+        })
+    };
+    let e = refused(&mut st, flag("nosuch", true));
+    assert!(e.to_string().contains("known flags are noout"), "{e}");
+    apply(&mut st, 3_000, flag("noout", true)).unwrap();
+    assert_eq!(st.map.flags, vec!["noout".to_string()]);
+    let epoch = st.map.epoch;
+    apply(&mut st, 3_000, flag("noout", true)).unwrap();
+    assert_eq!(st.map.epoch, epoch, "a repeated set publishes nothing");
+    apply(&mut st, 3_000, flag("noout", false)).unwrap();
+    assert!(st.map.flags.is_empty());
+}
+
+#[test]
+fn only_a_down_osd_is_purged_and_it_leaves_map_crush_and_auth() {
+    let mut st = cluster();
+    let key = Cmd::AuthAdd(meridian_proto::mon::AuthAdd {
+        entity: Some(meridian_proto::mon::AuthEntity {
+            name: "osd.1".into(),
+            key: meridian_auth::generate_key(),
+            caps: [("mon".to_string(), "allow profile osd".to_string())].into(),
+        }),
+        get_or_create: true,
+        if_absent: false,
+    });
+    apply(&mut st, 2_500, key).unwrap();
+    assert!(st.auth.entities.contains_key("osd.1"));
+    let e = refused(&mut st, Cmd::OsdPurge(OsdPurge { osd_id: 1 }));
+    assert!(e.to_string().contains("is up"), "{e}");
+    apply(
+        &mut st,
+        3_000,
+        Cmd::OsdMarkDown(OsdMarkDown {
+            osd_id: 1,
+            boot_nonce: 0,
+            reason: "retired".into(),
+        }),
+    )
+    .unwrap();
+    apply(&mut st, 4_000, Cmd::OsdPurge(OsdPurge { osd_id: 1 })).unwrap();
+    assert!(st.map.osds.iter().all(|o| o.id != 1));
+    let crush = meridian_crush::binary::decode(&st.map.crush).unwrap();
+    assert!(crush.device(1).is_none(), "osd.1 is still in CRUSH");
+    assert!(crush.device(0).is_some());
+    assert!(!st.auth.entities.contains_key("osd.1"));
+    // Purging what is gone already is not an error (the playbook may rerun).
+    let epoch = st.map.epoch;
+    apply(&mut st, 4_000, Cmd::OsdPurge(OsdPurge { osd_id: 1 })).unwrap();
+    assert_eq!(st.map.epoch, epoch);
 }
 
 #[test]

@@ -21,6 +21,21 @@ pub enum OsdCmd {
     Out { ids: Vec<u32> },
     /// Mark OSDs in.
     In { ids: Vec<u32> },
+    /// Set a cluster-wide flag: `noout` (down OSDs are not marked out; for maintenance).
+    Set { flag: String },
+    /// Clear a cluster-wide flag.
+    Unset { flag: String },
+    /// Whether OSDs can be destroyed without reducing durability (exit 1 if not).
+    SafeToDestroy { ids: Vec<u32> },
+    /// Remove a stopped OSD from the map, CRUSH and auth for good.
+    Purge {
+        id: u32,
+        #[arg(long = "yes-i-really-mean-it")]
+        yes: bool,
+        /// Purge even when it is not safe to destroy.
+        #[arg(long)]
+        force: bool,
+    },
     /// Where an object lives: PG, acting set, primary.
     Map { pool: String, object: String },
     /// Pool commands.
@@ -187,6 +202,10 @@ pub async fn osd(ctx: &Ctx, a: OsdArgs) -> anyhow::Result<()> {
         }
         OsdCmd::Out { ids } => set_in(ctx, &c, ids, false).await,
         OsdCmd::In { ids } => set_in(ctx, &c, ids, true).await,
+        OsdCmd::Set { flag } => super::osdlife::set_flag(ctx, &c, &flag, true).await,
+        OsdCmd::Unset { flag } => super::osdlife::set_flag(ctx, &c, &flag, false).await,
+        OsdCmd::SafeToDestroy { ids } => super::osdlife::safe_to_destroy(ctx, &c, &ids).await,
+        OsdCmd::Purge { id, yes, force } => super::osdlife::purge(ctx, &c, id, yes, force).await,
         OsdCmd::Map { pool, object } => {
             let v = c.map();
             let p = v
@@ -557,16 +576,20 @@ async fn crush(ctx: &Ctx, c: &Cluster, cmd: CrushCmd) -> anyhow::Result<()> {
 }
 
 /// Summary counts derived from a status reply.
-struct Summary {
+pub(crate) struct Summary {
     osds: usize,
     up: usize,
     r#in: usize,
-    pgs_total: usize,
-    states: BTreeMap<String, usize>,
-    unreported: usize,
+    /// PGs of every pool.
+    pub pgs_total: usize,
+    /// PG count per reported state.
+    pub states: BTreeMap<String, usize>,
+    /// PGs with no report from their current acting set.
+    pub unreported: usize,
 }
 
-fn summarize(st: &StatusReply) -> Summary {
+/// Counts OSDs and PG states from a status reply.
+pub(crate) fn summarize(st: &StatusReply) -> Summary {
     let map = st.map.clone().unwrap_or_default();
     let view = MapView::new(map.clone());
     let reported: std::collections::HashMap<(u64, u32), &PgStat> =
@@ -729,6 +752,9 @@ pub fn health_checks(st: &StatusReply) -> (String, Vec<String>) {
     if s.osds == 0 {
         warn.push("OSD_NONE: no OSDs".into());
     }
+    if let Some(m) = st.map.as_ref().filter(|m| !m.flags.is_empty()) {
+        warn.push(format!("OSDMAP_FLAGS: {} flag(s) set", m.flags.join(",")));
+    }
     // What gateways report of their zone (e.g. a peer zone holding its logs).
     let from_gateways: std::collections::BTreeSet<&String> = st
         .gateways
@@ -764,7 +790,7 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
     ctx.print(
         &json!({"fsid": st.fsid, "health": {"status": health, "checks": checks},
                 "monmap": {"epoch": st.epoch, "leader": st.leader_id, "quorum": quorum, "num_mons": st.mons.len(), "raft_term": st.raft_term},
-                "osdmap": {"epoch": map.epoch, "num_osds": s.osds, "num_up_osds": s.up, "num_in_osds": s.r#in},
+                "osdmap": {"epoch": map.epoch, "num_osds": s.osds, "num_up_osds": s.up, "num_in_osds": s.r#in, "flags": map.flags},
                 "pgmap": {"num_pools": map.pools.len(), "num_pgs": s.pgs_total, "pgs_by_state": s.states, "unreported": s.unreported,
                           "bytes_used": total_used, "bytes_total": total},
                 "store_engines": engines,
@@ -782,6 +808,9 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
             let _ = writeln!(o, "\n  services:");
             let _ = writeln!(o, "    mon: {} daemons, quorum {:?}, leader mon.{} (term {})", st.mons.len(), quorum, st.leader_id, st.raft_term);
             let _ = writeln!(o, "    osd: {} osds: {} up, {} in; epoch e{}", s.osds, s.up, s.r#in, map.epoch);
+            if !map.flags.is_empty() {
+                let _ = writeln!(o, "         flags {}", map.flags.join(","));
+            }
             if !st.gateways.is_empty() {
                 let mut zones: BTreeMap<String, Vec<String>> = BTreeMap::new();
                 for g in &st.gateways {

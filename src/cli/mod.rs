@@ -9,6 +9,7 @@ pub mod devzones;
 pub mod failover;
 pub mod multisite;
 pub mod objects;
+pub mod osdlife;
 pub mod pgquery;
 pub mod ratelimit;
 pub mod rgw;

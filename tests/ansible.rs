@@ -1,0 +1,563 @@
+//! Deployment with the playbooks in `ansible/`, on containers standing in for
+//! bare-metal hosts: three storage hosts (a monitor and two OSDs each, the
+//! third also a gateway), a gateway host, and a control host that runs
+//! `ansible-playbook` (ansible-core from PyPI) over SSH. Each host runs
+//! systemd as init, so the daemons run under the units the playbooks install.
+//!
+//! The host image is built from Debian's archive (`tests/ansible/build-image.sh`,
+//! debootstrap; nothing is pulled from a registry) and reused by later runs.
+//! The test needs Docker and root (debootstrap); without them it fails and
+//! says why.
+
+mod common;
+
+use common::bin;
+use common::python::{tail, target_dir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The S3 user the inventory creates.
+const ACCESS_KEY: &str = "DEPLOYTESTACCESSKEY1";
+const SECRET_KEY: &str = "deploy/test/secret/key/0123456789abcdefghij";
+
+/// Storage hosts (monitor + OSDs), then the gateway-only host.
+const STORAGE: [&str; 3] = ["stor1", "stor2", "stor3"];
+const GATEWAY_HOST: &str = "gw1";
+const CONTROL: &str = "ctl";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn output_text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        tail(&String::from_utf8_lossy(&o.stdout), 60),
+        tail(&String::from_utf8_lossy(&o.stderr), 30)
+    )
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()))
+}
+
+fn docker(args: &[&str]) -> Output {
+    run(Command::new("docker").args(args))
+}
+
+fn docker_ok(args: &[&str]) -> String {
+    let o = docker(args);
+    assert!(
+        o.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        output_text(&o)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// The containers of one test run, their network and their data
+/// directories; all removed on drop, pass or fail.
+struct Hosts {
+    prefix: String,
+    network: String,
+    dir: PathBuf,
+    names: Vec<String>,
+}
+
+impl Hosts {
+    fn start(image: &str, dir: &Path) -> Hosts {
+        let prefix = format!("meridian-deploy-{}", std::process::id());
+        let network = prefix.clone();
+        docker_ok(&["network", "create", &network]);
+        let mut hosts = Hosts {
+            prefix,
+            network,
+            dir: dir.to_path_buf(),
+            names: Vec::new(),
+        };
+        for name in STORAGE.iter().chain([&GATEWAY_HOST, &CONTROL]) {
+            hosts.boot(image, name);
+        }
+        for name in &hosts.names {
+            // systemd is up when it answers; "degraded" is fine (no units of ours yet).
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let o = docker(&["exec", name, "systemctl", "is-system-running"]);
+                let s = String::from_utf8_lossy(&o.stdout);
+                if s.contains("running") || s.contains("degraded") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{name}: systemd did not start: {s}"
+                );
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        hosts
+    }
+
+    fn container(&self, host: &str) -> String {
+        format!("{}-{host}", self.prefix)
+    }
+
+    fn boot(&mut self, image: &str, host: &str) {
+        let name = self.container(host);
+        let data = self.dir.join(host);
+        std::fs::create_dir_all(&data).expect("host data dir");
+        let srv = format!("{}:/srv", data.display());
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--hostname",
+            host,
+            "--network",
+            &self.network,
+            "--network-alias",
+            host,
+            "--tmpfs",
+            "/run",
+            "--tmpfs",
+            "/run/lock",
+            "-v",
+            "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+            "-v",
+            &srv,
+        ];
+        let (ansible, tools, wheels, release, inventory);
+        if host == CONTROL {
+            ansible = format!("{}:/ansible:ro", repo().join("ansible").display());
+            tools = format!("{}:/tools:ro", repo().join("tests/ansible").display());
+            wheels = format!("{}:/wheels:ro", wheel_dir().display());
+            release = format!("{}:/release:ro", self.dir.join("release").display());
+            inventory = format!("{}:/inventory:ro", self.dir.join("inventory").display());
+            for v in [&ansible, &tools, &wheels, &release, &inventory] {
+                args.extend(["-v", v.as_str()]);
+            }
+        }
+        args.push(image);
+        docker_ok(&args);
+        self.names.push(name);
+    }
+
+    /// Runs a shell script on a host.
+    fn sh(&self, host: &str, script: &str) -> Output {
+        docker(&["exec", &self.container(host), "sh", "-c", script])
+    }
+
+    fn sh_ok(&self, host: &str, script: &str) -> String {
+        let o = self.sh(host, script);
+        assert!(o.status.success(), "{host}: {script}: {}", output_text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    /// `ansible-playbook PLAYBOOK ARGS` on the control host; returns the
+    /// output, panicking with it when the playbook fails.
+    fn playbook(&self, playbook: &str, args: &str) -> String {
+        let started = Instant::now();
+        let o = self.sh(
+            CONTROL,
+            &format!(
+                "cd /ansible && ANSIBLE_CONFIG=/ansible/ansible.cfg ANSIBLE_FORCE_COLOR=0 \
+                 /opt/ansible/bin/ansible-playbook -i /inventory/hosts.yml {playbook} {args}"
+            ),
+        );
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(
+            o.status.success(),
+            "{playbook} failed after {:?}:\n{}\n{}",
+            started.elapsed(),
+            tail(&out, 80),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        eprintln!("{playbook} {args}: {:.0?}", started.elapsed());
+        out
+    }
+
+    /// `meridian ARGS` as an administrator on the first storage host.
+    fn meridian(&self, args: &str) -> String {
+        self.sh_ok(STORAGE[0], &format!("meridian {args}"))
+    }
+
+    fn health(&self) -> serde_json::Value {
+        serde_json::from_str(&self.meridian("--format json health")).expect("health JSON")
+    }
+
+    /// The main PID of a unit on a host (0 when it is not running).
+    fn main_pid(&self, host: &str, unit: &str) -> u32 {
+        self.sh_ok(host, &format!("systemctl show -p MainPID --value {unit}"))
+            .parse()
+            .unwrap_or(0)
+    }
+
+    fn dump_journal(&self) {
+        for host in STORAGE.iter().chain([&GATEWAY_HOST]) {
+            let o = self.sh(host, "journalctl -u 'meridian-*' --no-pager -n 40");
+            eprintln!("--- {host}\n{}", String::from_utf8_lossy(&o.stdout));
+        }
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_journal();
+        }
+        for name in &self.names {
+            let _ = docker(&["rm", "-f", "-v", name]);
+        }
+        let _ = docker(&["network", "rm", &self.network]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wheel_dir() -> PathBuf {
+    target_dir().join("ansible-test").join("wheels")
+}
+
+/// Wheels of ansible-core and the AWS CLI for the control host's Python
+/// (Debian bookworm's 3.11), downloaded once from PyPI.
+fn download_wheels() {
+    let dir = wheel_dir();
+    let stamp = dir.join(".requirements");
+    let req = repo().join("tests/ansible/requirements.txt");
+    let want = std::fs::read_to_string(&req).expect("tests/ansible/requirements.txt");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
+        return;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("wheel dir");
+    let o = run(Command::new("python3")
+        .args(["-m", "pip", "download", "-q", "--only-binary=:all:"])
+        .args(["--python-version", "3.11", "--implementation", "cp"])
+        .args([
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "--platform",
+            "manylinux_2_17_x86_64",
+            "--platform",
+            "manylinux2014_x86_64",
+        ])
+        .arg("-d")
+        .arg(&dir)
+        .arg("-r")
+        .arg(&req));
+    assert!(
+        o.status.success(),
+        "downloading the control host's wheels from PyPI failed:\n{}",
+        output_text(&o)
+    );
+    std::fs::write(&stamp, want).expect("stamp");
+}
+
+fn build_image(work: &Path) -> String {
+    let o = run(Command::new(repo().join("tests/ansible/build-image.sh")).arg(work));
+    assert!(
+        o.status.success(),
+        "building the host image failed:\n{}",
+        output_text(&o)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn inventory(extra_gateway_options: &str) -> String {
+    let osds = |host: usize| {
+        format!(
+            "          meridian_osds:\n            - {{ id: {} }}\n            - {{ id: {} }}\n",
+            host * 2,
+            host * 2 + 1
+        )
+    };
+    format!(
+        r#"all:
+  vars:
+    ansible_user: root
+    meridian_fsid: 2f1c3b7e-5d9a-4c1e-8f00-7a6b5c4d3e21
+    meridian_binary_src: /release/meridian
+    meridian_data_dir: /srv/meridian
+    meridian_osd_block_size: 2G
+    meridian_osd_preallocate: false
+    meridian_osd_cache_size: 128M
+    meridian_health_timeout: 300
+    # Unprivileged containers: no mount namespaces, and the engine's limits.
+    meridian_systemd_hardening: false
+    meridian_limit_nofile: 20000
+    meridian_limit_memlock: 8M
+    meridian_options:
+      osd_heartbeat_interval_ms: 500
+      osd_heartbeat_grace_ms: 4000
+      mon_osd_down_out_interval_s: 60
+    meridian_gateway_options:
+      rgw_pool_pg_num: 8{extra_gateway_options}
+    meridian_pools:
+      - {{ name: data, pg_num: 16 }}
+    meridian_s3_users:
+      - {{ uid: tester, display_name: Deploy tester, access_key: {ACCESS_KEY}, secret_key: {SECRET_KEY} }}
+  children:
+    mons:
+      hosts:
+        stor1:
+        stor2:
+        stor3:
+    osds:
+      hosts:
+        stor1:
+{}        stor2:
+{}        stor3:
+{}    gateways:
+      hosts:
+        stor3:
+        gw1:
+"#,
+        osds(0),
+        osds(1),
+        osds(2)
+    )
+}
+
+/// Every host's line of the PLAY RECAP, asserting `changed=0`.
+fn assert_nothing_changed(out: &str, what: &str) {
+    let recap: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .skip(1)
+        .filter(|l| l.contains("changed="))
+        .collect();
+    assert!(
+        !recap.is_empty(),
+        "{what}: no PLAY RECAP:\n{}",
+        tail(out, 40)
+    );
+    let changed: Vec<&&str> = recap.iter().filter(|l| !l.contains("changed=0 ")).collect();
+    if !changed.is_empty() {
+        let tasks: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("changed:") || l.starts_with("TASK ["))
+            .collect();
+        panic!(
+            "{what} changed something:\n{}\n{}",
+            changed
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            tasks.join("\n")
+        );
+    }
+}
+
+fn s3_load(hosts: &Hosts, mode: &str) -> Output {
+    hosts.sh(
+        CONTROL,
+        &format!(
+            "AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY='{SECRET_KEY}' \
+             /opt/ansible/bin/python /tools/s3load.py {mode} \
+             --endpoints http://gw1:7480,http://stor3:7480 --bucket load --state /srv/load"
+        ),
+    )
+}
+
+#[test]
+fn ansible_deploys_upgrades_and_shrinks_a_cluster_on_container_hosts() {
+    let docker_info = Command::new("docker").arg("info").output();
+    assert!(
+        docker_info.as_ref().is_ok_and(|o| o.status.success()),
+        "this test deploys onto Docker containers and needs a running Docker engine: {:?}",
+        docker_info.map(|o| String::from_utf8_lossy(&o.stderr).to_string())
+    );
+    let work = target_dir().join("ansible-test");
+    let image = build_image(&work);
+    download_wheels();
+    let dir = work.join(format!("run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for sub in ["release", "inventory"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("run dir");
+    }
+    let release = dir.join("release");
+    std::fs::copy(bin(), release.join("meridian")).expect("copy the binary");
+    std::fs::write(dir.join("inventory/hosts.yml"), inventory("")).expect("inventory");
+    let hosts = Hosts::start(&image, &dir);
+
+    // The control host: Ansible and the AWS CLI from the wheels, and an SSH
+    // key every host trusts.
+    hosts.sh_ok(
+        CONTROL,
+        "python3 -m venv /opt/ansible && /opt/ansible/bin/pip install -q --no-index \
+         --find-links /wheels -r /tools/requirements.txt && \
+         ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519",
+    );
+    let key = hosts.sh_ok(CONTROL, "cat /root/.ssh/id_ed25519.pub");
+    for host in STORAGE.iter().chain([&GATEWAY_HOST]) {
+        hosts.sh_ok(
+            host,
+            &format!(
+                "echo '{key}' > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys"
+            ),
+        );
+    }
+
+    // A new cluster, from nothing to HEALTH_OK.
+    hosts.playbook("site.yml", "");
+    let health = hosts.health();
+    assert_eq!(health["status"], "HEALTH_OK", "{health}");
+    let status: serde_json::Value =
+        serde_json::from_str(&hosts.meridian("--format json status")).expect("status JSON");
+    assert_eq!(status["osdmap"]["num_up_osds"], 6, "{status}");
+    for (i, host) in STORAGE.iter().enumerate() {
+        let units = [
+            format!("meridian-mon@{}", i + 1),
+            format!("meridian-osd@{}", i * 2),
+            format!("meridian-osd@{}", i * 2 + 1),
+        ];
+        for unit in &units {
+            assert_eq!(
+                hosts.sh_ok(host, &format!("systemctl is-enabled {unit}")),
+                "enabled",
+                "{host} {unit}"
+            );
+            let pid = hosts.main_pid(host, unit);
+            assert!(pid > 0, "{host}: {unit} is not running");
+            // Daemons run as the dedicated user, not root.
+            let user = hosts.sh_ok(host, &format!("ps -o user= -p {pid}"));
+            assert_eq!(user, "meridian", "{host} {unit}");
+        }
+    }
+    // S3 with the AWS CLI from the control host, through both gateways.
+    let aws = format!(
+        "AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY='{SECRET_KEY}' AWS_DEFAULT_REGION=us-east-1 /opt/ansible/bin/aws"
+    );
+    hosts.sh_ok(
+        CONTROL,
+        &format!(
+            "head -c 3000000 /dev/urandom > /tmp/obj && \
+             {aws} --endpoint-url http://gw1:7480 s3 mb s3://deployed && \
+             {aws} --endpoint-url http://gw1:7480 s3 cp /tmp/obj s3://deployed/obj && \
+             {aws} --endpoint-url http://stor3:7480 s3 cp s3://deployed/obj /tmp/back && cmp /tmp/obj /tmp/back"
+        ),
+    );
+    let listing = hosts.sh_ok(
+        CONTROL,
+        &format!("{aws} --endpoint-url http://stor3:7480 s3 ls s3://deployed"),
+    );
+    assert!(listing.contains("3000000 obj"), "{listing}");
+
+    // Converged: a second run changes nothing.
+    let again = hosts.playbook("site.yml", "");
+    assert_nothing_changed(&again, "a second site.yml");
+
+    // A gateway-only option restarts the gateways and nothing else.
+    let pids = |hosts: &Hosts| -> Vec<(String, u32)> {
+        let mut v = Vec::new();
+        for (i, host) in STORAGE.iter().enumerate() {
+            for unit in [
+                format!("meridian-mon@{}", i + 1),
+                format!("meridian-osd@{}", i * 2),
+            ] {
+                v.push((format!("{host} {unit}"), hosts.main_pid(host, &unit)));
+            }
+        }
+        for (host, id) in [(STORAGE[2], "stor3"), (GATEWAY_HOST, "gw1")] {
+            let unit = format!("meridian-gateway@{id}");
+            v.push((format!("{host} {unit}"), hosts.main_pid(host, &unit)));
+        }
+        v
+    };
+    let before = pids(&hosts);
+    std::fs::write(
+        dir.join("inventory/hosts.yml"),
+        inventory("\n      rgw_gc_processor_period_s: 1200"),
+    )
+    .expect("inventory");
+    hosts.playbook("site.yml", "");
+    let after = pids(&hosts);
+    for ((what, b), (_, a)) in before.iter().zip(&after) {
+        if what.contains("gateway") {
+            assert_ne!(a, b, "{what} was not restarted for its option");
+        } else {
+            assert_eq!(a, b, "{what} was restarted for a gateway option");
+        }
+    }
+
+    // A rolling upgrade to a rebuilt binary while a writer keeps writing
+    // through both gateways: no write fails, every daemon ends on the new
+    // binary, and a rerun restarts nothing.
+    let mut next = std::fs::read(bin()).expect("read the binary");
+    next.extend_from_slice(b"\nmeridian-deploy-test-rebuild\n");
+    std::fs::write(release.join("meridian-next"), &next).expect("write the rebuilt binary");
+    hosts.sh_ok(
+        CONTROL,
+        &format!(
+            "mkdir -p /srv/load && (AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY='{SECRET_KEY}' \
+             nohup /opt/ansible/bin/python /tools/s3load.py write \
+             --endpoints http://gw1:7480,http://stor3:7480 --bucket load --state /srv/load \
+             > /srv/load/writer.log 2>&1 &)"
+        ),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let upgrade = "-e meridian_binary_src=/release/meridian-next";
+    hosts.playbook("rolling-upgrade.yml", upgrade);
+    let sum = hosts.sh_ok(CONTROL, "sha256sum /release/meridian-next | cut -d' ' -f1");
+    for host in STORAGE.iter().chain([&GATEWAY_HOST]) {
+        assert_eq!(
+            hosts.sh_ok(host, "sha256sum /usr/local/bin/meridian | cut -d' ' -f1"),
+            sum,
+            "{host} has not the new binary"
+        );
+        let stale = hosts.sh_ok(
+            host,
+            "for p in $(pgrep -x meridian); do readlink /proc/$p/exe; done | grep -c deleted || true",
+        );
+        assert_eq!(stale, "0", "{host} still runs the old binary");
+    }
+    let rerun = hosts.playbook("rolling-upgrade.yml", upgrade);
+    assert_nothing_changed(&rerun, "a second rolling-upgrade.yml");
+
+    // Retire osd.5 while the writer goes on: its data moves first.
+    hosts.playbook("remove-osd.yml", "-e osd_ids=5");
+    let ls: Vec<u32> =
+        serde_json::from_str(&hosts.meridian("--format json osd ls")).expect("osd ls JSON");
+    assert_eq!(ls, vec![0, 1, 2, 3, 4], "osd.5 is still in the map");
+    assert!(
+        !hosts
+            .sh(STORAGE[2], "test -e /srv/meridian/osd.5")
+            .status
+            .success(),
+        "osd.5's data directory is still there"
+    );
+    hosts.sh_ok(CONTROL, "touch /srv/load/stop");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hosts
+        .sh(CONTROL, "pgrep -f '[s]3load.py write'")
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the writer did not stop");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let report = s3_load(&hosts, "verify");
+    assert!(report.status.success(), "verify: {}", output_text(&report));
+    let report: serde_json::Value =
+        serde_json::from_slice(&report.stdout).expect("verify report JSON");
+    assert!(report["acked"].as_u64().unwrap_or(0) > 50, "{report}");
+    assert_eq!(report["missing"], serde_json::json!([]), "{report}");
+    assert_eq!(report["corrupt"], serde_json::json!([]), "{report}");
+    assert_eq!(report["write_errors"], serde_json::json!([]), "{report}");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let h = hosts.health();
+        if h["status"] == "HEALTH_OK" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not healthy after remove-osd: {h}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    eprintln!("writer: {report}");
+}
