@@ -1,6 +1,7 @@
-//! The S3 gateway driven by real S3 clients: a `dev up` cluster with two
-//! gateways, and the pytest suite in `tests/s3/` (boto3, botocore-signed raw
-//! requests, the AWS CLI) run against it, crash tests included (they kill -9
+//! The S3 gateway driven by real S3 clients: `dev up` clusters with two
+//! gateways each, and the pytest suite in `tests/s3/` (boto3, botocore-signed raw
+//! requests, the AWS CLI) run against them, split over two clusters that run
+//! in parallel, crash tests included (they kill -9
 //! a gateway mid-PUT and mid-multipart and check that nothing partial is
 //! visible and nothing is orphaned).
 //!
@@ -50,8 +51,50 @@ fn first_key(user: &serde_json::Value) -> (String, String) {
     )
 }
 
+/// The suite's slowest files (lifecycle days, crash recovery with restarts,
+/// a large listing, 64 MiB CLI transfers) run against a second cluster, in
+/// parallel with the rest: the suite waits more than it computes.
+const SECOND_CLUSTER: &[&str] = &[
+    "test_crash.py",
+    "test_lifecycle.py",
+    "test_listing.py",
+    "test_awscli.py",
+];
+
+/// The suite's files for one of the two clusters.
+fn suite_files(second: bool) -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3");
+    let mut all: Vec<String> = std::fs::read_dir(&dir)
+        .expect("tests/s3")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("test_") && n.ends_with(".py"))
+        .collect();
+    all.sort();
+    for f in SECOND_CLUSTER {
+        assert!(
+            all.iter().any(|n| n == f),
+            "SECOND_CLUSTER names {f}, which is not in tests/s3"
+        );
+    }
+    all.into_iter()
+        .filter(|n| SECOND_CLUSTER.contains(&n.as_str()) == second)
+        .map(|n| dir.join(n))
+        .collect()
+}
+
 #[test]
 fn s3_clients_against_two_gateways() {
+    suite(false);
+}
+
+#[test]
+fn s3_slow_cases_against_a_second_cluster() {
+    suite(true);
+}
+
+/// Starts a cluster with two gateways and runs one part of the suite against it
+/// (the first part also runs the bench's S3 client and checks log trimming).
+fn suite(second: bool) {
     let py = python().unwrap_or_else(|e| {
         panic!(
             "the S3 suite cannot run: no Python with its clients, and installing them from PyPI failed:\n{e}"
@@ -102,11 +145,19 @@ fn s3_clients_against_two_gateways() {
     ])));
     let junit = tc.dir.join("s3-junit.xml");
     let out = Command::new(&py)
-        .args(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"])
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "--durations=12",
+        ])
         .arg(format!("--junitxml={}", junit.display()))
         // Its temporary files (a 64 MiB upload source, CLI config) go with the cluster's directory.
         .arg(format!("--basetemp={}", tc.dir.join("pytest").display()))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3"))
+        .args(suite_files(second))
         .env("S3_ENDPOINTS", endpoints.join(","))
         .env("S3_ACCESS_KEY", &ak)
         .env("S3_SECRET_KEY", &sk)
@@ -157,6 +208,9 @@ fn s3_clients_against_two_gateways() {
         "S3 suite: {tests} cases, {skipped} skipped, {failures} failed, {errors} errors:\n{}",
         tail(&stdout, 40)
     );
+    if second {
+        return assert_no_daemon_errors(&tc);
+    }
     // The bench's own SigV4 client against the gateway, over HTTP and over
     // HTTPS with the dev CA: a write run, then a read run that checks every
     // byte.
@@ -234,6 +288,10 @@ fn s3_clients_against_two_gateways() {
     assert!(gc["log_entries_trimmed"].as_u64().unwrap_or(0) > 0, "{gc}");
     assert_eq!(json(&tc.cli(&["datalog", "list"])), serde_json::json!([]));
     assert_eq!(json(&tc.cli(&["mdlog", "list"])), serde_json::json!([]));
+    assert_no_daemon_errors(&tc);
+}
+
+fn assert_no_daemon_errors(tc: &TestCluster) {
     let errors = tc.error_lines();
     assert!(
         errors.is_empty(),
