@@ -265,13 +265,19 @@ fn build_image(work: &Path) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
-fn inventory(extra_gateway_options: &str) -> String {
+/// A gateway option the test changes (to see that only gateways restart).
+const GATEWAY_OPTION: &str = "\n      rgw_gc_processor_period_s: 1200";
+
+/// The storage hosts' OSD ids at the start: two per host.
+const FIRST_OSDS: [&[u32]; 3] = [&[0, 1], &[2, 3], &[4, 5]];
+
+fn inventory(extra_gateway_options: &str, osds_of: [&[u32]; 3]) -> String {
     let osds = |host: usize| {
-        format!(
-            "          meridian_osds:\n            - {{ id: {} }}\n            - {{ id: {} }}\n",
-            host * 2,
-            host * 2 + 1
-        )
+        let mut s = "          meridian_osds:\n".to_string();
+        for id in osds_of[host] {
+            s.push_str(&format!("            - {{ id: {id} }}\n"));
+        }
+        s
     };
     format!(
         r#"all:
@@ -380,7 +386,7 @@ fn ansible_deploys_upgrades_and_shrinks_a_cluster_on_container_hosts() {
     }
     let release = dir.join("release");
     std::fs::copy(bin(), release.join("meridian")).expect("copy the binary");
-    std::fs::write(dir.join("inventory/hosts.yml"), inventory("")).expect("inventory");
+    std::fs::write(dir.join("inventory/hosts.yml"), inventory("", FIRST_OSDS)).expect("inventory");
     let hosts = Hosts::start(&image, &dir);
 
     // The control host: Ansible and the AWS CLI from the wheels, and an SSH
@@ -470,7 +476,7 @@ fn ansible_deploys_upgrades_and_shrinks_a_cluster_on_container_hosts() {
     let before = pids(&hosts);
     std::fs::write(
         dir.join("inventory/hosts.yml"),
-        inventory("\n      rgw_gc_processor_period_s: 1200"),
+        inventory(GATEWAY_OPTION, FIRST_OSDS),
     )
     .expect("inventory");
     hosts.playbook("site.yml", "");
@@ -560,4 +566,48 @@ fn ansible_deploys_upgrades_and_shrinks_a_cluster_on_container_hosts() {
         std::thread::sleep(Duration::from_secs(2));
     }
     eprintln!("writer: {report}");
+
+    // A new disk on stor3 (osd.6; ids are never reused), added by a run
+    // limited to that host.
+    std::fs::write(
+        dir.join("inventory/hosts.yml"),
+        inventory(GATEWAY_OPTION, [&[0, 1], &[2, 3], &[4, 6]]),
+    )
+    .expect("inventory");
+    hosts.playbook("add-osd.yml", "--limit stor3");
+    let status: serde_json::Value =
+        serde_json::from_str(&hosts.meridian("--format json status")).expect("status JSON");
+    assert_eq!(status["osdmap"]["num_up_osds"], 6, "{status}");
+    assert_eq!(hosts.health()["status"], "HEALTH_OK");
+    let again = hosts.playbook("site.yml", "");
+    assert_nothing_changed(&again, "site.yml after add-osd");
+    let report = s3_load(&hosts, "verify");
+    let report: serde_json::Value =
+        serde_json::from_slice(&report.stdout).expect("verify report JSON");
+    assert_eq!(report["missing"], serde_json::json!([]), "{report}");
+    assert_eq!(report["corrupt"], serde_json::json!([]), "{report}");
+
+    // purge.yml refuses without confirmation, then removes everything.
+    let refused = hosts.sh(
+        CONTROL,
+        "cd /ansible && ANSIBLE_CONFIG=/ansible/ansible.cfg /opt/ansible/bin/ansible-playbook \
+         -i /inventory/hosts.yml purge.yml",
+    );
+    assert!(
+        !refused.status.success(),
+        "purge.yml ran without purge_confirm"
+    );
+    hosts.playbook("purge.yml", "-e purge_confirm=yes");
+    for host in STORAGE.iter().chain([&GATEWAY_HOST]) {
+        assert!(
+            !hosts.sh(host, "pgrep -x meridian").status.success(),
+            "{host} still runs meridian"
+        );
+        let left = hosts.sh_ok(
+            host,
+            "ls -d /srv/meridian /etc/meridian /usr/local/bin/meridian \
+             /etc/systemd/system/meridian-* 2>/dev/null || true",
+        );
+        assert_eq!(left, "", "{host} keeps {left}");
+    }
 }
