@@ -68,8 +68,8 @@ struct Hosts {
 }
 
 impl Hosts {
-    fn start(image: &str, dir: &Path) -> Hosts {
-        let prefix = format!("meridian-deploy-{}", std::process::id());
+    fn start(image: &str, dir: &Path, tag: &str) -> Hosts {
+        let prefix = format!("meridian-deploy-{}-{tag}", std::process::id());
         let network = prefix.clone();
         docker_ok(&["network", "create", &network]);
         let mut hosts = Hosts {
@@ -120,6 +120,9 @@ impl Hosts {
             &self.network,
             "--network-alias",
             host,
+            // Blackhole routes cut a host off while it keeps its address.
+            "--cap-add",
+            "NET_ADMIN",
             "--tmpfs",
             "/run",
             "--tmpfs",
@@ -368,8 +371,45 @@ fn s3_load(hosts: &Hosts, mode: &str) -> Output {
     )
 }
 
-#[test]
-fn ansible_deploys_upgrades_and_shrinks_a_cluster_on_container_hosts() {
+/// Starts the S3 writer on the control host (see `tests/ansible/s3load.py`).
+fn start_writer(hosts: &Hosts) {
+    hosts.sh_ok(
+        CONTROL,
+        &format!(
+            "mkdir -p /srv/load && (AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY='{SECRET_KEY}' \
+             nohup /opt/ansible/bin/python /tools/s3load.py write \
+             --endpoints http://gw1:7480,http://stor3:7480 --bucket load --state /srv/load \
+             > /srv/load/writer.log 2>&1 &)"
+        ),
+    );
+}
+
+/// Stops the writer and reads back every write it had acknowledged: the
+/// report, with nothing missing or corrupt.
+fn stop_writer_and_verify(hosts: &Hosts) -> serde_json::Value {
+    hosts.sh_ok(CONTROL, "touch /srv/load/stop");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while hosts
+        .sh(CONTROL, "pgrep -f '[s]3load.py write'")
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the writer did not stop");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let report = s3_load(hosts, "verify");
+    assert!(report.status.success(), "verify: {}", output_text(&report));
+    let report: serde_json::Value =
+        serde_json::from_slice(&report.stdout).expect("verify report JSON");
+    assert_eq!(report["missing"], serde_json::json!([]), "{report}");
+    assert_eq!(report["corrupt"], serde_json::json!([]), "{report}");
+    report
+}
+
+/// Five containers with the control host ready (Ansible, the AWS CLI, an
+/// SSH key every host trusts) and the inventory written; returns them and
+/// the run's directory.
+fn deploy(tag: &str) -> (Hosts, PathBuf) {
     let docker_info = Command::new("docker").arg("info").output();
     assert!(
         docker_info.as_ref().is_ok_and(|o| o.status.success()),
@@ -379,15 +419,14 @@ fn ansible_deploys_upgrades_and_shrinks_a_cluster_on_container_hosts() {
     let work = target_dir().join("ansible-test");
     let image = build_image(&work);
     download_wheels();
-    let dir = work.join(format!("run-{}", std::process::id()));
+    let dir = work.join(format!("run-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     for sub in ["release", "inventory"] {
         std::fs::create_dir_all(dir.join(sub)).expect("run dir");
     }
-    let release = dir.join("release");
-    std::fs::copy(bin(), release.join("meridian")).expect("copy the binary");
+    std::fs::copy(bin(), dir.join("release/meridian")).expect("copy the binary");
     std::fs::write(dir.join("inventory/hosts.yml"), inventory("", FIRST_OSDS)).expect("inventory");
-    let hosts = Hosts::start(&image, &dir);
+    let hosts = Hosts::start(&image, &dir, tag);
 
     // The control host: Ansible and the AWS CLI from the wheels, and an SSH
     // key every host trusts.
@@ -407,6 +446,13 @@ fn ansible_deploys_upgrades_and_shrinks_a_cluster_on_container_hosts() {
         );
     }
 
+    (hosts, dir)
+}
+
+#[test]
+fn ansible_deploys_upgrades_and_shrinks_a_cluster_on_container_hosts() {
+    let (hosts, dir) = deploy("deploy");
+    let release = dir.join("release");
     // A new cluster, from nothing to HEALTH_OK.
     hosts.playbook("site.yml", "");
     let health = hosts.health();
@@ -495,15 +541,7 @@ fn ansible_deploys_upgrades_and_shrinks_a_cluster_on_container_hosts() {
     let mut next = std::fs::read(bin()).expect("read the binary");
     next.extend_from_slice(b"\nmeridian-deploy-test-rebuild\n");
     std::fs::write(release.join("meridian-next"), &next).expect("write the rebuilt binary");
-    hosts.sh_ok(
-        CONTROL,
-        &format!(
-            "mkdir -p /srv/load && (AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY='{SECRET_KEY}' \
-             nohup /opt/ansible/bin/python /tools/s3load.py write \
-             --endpoints http://gw1:7480,http://stor3:7480 --bucket load --state /srv/load \
-             > /srv/load/writer.log 2>&1 &)"
-        ),
-    );
+    start_writer(&hosts);
     std::thread::sleep(Duration::from_secs(3));
     let upgrade = "-e meridian_binary_src=/release/meridian-next";
     hosts.playbook("rolling-upgrade.yml", upgrade);
@@ -535,20 +573,7 @@ fn ansible_deploys_upgrades_and_shrinks_a_cluster_on_container_hosts() {
             .success(),
         "osd.5's data directory is still there"
     );
-    hosts.sh_ok(CONTROL, "touch /srv/load/stop");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while hosts
-        .sh(CONTROL, "pgrep -f '[s]3load.py write'")
-        .status
-        .success()
-    {
-        assert!(Instant::now() < deadline, "the writer did not stop");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let report = s3_load(&hosts, "verify");
-    assert!(report.status.success(), "verify: {}", output_text(&report));
-    let report: serde_json::Value =
-        serde_json::from_slice(&report.stdout).expect("verify report JSON");
+    let report = stop_writer_and_verify(&hosts);
     assert!(report["acked"].as_u64().unwrap_or(0) > 50, "{report}");
     assert_eq!(report["missing"], serde_json::json!([]), "{report}");
     assert_eq!(report["corrupt"], serde_json::json!([]), "{report}");
@@ -610,4 +635,177 @@ fn ansible_deploys_upgrades_and_shrinks_a_cluster_on_container_hosts() {
         );
         assert_eq!(left, "", "{host} keeps {left}");
     }
+}
+
+impl Hosts {
+    /// A host's address on the test network.
+    fn ip(&self, host: &str) -> String {
+        docker_ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &self.container(host),
+        ])
+    }
+
+    /// Cuts `host` off from every other host (blackhole routes to their
+    /// addresses): unlike `docker network disconnect`, it keeps its own
+    /// address, so what runs there can still be asked what it does.
+    fn cut(&self, host: &str, add: bool) {
+        let verb = if add { "add" } else { "del" };
+        let mut script = String::new();
+        for other in STORAGE.iter().chain([&GATEWAY_HOST, &CONTROL]) {
+            if *other != host {
+                script.push_str(&format!(
+                    "ip route {verb} blackhole {}/32; ",
+                    self.ip(other)
+                ));
+            }
+        }
+        self.sh_ok(host, &script);
+    }
+
+    /// `meridian --format json status`, asked on `host`.
+    fn status_on(&self, host: &str) -> Option<serde_json::Value> {
+        let o = self.sh(host, "timeout 20 meridian --format json status");
+        serde_json::from_slice(&o.stdout).ok()
+    }
+}
+
+/// Polls `ready` every half second until it holds; returns how long it took.
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    started.elapsed()
+}
+
+/// The storage host of a monitor id or an OSD id (ids as the inventory gives them).
+fn host_of_mon(id: u64) -> &'static str {
+    STORAGE[(id - 1) as usize]
+}
+
+fn host_of_osd(id: u64) -> &'static str {
+    STORAGE[(id / 2) as usize]
+}
+
+#[test]
+fn faults_across_hosts_heal_without_losing_acknowledged_writes() {
+    let (hosts, _dir) = deploy("faults");
+    hosts.playbook("site.yml", "");
+    start_writer(&hosts);
+    std::thread::sleep(Duration::from_secs(5));
+    let healthy = |hosts: &Hosts| hosts.health()["status"] == "HEALTH_OK";
+    let mut findings = Vec::new();
+
+    // 1. The monitor leader's host cut off for 60 s.
+    let status = hosts.status_on(STORAGE[0]).expect("status");
+    let leader = status["monmap"]["leader"].as_u64().expect("a leader");
+    let cut = host_of_mon(leader);
+    let observer = STORAGE
+        .iter()
+        .find(|h| **h != cut)
+        .copied()
+        .unwrap_or(STORAGE[0]);
+    let started = Instant::now();
+    hosts.cut(cut, true);
+    // The majority elects another leader and goes on.
+    let elected = wait_until(
+        "a new leader on the majority side",
+        Duration::from_secs(60),
+        || {
+            hosts.status_on(observer).is_some_and(|s| {
+                s["monmap"]["leader"]
+                    .as_u64()
+                    .is_some_and(|l| l != leader && l != 0)
+            })
+        },
+    );
+    // The cut monitor serves no write.
+    let probe = hosts.sh(
+        cut,
+        "timeout 20 meridian -c /etc/meridian/meridian.toml osd pool create cut-probe 8",
+    );
+    assert!(
+        !probe.status.success(),
+        "the cut-off monitor accepted a write: {}",
+        output_text(&probe)
+    );
+    std::thread::sleep(Duration::from_secs(60).saturating_sub(started.elapsed()));
+    hosts.cut(cut, false);
+    let healed = wait_until("HEALTH_OK after the cut", Duration::from_secs(180), || {
+        healthy(&hosts)
+    });
+    let quorum = hosts.status_on(observer).expect("status")["monmap"]["quorum"].clone();
+    assert_eq!(quorum.as_array().map(Vec::len), Some(3), "quorum {quorum}");
+    findings.push(format!(
+        "leader mon.{leader} ({cut}) cut 60 s: new leader after {elected:.1?}, HEALTH_OK {healed:.1?} after the cut ended"
+    ));
+
+    // 2. A primary OSD's host frozen past the heartbeat grace, then resumed.
+    let map: serde_json::Value = serde_json::from_str(
+        &hosts.meridian("--format json osd map default.meridian.buckets.data probe"),
+    )
+    .expect("osd map JSON");
+    let primary = map["acting_primary"].as_u64().expect("a primary");
+    let frozen = host_of_osd(primary);
+    let watcher = STORAGE
+        .iter()
+        .find(|h| **h != frozen)
+        .copied()
+        .unwrap_or(STORAGE[0]);
+    docker_ok(&["pause", &hosts.container(frozen)]);
+    let paused = Instant::now();
+    let osd_down = || {
+        let tree = hosts.sh(watcher, "timeout 20 meridian --format json osd tree");
+        serde_json::from_slice::<serde_json::Value>(&tree.stdout)
+            .ok()
+            .and_then(|t| {
+                t["nodes"].as_array().map(|n| {
+                    n.iter()
+                        .any(|o| o["id"] == primary && o["status"] == "down")
+                })
+            })
+            .unwrap_or(false)
+    };
+    let detected = wait_until(
+        "the frozen OSD marked down",
+        Duration::from_secs(60),
+        osd_down,
+    );
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(paused.elapsed()));
+    docker_ok(&["unpause", &hosts.container(frozen)]);
+    let recovered = wait_until(
+        "HEALTH_OK after the freeze",
+        Duration::from_secs(180),
+        || healthy(&hosts),
+    );
+    findings.push(format!(
+        "osd.{primary}'s host {frozen} paused 20 s: marked down after {detected:.1?}, HEALTH_OK {recovered:.1?} after resuming"
+    ));
+
+    // Nothing acknowledged is lost, and every replica of every object agrees.
+    let report = stop_writer_and_verify(&hosts);
+    assert!(report["acked"].as_u64().unwrap_or(0) > 50, "{report}");
+    for pool in hosts.meridian("osd pool ls").lines() {
+        let out = hosts.sh(
+            STORAGE[0],
+            &format!("meridian --format json scrub -p {pool} --deep"),
+        );
+        let scrub: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("scrub {pool}: {}", output_text(&out)));
+        assert!(out.status.success(), "scrub {pool}: {scrub}");
+        assert_eq!(scrub["inconsistent"], 0, "{pool}: replicas differ: {scrub}");
+    }
+    findings.push(format!(
+        "writer: {} acknowledged, none lost; failed writes seen by the client: {}",
+        report["acked"],
+        report["write_errors"].as_array().map(Vec::len).unwrap_or(0)
+    ));
+    eprintln!("{}", findings.join("\n"));
 }

@@ -25,9 +25,9 @@ from botocore.config import Config
 def clients(endpoints):
     session = botocore.session.get_session()
     cfg = Config(
-        retries={"max_attempts": 8, "mode": "standard"},
+        retries={"max_attempts": 3, "mode": "standard"},
         s3={"addressing_style": "path"},
-        connect_timeout=3,
+        connect_timeout=2,
         read_timeout=30,
     )
     return [
