@@ -226,6 +226,9 @@ fn wheel_dir() -> PathBuf {
 /// Wheels of ansible-core and the AWS CLI for the control host's Python
 /// (Debian bookworm's 3.11), downloaded once from PyPI.
 fn download_wheels() {
+    // Both tests of this file start at once: one downloads, the other waits.
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _once = ONCE.lock().unwrap_or_else(|p| p.into_inner());
     let dir = wheel_dir();
     let stamp = dir.join(".requirements");
     let req = repo().join("tests/ansible/requirements.txt");
@@ -787,6 +790,69 @@ fn faults_across_hosts_heal_without_losing_acknowledged_writes() {
     );
     findings.push(format!(
         "osd.{primary}'s host {frozen} paused 20 s: marked down after {detected:.1?}, HEALTH_OK {recovered:.1?} after resuming"
+    ));
+
+    // 3. A host's clock stepped forward by a minute while its daemons
+    // run: stor3's monitor, OSDs and gateway read the time through
+    // libfaketime (monotonic clocks untouched, as a real step leaves them).
+    // A minute, not five: from 300 s of skew on, peers refuse the host's
+    // signed requests outright (a separate, documented limit).
+    let stepped = STORAGE[2];
+    let dropin = "[Service]\n\
+        Environment=LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1\n\
+        Environment=FAKETIME_TIMESTAMP_FILE=/srv/faketime\n\
+        Environment=FAKETIME_DONT_FAKE_MONOTONIC=1\n\
+        Environment=FAKETIME_CACHE_DURATION=1\n";
+    hosts.sh_ok(
+        stepped,
+        &format!(
+            "echo +0 > /srv/faketime && chmod 644 /srv/faketime && \
+             for k in mon osd gateway; do mkdir -p /etc/systemd/system/meridian-$k@.service.d && \
+             printf '{dropin}' > /etc/systemd/system/meridian-$k@.service.d/faketime.conf; done && \
+             systemctl daemon-reload && \
+             systemctl restart meridian-mon@3 meridian-osd@4 meridian-osd@5 meridian-gateway@stor3"
+        ),
+    );
+    wait_until(
+        "HEALTH_OK after restarting under libfaketime",
+        Duration::from_secs(180),
+        || healthy(&hosts),
+    );
+    hosts.sh_ok(stepped, "echo +60 > /srv/faketime");
+    let stepped_at = Instant::now();
+    // The step took effect: an object written through stor3's gateway is
+    // stamped a minute ahead of the control host's clock.
+    let aws = format!(
+        "AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY='{SECRET_KEY}' AWS_DEFAULT_REGION=us-east-1 /opt/ansible/bin/aws --endpoint-url http://stor3:7480"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let ahead = hosts.sh_ok(
+        CONTROL,
+        &format!(
+            "echo clock > /tmp/clock && {aws} s3 cp /tmp/clock s3://load/clock-probe >/dev/null && \
+             t=$({aws} s3api head-object --bucket load --key clock-probe --query LastModified --output text) && \
+             echo $(( $(date -d \"$t\" +%s) - $(date +%s) ))"
+        ),
+    );
+    let ahead: i64 = ahead
+        .parse()
+        .unwrap_or_else(|_| panic!("clock probe: {ahead}"));
+    assert!(
+        (45..=80).contains(&ahead),
+        "stor3's clock is {ahead} s ahead, not ~60"
+    );
+    // Writes go on for a while with one host a minute ahead, then the
+    // cluster must be (or become again) healthy by itself.
+    std::thread::sleep(Duration::from_secs(20));
+    wait_until(
+        "HEALTH_OK with a host's clock ahead",
+        Duration::from_secs(180),
+        || healthy(&hosts),
+    );
+    findings.push(format!(
+        "stor3's clock stepped 60 s ahead: objects written through it are stamped {ahead} s ahead; \
+         HEALTH_OK {:.0?} after the step (first checked after 20 s of writes)",
+        stepped_at.elapsed()
     ));
 
     // Nothing acknowledged is lost, and every replica of every object agrees.

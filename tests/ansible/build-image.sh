@@ -15,7 +15,8 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
 fi
 if ! command -v debootstrap >/dev/null; then
   echo "installing debootstrap from Debian's archive" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2 ||
+    { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2; }
 fi
 mirror=${DEBIAN_MIRROR:-$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
 mirror=${mirror:-http://deb.debian.org/debian}
