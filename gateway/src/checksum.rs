@@ -91,6 +91,19 @@ macro_rules! set_checksum {
 }
 pub(crate) use set_checksum;
 
+/// Sets a kept checksum and its type on an S3 output (`$value`: the value to
+/// show, e.g. `c.shown(parts)` for a multipart object).
+macro_rules! set_kept_checksum {
+    ($out:expr, $c:expr, $value:expr) => {{
+        let c: &meridian_zone::checksum::ObjectChecksum = $c;
+        if let Some(alg) = c.algorithm {
+            $crate::checksum::set_checksum!($out, alg, $value);
+            $out.checksum_type = Some($crate::checksum::type_dto(c.kind));
+        }
+    }};
+}
+pub(crate) use set_kept_checksum;
+
 /// S3's name of a checksum type.
 pub fn type_dto(kind: ChecksumType) -> s3s::dto::ChecksumType {
     s3s::dto::ChecksumType::from(kind.as_str().to_string())

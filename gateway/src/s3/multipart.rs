@@ -4,7 +4,7 @@ use super::object::write_controls;
 use super::object::{body, cond_str, copy_source_conditions, declared_length};
 use super::sse::{SseFields, customer_headers, set_sse_fields, write_sse};
 use super::{MeridianS3, OrS3, denied, encoder, owner};
-use crate::checksum::{self, listed_checksums, set_checksum};
+use crate::checksum::{self, listed_checksums, set_checksum, set_kept_checksum};
 use crate::convert::{self, AttrHeaders, etag, timestamp};
 use meridian_zone::Versioning;
 use meridian_zone::checksum::{ChecksumType as Kind, ObjectChecksum};
@@ -330,11 +330,8 @@ impl MeridianS3 {
                 .then(|| r.version_id.clone()),
             ..Default::default()
         };
-        if let Some(c) = &r.checksum
-            && let Some(alg) = c.algorithm
-        {
-            set_checksum!(out, alg, c.shown(r.parts));
-            out.checksum_type = Some(checksum::type_dto(c.kind));
+        if let Some(c) = &r.checksum {
+            set_kept_checksum!(out, c, c.shown(r.parts));
         }
         Ok(S3Response::new(out))
     }

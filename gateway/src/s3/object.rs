@@ -6,7 +6,7 @@ use super::bucket_controls;
 use super::object_lock;
 use super::sse::{CustomerHeaders, SseFields, customer_headers, set_sse_fields, write_sse};
 use super::{Caller, MeridianS3, OrS3, denied, encoder, max_keys, owner};
-use crate::checksum::{self, set_checksum};
+use crate::checksum::{self, set_checksum, set_kept_checksum};
 use crate::convert::{self, AttrHeaders, etag, timestamp, timestamp_ns};
 use futures::StreamExt as _;
 use meridian_zone::object::{DeleteConditions, ListParams, PutOptions, WriteConditions};
@@ -125,14 +125,8 @@ fn kept_checksum(out: &mut GetObjectOutput, e: &IndexEntry, ranged: bool, part: 
     let Some(alg) = c.algorithm else { return };
     match part {
         _ if ranged => {}
-        None => {
-            set_checksum!(out, alg, c.shown(e.parts));
-            out.checksum_type = Some(checksum::type_dto(c.kind));
-        }
-        Some(n) if e.parts == 0 && n == 1 => {
-            set_checksum!(out, alg, c.value.clone());
-            out.checksum_type = Some(checksum::type_dto(c.kind));
-        }
+        None => set_kept_checksum!(out, c, c.shown(e.parts)),
+        Some(n) if e.parts == 0 && n == 1 => set_kept_checksum!(out, c, c.value.clone()),
         Some(n) if c.kind == meridian_zone::checksum::ChecksumType::Composite => {
             if let Some(v) = usize::try_from(n - 1)
                 .ok()
@@ -452,11 +446,8 @@ impl MeridianS3 {
             version_id: version_header(&b, &r.version_id),
             ..Default::default()
         };
-        if let Some(c) = &r.checksum
-            && let Some(alg) = c.algorithm
-        {
-            set_checksum!(out, alg, c.shown(r.parts));
-            out.checksum_type = Some(checksum::type_dto(c.kind));
+        if let Some(c) = &r.checksum {
+            set_kept_checksum!(out, c, c.shown(r.parts));
         }
         set_sse_fields!(out, sse);
         Ok(S3Response::new(out))
@@ -878,11 +869,8 @@ impl MeridianS3 {
             last_modified: Some(timestamp(r.mtime_ns)),
             ..Default::default()
         };
-        if let Some(c) = &r.checksum
-            && let Some(alg) = c.algorithm
-        {
-            set_checksum!(result, alg, c.value.clone());
-            result.checksum_type = Some(checksum::type_dto(c.kind));
+        if let Some(c) = &r.checksum {
+            set_kept_checksum!(result, c, c.value.clone());
         }
         let mut out = CopyObjectOutput {
             copy_object_result: Some(result),
