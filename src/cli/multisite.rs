@@ -284,6 +284,16 @@ fn print(v: &Value) {
 }
 
 pub(crate) async fn state(c: &Cluster) -> MultisiteState {
+    // Catch up with the leader's epoch first: the monitor this process
+    // subscribed to may be a follower a beat behind a commit another
+    // process just made, and a read right after that write must see it.
+    if let Ok(st) = c.status().await {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while c.map().epoch() < st.epoch && std::time::Instant::now() < deadline {
+            c.wait_for_newer_map(c.map().epoch(), Duration::from_millis(500))
+                .await;
+        }
+    }
     c.map().map.multisite.clone().unwrap_or_default()
 }
 
