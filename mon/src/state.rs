@@ -416,13 +416,9 @@ impl MonState {
                 OSD_FLAGS.join(", ")
             )));
         }
-        let has = self.map.flags.contains(&f.flag);
-        if has == f.set {
-            return Ok(format!(
-                "{} is already {}",
-                f.flag,
-                if f.set { "set" } else { "unset" }
-            ));
+        let word = if f.set { "set" } else { "unset" };
+        if self.map.flags.contains(&f.flag) == f.set {
+            return Ok(format!("{} is already {word}", f.flag));
         }
         if f.set {
             self.map.flags.push(f.flag.clone());
@@ -431,11 +427,7 @@ impl MonState {
             self.map.flags.retain(|x| x != &f.flag);
         }
         self.bump();
-        Ok(format!(
-            "{} is {}",
-            f.flag,
-            if f.set { "set" } else { "unset" }
-        ))
+        Ok(format!("{} is {word}", f.flag))
     }
 
     /// Forgets a down OSD: its map entry, its CRUSH item and its key. Whether
@@ -451,10 +443,8 @@ impl MonState {
                 p.osd_id
             )));
         }
-        self.map.crush = match crush_edit::remove_osd(&self.map.crush, p.osd_id) {
-            Ok(c) => c,
-            Err(e) => return Err(CommandError::Invalid(e)),
-        };
+        self.map.crush =
+            crush_edit::remove_osd(&self.map.crush, p.osd_id).map_err(CommandError::Invalid)?;
         self.map.osds.retain(|o| o.id != p.osd_id);
         self.auth.entities.remove(&format!("osd.{}", p.osd_id));
         self.auth_changes += 1;
