@@ -765,6 +765,9 @@ def aws_env(tmp_path_factory):
         "    addressing_style = path\n"
         "    multipart_threshold = 8MB\n"
         "    multipart_chunksize = 8MB\n"
+        # The CLI's default of 10 parts at once, on two cores shared with a
+        # second cluster, can stretch one 8 MiB part past the write budget.
+        "    max_concurrent_requests = 4\n"
         "retry_mode = standard\n"
         "max_attempts = 1\n"
     )
@@ -792,9 +795,15 @@ def aws(aws_env):
         cmd = aws_cli_cmd() + ["--endpoint-url", endpoint or ENDPOINT] + list(args)
         proc = subprocess.run(cmd, env=aws_env, capture_output=True, timeout=timeout)
         if check:
+            # Progress lines ("Completed 1.0 MiB/64.0 MiB ...") would bury the error.
+            out = [
+                line
+                for line in proc.stdout.decode(errors="replace").replace("\r", "\n").splitlines()
+                if not line.startswith("Completed ")
+            ]
             assert proc.returncode == 0, (
                 f"{' '.join(args)} failed ({proc.returncode}):\n"
-                f"{proc.stdout.decode(errors='replace')}\n{proc.stderr.decode(errors='replace')}"
+                f"stderr: {proc.stderr.decode(errors='replace')}\nstdout: " + "\n".join(out)
             )
         return proc
 
