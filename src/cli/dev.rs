@@ -436,7 +436,7 @@ pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
     let s3 = if cfg.gateway.is_empty() {
         None
     } else {
-        Some(start_s3(&cfg, &dir, &cluster).await?)
+        Some(start_s3(&cfg, &dir, &cluster, shape.s3_port).await?)
     };
     let keyring = format!("{} (client.admin; `meridian auth ls`)", admin.display());
     let conf = cfg.path.display();
@@ -639,8 +639,15 @@ impl S3Info {
 }
 
 /// Opens the zone (its pools), makes sure the dev user exists, starts the
-/// gateways that are not running and waits until each answers HTTP.
-async fn start_s3(cfg: &Config, dir: &Path, cluster: &Cluster) -> anyhow::Result<S3Info> {
+/// gateways that are not running and waits until each answers HTTP. A
+/// gateway that dies because a port of its was taken meanwhile gets new
+/// ports (never `s3_port`, which the user chose) and starts again.
+async fn start_s3(
+    cfg: &Config,
+    dir: &Path,
+    cluster: &Cluster,
+    s3_port: u16,
+) -> anyhow::Result<S3Info> {
     let params = meridian_zone::ZoneParams::from_global(
         &cfg.global,
         &cfg.global.rgw_zone,
@@ -679,18 +686,42 @@ async fn start_s3(cfg: &Config, dir: &Path, cluster: &Cluster) -> anyhow::Result
         let pid = spawn_daemon(cfg, dir, "gateway", id)?;
         eprintln!("started gateway.{id} (pid {pid})");
     }
+    let mut cfg = cfg.clone();
     let mut endpoints = Vec::new();
-    for (id, g) in &cfg.gateway {
-        wait_http(&g.addr, Duration::from_secs(60))
-            .await
-            .with_context(|| {
+    let ids: Vec<String> = cfg.gateway.keys().cloned().collect();
+    for id in &ids {
+        let mut moves = 0;
+        loop {
+            let addr = cfg.gateway[id].addr.clone();
+            let started = wait_gateway(dir, id, &addr).await.with_context(|| {
                 format!(
-                    "gateway.{id} does not answer on {}; see {}/log/gateway.{id}.log",
-                    g.addr,
+                    "gateway.{id} does not answer on {addr}; see {}/log/gateway.{id}.log",
                     dir.display()
                 )
             })?;
-        endpoints.push(format!("http://{}", g.addr));
+            if started == GatewayStart::Up {
+                endpoints.push(format!("http://{addr}"));
+                break;
+            }
+            // Ports were chosen free when the config was written; a dev
+            // cluster starting beside this one can take one before the
+            // gateway binds it.
+            let moved = move_taken_gateway_ports(&mut cfg, id, s3_port)?;
+            if moved.is_empty() || moves == 3 {
+                bail!(
+                    "gateway.{id} cannot bind its ports (address already in use); see {}/log/gateway.{id}.log",
+                    dir.display()
+                );
+            }
+            moves += 1;
+            std::fs::write(&cfg.path, cfg.to_toml())
+                .with_context(|| format!("write {}", cfg.path.display()))?;
+            let pid = spawn_daemon(&cfg, dir, "gateway", id)?;
+            eprintln!(
+                "gateway.{id}: a port was taken by another process; moved {} and restarted (pid {pid})",
+                moved.join(", ")
+            );
+        }
     }
     let https: Vec<String> = cfg
         .gateway
@@ -711,6 +742,71 @@ async fn start_s3(cfg: &Config, dir: &Path, cluster: &Cluster) -> anyhow::Result
         secret: key.secret_key,
         zonegroup,
     })
+}
+
+/// How a gateway's start ended.
+#[derive(Debug, PartialEq, Eq)]
+enum GatewayStart {
+    /// It answers HTTP.
+    Up,
+    /// It exited because an address it binds is in use.
+    PortTaken,
+}
+
+/// Waits until gateway `id` answers HTTP on `addr`; fails early (with the
+/// end of its log) when its process exits for another reason than a taken
+/// port.
+async fn wait_gateway(dir: &Path, id: &str, addr: &str) -> anyhow::Result<GatewayStart> {
+    let pidf = dir.join("run").join(format!("gateway.{id}.pid"));
+    let alive = || read_pid(&pidf).map(pid_alive).unwrap_or(false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if !alive() {
+            let log = std::fs::read_to_string(dir.join("log").join(format!("gateway.{id}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            if tail.iter().any(|l| l.contains("Address already in use")) {
+                return Ok(GatewayStart::PortTaken);
+            }
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!("gateway.{id} exited: {}", tail.join("\n"));
+        }
+        // Another cluster's gateway on a taken port answers too: the
+        // answer counts only while ours still runs.
+        if wait_http(addr, Duration::from_secs(1)).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if alive() {
+                return Ok(GatewayStart::Up);
+            }
+            continue;
+        }
+        if Instant::now() > deadline {
+            bail!("no HTTP answer within 60 s");
+        }
+    }
+}
+
+/// Gives gateway `id` a new port for each of its addresses that something
+/// else holds now (except port `keep`); returns what moved.
+fn move_taken_gateway_ports(cfg: &mut Config, id: &str, keep: u16) -> anyhow::Result<Vec<String>> {
+    let g = cfg
+        .gateway
+        .get_mut(id)
+        .with_context(|| format!("gateway.{id} is not in the config"))?;
+    let mut moved = Vec::new();
+    let addrs = std::iter::once(&mut g.addr)
+        .chain(g.tls_addr.as_mut())
+        .chain(g.metrics_addr.as_mut());
+    for a in addrs {
+        let port = a.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+        if port == Some(keep) || std::net::TcpListener::bind(a.as_str()).is_ok() {
+            continue;
+        }
+        let new = format!("127.0.0.1:{}", free_port()?);
+        moved.push(format!("{a} -> {new}"));
+        *a = new;
+    }
+    Ok(moved)
 }
 
 /// Waits until `addr` answers an HTTP request (any status).
