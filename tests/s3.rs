@@ -23,7 +23,8 @@ use std::process::Command;
 /// Low enough that the crash tests can wait for a killed write's intent to
 /// expire; high enough that each PUT of the suite stores its data within its
 /// write budget (the expiry less a quarter: 9 s). At 8 s, a 64 MiB upload by
-/// the AWS CLI once ran out of its 6 s budget in CI.
+/// the AWS CLI once failed in CI after 9 s, most likely a part past its 6 s
+/// budget (the error itself was buried under the CLI's progress lines).
 const PENDING_EXPIRY_S: &str = "12";
 
 /// The zone's default encryption key (the RGW runbook's example value).

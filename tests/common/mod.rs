@@ -88,7 +88,9 @@ impl TestCluster {
         tc
     }
 
-    /// `dev up` with extra flags (`--engine pread`, `-o KEY=VALUE`).
+    /// `dev up` with extra flags (`--engine pread`, `-o KEY=VALUE`). The
+    /// gateway gets a port of its own unless `extra` names one: tests run
+    /// side by side, and only one of them could have 7480.
     pub fn start_with(mons: u32, osds: u32, osd_size: &str, extra: &[&str]) -> TestCluster {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cluster");
@@ -96,19 +98,21 @@ impl TestCluster {
             dir,
             _tmp: std::sync::Arc::new(tmp),
         };
-        tc.dev_up(
-            &[
-                "--mons",
-                &mons.to_string(),
-                "--osds",
-                &osds.to_string(),
-                "--osd-size",
-                osd_size,
-                "--pg-num",
-                "16",
-            ],
-            extra,
-        );
+        let (mons, osds) = (mons.to_string(), osds.to_string());
+        let mut args = vec![
+            "--mons",
+            &mons,
+            "--osds",
+            &osds,
+            "--osd-size",
+            osd_size,
+            "--pg-num",
+            "16",
+        ];
+        if !extra.contains(&"--s3-port") {
+            args.extend(["--s3-port", "0"]);
+        }
+        tc.dev_up(&args, extra);
         tc
     }
 
