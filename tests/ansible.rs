@@ -23,6 +23,20 @@ use std::time::{Duration, Instant};
 const ACCESS_KEY: &str = "DEPLOYTESTACCESSKEY1";
 const SECRET_KEY: &str = "deploy/test/secret/key/0123456789abcdefghij";
 
+/// The AWS CLI on the control host, as the S3 user the inventory creates.
+fn aws_cli() -> String {
+    format!(
+        "AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY='{SECRET_KEY}' AWS_DEFAULT_REGION=us-east-1 /opt/ansible/bin/aws"
+    )
+}
+
+/// The inventory's `meridian_s3_users` entry for that user.
+fn s3_user_entry() -> String {
+    format!(
+        "      - {{ uid: tester, display_name: Deploy tester, access_key: {ACCESS_KEY}, secret_key: {SECRET_KEY} }}"
+    )
+}
+
 /// Storage hosts (monitor + OSDs), then the gateway-only host.
 const STORAGE: [&str; 3] = ["stor1", "stor2", "stor3"];
 const GATEWAY_HOST: &str = "gw1";
@@ -326,7 +340,7 @@ fn inventory(extra_gateway_options: &str, osds_of: [&[u32]; 3]) -> String {
     meridian_pools:
       - {{ name: data, pg_num: 16 }}
     meridian_s3_users:
-      - {{ uid: tester, display_name: Deploy tester, access_key: {ACCESS_KEY}, secret_key: {SECRET_KEY} }}
+{s3_users}
   children:
     mons:
       hosts:
@@ -345,7 +359,8 @@ fn inventory(extra_gateway_options: &str, osds_of: [&[u32]; 3]) -> String {
 "#,
         osds(0),
         osds(1),
-        osds(2)
+        osds(2),
+        s3_users = s3_user_entry()
     )
 }
 
@@ -540,9 +555,7 @@ fn ansible_deploys_upgrades_and_shrinks_a_cluster_on_container_hosts() {
         }
     }
     // S3 with the AWS CLI from the control host, through both gateways.
-    let aws = format!(
-        "AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY='{SECRET_KEY}' AWS_DEFAULT_REGION=us-east-1 /opt/ansible/bin/aws"
-    );
+    let aws = aws_cli();
     hosts.sh_ok(
         CONTROL,
         &format!(
@@ -884,9 +897,7 @@ fn faults_across_hosts_heal_without_losing_acknowledged_writes() {
     let stepped_at = Instant::now();
     // The step took effect: an object written through stor3's gateway is
     // stamped a minute ahead of the control host's clock.
-    let aws = format!(
-        "AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY='{SECRET_KEY}' AWS_DEFAULT_REGION=us-east-1 /opt/ansible/bin/aws --endpoint-url http://stor3:7480"
-    );
+    let aws = format!("{} --endpoint-url http://stor3:7480", aws_cli());
     std::thread::sleep(Duration::from_secs(3));
     let ahead = hosts.sh_ok(
         CONTROL,
@@ -1003,7 +1014,8 @@ fn two_zones_joined_by_multisite_yml_catch_up_after_their_link_is_cut_for_60_s()
         "east",
         "6a0e1d52-93b4-4f57-a0d2-0c1f4b8e7a11",
         &format!(
-            "    meridian_zone_master: true\n    meridian_s3_users:\n      - {{ uid: tester, display_name: Deploy tester, access_key: {ACCESS_KEY}, secret_key: {SECRET_KEY} }}"
+            "    meridian_zone_master: true\n    meridian_s3_users:\n{}",
+            s3_user_entry()
         ),
         false,
     );
@@ -1058,12 +1070,7 @@ fn two_zones_joined_by_multisite_yml_catch_up_after_their_link_is_cut_for_60_s()
     let caught_up = |host: &str| sync_status(host).is_some_and(|s| s["caught_up"] == true);
     // Metadata sync brings the master's S3 user to west; an object written
     // in east reaches west.
-    let aws = |endpoint: &str| {
-        format!(
-            "AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY='{SECRET_KEY}' AWS_DEFAULT_REGION=us-east-1 \
-             /opt/ansible/bin/aws --endpoint-url http://{endpoint}:7480"
-        )
-    };
+    let aws = |host: &str| format!("{} --endpoint-url http://{host}:7480", aws_cli());
     hosts.sh_ok(
         CONTROL,
         &format!(
