@@ -63,6 +63,25 @@ fn docker(args: &[&str]) -> Output {
     run(Command::new("docker").args(args))
 }
 
+/// Freezes a container, retrying: the cgroup v1 freezer gives up ("unable
+/// to freeze") when a task will not stop in time, e.g. one in an fsync under
+/// load, and runc thaws the group before it reports that, so a retry is safe.
+fn pause_container(container: &str) {
+    let mut last = None;
+    for _ in 0..10 {
+        let o = docker(&["pause", container]);
+        if o.status.success() {
+            return;
+        }
+        last = Some(output_text(&o));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!(
+        "docker pause {container} failed 10 times: {}",
+        last.unwrap_or_default()
+    );
+}
+
 fn docker_ok(args: &[&str]) -> String {
     let o = docker(args);
     assert!(
@@ -837,7 +856,7 @@ fn faults_across_hosts_heal_without_losing_acknowledged_writes() {
         .find(|h| **h != frozen)
         .copied()
         .unwrap_or(STORAGE[0]);
-    docker_ok(&["pause", &hosts.container(frozen)]);
+    pause_container(&hosts.container(frozen));
     let paused = Instant::now();
     let osd_down = || {
         let tree = hosts.sh(watcher, "timeout 20 meridian --format json osd tree");
