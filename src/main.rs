@@ -199,6 +199,15 @@ enum Command {
     },
 }
 
+/// mimalloc instead of glibc's malloc. With glibc, an OSD that had served
+/// 16 writes of 4 MiB at once kept its per-thread arenas at that peak
+/// (530-580 MiB resident after the load, against ~150 MiB really live);
+/// a fixed mmap threshold returned the memory but cost 40% of 4 MiB
+/// throughput in page faults. mimalloc keeps both: peak RSS ~250 MiB at
+/// the same throughput (README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let daemon = matches!(&cli.cmd, Command::Mon(a) if a.id.is_some())

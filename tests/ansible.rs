@@ -321,7 +321,7 @@ const CONTAINER_VARS: &str = "    ansible_user: root
     meridian_data_dir: /srv/meridian
     meridian_osd_block_size: 2G
     meridian_osd_preallocate: false
-    meridian_osd_cache_size: 128M
+    meridian_osd_memory_target: 512M
     meridian_health_timeout: 300
     # Unprivileged containers: no mount namespaces, and the engine's limits.
     meridian_systemd_hardening: false

@@ -368,12 +368,53 @@ pub struct OsdSection {
     /// I/O engine: "auto" (io_uring, falling back to pread), "io_uring" or "pread".
     #[serde(default = "default_engine")]
     pub engine: String,
-    /// Memory the store may use for caches, e.g. "1G".
-    #[serde(default = "default_cache")]
-    pub cache_size: String,
+    /// Memory the OSD aims to stay within, e.g. "1G" (Ceph's
+    /// `osd_memory_target`): a quarter goes to the store's caches (unless
+    /// `cache_size` is set) and a quarter bounds the client op data it holds
+    /// at once; further ops wait for earlier ones instead of growing the heap.
+    #[serde(default = "default_memory_target")]
+    pub memory_target: String,
+    /// Memory for the store's caches, e.g. "256M" (default: a quarter of
+    /// `memory_target`).
+    #[serde(default)]
+    pub cache_size: Option<String>,
     /// Prometheus metrics listen address (optional).
     #[serde(default)]
     pub metrics_addr: Option<String>,
+}
+
+/// How an OSD splits its `memory_target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OsdMemoryBudget {
+    /// The whole target, in bytes.
+    pub target: u64,
+    /// The store's caches (fjall block cache and memtables).
+    pub cache: u64,
+    /// Client op data held at once (writes' payloads, reads' results).
+    pub client_ops: u64,
+}
+
+impl OsdSection {
+    /// Splits `memory_target` (and `cache_size`, if set) into budgets.
+    pub fn memory_budget(&self) -> Result<OsdMemoryBudget, String> {
+        let target = crate::size::parse_size(&self.memory_target)
+            .map_err(|e| format!("memory_target: {e}"))?;
+        if target < 64 << 20 {
+            return Err(format!(
+                "memory_target {}: an OSD needs at least 64M",
+                self.memory_target
+            ));
+        }
+        let cache = match &self.cache_size {
+            Some(c) => crate::size::parse_size(c).map_err(|e| format!("cache_size: {e}"))?,
+            None => target / 4,
+        };
+        Ok(OsdMemoryBudget {
+            target,
+            cache,
+            client_ops: target / 4,
+        })
+    }
 }
 
 /// One S3 gateway.
@@ -466,7 +507,7 @@ fn default_true() -> bool {
 fn default_engine() -> String {
     "auto".into()
 }
-fn default_cache() -> String {
+fn default_memory_target() -> String {
     "1G".into()
 }
 
@@ -524,8 +565,8 @@ impl Config {
                 .map_err(|_| invalid(format!("[osd.{id}]: OSD ids are integers")))?;
             crate::size::parse_size(&osd.block_size)
                 .map_err(|e| invalid(format!("[osd.{id}] block_size: {e}")))?;
-            crate::size::parse_size(&osd.cache_size)
-                .map_err(|e| invalid(format!("[osd.{id}] cache_size: {e}")))?;
+            osd.memory_budget()
+                .map_err(|e| invalid(format!("[osd.{id}] {e}")))?;
             if !["auto", "io_uring", "pread"].contains(&osd.engine.as_str()) {
                 return Err(invalid(format!(
                     "[osd.{id}] engine {:?}: use auto, io_uring or pread",
@@ -682,6 +723,27 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn osd_memory_target_splits_into_cache_and_op_budget() {
+        let osd = |extra: &str| -> OsdSection {
+            toml::from_str(&format!("addr = \"h:1\"\ndata = \"/d\"\n{extra}")).unwrap()
+        };
+        // Default 1G: a quarter each to the caches and to client op data.
+        let b = osd("").memory_budget().unwrap();
+        assert_eq!(
+            (b.target, b.cache, b.client_ops),
+            (1 << 30, 256 << 20, 256 << 20)
+        );
+        let b = osd("memory_target = \"512M\"\ncache_size = \"300M\"")
+            .memory_budget()
+            .unwrap();
+        assert_eq!((b.cache, b.client_ops), (300 << 20, 128 << 20));
+        let small = osd("memory_target = \"32M\"").memory_budget().unwrap_err();
+        assert!(small.contains("at least 64M"), "{small}");
+        let bad = osd("memory_target = \"lots\"").memory_budget().unwrap_err();
+        assert!(bad.starts_with("memory_target:"), "{bad}");
+    }
 
     #[test]
     fn gateway_listeners_follow_addr_tls_addr_and_the_certificate() {

@@ -10,7 +10,8 @@ pub mod metrics;
 pub mod size;
 
 pub use config::{
-    Config, ConfigError, GatewayListeners, GatewaySection, GlobalSection, MonSection, OsdSection,
+    Config, ConfigError, GatewayListeners, GatewaySection, GlobalSection, MonSection,
+    OsdMemoryBudget, OsdSection,
 };
 
 /// Milliseconds since the Unix epoch (wall clock; used for mtimes and down timers).

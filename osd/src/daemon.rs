@@ -44,6 +44,8 @@ pub struct OsdTunables {
     pub heartbeat_interval: Duration,
     /// PG log entries kept per PG before the oldest are trimmed.
     pub max_pg_log_entries: usize,
+    /// Client op data held at once (a quarter of the memory target).
+    pub client_op_bytes: u64,
 }
 
 impl OsdTunables {
@@ -53,6 +55,7 @@ impl OsdTunables {
             max_object_size: g.osd_max_object_size,
             heartbeat_interval: Duration::from_millis(g.osd_heartbeat_interval_ms),
             max_pg_log_entries: g.osd_max_pg_log_entries.max(1),
+            client_op_bytes: 256 << 20,
         }
     }
 }
@@ -80,6 +83,8 @@ pub struct Osd {
     pub mons: Vec<String>,
     /// Bounds concurrent peering/recovery work.
     pub recovery_slots: Semaphore,
+    /// Bounds client op data in flight.
+    pub op_budget: OpBudget,
     /// Newest map epoch whose intervals every PG has taken in.
     pub processed: watch::Sender<u64>,
     /// Past maps, for intervals.
@@ -95,6 +100,50 @@ pub struct Osd {
 /// the map says (Ceph's `osd_failsafe_full_ratio`): the last line before
 /// the disk itself runs out.
 pub const FAILSAFE_FULL_RATIO: f64 = 0.97;
+
+/// Client op data an OSD holds at once: an op takes its share before it
+/// runs and gives it back when answered, so a burst of large ops waits
+/// (back-pressure on the clients) instead of growing the heap. Only client
+/// ops are counted: replica ops wait on no budget, since a primary holding
+/// its budget while its replicas wait on theirs could deadlock, and what
+/// reaches a replica is already bounded by its primaries' budgets.
+pub struct OpBudget {
+    kib: Semaphore,
+    capacity_kib: u32,
+}
+
+/// What a read of a whole object (length 0, size unknown before it runs)
+/// is charged: large enough to slow a flood of large reads, small enough
+/// not to throttle small ones (most large reads, the gateway's, name a length).
+pub const WHOLE_READ_CHARGE: u64 = 1 << 20;
+
+impl OpBudget {
+    /// A budget of `bytes` (at least 16 MiB, so one large op always fits).
+    pub fn new(bytes: u64) -> Self {
+        let capacity_kib = (bytes >> 10).clamp(16 << 10, u64::from(u32::MAX >> 4)) as u32;
+        Self {
+            kib: Semaphore::new(capacity_kib as usize),
+            capacity_kib,
+        }
+    }
+
+    /// Waits until `bytes` fit (an op larger than the whole budget waits for
+    /// all of it) and holds them until the permit drops.
+    pub async fn admit(&self, bytes: u64) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let kib = bytes.div_ceil(1024).clamp(1, u64::from(self.capacity_kib)) as u32;
+        if let Ok(p) = self.kib.try_acquire_many(kib) {
+            return Some(p);
+        }
+        metrics::counter!("meridian_osd_op_budget_waits_total").increment(1);
+        // The semaphore is never closed; without a permit the op just runs.
+        self.kib.acquire_many(kib).await.ok()
+    }
+
+    /// Bytes of the budget held by ops right now.
+    pub fn in_use(&self) -> u64 {
+        u64::from(self.capacity_kib - self.kib.available_permits() as u32) << 10
+    }
+}
 
 /// The up_thru this OSD wants and whether a request is on its way.
 #[derive(Default)]
@@ -114,6 +163,7 @@ impl Osd {
         tunables: OsdTunables,
         cred: Credential,
     ) -> Arc<Self> {
+        let op_budget = OpBudget::new(tunables.client_op_bytes);
         Arc::new(Self {
             ident,
             boot_nonce: rand::random::<u64>() | 1,
@@ -126,6 +176,7 @@ impl Osd {
             tunables,
             mons,
             recovery_slots: Semaphore::new(4),
+            op_budget,
             processed: watch::channel(0).0,
             history: tokio::sync::Mutex::new(HistoryCache::default()),
             up_thru: std::sync::Mutex::new(UpThruRequest::default()),
@@ -553,5 +604,37 @@ fn publish_pg_state_gauges(stats: &[PgStat]) {
         if !seen.iter().any(|s| s == state) {
             seen.push(state.to_string());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OpBudget;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn op_budget_makes_ops_past_it_wait_until_earlier_ones_finish() {
+        let budget = OpBudget::new(16 << 20);
+        let first = budget.admit(10 << 20).await;
+        assert_eq!(budget.in_use(), 10 << 20);
+        // 10 + 10 MiB do not fit in 16: the second waits.
+        let waited = tokio::time::timeout(Duration::from_millis(100), budget.admit(10 << 20)).await;
+        assert!(
+            waited.is_err(),
+            "a second 10 MiB op was admitted past 16 MiB"
+        );
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(1), budget.admit(10 << 20))
+            .await
+            .expect("admitted once the first op finished");
+        // An op larger than the whole budget waits for all of it, then runs.
+        let big = tokio::time::timeout(Duration::from_millis(100), budget.admit(64 << 20)).await;
+        assert!(big.is_err(), "a 64 MiB op ran beside a 10 MiB one");
+        drop(second);
+        let big = budget.admit(64 << 20).await;
+        assert!(big.is_some());
+        assert_eq!(budget.in_use(), 16 << 20);
+        drop(big);
+        assert_eq!(budget.in_use(), 0);
     }
 }

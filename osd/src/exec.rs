@@ -185,6 +185,8 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
     if let Some(found) = resent {
         return answer_resent(osd, &pg, &req, found, view.epoch()).await;
     }
+    // Data in flight stays within the memory target: wait for room first.
+    let _budget = osd.op_budget.admit(data_charge(&req.ops, pool.size)).await;
     // One op at a time per object: a read never sees a write that is not
     // yet durable everywhere, and each op prepares from its predecessor's result.
     let _object = pg.lock_object(&req.object).await;
@@ -356,6 +358,24 @@ async fn send_rep_op(osd: &Arc<Osd>, o: u32, rep: RepOpRequest) -> Result<(), Os
         });
     }
     Ok(())
+}
+
+/// Bytes an op holds in the primary's memory while it runs, for the OSD's
+/// op budget: a write's payload as received, once encoded per replica and
+/// once in the store's buffers (`pool_size + 1` copies); a read's result in
+/// the store's buffer and encoded (2 copies).
+pub fn data_charge(ops: &[SubOp], pool_size: u32) -> u64 {
+    let (mut written, mut read) = (0u64, 0u64);
+    for o in ops.iter().filter_map(|o| o.op.as_ref()) {
+        match o {
+            Op::WriteFull(d) | Op::Append(d) => written += d.len() as u64,
+            Op::Write(w) => written += w.data.len() as u64,
+            Op::Read(r) if r.length == 0 => read += crate::daemon::WHOLE_READ_CHARGE,
+            Op::Read(r) => read += r.length,
+            _ => {}
+        }
+    }
+    written.saturating_mul(u64::from(pool_size) + 1) + read.saturating_mul(2)
 }
 
 /// What an op's mutations do to space.

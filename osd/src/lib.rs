@@ -30,12 +30,15 @@ pub fn open_store(cfg: &Config, id: u32) -> anyhow::Result<BlockStore> {
         "pread" => IoEngine::Pread,
         _ => IoEngine::Auto,
     };
+    let budget = s.memory_budget().map_err(anyhow::Error::msg)?;
     let sc = StoreConfig {
         fsid: cfg.global.fsid.clone(),
         osd_id: id,
         block_size_bytes: parse_size(&s.block_size).map_err(anyhow::Error::msg)?,
         engine,
-        cache_bytes: parse_size(&s.cache_size).map_err(anyhow::Error::msg)?,
+        cache_bytes: budget.cache,
+        // A group commit's buffers come out of the op budget's share.
+        max_batch_bytes: (budget.client_ops / 2).clamp(4 << 20, 64 << 20),
         preallocate: s.preallocate,
         ..StoreConfig::default()
     };
@@ -107,7 +110,13 @@ pub async fn run(mut cfg: Config, id: u32) -> anyhow::Result<()> {
         engine,
         rx,
         mons,
-        daemon::OsdTunables::from_global(&cfg.global),
+        daemon::OsdTunables {
+            client_op_bytes: section
+                .memory_budget()
+                .map_err(anyhow::Error::msg)?
+                .client_ops,
+            ..daemon::OsdTunables::from_global(&cfg.global)
+        },
         cred,
     );
     let n = osd.load_local_pgs()?;

@@ -262,7 +262,9 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
                 // Sparse: a dev cluster takes only the disk it uses.
                 preallocate: false,
                 engine: engine.into(),
-                cache_size: "256M".into(),
+                // Three OSDs, a monitor and a gateway in a small VM.
+                memory_target: "512M".into(),
+                cache_size: None,
                 metrics_addr: Some(format!("127.0.0.1:{}", free_port()?)),
             },
         );
