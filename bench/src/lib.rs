@@ -155,18 +155,55 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
-/// Deterministic object content, so reads can be verified without storing it.
-fn payload(seed: u64, size: usize) -> Bytes {
+/// Object content of `size` bytes seeded by `seed`, generated once per size:
+/// objects differ in their first 16 bytes ([`payload`]).
+fn pattern(size: usize) -> Bytes {
+    static PATTERNS: std::sync::Mutex<Vec<(usize, Bytes)>> = std::sync::Mutex::new(Vec::new());
+    let mut cache = PATTERNS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, p)) = cache.iter().find(|(s, _)| *s == size) {
+        return p.clone();
+    }
     let mut v = vec![0u8; size];
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut x = (size as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     for chunk in v.chunks_mut(8) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let b = x.to_le_bytes();
-        chunk.copy_from_slice(&b[..chunk.len()]);
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
     }
+    let p = Bytes::from(v);
+    cache.push((size, p.clone()));
+    p
+}
+
+/// Object `seed`'s 16-byte header: its number and size, as rados bench
+/// heads each object with its name, so a read of the wrong object fails.
+fn header(seed: u64, size: usize) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..8].copy_from_slice(&seed.to_le_bytes());
+    h[8..].copy_from_slice(&(size as u64).to_le_bytes());
+    h
+}
+
+/// Deterministic object content, so reads can be verified without storing
+/// it: the header, then the size's shared pattern.
+fn payload(seed: u64, size: usize) -> Bytes {
+    let base = pattern(size);
+    let h = header(seed, size);
+    let n = h.len().min(size);
+    let mut v = Vec::with_capacity(size);
+    v.extend_from_slice(&h[..n]);
+    v.extend_from_slice(&base[n..]);
     Bytes::from(v)
+}
+
+/// Whether `data` is exactly `payload(seed, size)`: a compare against the
+/// cached pattern, so verifying a read costs the client one memcmp (on a
+/// small machine the client shares the OSDs' cores).
+fn payload_matches(seed: u64, size: usize, data: &[u8]) -> bool {
+    let h = header(seed, size);
+    let n = h.len().min(size);
+    data.len() == size && data[..n] == h[..n] && data[n..] == pattern(size)[n..]
 }
 
 fn object_name(prefix: &str, run: &str, i: u64) -> String {
@@ -417,7 +454,7 @@ pub async fn run(c: &Target, a: BenchArgs, json_out: bool) -> anyhow::Result<()>
                         Err(_) => false,
                     },
                     Mode::Seq | Mode::Rand => match c.get(&name).await {
-                        Ok(d) => d == payload(i, size),
+                        Ok(d) => payload_matches(i, size, &d),
                         Err(_) => false,
                     },
                 };
@@ -627,4 +664,30 @@ fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{payload, payload_matches};
+
+    #[test]
+    fn payload_matches_its_payload_and_nothing_else() {
+        for size in [0, 1, 7, 8, 9, 4096, 4 << 20] {
+            let p = payload(42, size);
+            assert!(payload_matches(42, size, &p), "size {size}");
+            assert!(!payload_matches(43, size, &p) || size == 0, "size {size}");
+            if size > 0 {
+                let mut bad = p.to_vec();
+                bad[size - 1] ^= 1;
+                assert!(
+                    !payload_matches(42, size, &bad),
+                    "flipped last byte, size {size}"
+                );
+                assert!(
+                    !payload_matches(42, size, &p[..size - 1]),
+                    "short, size {size}"
+                );
+            }
+        }
+    }
 }
