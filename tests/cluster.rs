@@ -538,3 +538,21 @@ async fn writes_acknowledged_just_before_every_osd_is_killed_survive_restart() {
         "{report}"
     );
 }
+
+/// Another process takes a port of a stopped OSD before `dev up` starts it
+/// again (what parallel test clusters did to each other): `dev up` moves the
+/// OSD to a free port, restarts it, and the cluster comes back healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_up_moves_an_osd_off_a_port_another_process_took() {
+    let tc = TestCluster::start(1, 3, "1G");
+    let before = tc.config().osd_section(0).unwrap().metrics_addr.clone();
+    let taken = before.clone().expect("dev up gives OSDs a metrics address");
+    tc.kill9("osd.0");
+    let squatter = std::net::TcpListener::bind(&taken).expect("take osd.0's metrics port");
+    tc.up_again();
+    let after = tc.config().osd_section(0).unwrap().metrics_addr.clone();
+    assert_ne!(after, before, "osd.0 still configured on the taken port");
+    assert!(tc.running("osd.0"), "osd.0 is not running after dev up");
+    tc.wait_healthy(Duration::from_secs(60));
+    drop(squatter);
+}

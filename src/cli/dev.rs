@@ -349,7 +349,7 @@ pub fn spawn_daemon(cfg: &Config, dir: &Path, kind: &str, id: &str) -> anyhow::R
 pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
     let started = Instant::now();
     let conf_path = dir.join("meridian.toml");
-    let (cfg, fresh) = if conf_path.exists() {
+    let (mut cfg, fresh) = if conf_path.exists() {
         if !shape.options.is_empty() {
             bail!(
                 "{} exists: -o applies to a new cluster only; edit the file and restart instead",
@@ -385,6 +385,10 @@ pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
     let cluster = Cluster::connect(cfg.monitor_addrs(), opts)
         .await
         .with_context(|| format!("monitors did not form a quorum; see {}/log/", dir.display()))?;
+    // An OSD started now counts as up once it has booted after this epoch
+    // (after a restart the map may still show its previous life as up).
+    let epoch_before = cluster.map().epoch();
+    let mut spawned = Vec::new();
     for (id, o) in &cfg.osd {
         let keyring = Config::osd_keyring_path(o);
         ensure_daemon_key(&cluster, &keyring, &format!("osd.{id}"), OSD_CAPS).await?;
@@ -396,15 +400,53 @@ pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
             "osd.{id} (pid {})",
             spawn_daemon(&cfg, &dir, "osd", id)?
         ));
+        spawned.push(id.parse::<u32>().unwrap_or(u32::MAX));
     }
     for s in &started_now {
         eprintln!("started {s}");
     }
     // All OSDs up.
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut port_moves = 0;
     loop {
+        // Ports were chosen free when the config was written; a dev cluster
+        // starting beside this one can take one before the OSD binds it.
+        for id in cfg.osd.keys().cloned().collect::<Vec<_>>() {
+            let name = format!("osd.{id}");
+            // Exited for another reason: that is an error, with its log's end.
+            if exited_on_taken_port(&dir, &name)?.is_none() {
+                continue;
+            }
+            if port_moves == 3 {
+                bail!(
+                    "{name} cannot bind its ports (address already in use); see {}/log/{name}.log",
+                    dir.display()
+                );
+            }
+            port_moves += 1;
+            let o = cfg
+                .osd
+                .get_mut(&id)
+                .with_context(|| format!("{name} is not in the config"))?;
+            let moved = move_taken_ports(
+                std::iter::once(&mut o.addr).chain(o.metrics_addr.as_mut()),
+                0,
+            )?;
+            std::fs::write(&cfg.path, cfg.to_toml())
+                .with_context(|| format!("write {}", cfg.path.display()))?;
+            let pid = spawn_daemon(&cfg, &dir, "osd", &id)?;
+            eprintln!(
+                "{name}: a port was taken by another process; moved [{}] and restarted (pid {pid})",
+                moved.join(", ")
+            );
+        }
         let v = cluster.map();
-        let up = v.map.osds.iter().filter(|o| o.up).count();
+        let up = v
+            .map
+            .osds
+            .iter()
+            .filter(|o| o.up && (!spawned.contains(&o.id) || o.up_from > epoch_before))
+            .count();
         if up == cfg.osd.len() {
             break;
         }
@@ -763,15 +805,8 @@ async fn wait_gateway(dir: &Path, id: &str, addr: &str) -> anyhow::Result<Gatewa
     let alive = || read_pid(&pidf).map(pid_alive).unwrap_or(false);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if !alive() {
-            let log = std::fs::read_to_string(dir.join("log").join(format!("gateway.{id}.log")))
-                .unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            if tail.iter().any(|l| l.contains("Address already in use")) {
-                return Ok(GatewayStart::PortTaken);
-            }
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            bail!("gateway.{id} exited: {}", tail.join("\n"));
+        if exited_on_taken_port(dir, &format!("gateway.{id}"))? == Some(true) {
+            return Ok(GatewayStart::PortTaken);
         }
         // Another cluster's gateway on a taken port answers too: the
         // answer counts only while ours still runs.
@@ -788,6 +823,24 @@ async fn wait_gateway(dir: &Path, id: &str, addr: &str) -> anyhow::Result<Gatewa
     }
 }
 
+/// Whether daemon `name` (`osd.2`, `gateway.0`) has exited: `None` while
+/// it runs, `Some(true)` if its log ends with a port another process holds,
+/// else an error carrying the end of its log.
+fn exited_on_taken_port(dir: &Path, name: &str) -> anyhow::Result<Option<bool>> {
+    let pidf = dir.join("run").join(format!("{name}.pid"));
+    if read_pid(&pidf).map(pid_alive).unwrap_or(false) {
+        return Ok(None);
+    }
+    let log =
+        std::fs::read_to_string(dir.join("log").join(format!("{name}.log"))).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(5).collect();
+    if tail.iter().any(|l| l.contains("Address already in use")) {
+        return Ok(Some(true));
+    }
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    bail!("{name} exited: {}", tail.join("\n"))
+}
+
 /// Gives gateway `id` a new port for each of its addresses that something
 /// else holds now (except port `keep`); returns what moved.
 fn move_taken_gateway_ports(cfg: &mut Config, id: &str, keep: u16) -> anyhow::Result<Vec<String>> {
@@ -795,10 +848,21 @@ fn move_taken_gateway_ports(cfg: &mut Config, id: &str, keep: u16) -> anyhow::Re
         .gateway
         .get_mut(id)
         .with_context(|| format!("gateway.{id} is not in the config"))?;
+    move_taken_ports(
+        std::iter::once(&mut g.addr)
+            .chain(g.tls_addr.as_mut())
+            .chain(g.metrics_addr.as_mut()),
+        keep,
+    )
+}
+
+/// Moves each of `addrs` that something else holds now (except port `keep`)
+/// to a free loopback port; returns what moved.
+fn move_taken_ports<'a>(
+    addrs: impl Iterator<Item = &'a mut String>,
+    keep: u16,
+) -> anyhow::Result<Vec<String>> {
     let mut moved = Vec::new();
-    let addrs = std::iter::once(&mut g.addr)
-        .chain(g.tls_addr.as_mut())
-        .chain(g.metrics_addr.as_mut());
     for a in addrs {
         let port = a.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
         if port == Some(keep) || std::net::TcpListener::bind(a.as_str()).is_ok() {
