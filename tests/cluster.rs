@@ -548,7 +548,18 @@ async fn dev_up_moves_an_osd_off_a_port_another_process_took() {
     let before = tc.config().osd_section(0).unwrap().metrics_addr.clone();
     let taken = before.clone().expect("dev up gives OSDs a metrics address");
     tc.kill9("osd.0");
-    let squatter = std::net::TcpListener::bind(&taken).expect("take osd.0's metrics port");
+    // The killed OSD's socket can hold the port for a moment after it exits.
+    let mut squatter = None;
+    for _ in 0..100 {
+        match std::net::TcpListener::bind(&taken) {
+            Ok(l) => {
+                squatter = Some(l);
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    let squatter = squatter.expect("take osd.0's metrics port within 10 s");
     tc.up_again();
     let after = tc.config().osd_section(0).unwrap().metrics_addr.clone();
     assert_ne!(after, before, "osd.0 still configured on the taken port");

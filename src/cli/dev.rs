@@ -414,7 +414,7 @@ pub async fn up(dir: &Path, shape: &Shape, pg_num: u32) -> anyhow::Result<()> {
         for id in cfg.osd.keys().cloned().collect::<Vec<_>>() {
             let name = format!("osd.{id}");
             // Exited for another reason: that is an error, with its log's end.
-            if exited_on_taken_port(&dir, &name)?.is_none() {
+            if !exited_on_taken_port(&dir, &name)? {
                 continue;
             }
             if port_moves == 3 {
@@ -805,7 +805,7 @@ async fn wait_gateway(dir: &Path, id: &str, addr: &str) -> anyhow::Result<Gatewa
     let alive = || read_pid(&pidf).map(pid_alive).unwrap_or(false);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if exited_on_taken_port(dir, &format!("gateway.{id}"))? == Some(true) {
+        if exited_on_taken_port(dir, &format!("gateway.{id}"))? {
             return Ok(GatewayStart::PortTaken);
         }
         // Another cluster's gateway on a taken port answers too: the
@@ -823,19 +823,19 @@ async fn wait_gateway(dir: &Path, id: &str, addr: &str) -> anyhow::Result<Gatewa
     }
 }
 
-/// Whether daemon `name` (`osd.2`, `gateway.0`) has exited: `None` while
-/// it runs, `Some(true)` if its log ends with a port another process holds,
-/// else an error carrying the end of its log.
-fn exited_on_taken_port(dir: &Path, name: &str) -> anyhow::Result<Option<bool>> {
+/// Whether daemon `name` (`osd.2`, `gateway.0`) exited because another
+/// process holds one of its ports: `false` while it runs; an error carrying
+/// the end of its log if it exited for another reason.
+fn exited_on_taken_port(dir: &Path, name: &str) -> anyhow::Result<bool> {
     let pidf = dir.join("run").join(format!("{name}.pid"));
     if read_pid(&pidf).map(pid_alive).unwrap_or(false) {
-        return Ok(None);
+        return Ok(false);
     }
     let log =
         std::fs::read_to_string(dir.join("log").join(format!("{name}.log"))).unwrap_or_default();
     let tail: Vec<&str> = log.lines().rev().take(5).collect();
     if tail.iter().any(|l| l.contains("Address already in use")) {
-        return Ok(Some(true));
+        return Ok(true);
     }
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     bail!("{name} exited: {}", tail.join("\n"))
