@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // prost derives Eq itself only for messages of scalars and strings.
     let mut b = tonic_prost_build::configure()
         .bytes(".")
+        .codec_path("crate::codec::SizedProstCodec")
         .type_attribute(".meridian.multisite.SyncPolicy", "#[derive(Eq)]")
         .type_attribute(".meridian.multisite.SyncGroup", "#[derive(Eq)]");
     for m in [

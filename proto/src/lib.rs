@@ -3,6 +3,8 @@
 //! Byte payloads are `bytes::Bytes`, so object data is never copied between
 //! the socket and the object store.
 
+pub mod codec;
+
 /// Monitor service and cluster-map messages.
 pub mod mon {
     #![allow(clippy::all, missing_docs)]
