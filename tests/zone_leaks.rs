@@ -597,3 +597,104 @@ async fn group_commit_of_replicated_versions_links_each_and_leaks_nothing() {
         "data left behind by the batch"
     );
 }
+
+/// A gateway's object data stays within its buffer budgets: more PUTs and
+/// GETs of multi-stripe objects than the budgets hold at once (and a copy,
+/// which reads while it holds write budget) all complete byte for byte; a
+/// GET's bytes hold read budget until its reader drops them; and once
+/// everything is done, every byte of budget is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn object_data_stays_within_the_buffer_budgets_and_every_permit_returns() {
+    use futures::StreamExt as _;
+    use meridian_zone::data::{BufferRoom, STRIPE};
+    let tc = TestCluster::start_with(1, 3, "1G", &["--gateways", "0"]);
+    let c = tc.client().await;
+    let cfg = tc.config();
+    // The smallest target: 8 MiB (two stripes) each way.
+    let budget = meridian_common::gateway_memory_budget("32M").expect("budget");
+    let params = ZoneParams::from_global(&cfg.global, "default", "default").with_memory(budget);
+    let z = Zone::open(c.clone(), params).await.expect("open zone");
+    let full = BufferRoom {
+        write: 8 << 20,
+        read: 8 << 20,
+    };
+    assert_eq!(z.buffer_room(), full);
+    let b = z
+        .create_bucket_for("buffer-budget", OWNER, CannedAcl::Private)
+        .await
+        .expect("create bucket");
+    // 6 writers of 2.5 stripes each: each wants up to 3 stripes at once.
+    let objects: Vec<(String, Bytes)> = (0..6u8)
+        .map(|i| (format!("obj-{i}"), bytes_of(STRIPE as usize * 5 / 2, i)))
+        .collect();
+    let puts = objects.iter().map(|(k, d)| {
+        let opts = PutOptions {
+            owner: OWNER.into(),
+            length: Some(d.len() as u64),
+            ..Default::default()
+        };
+        z.put_object(&b, k, fixed_body(d.clone()), opts)
+    });
+    for r in tokio::time::timeout(Duration::from_secs(120), futures::future::join_all(puts))
+        .await
+        .expect("PUTs beyond the write budget wait, they do not deadlock")
+    {
+        r.expect("put");
+    }
+    assert_eq!(z.buffer_room(), full, "every PUT returned its write budget");
+
+    let read_all = |key: String| {
+        let (z, b) = (z.clone(), b.clone());
+        async move {
+            let e = z.lookup(&b, &key, None).await.expect("lookup");
+            let mut s = z.read_runs(&b.id, &e.manifest.runs, (0, e.size), None);
+            let mut got = Vec::with_capacity(e.size as usize);
+            while let Some(chunk) = s.next().await {
+                got.extend_from_slice(&chunk.expect("read"));
+            }
+            got
+        }
+    };
+    // A copy of obj-0 (reads while it writes) beside 6 readers.
+    let copy = async {
+        let src = z.lookup(&b, "obj-0", None).await.expect("lookup");
+        let body = z.copy_source(&b.id, &src.manifest.runs, (0, src.size), None);
+        let opts = PutOptions {
+            owner: OWNER.into(),
+            length: Some(src.size),
+            ..Default::default()
+        };
+        z.put_object(&b, "copy-of-0", body, opts).await
+    };
+    let reads = futures::future::join_all(objects.iter().map(|(k, _)| read_all(k.clone())));
+    let (got, copied) = tokio::time::timeout(Duration::from_secs(120), async {
+        tokio::join!(reads, copy)
+    })
+    .await
+    .expect("GETs and a copy beyond the read budget wait, they do not deadlock");
+    copied.expect("copy");
+    for ((k, want), got) in objects.iter().zip(&got) {
+        assert!(got[..] == want[..], "{k} read back different bytes");
+    }
+    assert!(read_all("copy-of-0".into()).await[..] == objects[0].1[..]);
+    assert_eq!(z.buffer_room(), full, "every GET returned its read budget");
+
+    // The first piece of a read holds its share until it is dropped.
+    let e = z.lookup(&b, "obj-1", None).await.expect("lookup");
+    let mut s = z.read_runs(&b.id, &e.manifest.runs, (0, e.size), None);
+    let first = s.next().await.expect("a piece").expect("read");
+    drop(s);
+    assert_eq!(first.len() as u64, STRIPE);
+    let held = z.buffer_room();
+    assert_eq!(held.write, full.write);
+    assert!(
+        held.read <= full.read - STRIPE,
+        "a piece handed out holds its read budget: {held:?}"
+    );
+    drop(first);
+    assert_eq!(
+        z.buffer_room(),
+        full,
+        "dropping the bytes returns the budget"
+    );
+}

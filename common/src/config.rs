@@ -442,6 +442,57 @@ pub struct GatewaySection {
     /// Prometheus metrics listen address (optional).
     #[serde(default)]
     pub metrics_addr: Option<String>,
+    /// Memory the gateway aims to stay within, e.g. "256M": a quarter bounds
+    /// the object data of PUTs buffered at once, a quarter that of GETs read
+    /// ahead of their clients; further requests wait instead of growing the
+    /// heap.
+    #[serde(default = "default_gateway_memory_target")]
+    pub memory_target: String,
+}
+
+/// How a gateway splits its `memory_target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayMemoryBudget {
+    /// The whole target, in bytes.
+    pub target: u64,
+    /// Object data of writes (PUT, parts, copies) buffered at once.
+    pub write_buffers: u64,
+    /// Object data read ahead of GET clients at once.
+    pub read_buffers: u64,
+}
+
+/// A gateway needs room for at least two 4 MiB stripes each way.
+const GATEWAY_MIN_MEMORY_TARGET: u64 = 32 << 20;
+
+/// Splits a gateway `memory_target` (e.g. "256M") into its budgets.
+pub fn gateway_memory_budget(memory_target: &str) -> Result<GatewayMemoryBudget, String> {
+    let target =
+        crate::size::parse_size(memory_target).map_err(|e| format!("memory_target: {e}"))?;
+    if target < GATEWAY_MIN_MEMORY_TARGET {
+        return Err(format!(
+            "memory_target {memory_target}: a gateway needs at least 32M"
+        ));
+    }
+    Ok(GatewayMemoryBudget::split(target))
+}
+
+impl GatewayMemoryBudget {
+    /// A quarter of `target` each to write and read buffers; the rest is for
+    /// connections, caches and the sync engine.
+    fn split(target: u64) -> Self {
+        Self {
+            target,
+            write_buffers: target / 4,
+            read_buffers: target / 4,
+        }
+    }
+}
+
+impl Default for GatewayMemoryBudget {
+    /// The budget of the default `memory_target`.
+    fn default() -> Self {
+        Self::split(DEFAULT_GATEWAY_MEMORY_TARGET)
+    }
 }
 
 /// Where a gateway listens and whether over TLS.
@@ -454,6 +505,11 @@ pub struct GatewayListeners {
 }
 
 impl GatewaySection {
+    /// Splits `memory_target` into budgets.
+    pub fn memory_budget(&self) -> Result<GatewayMemoryBudget, String> {
+        gateway_memory_budget(&self.memory_target)
+    }
+
     /// The listeners this section asks for: `addr` plain; `tls_addr` HTTPS
     /// beside it; a certificate without `tls_addr` turns `addr` into HTTPS.
     pub fn tls_listeners(&self) -> Result<GatewayListeners, String> {
@@ -509,6 +565,11 @@ fn default_engine() -> String {
 }
 fn default_memory_target() -> String {
     "1G".into()
+}
+/// A gateway's `memory_target` unless its section sets one (256 MiB).
+const DEFAULT_GATEWAY_MEMORY_TARGET: u64 = 256 << 20;
+fn default_gateway_memory_target() -> String {
+    format!("{}M", DEFAULT_GATEWAY_MEMORY_TARGET >> 20)
 }
 
 impl Config {
@@ -573,6 +634,10 @@ impl Config {
                     osd.engine
                 )));
             }
+        }
+        for (id, gw) in &self.gateway {
+            gw.memory_budget()
+                .map_err(|e| invalid(format!("[gateway.{id}] {e}")))?;
         }
         if self.global.internal_tls {
             if self.global.tls_ca_file.is_empty() {
@@ -746,6 +811,19 @@ mod tests {
     }
 
     #[test]
+    fn gateway_memory_target_splits_into_write_and_read_buffers() {
+        let b = gateway_memory_budget(&default_gateway_memory_target()).unwrap();
+        assert_eq!(
+            (b.target, b.write_buffers, b.read_buffers),
+            (256 << 20, 64 << 20, 64 << 20)
+        );
+        let small = gateway_memory_budget("16M").unwrap_err();
+        assert!(small.contains("at least 32M"), "{small}");
+        let bad = gateway_memory_budget("much").unwrap_err();
+        assert!(bad.starts_with("memory_target:"), "{bad}");
+    }
+
+    #[test]
     fn gateway_listeners_follow_addr_tls_addr_and_the_certificate() {
         let gw = |addr: &str, tls_addr: Option<&str>, cert: bool, key: bool| GatewaySection {
             addr: addr.into(),
@@ -755,6 +833,7 @@ mod tests {
             zone: None,
             keyring: None,
             metrics_addr: None,
+            memory_target: default_gateway_memory_target(),
         };
         let files = (PathBuf::from("c.pem"), PathBuf::from("k.pem"));
         let plain = gw("h:1", None, false, false);

@@ -10,8 +10,8 @@ pub mod metrics;
 pub mod size;
 
 pub use config::{
-    Config, ConfigError, GatewayListeners, GatewaySection, GlobalSection, MonSection,
-    OsdMemoryBudget, OsdSection,
+    Config, ConfigError, GatewayListeners, GatewayMemoryBudget, GatewaySection, GlobalSection,
+    MonSection, OsdMemoryBudget, OsdSection, gateway_memory_budget,
 };
 
 /// Milliseconds since the Unix epoch (wall clock; used for mtimes and down timers).

@@ -84,11 +84,10 @@ pub fn zone_params(cfg: &Config, id: &str) -> anyhow::Result<ZoneParams> {
         .zone
         .clone()
         .unwrap_or_else(|| cfg.global.rgw_zone.clone());
-    Ok(ZoneParams::from_global(
-        &cfg.global,
-        &zone,
-        &cfg.global.rgw_zonegroup,
-    ))
+    let budget = section
+        .memory_budget()
+        .map_err(|e| anyhow::anyhow!("[gateway.{id}] {e}"))?;
+    Ok(ZoneParams::from_global(&cfg.global, &zone, &cfg.global.rgw_zonegroup).with_memory(budget))
 }
 
 /// Connects to the cluster the way every gateway-side tool does, as

@@ -286,6 +286,8 @@ pub fn write_config(dir: &Path, shape: &Shape) -> anyhow::Result<Config> {
                 zone: None,
                 keyring: Some(dir.join(format!("gateway.{g}.keyring"))),
                 metrics_addr: Some(format!("127.0.0.1:{}", free_port()?)),
+                // As the OSDs': small enough for a laptop.
+                memory_target: "64M".into(),
             },
         );
     }

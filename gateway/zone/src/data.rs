@@ -16,6 +16,7 @@ use md5::{Digest as _, Md5};
 use meridian_client::ClientError;
 use meridian_common::compression::{Algorithm, Hint, PoolCompression};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Stripe size: tail objects of at most 4 MiB, as RGW stripes them.
@@ -178,43 +179,53 @@ impl Zone {
         let mut sum = enc.checksum.map(Hasher::new);
         let mut size = 0u64;
         let mut n = 0u64;
-        let mut buf = BytesMut::new();
-        let mut permit = Some(self.stripe_permit().await?);
+        // Each stripe's buffer is sized (and its permit taken) for what the
+        // declared length says it will hold, so a small PUT holds little.
+        let (mut buf, permit) = self.stripe_buffer(limit).await?;
+        let mut permit = Some(permit);
+        // What is left of the body chunk last received.
+        let mut pending = Bytes::new();
+        let mut end = false;
         let stalled = tokio::time::sleep_until(deadline.into());
         tokio::pin!(stalled);
         loop {
-            // Stripe writes in flight progress while the body is awaited.
-            let chunk = loop {
-                tokio::select! {
-                    c = body.next() => break c,
-                    Some(r) = inflight.next(), if !inflight.is_empty() => {
-                        record(r)?;
+            if pending.is_empty() {
+                // Stripe writes in flight progress while the body is awaited.
+                let chunk = loop {
+                    tokio::select! {
+                        c = body.next() => break c,
+                        Some(r) = inflight.next(), if !inflight.is_empty() => {
+                            record(r)?;
+                        }
+                        () = &mut stalled => return Err(ZoneError::Expired),
                     }
-                    () = &mut stalled => return Err(ZoneError::Expired),
+                };
+                match chunk {
+                    None => end = true,
+                    Some(c) => {
+                        let c = c.map_err(ZoneError::Body)?;
+                        size += c.len() as u64;
+                        if size > limit {
+                            return Err(ZoneError::EntityTooLarge { limit });
+                        }
+                        md5.update(&c);
+                        if let Some(h) = sum.as_mut() {
+                            h.update(&c);
+                        }
+                        pending = c;
+                    }
                 }
-            };
-            let end = chunk.is_none();
-            if let Some(c) = chunk {
-                let c = c.map_err(ZoneError::Body)?;
-                size += c.len() as u64;
-                if size > limit {
-                    return Err(ZoneError::EntityTooLarge { limit });
-                }
-                md5.update(&c);
-                if let Some(h) = sum.as_mut() {
-                    h.update(&c);
-                }
-                buf.extend_from_slice(&c);
             }
-            // Flush whole stripes (and the tail at the end).
-            while buf.len() as u64 >= STRIPE || (end && !buf.is_empty()) {
+            let take = pending.len().min(STRIPE as usize - buf.len());
+            buf.extend_from_slice(&pending.split_to(take));
+            // Flush a whole stripe (and the tail at the end).
+            if buf.len() as u64 == STRIPE || (end && !buf.is_empty()) {
                 if Instant::now() >= deadline {
                     return Err(ZoneError::Expired);
                 }
-                let take = (buf.len() as u64).min(STRIPE) as usize;
                 // The MD5 above is of the plaintext; the stripe is stored
                 // compressed and sealed as `enc` and the pool say.
-                let plain = buf.split_to(take);
+                let plain = std::mem::take(&mut buf);
                 let (this, name) = (n, stripe_name(bucket_id, inst, n));
                 n += 1;
                 let p = permit.take();
@@ -241,7 +252,19 @@ impl Zone {
                     }
                 }
                 if !end {
-                    permit = Some(self.stripe_permit().await?);
+                    // Writes in flight are driven while waiting for room:
+                    // they hold budget that only their completion returns.
+                    let next = self.stripe_buffer(limit.saturating_sub(n * STRIPE));
+                    tokio::pin!(next);
+                    let (b, p) = loop {
+                        tokio::select! {
+                            r = &mut next => break r?,
+                            Some(r) = inflight.next(), if !inflight.is_empty() => {
+                                record(r)?;
+                            }
+                        }
+                    };
+                    (buf, permit) = (b, Some(p));
                 }
             }
             if end {
@@ -275,22 +298,58 @@ impl Zone {
         settings.decide(hint).map(|alg| (alg, settings))
     }
 
-    async fn stripe_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
-        self.inner
-            .stripe_buffers
-            .acquire()
-            .await
-            .map_err(|_| ZoneError::Body("gateway shutting down".into()))
+    /// An empty buffer for the next stripe of a run that has at most
+    /// `remaining` bytes left, with the write-buffer permit it occupies.
+    async fn stripe_buffer(
+        &self,
+        remaining: u64,
+    ) -> Result<(BytesMut, tokio::sync::SemaphorePermit<'_>)> {
+        let len = remaining.min(STRIPE);
+        let budget = &self.inner.write_buffers;
+        let permit = match budget.try_acquire_many(kib(len)) {
+            Ok(p) => p,
+            Err(_) => {
+                metrics::counter!("meridian_gateway_buffer_waits_total", "kind" => "write")
+                    .increment(1);
+                budget
+                    .acquire_many(kib(len))
+                    .await
+                    .map_err(|_| shutting_down())?
+            }
+        };
+        Ok((BytesMut::with_capacity(len as usize), permit))
+    }
+
+    /// Bytes of write and read buffer not taken by any request now.
+    pub fn buffer_room(&self) -> BufferRoom {
+        let free = |s: &tokio::sync::Semaphore| s.available_permits() as u64 * 1024;
+        BufferRoom {
+            write: free(&self.inner.write_buffers),
+            read: free(&self.inner.read_buffers),
+        }
     }
 
     /// Streams bytes `[start, end)` of the concatenated runs (decrypted with
     /// `key` when the version is encrypted, decompressed where stored so).
+    /// Each piece read ahead holds read budget until its bytes are dropped.
     pub fn read_runs(
+        &self,
+        bucket_id: &str,
+        runs: &[DataRef],
+        range: (u64, u64),
+        key: Option<DataKey>,
+    ) -> ByteStream {
+        let budget = Some(self.inner.read_buffers.clone());
+        self.read_pieces(bucket_id, runs, range, key, budget)
+    }
+
+    fn read_pieces(
         &self,
         bucket_id: &str,
         runs: &[DataRef],
         (start, end): (u64, u64),
         key: Option<DataKey>,
+        budget: Option<Arc<tokio::sync::Semaphore>>,
     ) -> ByteStream {
         let mut pieces = Vec::new();
         let mut base = 0u64;
@@ -327,16 +386,46 @@ impl Zone {
         let pool = self.pools().data.clone();
         Box::pin(
             futures::stream::iter(pieces)
-                .map(move |p| {
+                // Permits are taken in the order of the pieces (`then` runs
+                // one at a time), so the piece a request waits on next always
+                // has one: requests that hold permits for later pieces cannot
+                // starve their own first one.
+                .then(move |p| {
+                    let budget = budget.clone();
+                    async move {
+                        let permit = match budget {
+                            Some(b) => read_room(b, kib(p.charge())).await.map(Some),
+                            None => Ok(None),
+                        };
+                        (p, permit)
+                    }
+                })
+                .map(move |(p, permit)| {
                     let (cluster, pool, key) = (cluster.clone(), pool.clone(), key.clone());
-                    async move { p.read(&cluster, &pool, key).await }
+                    async move {
+                        let permit = permit?;
+                        let bytes = p.read(&cluster, &pool, key).await?;
+                        // The permit is returned when the client has taken
+                        // the bytes (the HTTP layer drops them).
+                        Ok(match permit {
+                            Some(permit) => Bytes::from_owner(Budgeted {
+                                bytes,
+                                _permit: permit,
+                            }),
+                            None => bytes,
+                        })
+                    }
                 })
                 .buffered(READS_AHEAD),
         )
     }
 
     /// Bytes `[start, end)` of a stored object as the request body of another
-    /// write (CopyObject, UploadPartCopy).
+    /// write (CopyObject, UploadPartCopy). Its reads take no read budget: the
+    /// copy holds write budget while it reads, so two copies each holding one
+    /// kind and waiting for the other could deadlock. A copy reads ahead a
+    /// few stripes at most, and starts reading only once it holds write
+    /// budget for its first stripe.
     pub fn copy_source(
         &self,
         bucket_id: &str,
@@ -345,7 +434,7 @@ impl Zone {
         key: Option<DataKey>,
     ) -> Body {
         Box::pin(
-            self.read_runs(bucket_id, runs, range, key)
+            self.read_pieces(bucket_id, runs, range, key, None)
                 .map(|r| r.map_err(|e| format!("copy source: {e}"))),
         )
     }
@@ -379,6 +468,53 @@ impl Zone {
     }
 }
 
+/// Object data buffer not taken by any request (see [`Zone::buffer_room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferRoom {
+    /// Bytes of write buffer free.
+    pub write: u64,
+    /// Bytes of read buffer free.
+    pub read: u64,
+}
+
+/// Takes `kib` KiB of read budget, counting a wait when there is no room now.
+async fn read_room(
+    budget: Arc<tokio::sync::Semaphore>,
+    kib: u32,
+) -> Result<tokio::sync::OwnedSemaphorePermit> {
+    match budget.clone().try_acquire_many_owned(kib) {
+        Ok(p) => Ok(p),
+        Err(_) => {
+            metrics::counter!("meridian_gateway_buffer_waits_total", "kind" => "read").increment(1);
+            budget
+                .acquire_many_owned(kib)
+                .await
+                .map_err(|_| shutting_down())
+        }
+    }
+}
+
+fn shutting_down() -> ZoneError {
+    ZoneError::Body("gateway shutting down".into())
+}
+
+/// KiB (rounded up) of `bytes`: the unit of the buffer budgets.
+pub(crate) fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+/// Bytes that hold a share of a buffer budget until they are dropped.
+struct Budgeted {
+    bytes: Bytes,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Budgeted {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// The part of one stripe a read wants.
 struct Piece {
     /// Stripe object.
@@ -397,6 +533,14 @@ struct Piece {
 }
 
 impl Piece {
+    /// Bytes of read buffer it occupies: a compressed stripe is read whole.
+    fn charge(&self) -> u64 {
+        match self.packed {
+            Some((_, _, full)) => full.max(self.len),
+            None => self.len,
+        }
+    }
+
     fn corrupt(&self, reason: String) -> ZoneError {
         ZoneError::Corrupt {
             what: format!("data object {}", self.name),

@@ -84,6 +84,11 @@ pub struct ZoneParams {
     pub keys: crypt::KeyRing,
     /// SSE-C and SSE-KMS requests must come over TLS (`rgw_crypt_require_ssl`).
     pub sse_require_tls: bool,
+    /// Object data of writes buffered at once across the process, in bytes
+    /// (the gateway's `memory_target` sets it).
+    pub write_buffer_bytes: u64,
+    /// Object data read ahead of clients at once across the process, in bytes.
+    pub read_buffer_bytes: u64,
 }
 
 impl ZoneParams {
@@ -95,7 +100,17 @@ impl ZoneParams {
         self.pending_expiry - (self.pending_expiry / 4).min(Duration::from_secs(60))
     }
 
-    /// The settings of `zone` from the cluster config's `[global]` rgw_* options.
+    /// The buffer bounds of a gateway's `memory_target`.
+    pub fn with_memory(self, budget: meridian_common::GatewayMemoryBudget) -> Self {
+        Self {
+            write_buffer_bytes: budget.write_buffers,
+            read_buffer_bytes: budget.read_buffers,
+            ..self
+        }
+    }
+
+    /// The settings of `zone` from the cluster config's `[global]` rgw_* options
+    /// (and the buffer bounds of the default gateway `memory_target`).
     pub fn from_global(g: &meridian_common::GlobalSection, zone: &str, zonegroup: &str) -> Self {
         Self {
             zone: zone.to_string(),
@@ -113,6 +128,10 @@ impl ZoneParams {
             log_poll_interval: Duration::from_millis(g.rgw_sync_log_poll_ms.max(10)),
             tombstone_ttl: Duration::from_secs(g.rgw_sync_tombstone_ttl_s),
             sse_require_tls: g.rgw_crypt_require_ssl,
+            // A gateway's own `memory_target` replaces these (`with_memory`);
+            // admin commands move little data.
+            write_buffer_bytes: meridian_common::GatewayMemoryBudget::default().write_buffers,
+            read_buffer_bytes: meridian_common::GatewayMemoryBudget::default().read_buffers,
             // Checked when the configuration was loaded or set.
             keys: crypt::KeyRing::parse(
                 &g.rgw_crypt_default_encryption_key,
@@ -165,8 +184,11 @@ struct ZoneInner {
     keys: Mutex<HashMap<String, (Instant, Arc<User>)>>,
     /// Last seen header of each index shard (for writes that need no read).
     headers: Mutex<HashMap<String, bytes::Bytes>>,
-    /// Bounds the object data buffered in memory across all requests.
-    stripe_buffers: tokio::sync::Semaphore,
+    /// Bounds the object data of writes buffered across all requests (KiB).
+    write_buffers: tokio::sync::Semaphore,
+    /// Bounds the object data read ahead of clients across all requests
+    /// (KiB; a permit travels with the bytes until the client took them).
+    read_buffers: Arc<tokio::sync::Semaphore>,
     /// Index shards with a post-commit data log hint being written (true:
     /// another commit came meanwhile and needs one more).
     post_hints: Mutex<HashMap<String, bool>>,
@@ -174,9 +196,6 @@ struct ZoneInner {
     /// counter per log shard, so a waiting peer re-reads only what moved.
     log_bells: [tokio::sync::watch::Sender<Vec<u64>>; 2],
 }
-
-/// Object data buffered at once across all requests of one process (in 4 MiB stripes).
-const STRIPE_BUFFER_PERMITS: usize = 64;
 
 impl Zone {
     /// Opens the zone, creating its pools if they do not exist yet.
@@ -186,6 +205,11 @@ impl Zone {
             params.datalog_shards.max(1) as usize,
         );
         let pools = ZonePools::for_zone(&params.zone);
+        let write_buffers =
+            tokio::sync::Semaphore::new(data::kib(params.write_buffer_bytes) as usize);
+        let read_buffers = Arc::new(tokio::sync::Semaphore::new(
+            data::kib(params.read_buffer_bytes) as usize,
+        ));
         let zone = Zone {
             inner: Arc::new(ZoneInner {
                 cluster,
@@ -194,7 +218,8 @@ impl Zone {
                 buckets: Mutex::new(HashMap::new()),
                 keys: Mutex::new(HashMap::new()),
                 headers: Mutex::new(HashMap::new()),
-                stripe_buffers: tokio::sync::Semaphore::new(STRIPE_BUFFER_PERMITS),
+                write_buffers,
+                read_buffers,
                 post_hints: Mutex::new(HashMap::new()),
                 log_bells: [
                     tokio::sync::watch::channel(vec![0; md_shards]).0,
