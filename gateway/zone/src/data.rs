@@ -420,6 +420,22 @@ impl Zone {
         )
     }
 
+    /// Bytes `[start, end)` of the concatenated runs for another zone's sync
+    /// (FetchObject). It takes no read budget: the fetching zone holds its
+    /// write budget while it reads the stream, and streams it has not begun
+    /// to read would hold this zone's read budget while they wait for that
+    /// write budget, a cycle across the two zones. The fetching zone's sync
+    /// window bounds how many such streams are open at once.
+    pub fn replication_source(
+        &self,
+        bucket_id: &str,
+        runs: &[DataRef],
+        range: (u64, u64),
+        key: Option<DataKey>,
+    ) -> ByteStream {
+        self.read_pieces(bucket_id, runs, range, key, None)
+    }
+
     /// Bytes `[start, end)` of a stored object as the request body of another
     /// write (CopyObject, UploadPartCopy). Its reads take no read budget: the
     /// copy holds write budget while it reads, so two copies each holding one
