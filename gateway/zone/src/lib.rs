@@ -205,11 +205,10 @@ impl Zone {
             params.datalog_shards.max(1) as usize,
         );
         let pools = ZonePools::for_zone(&params.zone);
-        let write_buffers =
-            tokio::sync::Semaphore::new(data::kib(params.write_buffer_bytes) as usize);
-        let read_buffers = Arc::new(tokio::sync::Semaphore::new(
-            data::kib(params.read_buffer_bytes) as usize,
-        ));
+        // At least one stripe each: a request waits for a whole stripe's room.
+        let room = |bytes: u64| data::kib(bytes.max(data::STRIPE)) as usize;
+        let write_buffers = tokio::sync::Semaphore::new(room(params.write_buffer_bytes));
+        let read_buffers = Arc::new(tokio::sync::Semaphore::new(room(params.read_buffer_bytes)));
         let zone = Zone {
             inner: Arc::new(ZoneInner {
                 cluster,
