@@ -303,20 +303,9 @@ impl Zone {
     async fn stripe_buffer(
         &self,
         remaining: u64,
-    ) -> Result<(BytesMut, tokio::sync::SemaphorePermit<'_>)> {
+    ) -> Result<(BytesMut, tokio::sync::OwnedSemaphorePermit)> {
         let len = remaining.min(STRIPE);
-        let budget = &self.inner.write_buffers;
-        let permit = match budget.try_acquire_many(kib(len)) {
-            Ok(p) => p,
-            Err(_) => {
-                metrics::counter!("meridian_gateway_buffer_waits_total", "kind" => "write")
-                    .increment(1);
-                budget
-                    .acquire_many(kib(len))
-                    .await
-                    .map_err(|_| shutting_down())?
-            }
-        };
+        let permit = take_room(self.inner.write_buffers.clone(), len, "write").await?;
         Ok((BytesMut::with_capacity(len as usize), permit))
     }
 
@@ -394,7 +383,7 @@ impl Zone {
                     let budget = budget.clone();
                     async move {
                         let permit = match budget {
-                            Some(b) => read_room(b, kib(p.charge())).await.map(Some),
+                            Some(b) => take_room(b, p.charge(), "read").await.map(Some),
                             None => Ok(None),
                         };
                         (p, permit)
@@ -493,25 +482,24 @@ pub struct BufferRoom {
     pub read: u64,
 }
 
-/// Takes `kib` KiB of read budget, counting a wait when there is no room now.
-async fn read_room(
+/// Takes room for `bytes` in a buffer budget (`kind` = write or read),
+/// counting a wait when there is none now.
+async fn take_room(
     budget: Arc<tokio::sync::Semaphore>,
-    kib: u32,
+    bytes: u64,
+    kind: &'static str,
 ) -> Result<tokio::sync::OwnedSemaphorePermit> {
-    match budget.clone().try_acquire_many_owned(kib) {
+    let want = kib(bytes);
+    match budget.clone().try_acquire_many_owned(want) {
         Ok(p) => Ok(p),
         Err(_) => {
-            metrics::counter!("meridian_gateway_buffer_waits_total", "kind" => "read").increment(1);
+            metrics::counter!("meridian_gateway_buffer_waits_total", "kind" => kind).increment(1);
             budget
-                .acquire_many_owned(kib)
+                .acquire_many_owned(want)
                 .await
-                .map_err(|_| shutting_down())
+                .map_err(|_| ZoneError::Body("gateway shutting down".into()))
         }
     }
-}
-
-fn shutting_down() -> ZoneError {
-    ZoneError::Body("gateway shutting down".into())
 }
 
 /// KiB (rounded up) of `bytes`: the unit of the buffer budgets.

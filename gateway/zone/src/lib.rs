@@ -185,7 +185,7 @@ struct ZoneInner {
     /// Last seen header of each index shard (for writes that need no read).
     headers: Mutex<HashMap<String, bytes::Bytes>>,
     /// Bounds the object data of writes buffered across all requests (KiB).
-    write_buffers: tokio::sync::Semaphore,
+    write_buffers: Arc<tokio::sync::Semaphore>,
     /// Bounds the object data read ahead of clients across all requests
     /// (KiB; a permit travels with the bytes until the client took them).
     read_buffers: Arc<tokio::sync::Semaphore>,
@@ -207,7 +207,7 @@ impl Zone {
         let pools = ZonePools::for_zone(&params.zone);
         // At least one stripe each: a request waits for a whole stripe's room.
         let room = |bytes: u64| data::kib(bytes.max(data::STRIPE)) as usize;
-        let write_buffers = tokio::sync::Semaphore::new(room(params.write_buffer_bytes));
+        let write_buffers = Arc::new(tokio::sync::Semaphore::new(room(params.write_buffer_bytes)));
         let read_buffers = Arc::new(tokio::sync::Semaphore::new(room(params.read_buffer_bytes)));
         let zone = Zone {
             inner: Arc::new(ZoneInner {
