@@ -10,6 +10,10 @@
 //! * A PUT or part that outlives its intent's expiry (GC collects the intent
 //!   mid-write) must not leave the stripes it writes afterwards.
 //!
+//! * A small PUT keeps its data inline in the key's index shard: nothing in
+//!   the data pool, nothing left by a refused write, and the inline data of
+//!   replaced and deleted versions collected by GC.
+//!
 //! Also here, as it needs the same real zone: the lifecycle lease that lets
 //! one gateway of a zone at a time run lifecycle passes.
 
@@ -175,29 +179,15 @@ async fn upload_part_racing_complete_or_abort_leaves_no_data() {
     }
     // Every upload is gone, so no part record may be left (GC would not be
     // the one to find them: the race must not leave any).
-    for shard in 0..b.num_shards {
-        let snap = z
-            .shard_read(
-                &b,
-                shard,
-                &[],
-                &[RangeReq::prefix(
-                    Bytes::from_static(index::PART_PREFIX),
-                    100,
-                )],
-            )
-            .await
-            .expect("read index shard");
-        let parts: Vec<String> = snap.ranges[0]
-            .0
-            .iter()
-            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
-            .collect();
-        assert!(
-            parts.is_empty(),
-            "part records outlived their uploads: {parts:?}"
-        );
-    }
+    let parts: Vec<String> = shard_keys(&z, &b, index::PART_PREFIX)
+        .await
+        .iter()
+        .map(|(_, k)| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    assert!(
+        parts.is_empty(),
+        "part records outlived their uploads: {parts:?}"
+    );
     let left = empty_and_delete(&z, &b, &keys).await;
     assert!(
         left.is_empty(),
@@ -697,4 +687,198 @@ async fn object_data_stays_within_the_buffer_budgets_and_every_permit_returns() 
         full,
         "dropping the bytes returns the budget"
     );
+}
+
+/// The omap keys with `prefix` in the bucket's index shards (up to 1,000 per
+/// shard), with their shard.
+async fn shard_keys(z: &Zone, b: &BucketInfo, prefix: &'static [u8]) -> Vec<(u32, Bytes)> {
+    let mut out = Vec::new();
+    for shard in 0..b.num_shards {
+        let snap = z
+            .shard_read(
+                b,
+                shard,
+                &[],
+                &[RangeReq::prefix(Bytes::from_static(prefix), 1000)],
+            )
+            .await
+            .expect("read an index shard");
+        for (k, _) in snap.ranges.into_iter().next().unwrap_or_default().0 {
+            out.push((shard, k));
+        }
+    }
+    out
+}
+
+/// The inline data keys (`d<inst>`) in the bucket's index shards.
+async fn inline_runs(z: &Zone, b: &BucketInfo) -> Vec<(u32, Bytes)> {
+    shard_keys(z, b, index::INLINE_PREFIX).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_puts_keep_their_data_inline_and_gc_collects_it() {
+    use futures::StreamExt as _;
+    let tc = TestCluster::start_with(1, 3, "1G", &["--gateways", "0"]);
+    let c = tc.client().await;
+    let z = zone(&tc, &c, Duration::from_secs(60)).await;
+    let inline_max = z.params().inline_max;
+    assert_eq!(inline_max, 8 << 10, "the default inline bound");
+    let b = z
+        .create_bucket_for("inline-data", OWNER, CannedAcl::Private)
+        .await
+        .expect("create bucket");
+    let put = |key: &'static str, data: Bytes, opts: PutOptions| {
+        let (z, b) = (z.clone(), b.clone());
+        async move {
+            let opts = PutOptions {
+                owner: OWNER.into(),
+                length: Some(data.len() as u64),
+                ..opts
+            };
+            z.put_object(&b, key, fixed_body(data), opts).await
+        }
+    };
+    let read = |key: &'static str, range: Option<(u64, u64)>| {
+        let (z, b) = (z.clone(), b.clone());
+        async move {
+            let e = z.lookup(&b, key, None).await?;
+            let range = range.unwrap_or((0, e.size));
+            let mut s = z.read_runs(&b.id, &e.manifest.runs, range, None);
+            let mut got = Vec::new();
+            while let Some(chunk) = s.next().await {
+                got.extend_from_slice(&chunk?);
+            }
+            Ok::<_, ZoneError>(got)
+        }
+    };
+
+    let small = bytes_of(5000, 1);
+    let at_bound = bytes_of(inline_max as usize, 2);
+    let over = bytes_of(inline_max as usize + 1, 3);
+    put("small", small.clone(), PutOptions::default())
+        .await
+        .expect("small");
+    put("at-bound", at_bound.clone(), PutOptions::default())
+        .await
+        .expect("at the bound");
+    put("over", over.clone(), PutOptions::default())
+        .await
+        .expect("over the bound");
+    put("empty", Bytes::new(), PutOptions::default())
+        .await
+        .expect("empty");
+    // Only the object over the bound has a data object; the empty one has
+    // no data at all, the other two have theirs in their keys' shards.
+    assert_eq!(data_objects(&z, &b).await.len(), 1);
+    let inline = inline_runs(&z, &b).await;
+    assert_eq!(inline.len(), 2, "{inline:?}");
+    let e = z.lookup(&b, "small", None).await.expect("lookup");
+    let shard = index::shard_of("small", b.num_shards);
+    assert_eq!(e.manifest.runs.len(), 1);
+    assert_eq!(e.manifest.runs[0].inline_shard, Some(shard));
+    assert!(inline.contains(&(shard, index::inline_key(&e.manifest.runs[0].inst))));
+    assert!(
+        z.lookup(&b, "empty", None)
+            .await
+            .expect("lookup")
+            .manifest
+            .runs
+            .is_empty()
+    );
+    assert_eq!(read("small", None).await.expect("read")[..], small[..]);
+    assert_eq!(
+        read("small", Some((100, 4321))).await.expect("range")[..],
+        small[100..4321]
+    );
+    assert_eq!(
+        read("at-bound", None).await.expect("read")[..],
+        at_bound[..]
+    );
+    assert_eq!(read("over", None).await.expect("read")[..], over[..]);
+    assert!(read("empty", None).await.expect("read").is_empty());
+
+    // Refused writes store nothing: a wrong Content-MD5, a body shorter than
+    // declared, a failed If-None-Match.
+    let bad_md5 = PutOptions {
+        content_md5: Some([0; 16]),
+        ..Default::default()
+    };
+    assert!(matches!(
+        put("refused", bytes_of(100, 4), bad_md5).await,
+        Err(ZoneError::BadDigest)
+    ));
+    let short = PutOptions {
+        owner: OWNER.into(),
+        length: Some(200),
+        ..Default::default()
+    };
+    assert!(
+        z.put_object(&b, "refused", fixed_body(bytes_of(100, 4)), short)
+            .await
+            .is_err()
+    );
+    let exists = PutOptions {
+        conditions: WriteConditions {
+            if_none_match: Some("*".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert!(matches!(
+        put("small", bytes_of(10, 5), exists).await,
+        Err(ZoneError::PreconditionFailed)
+    ));
+    assert_eq!(inline_runs(&z, &b).await.len(), 2);
+    assert!(z.lookup(&b, "refused", None).await.is_err());
+
+    // An overwrite leaves the old version's data to GC, which removes it
+    // from the shard.
+    let newer = bytes_of(6000, 6);
+    put("small", newer.clone(), PutOptions::default())
+        .await
+        .expect("overwrite");
+    assert_eq!(inline_runs(&z, &b).await.len(), 3);
+    let report = z.gc_process(true).await.expect("gc pass");
+    assert_eq!(report.objects_deleted, 1, "{report:?}");
+    assert_eq!(inline_runs(&z, &b).await.len(), 2);
+    assert_eq!(read("small", None).await.expect("read")[..], newer[..]);
+    let check = z.check_bucket(&b.name).await.expect("bucket check");
+    assert!(
+        check.orphans.is_empty() && check.missing.is_empty(),
+        "{check:?}"
+    );
+    assert_eq!(check.data_objects, 3, "{check:?}");
+
+    // Break it: the live version's inline data removed by hand is reported
+    // missing by the check, and a read fails rather than return nothing.
+    let e = z.lookup(&b, "at-bound", None).await.expect("lookup");
+    let lost = index::inline_key(&e.manifest.runs[0].inst);
+    let at_shard = index::shard_object(&b.id, index::shard_of("at-bound", b.num_shards));
+    c.op(
+        &z.pools().index,
+        &at_shard,
+        vec![meridian_client::ops::sub::omap_rm(vec![lost])],
+    )
+    .await
+    .expect("drop inline data");
+    let check = z.check_bucket(&b.name).await.expect("bucket check");
+    assert_eq!(check.missing.len(), 1, "{check:?}");
+    assert!(matches!(
+        read("at-bound", None).await,
+        Err(ZoneError::Corrupt { .. })
+    ));
+
+    // Deleting everything and collecting leaves no inline data.
+    let keys: Vec<String> = ["small", "at-bound", "over", "empty"]
+        .map(String::from)
+        .to_vec();
+    for k in &keys {
+        z.delete_object(&b, k, None, OWNER)
+            .await
+            .unwrap_or_else(|e| panic!("delete {k}: {e}"));
+    }
+    z.gc_process(true).await.expect("gc pass");
+    assert!(inline_runs(&z, &b).await.is_empty());
+    assert!(data_objects(&z, &b).await.is_empty());
+    z.delete_bucket(&b.name).await.expect("delete the bucket");
 }

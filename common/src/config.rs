@@ -141,6 +141,10 @@ pub struct GlobalSection {
     pub rgw_cache_ttl_ms: u64,
     /// Largest single PUT or part (AWS: 5 GiB).
     pub rgw_max_put_size: u64,
+    /// A PUT of at most this many bytes (declared length) keeps its data in
+    /// the key's index shard, written by the same op that links the version,
+    /// instead of in the data pool (0: never; at most 4 MiB).
+    pub rgw_inline_max_size: u64,
     /// DNS name for virtual-host-style requests (`BUCKET.<name>`); empty = path style only.
     pub rgw_dns_name: String,
     /// How often a secondary zone's gateways ask the master zone for a newer period.
@@ -279,6 +283,7 @@ impl Default for GlobalSection {
             rgw_pool_pg_num: 16,
             rgw_cache_ttl_ms: 2000,
             rgw_max_put_size: 5 << 30,
+            rgw_inline_max_size: 8 << 10,
             rgw_dns_name: String::new(),
             rgw_period_poll_s: 30,
             rgw_run_sync_thread: true,
@@ -672,6 +677,12 @@ impl Config {
             &self.global.rgw_crypt_s3_kms_encryption_keys,
         )
         .map_err(invalid)?;
+        if self.global.rgw_inline_max_size > 4 << 20 {
+            return Err(invalid(format!(
+                "rgw_inline_max_size {}: at most 4194304 (one stripe)",
+                self.global.rgw_inline_max_size
+            )));
+        }
         if self.global.osd_heartbeat_grace_ms <= self.global.osd_heartbeat_interval_ms {
             return Err(invalid(
                 "osd_heartbeat_grace_ms must exceed osd_heartbeat_interval_ms".into(),
@@ -895,6 +906,12 @@ mod tests {
         std::fs::write(
             &p,
             "[global]\nmon_host=[\"a:1\"]\n[osd.0]\naddr=\"x\"\ndata=\"/y\"\nengine=\"spdk\"\n",
+        )
+        .unwrap();
+        assert!(matches!(Config::load(&p), Err(ConfigError::Invalid { .. })));
+        std::fs::write(
+            &p,
+            "[global]\nmon_host=[\"a:1\"]\nrgw_inline_max_size = 5000000\n",
         )
         .unwrap();
         assert!(matches!(Config::load(&p), Err(ConfigError::Invalid { .. })));

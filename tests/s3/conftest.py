@@ -115,6 +115,7 @@ MERIDIAN_CONF = os.environ.get("MERIDIAN_CONF")
 MERIDIAN_DEV_DIR = os.environ.get("MERIDIAN_DEV_DIR")
 IS_MERIDIAN = bool(MERIDIAN_BIN)
 DATA_POOL = "default.meridian.buckets.data"
+INDEX_POOL = "default.meridian.buckets.index"
 
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 120

@@ -2,8 +2,9 @@
 seals every write that asks for nothing, SSE-S3 (AES256), SSE-KMS with the
 named keys of rgw_crypt_s3_kms_encryption_keys, SSE-C with the client's own
 key (over HTTPS only), bucket default encryption, ranged and multipart reads,
-copies between modes, the refusals S3 gives, and the data pool read raw:
-no plaintext in any stripe of the bucket.
+copies between modes, the refusals S3 gives, and the pools read raw: no
+plaintext in any stripe of the bucket, nor in the data of small objects kept
+inline in its index shards.
 
 The suite's cluster sets both key options (as the RGW runbook does):
 
@@ -19,6 +20,7 @@ import pytest
 
 from conftest import (
     DATA_POOL,
+    INDEX_POOL,
     MiB,
     expect_error,
     make_client,
@@ -65,6 +67,24 @@ def raw(obj: str) -> bytes:
     return meridian_raw("get", "-p", DATA_POOL, obj, "-").stdout
 
 
+def omap_values(obj: str) -> dict[str, str]:
+    """An index-pool object's omap, values read as (lossy) text."""
+    return meridian("listomapvals", "-p", INDEX_POOL, obj)
+
+
+def inline_runs_of(bucket: str) -> dict[str, str]:
+    """The data of the bucket's small objects, stored inline (`d<inst>`) in its index shards."""
+    bid = meridian("bucket", "stats", "--bucket", bucket)["id"]
+    shards = meridian_raw("ls", "-p", INDEX_POOL).stdout.decode().split()
+    return {
+        f"{shard}/{k}": v
+        for shard in shards
+        if shard.startswith(f".dir.{bid}.")
+        for k, v in omap_values(shard).items()
+        if k.startswith("d")
+    }
+
+
 def test_the_scan_finds_plaintext_where_there_is_some():
     """The check below can fail: a stripe written in clear is found."""
     with tempfile.NamedTemporaryFile() as f:
@@ -75,6 +95,11 @@ def test_the_scan_finds_plaintext_where_there_is_some():
         assert MARK in raw("scan-control")
     finally:
         meridian_raw("rm", "-p", DATA_POOL, "scan-control")
+    meridian_raw("setomapval", "-p", INDEX_POOL, "scan-control", "d1", canary("control", 100).decode())
+    try:
+        assert MARK.decode() in omap_values("scan-control")["d1"]
+    finally:
+        meridian_raw("rm", "-p", INDEX_POOL, "scan-control")
 
 
 def test_every_mode_is_sealed_in_the_pool_and_reads_back(s3, s3_tls, bucket):
@@ -109,11 +134,16 @@ def test_every_mode_is_sealed_in_the_pool_and_reads_back(s3, s3_tls, bucket):
     assert s3_tls.get_object(Bucket=bucket, Key="ssec", **ssec(key))["Body"].read() == canary("ssec", 5000)
     mp = s3_tls.get_object(Bucket=bucket, Key="mp", Range="bytes=5242870-5242889", **ssec(key))["Body"].read()
     assert mp == (canary("mp1", 5 * MiB) + canary("mp2", 1000))[5242870:5242890]
-    # And the pool holds none of it in clear.
+    # And the pools hold none of it in clear: the large objects and the parts
+    # are striped in the data pool, the three 5,000-byte objects are inline.
     stripes = stripes_of(bucket)
-    assert len(stripes) >= 6, stripes
+    assert len(stripes) >= 5, stripes
     for s in stripes:
         assert MARK not in raw(s), f"plaintext in stripe {s}"
+    inline = inline_runs_of(bucket)
+    assert len(inline) >= 3, inline.keys()
+    for name, value in inline.items():
+        assert MARK.decode() not in value, f"plaintext in inline data {name}"
 
 
 def test_sse_c_needs_its_key_and_https(s3, s3_tls, bucket):

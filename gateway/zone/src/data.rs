@@ -14,6 +14,7 @@ use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use md5::{Digest as _, Md5};
 use meridian_client::ClientError;
+use meridian_client::ops::sub;
 use meridian_common::compression::{Algorithm, Hint, PoolCompression};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -75,6 +76,7 @@ impl Written {
             inst: inst.to_string(),
             size: self.size,
             compression: self.compression.clone(),
+            inline_shard: None,
         }
     }
 }
@@ -288,6 +290,54 @@ impl Zone {
         })
     }
 
+    /// Reads a body of at most `limit` bytes (no more than one stripe) into
+    /// memory and encodes it as the one stripe of run `inst`, for a version
+    /// whose data is stored inline in its index shard (see [`DataRef`]). The
+    /// returned permit holds its write budget until the bytes are stored.
+    pub(crate) async fn read_inline_run(
+        &self,
+        inst: &str,
+        mut body: Body,
+        (limit, deadline): (u64, Instant),
+        enc: Encoding<'_>,
+    ) -> Result<(Written, Bytes, tokio::sync::OwnedSemaphorePermit)> {
+        debug_assert!(limit <= STRIPE);
+        let (mut buf, permit) = self.stripe_buffer(limit).await?;
+        let mut md5 = Md5::new();
+        let mut sum = enc.checksum.map(Hasher::new);
+        loop {
+            let chunk = tokio::time::timeout_at(deadline.into(), body.next())
+                .await
+                .map_err(|_| ZoneError::Expired)?;
+            let Some(c) = chunk else { break };
+            let c = c.map_err(ZoneError::Body)?;
+            if (buf.len() + c.len()) as u64 > limit {
+                return Err(ZoneError::EntityTooLarge { limit });
+            }
+            md5.update(&c);
+            if let Some(h) = sum.as_mut() {
+                h.update(&c);
+            }
+            buf.extend_from_slice(&c);
+        }
+        let size = buf.len() as u64;
+        let packing = self.packing(enc.hint);
+        let stored = encode_stripe(buf, (inst, 0), packing, enc.key)?;
+        let compression = packing
+            .filter(|_| (stored.len() as u64) < size)
+            .map(|(algorithm, _)| RunCompression {
+                algorithm,
+                stored: vec![stored.len() as u64],
+            });
+        let written = Written {
+            size,
+            md5: md5.finalize().into(),
+            compression,
+            checksum: sum.map(Hasher::finish),
+        };
+        Ok((written, stored, permit))
+    }
+
     /// How data with `hint` is compressed in this zone's data pool now.
     fn packing(&self, hint: Hint) -> Packing {
         let view = self.cluster().map();
@@ -360,8 +410,15 @@ impl Zone {
                     .compression
                     .as_ref()
                     .map(|c| (c.algorithm, c.stored.get(n as usize).copied(), full));
+                let at = match run.inline_shard {
+                    Some(shard) => StripeAt::Inline {
+                        shard: crate::index::shard_object(bucket_id, shard),
+                        key: crate::index::inline_key(&run.inst),
+                    },
+                    None => StripeAt::Pool(stripe_name(bucket_id, &run.inst, n)),
+                };
                 pieces.push(Piece {
-                    name: stripe_name(bucket_id, &run.inst, n),
+                    at,
                     inst: run.inst.clone(),
                     n,
                     in_stripe,
@@ -372,7 +429,7 @@ impl Zone {
             }
         }
         let cluster = self.cluster().clone();
-        let pool = self.pools().data.clone();
+        let pools = Arc::new(self.pools().clone());
         Box::pin(
             futures::stream::iter(pieces)
                 // Permits are taken in the order of the pieces (`then` runs
@@ -390,10 +447,10 @@ impl Zone {
                     }
                 })
                 .map(move |(p, permit)| {
-                    let (cluster, pool, key) = (cluster.clone(), pool.clone(), key.clone());
+                    let (cluster, pools, key) = (cluster.clone(), pools.clone(), key.clone());
                     async move {
                         let permit = permit?;
-                        let bytes = p.read(&cluster, &pool, key).await?;
+                        let bytes = p.read(&cluster, &pools, key).await?;
                         // The permit is returned when the client has taken
                         // the bytes (the HTTP layer drops them).
                         Ok(match permit {
@@ -444,14 +501,37 @@ impl Zone {
         )
     }
 
-    /// Deletes every stripe of `runs` (missing stripes are fine: deletion is idempotent).
+    /// Deletes every stripe of `runs` (missing stripes are fine: deletion is
+    /// idempotent); an inline run's bytes leave its index shard.
     pub async fn delete_runs(&self, bucket_id: &str, runs: &[DataRef]) -> Result<usize> {
         let names: Vec<String> = runs
             .iter()
+            .filter(|r| r.inline_shard.is_none())
             .flat_map(|r| stripe_names(bucket_id, r))
             .collect();
+        let mut inline: std::collections::BTreeMap<u32, Vec<Bytes>> = Default::default();
+        for r in runs {
+            if let Some(shard) = r.inline_shard {
+                inline
+                    .entry(shard)
+                    .or_default()
+                    .push(crate::index::inline_key(&r.inst));
+            }
+        }
         let pool = self.pools().data.clone();
-        let results = futures::stream::iter(names)
+        let removed_inline = futures::stream::iter(inline)
+            .map(|(shard, keys)| async move {
+                let n = keys.len();
+                let obj = crate::index::shard_object(bucket_id, shard);
+                let op = vec![sub::omap_rm(keys)];
+                match self.cluster().op(&self.pools().index, &obj, op).await {
+                    Ok(_) => Ok(n),
+                    Err(ClientError::NotFound(_)) => Ok(0),
+                    Err(e) => Err(ZoneError::from(e)),
+                }
+            })
+            .buffer_unordered(8);
+        let removed_stripes = futures::stream::iter(names)
             .map(|name| {
                 let pool = pool.clone();
                 async move {
@@ -462,7 +542,8 @@ impl Zone {
                     }
                 }
             })
-            .buffer_unordered(8)
+            .buffer_unordered(8);
+        let results = futures::stream::select(removed_inline, removed_stripes)
             .collect::<Vec<_>>()
             .await;
         let mut removed = 0;
@@ -519,10 +600,31 @@ impl AsRef<[u8]> for Budgeted {
     }
 }
 
+/// Where a stripe is stored.
+enum StripeAt {
+    /// An object of the data pool.
+    Pool(String),
+    /// An omap value of an index shard object (an inline run).
+    Inline { shard: String, key: Bytes },
+}
+
+impl std::fmt::Display for StripeAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StripeAt::Pool(name) => write!(f, "data object {name}"),
+            StripeAt::Inline { shard, key } => write!(
+                f,
+                "inline data {} in index shard {shard}",
+                String::from_utf8_lossy(key)
+            ),
+        }
+    }
+}
+
 /// The part of one stripe a read wants.
 struct Piece {
-    /// Stripe object.
-    name: String,
+    /// Where the stripe is.
+    at: StripeAt,
     /// Run it belongs to (the sealing key's input).
     inst: String,
     /// Stripe number in the run.
@@ -547,7 +649,7 @@ impl Piece {
 
     fn corrupt(&self, reason: String) -> ZoneError {
         ZoneError::Corrupt {
-            what: format!("data object {}", self.name),
+            what: self.at.to_string(),
             reason,
         }
     }
@@ -555,18 +657,34 @@ impl Piece {
     async fn read(
         self,
         cluster: &meridian_client::Cluster,
-        pool: &str,
+        pools: &crate::ZonePools,
         key: Option<DataKey>,
     ) -> Result<Bytes> {
         let this = &self;
+        let missing = |e: ClientError| match e {
+            ClientError::NotFound(_) => this.corrupt("missing".into()),
+            e => e.into(),
+        };
         let read = |off: u64, len: u64| async move {
-            let data = cluster
-                .read_range(pool, &this.name, off, len)
-                .await
-                .map_err(|e| match e {
-                    ClientError::NotFound(_) => this.corrupt("missing".into()),
-                    e => e.into(),
-                })?;
+            let data = match &this.at {
+                StripeAt::Pool(name) => cluster
+                    .read_range(&pools.data, name, off, len)
+                    .await
+                    .map_err(missing)?,
+                StripeAt::Inline { shard, key } => {
+                    let op = vec![sub::omap_get_values(vec![key.clone()])];
+                    let reply = cluster.op(&pools.index, shard, op).await.map_err(missing)?;
+                    let whole = reply
+                        .results
+                        .into_iter()
+                        .next()
+                        .and_then(|r| r.entries.into_iter().next())
+                        .map(|kv| kv.value)
+                        .ok_or_else(|| this.corrupt("missing".into()))?;
+                    let end = (off + len).min(whole.len() as u64);
+                    whole.slice(off.min(end) as usize..end as usize)
+                }
+            };
             if data.len() as u64 != len {
                 return Err(this.corrupt(format!("{} bytes at {off}, expected {len}", data.len())));
             }

@@ -65,7 +65,7 @@ pub struct GcItem {
 pub struct CheckReport {
     /// Bucket.
     pub bucket: String,
-    /// Data objects of the bucket in the data pool.
+    /// Data objects of the bucket: stripes in the data pool and inline runs.
     pub data_objects: u64,
     /// Data objects referenced by nothing (no version, part of a live upload,
     /// intent or GC record).
@@ -404,7 +404,8 @@ impl Zone {
         }
     }
 
-    /// Compares the data pool with everything the bucket's index references.
+    /// Compares the data pool and the inline runs with everything the
+    /// bucket's index references.
     pub async fn check_bucket(&self, name: &str) -> Result<CheckReport> {
         let (b, _) = self.bucket_fresh(name).await?;
         // inst -> stripes that may exist; `exact` insts must have all of them.
@@ -417,7 +418,11 @@ impl Zone {
                 exact.insert(format!("{inst}:{}", stripe_count(size)));
             }
         };
+        let mut inline_report = CheckReport::default();
         for s in 0..b.num_shards {
+            // Inline runs of this shard: inst -> a version (not only a GC
+            // record) references it.
+            let mut inline: BTreeMap<String, bool> = BTreeMap::new();
             // Sources before destinations (intent → part or version, part →
             // version, anything → GC record), so data that moves from one
             // reference to another during the scan is seen in one of them.
@@ -451,7 +456,12 @@ impl Zone {
             {
                 let e: IndexEntry = parse("index entry", &v)?;
                 for r in &e.manifest.runs {
-                    note(&r.inst, r.size, true);
+                    match r.inline_shard {
+                        Some(_) => {
+                            inline.insert(r.inst.clone(), true);
+                        }
+                        None => note(&r.inst, r.size, true),
+                    }
                 }
             }
             for (_, v) in self
@@ -460,7 +470,36 @@ impl Zone {
             {
                 let g: GcRecord = parse("gc record", &v)?;
                 for r in &g.runs {
-                    note(&r.inst, r.size, false);
+                    match r.inline_shard {
+                        Some(_) => {
+                            inline.entry(r.inst.clone()).or_insert(false);
+                        }
+                        None => note(&r.inst, r.size, false),
+                    }
+                }
+            }
+            // Inline data last: it is written with the version that references
+            // it and deleted only after that version became a GC record.
+            let shard_obj = index::shard_object(&b.id, s);
+            let named = |inst: &str| {
+                format!(
+                    "{shard_obj}/{}",
+                    String::from_utf8_lossy(&index::inline_key(inst))
+                )
+            };
+            for (k, _) in self
+                .scan_shard(&b, s, Bytes::from_static(index::INLINE_PREFIX))
+                .await?
+            {
+                let inst = String::from_utf8_lossy(&k[index::INLINE_PREFIX.len()..]).into_owned();
+                inline_report.data_objects += 1;
+                if inline.remove(&inst).is_none() {
+                    inline_report.orphans.push(named(&inst));
+                }
+            }
+            for (inst, must) in inline {
+                if must {
+                    inline_report.missing.push(named(&inst));
                 }
             }
         }
@@ -474,8 +513,9 @@ impl Zone {
             .collect();
         let mut report = CheckReport {
             bucket: name.into(),
-            data_objects: present.len() as u64,
-            ..Default::default()
+            data_objects: present.len() as u64 + inline_report.data_objects,
+            orphans: inline_report.orphans,
+            missing: inline_report.missing,
         };
         for n in &present {
             let rest = &n[prefix.len()..];

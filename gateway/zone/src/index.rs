@@ -53,6 +53,8 @@ pub const UPLOAD_PREFIX: &[u8] = b"u";
 pub const PART_PREFIX: &[u8] = b"p";
 /// Prefix of null-version tombstones (multi-site conflict resolution).
 pub const TOMBSTONE_PREFIX: &[u8] = b"t";
+/// Prefix of the data of small versions stored inline in the shard.
+pub const INLINE_PREFIX: &[u8] = b"d";
 
 fn cat(parts: &[&[u8]]) -> Bytes {
     let mut v = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -104,6 +106,10 @@ pub fn tombstone_key(key: &str) -> Bytes {
 /// `i<inst>`.
 pub fn intent_key(inst: &str) -> Bytes {
     cat(&[INTENT_PREFIX, inst.as_bytes()])
+}
+/// `d<inst>`: the stored bytes of an inline run.
+pub fn inline_key(inst: &str) -> Bytes {
+    cat(&[INLINE_PREFIX, inst.as_bytes()])
 }
 /// `g<due ms><inst>`.
 pub fn gc_key(due_ms: u64, inst: &str) -> Bytes {
@@ -535,8 +541,15 @@ impl Zone {
         });
     }
 
-    /// Writes the data log entry "bucket shard changed".
+    /// Writes the data log entry "bucket shard changed", when another zone
+    /// reads this zone's logs (as RGW logs data only with sync peers). A zone
+    /// that gains a peer is fully synced by it first, and a change racing the
+    /// period commit that adds the peer is found by the peer's periodic
+    /// comparison of each bucket shard's bilog with its marker.
     pub(crate) async fn datalog_hint(&self, bucket: &BucketInfo, shard: u32) -> Result<()> {
+        if !self.has_peers() {
+            return Ok(());
+        }
         let n =
             shard_hash(format!("{}:{shard}", bucket.id).as_bytes()) % self.params().datalog_shards;
         let entry = DatalogEntry {

@@ -72,6 +72,9 @@ pub struct ZoneParams {
     pub cache_ttl: Duration,
     /// Largest single PUT / part.
     pub max_put_size: u64,
+    /// PUTs of at most this many bytes store their data inline in the index
+    /// shard (see [`DataRef`]).
+    pub inline_max: u64,
     /// Null-version tombstones are dropped by GC after this long.
     pub tombstone_ttl: Duration,
     /// How often a peer waiting on this zone's log positions re-reads them
@@ -124,6 +127,7 @@ impl ZoneParams {
             pool_size: g.osd_pool_default_size.max(1),
             cache_ttl: Duration::from_millis(g.rgw_cache_ttl_ms),
             max_put_size: g.rgw_max_put_size,
+            inline_max: g.rgw_inline_max_size.min(data::STRIPE),
             trim_logs_without_peers: true,
             log_poll_interval: Duration::from_millis(g.rgw_sync_log_poll_ms.max(10)),
             tombstone_ttl: Duration::from_secs(g.rgw_sync_tombstone_ttl_s),

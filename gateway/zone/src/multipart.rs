@@ -253,6 +253,7 @@ impl Zone {
                 upload: Some(upload),
                 conditions,
                 first: None,
+                inline: None,
             },
         )
         .await

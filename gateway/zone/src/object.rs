@@ -196,6 +196,8 @@ pub(crate) struct Link {
     pub conditions: WriteConditions,
     /// A snapshot of the key's shard taken with the intent (saves a read).
     pub first: Option<Snapshot>,
+    /// The omap key and stored bytes of an inline run, written with the link.
+    pub inline: Option<(Bytes, Bytes)>,
 }
 
 /// Minimum size of every part but the last.
@@ -218,6 +220,53 @@ fn version_key_of(key: &str, vid: &str) -> Option<Bytes> {
     } else {
         None
     }
+}
+
+/// The index entry of a PUT that stored `written` as `run` (no run when empty).
+fn put_entry(
+    key: &str,
+    written: &crate::data::Written,
+    run: DataRef,
+    owner: String,
+    mut attrs: ObjectAttrs,
+) -> IndexEntry {
+    attrs.checksum = written.checksum.clone();
+    IndexEntry {
+        key: key.to_string(),
+        size: written.size,
+        etag: hex(&written.md5),
+        owner,
+        attrs,
+        manifest: Manifest {
+            runs: if written.size == 0 {
+                Vec::new()
+            } else {
+                vec![run]
+            },
+        },
+        ..Default::default()
+    }
+}
+
+/// Checks what a body stored against its declared length and Content-MD5.
+fn check_written(
+    w: &crate::data::Written,
+    (length, content_md5): (Option<u64>, Option<[u8; 16]>),
+) -> Result<()> {
+    if let Some(l) = length
+        && w.size != l
+    {
+        return Err(ZoneError::Body(format!(
+            "the body had {} bytes, not the declared {l}",
+            w.size
+        )));
+    }
+    if let Some(m) = content_md5
+        && m != w.md5
+    {
+        return Err(ZoneError::BadDigest);
+    }
+    Ok(())
 }
 
 /// Checks a key against S3's limits.
@@ -427,19 +476,7 @@ impl Zone {
                 enc,
             )
             .await?;
-        if let Some(l) = length
-            && w.size != l
-        {
-            return Err(ZoneError::Body(format!(
-                "the body had {} bytes, not the declared {l}",
-                w.size
-            )));
-        }
-        if let Some(m) = content_md5
-            && m != w.md5
-        {
-            return Err(ZoneError::BadDigest);
-        }
+        check_written(&w, (length, content_md5))?;
         Ok(w)
     }
 
@@ -452,6 +489,11 @@ impl Zone {
         opts: PutOptions,
     ) -> Result<PutResult> {
         validate_key(key)?;
+        if let Some(len) = opts.length
+            && len <= self.params().inline_max
+        {
+            return self.put_inline(bucket, key, body, len, opts).await;
+        }
         let bound = opts.length.unwrap_or(self.params().max_put_size);
         let deadline = self.write_deadline();
         let (inst, first) = self.begin_put(bucket, key, bound).await?;
@@ -476,23 +518,7 @@ impl Zone {
                 return Err(e);
             }
         };
-        let mut attrs = opts.attrs;
-        attrs.checksum = written.checksum.clone();
-        let entry = IndexEntry {
-            key: key.to_string(),
-            size: written.size,
-            etag: hex(&written.md5),
-            owner: opts.owner,
-            attrs,
-            manifest: Manifest {
-                runs: if written.size == 0 {
-                    Vec::new()
-                } else {
-                    vec![written.run(&inst)]
-                },
-            },
-            ..Default::default()
-        };
+        let entry = put_entry(key, &written, written.run(&inst), opts.owner, opts.attrs);
         let r = self
             .link(
                 bucket,
@@ -503,6 +529,7 @@ impl Zone {
                     upload: None,
                     conditions: opts.conditions,
                     first: Some(first),
+                    inline: None,
                 },
             )
             .await;
@@ -515,6 +542,51 @@ impl Zone {
             self.abandon_write(bucket, key, &inst, bound).await;
         }
         r
+    }
+
+    /// A PUT of at most `inline_max` bytes: the body is read into memory and
+    /// written inline into the key's index shard by the link itself, so the
+    /// PUT is one read and one replicated write, and leaves nothing behind
+    /// when it fails (no intent, no data object to collect).
+    async fn put_inline(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        body: Body,
+        len: u64,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        let inst = random_id();
+        let (written, stored, _permit) = self
+            .read_inline_run(
+                &inst,
+                body,
+                (len, self.write_deadline()),
+                crate::data::Encoding {
+                    key: opts.data_key.as_ref(),
+                    hint: opts.attrs.compress_hint(),
+                    checksum: opts.checksum,
+                },
+            )
+            .await?;
+        check_written(&written, (Some(len), opts.content_md5))?;
+        let mut run = written.run(&inst);
+        run.inline_shard = Some(index::shard_of(key, bucket.num_shards));
+        let stored = (written.size > 0).then(|| (index::inline_key(&inst), stored));
+        let entry = put_entry(key, &written, run, opts.owner, opts.attrs);
+        self.link(
+            bucket,
+            Link {
+                key: key.to_string(),
+                entry,
+                intent: None,
+                upload: None,
+                conditions: opts.conditions,
+                first: None,
+                inline: stored,
+            },
+        )
+        .await
     }
 
     /// A PUT's first step: its intent, written together with the read its
@@ -589,6 +661,9 @@ impl Zone {
                 txn.rm(ukey);
             }
             l.conditions.check(cur.as_ref())?;
+            if let Some((k, v)) = &l.inline {
+                txn.set_raw(k.clone(), v.clone());
+            }
             let versioning = snap.hdr.versioning;
             // After everything this zone has seen of the key, whatever the
             // clocks say: a write here follows the writes and deletes it saw.

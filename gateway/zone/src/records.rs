@@ -584,6 +584,8 @@ impl ObjectAttrs {
 }
 
 /// One run of data stored as stripes `<bucket_id>_<inst>`, `<bucket_id>_<inst>.1`, ...
+/// in the data pool, or, for a small PUT, inline: as one stripe in omap key
+/// `d<inst>` of the key's index shard, written by the op that links it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct DataRef {
     /// Instance id (unique per write).
@@ -593,6 +595,9 @@ pub struct DataRef {
     /// How its stripes are compressed (None: stored as they came).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<RunCompression>,
+    /// The index shard holding the run inline (None: in the data pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline_shard: Option<u32>,
 }
 
 impl DataRef {
@@ -602,6 +607,7 @@ impl DataRef {
             inst: inst.to_string(),
             size,
             compression: None,
+            inline_shard: None,
         }
     }
 
