@@ -234,7 +234,6 @@ async fn outlive_intent(writer: &Zone, gc: &Zone, bucket: &str) -> GcReport {
         .create_upload(&b, "big-part", OWNER, ObjectAttrs::default())
         .await
         .expect("create upload");
-    let started = Instant::now();
     let (put_tx, put) = {
         let (z, b) = (writer.clone(), b.clone());
         slow_write(first, move |body| async move {
@@ -272,9 +271,12 @@ async fn outlive_intent(writer: &Zone, gc: &Zone, bucket: &str) -> GcReport {
         assert!(Instant::now() < deadline, "the first stripes never landed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Both intents were recorded before their first stripes landed: an
+    // expiry from now is past both, however slowly the writers started.
+    let stalled = Instant::now();
     let expiry = gc.params().pending_expiry;
     tokio::time::sleep(
-        (started + expiry + Duration::from_millis(500)).saturating_duration_since(Instant::now()),
+        (stalled + expiry + Duration::from_millis(500)).saturating_duration_since(Instant::now()),
     )
     .await;
     let report = gc.gc_process(false).await.expect("gc pass");
@@ -637,7 +639,7 @@ async fn object_data_stays_within_the_buffer_budgets_and_every_permit_returns() 
         let (z, b) = (z.clone(), b.clone());
         async move {
             let e = z.lookup(&b, &key, None).await.expect("lookup");
-            let mut s = z.read_runs(&b.id, &e.manifest.runs, (0, e.size), None);
+            let mut s = z.read_runs((&b.id, &e.key), &e.manifest.runs, (0, e.size), None);
             let mut got = Vec::with_capacity(e.size as usize);
             while let Some(chunk) = s.next().await {
                 got.extend_from_slice(&chunk.expect("read"));
@@ -648,7 +650,7 @@ async fn object_data_stays_within_the_buffer_budgets_and_every_permit_returns() 
     // A copy of obj-0 (reads while it writes) beside 6 readers.
     let copy = async {
         let src = z.lookup(&b, "obj-0", None).await.expect("lookup");
-        let body = z.copy_source(&b.id, &src.manifest.runs, (0, src.size), None);
+        let body = z.copy_source((&b.id, &src.key), &src.manifest.runs, (0, src.size), None);
         let opts = PutOptions {
             owner: OWNER.into(),
             length: Some(src.size),
@@ -671,7 +673,7 @@ async fn object_data_stays_within_the_buffer_budgets_and_every_permit_returns() 
 
     // The first piece of a read holds its share until it is dropped.
     let e = z.lookup(&b, "obj-1", None).await.expect("lookup");
-    let mut s = z.read_runs(&b.id, &e.manifest.runs, (0, e.size), None);
+    let mut s = z.read_runs((&b.id, &e.key), &e.manifest.runs, (0, e.size), None);
     let first = s.next().await.expect("a piece").expect("read");
     drop(s);
     assert_eq!(first.len() as u64, STRIPE);
@@ -743,7 +745,7 @@ async fn small_puts_keep_their_data_inline_and_gc_collects_it() {
         async move {
             let e = z.lookup(&b, key, None).await?;
             let range = range.unwrap_or((0, e.size));
-            let mut s = z.read_runs(&b.id, &e.manifest.runs, range, None);
+            let mut s = z.read_runs((&b.id, &e.key), &e.manifest.runs, range, None);
             let mut got = Vec::new();
             while let Some(chunk) = s.next().await {
                 got.extend_from_slice(&chunk?);
@@ -776,7 +778,7 @@ async fn small_puts_keep_their_data_inline_and_gc_collects_it() {
     let shard = index::shard_of("small", b.num_shards);
     assert_eq!(e.manifest.runs.len(), 1);
     assert_eq!(e.manifest.runs[0].inline_shard, Some(shard));
-    assert!(inline.contains(&(shard, index::inline_key(&e.manifest.runs[0].inst))));
+    assert!(inline.contains(&(shard, index::inline_key(&e.key, &e.manifest.runs[0].inst))));
     assert!(
         z.lookup(&b, "empty", None)
             .await
@@ -796,6 +798,11 @@ async fn small_puts_keep_their_data_inline_and_gc_collects_it() {
     );
     assert_eq!(read("over", None).await.expect("read")[..], over[..]);
     assert!(read("empty", None).await.expect("read").is_empty());
+    // A look-up before a read brings the inline data along.
+    let e = z.lookup_with_data(&b, "small", None).await.expect("lookup");
+    assert_eq!(e.manifest.runs[0].prefetched.as_deref(), Some(&small[..]));
+    let e = z.lookup_with_data(&b, "over", None).await.expect("lookup");
+    assert_eq!(e.manifest.runs[0].prefetched, None);
 
     // Refused writes store nothing: a wrong Content-MD5, a body shorter than
     // declared, a failed If-None-Match.
@@ -838,8 +845,24 @@ async fn small_puts_keep_their_data_inline_and_gc_collects_it() {
         .await
         .expect("overwrite");
     assert_eq!(inline_runs(&z, &b).await.len(), 3);
+    // Newest first: the look-up finds the new version's data, not the old.
+    let e = z.lookup_with_data(&b, "small", None).await.expect("lookup");
+    assert_eq!(e.manifest.runs[0].prefetched.as_deref(), Some(&newer[..]));
+    // A key whose current version outgrew the bound while its old inline
+    // data waits for GC: nothing prefetched, the data pool is read.
+    put("grew", bytes_of(100, 7), PutOptions::default())
+        .await
+        .expect("small first");
+    let grown = bytes_of(inline_max as usize * 2, 8);
+    put("grew", grown.clone(), PutOptions::default())
+        .await
+        .expect("then large");
+    let e = z.lookup_with_data(&b, "grew", None).await.expect("lookup");
+    assert_eq!(e.manifest.runs[0].prefetched, None);
+    assert_eq!(read("grew", None).await.expect("read")[..], grown[..]);
+    assert_eq!(inline_runs(&z, &b).await.len(), 4);
     let report = z.gc_process(true).await.expect("gc pass");
-    assert_eq!(report.objects_deleted, 1, "{report:?}");
+    assert_eq!(report.objects_deleted, 2, "{report:?}");
     assert_eq!(inline_runs(&z, &b).await.len(), 2);
     assert_eq!(read("small", None).await.expect("read")[..], newer[..]);
     let check = z.check_bucket(&b.name).await.expect("bucket check");
@@ -847,12 +870,13 @@ async fn small_puts_keep_their_data_inline_and_gc_collects_it() {
         check.orphans.is_empty() && check.missing.is_empty(),
         "{check:?}"
     );
-    assert_eq!(check.data_objects, 3, "{check:?}");
+    assert_eq!(check.data_objects, 4, "{check:?}");
 
     // Break it: the live version's inline data removed by hand is reported
-    // missing by the check, and a read fails rather than return nothing.
+    // missing by the check, and a read fails rather than return nothing
+    // (with or without the look-up that brings inline data along).
     let e = z.lookup(&b, "at-bound", None).await.expect("lookup");
-    let lost = index::inline_key(&e.manifest.runs[0].inst);
+    let lost = index::inline_key(&e.key, &e.manifest.runs[0].inst);
     let at_shard = index::shard_object(&b.id, index::shard_of("at-bound", b.num_shards));
     c.op(
         &z.pools().index,
@@ -867,9 +891,18 @@ async fn small_puts_keep_their_data_inline_and_gc_collects_it() {
         read("at-bound", None).await,
         Err(ZoneError::Corrupt { .. })
     ));
+    let e = z
+        .lookup_with_data(&b, "at-bound", None)
+        .await
+        .expect("lookup");
+    let mut s = z.read_runs((&b.id, &e.key), &e.manifest.runs, (0, e.size), None);
+    assert!(matches!(
+        s.next().await,
+        Some(Err(ZoneError::Corrupt { .. }))
+    ));
 
     // Deleting everything and collecting leaves no inline data.
-    let keys: Vec<String> = ["small", "at-bound", "over", "empty"]
+    let keys: Vec<String> = ["small", "at-bound", "over", "empty", "grew"]
         .map(String::from)
         .to_vec();
     for k in &keys {

@@ -359,7 +359,7 @@ pub async fn fetch_object(zone: &Zone, req: FetchObjectRequest) -> Result<Object
             ))
         })?;
     let data = zone
-        .replication_source(&b.id, &e.manifest.runs, (0, e.size), key)
+        .replication_source((&b.id, &e.key), &e.manifest.runs, (0, e.size), key)
         .map(|r| match r {
             Ok(bytes) => Ok(ObjectChunk {
                 data: bytes,

@@ -213,9 +213,12 @@ impl MeridianS3 {
         let src_customer = self.request_customer_key(&req, customer_headers!(i, copy_source))?;
         let src_key = self.read_key(src.attrs.encryption.as_ref(), src_customer.as_ref())?;
         let customer = self.request_customer_key(&req, customer_headers!(i))?;
-        let body = self
-            .zone
-            .copy_source(&src_b.id, &src.manifest.runs, (start, end), src_key);
+        let body = self.zone.copy_source(
+            (&src_b.id, &src.key),
+            &src.manifest.runs,
+            (start, end),
+            src_key,
+        );
         let rec = self
             .zone
             .upload_part(

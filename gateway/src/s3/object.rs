@@ -322,12 +322,13 @@ impl MeridianS3 {
         Ok((caller, b, e))
     }
 
+    /// The version a caller may read. `with_data`: its data is read next,
+    /// so a small version's inline data comes with the look-up.
     async fn readable_object<T>(
         &self,
         req: &S3Request<T>,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
+        (bucket, key, version_id): (&str, &str, Option<&str>),
+        with_data: bool,
     ) -> S3Result<(Caller, std::sync::Arc<BucketInfo>, IndexEntry)> {
         let caller = self.caller(req).await?;
         let b = self.bucket(bucket).await?;
@@ -347,7 +348,12 @@ impl MeridianS3 {
             return Err(denied());
         }
         let granted = policy == crate::policy::Decision::Allow;
-        let e = match self.zone.lookup(&b, key, version_id).await {
+        let found = if with_data {
+            self.zone.lookup_with_data(&b, key, version_id).await
+        } else {
+            self.zone.lookup(&b, key, version_id).await
+        };
+        let e = match found {
             Ok(e) => e,
             Err(err @ ZoneError::DeleteMarker { .. }) => {
                 // Without ListBucket permission the caller only learns "access denied".
@@ -461,7 +467,7 @@ impl MeridianS3 {
         with_body: bool,
     ) -> S3Result<GetObjectOutput> {
         let (_, b, e) = self
-            .readable_object(req, r.bucket, r.key, r.version_id)
+            .readable_object(req, (r.bucket, r.key, r.version_id), with_body)
             .await?;
         if let Precondition::NotModified = check_read_conditions(
             &e,
@@ -482,7 +488,7 @@ impl MeridianS3 {
             body: with_body.then(|| {
                 blob(
                     self.zone
-                        .read_runs(&b.id, &e.manifest.runs, (start, end), key),
+                        .read_runs((&b.id, &e.key), &e.manifest.runs, (start, end), key),
                 )
             }),
             e_tag: Some(etag(&e.etag)),
@@ -771,7 +777,9 @@ impl MeridianS3 {
         else {
             return Err(s3_error!(NotImplemented, "copy sources must be bucket/key"));
         };
-        let (_, src_b, src) = self.readable_object(&req, sb, sk, sv.as_deref()).await?;
+        let (_, src_b, src) = self
+            .readable_object(&req, (sb, sk, sv.as_deref()), true)
+            .await?;
         copy_source_conditions(
             &src,
             &i.copy_source_if_match,
@@ -1058,7 +1066,7 @@ impl MeridianS3 {
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
         let i = &req.input;
         let (_, b, e) = self
-            .readable_object(&req, &i.bucket, &i.key, i.version_id.as_deref())
+            .readable_object(&req, (&i.bucket, &i.key, i.version_id.as_deref()), false)
             .await?;
         Ok(S3Response::new(GetObjectTaggingOutput {
             tag_set: tag_set_of(&e.attrs.tags),
@@ -1111,7 +1119,7 @@ impl MeridianS3 {
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
         let i = &req.input;
         let (_, b, e) = self
-            .readable_object(&req, &i.bucket, &i.key, i.version_id.as_deref())
+            .readable_object(&req, (&i.bucket, &i.key, i.version_id.as_deref()), false)
             .await?;
         // As GET: an SSE-C object answers only with its key.
         let customer = self.request_customer_key(&req, customer_headers!(i))?;

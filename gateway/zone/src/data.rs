@@ -77,6 +77,7 @@ impl Written {
             size: self.size,
             compression: self.compression.clone(),
             inline_shard: None,
+            prefetched: None,
         }
     }
 }
@@ -373,18 +374,18 @@ impl Zone {
     /// Each piece read ahead holds read budget until its bytes are dropped.
     pub fn read_runs(
         &self,
-        bucket_id: &str,
+        (bucket_id, object): (&str, &str),
         runs: &[DataRef],
         range: (u64, u64),
         key: Option<DataKey>,
     ) -> ByteStream {
         let budget = Some(self.inner.read_buffers.clone());
-        self.read_pieces(bucket_id, runs, range, key, budget)
+        self.read_pieces((bucket_id, object), runs, range, key, budget)
     }
 
     fn read_pieces(
         &self,
-        bucket_id: &str,
+        (bucket_id, object): (&str, &str),
         runs: &[DataRef],
         (start, end): (u64, u64),
         key: Option<DataKey>,
@@ -410,12 +411,13 @@ impl Zone {
                     .compression
                     .as_ref()
                     .map(|c| (c.algorithm, c.stored.get(n as usize).copied(), full));
-                let at = match run.inline_shard {
-                    Some(shard) => StripeAt::Inline {
+                let at = match (run.inline_shard, &run.prefetched) {
+                    (Some(_), Some(bytes)) => StripeAt::Fetched(bytes.clone()),
+                    (Some(shard), None) => StripeAt::Inline {
                         shard: crate::index::shard_object(bucket_id, shard),
-                        key: crate::index::inline_key(&run.inst),
+                        key: crate::index::inline_key(object, &run.inst),
                     },
-                    None => StripeAt::Pool(stripe_name(bucket_id, &run.inst, n)),
+                    (None, _) => StripeAt::Pool(stripe_name(bucket_id, &run.inst, n)),
                 };
                 pieces.push(Piece {
                     at,
@@ -474,12 +476,12 @@ impl Zone {
     /// window bounds how many such streams are open at once.
     pub fn replication_source(
         &self,
-        bucket_id: &str,
+        at: (&str, &str),
         runs: &[DataRef],
         range: (u64, u64),
         key: Option<DataKey>,
     ) -> ByteStream {
-        self.read_pieces(bucket_id, runs, range, key, None)
+        self.read_pieces(at, runs, range, key, None)
     }
 
     /// Bytes `[start, end)` of a stored object as the request body of another
@@ -490,20 +492,24 @@ impl Zone {
     /// budget for its first stripe.
     pub fn copy_source(
         &self,
-        bucket_id: &str,
+        at: (&str, &str),
         runs: &[DataRef],
         range: (u64, u64),
         key: Option<DataKey>,
     ) -> Body {
         Box::pin(
-            self.read_pieces(bucket_id, runs, range, key, None)
+            self.read_pieces(at, runs, range, key, None)
                 .map(|r| r.map_err(|e| format!("copy source: {e}"))),
         )
     }
 
     /// Deletes every stripe of `runs` (missing stripes are fine: deletion is
     /// idempotent); an inline run's bytes leave its index shard.
-    pub async fn delete_runs(&self, bucket_id: &str, runs: &[DataRef]) -> Result<usize> {
+    pub async fn delete_runs(
+        &self,
+        (bucket_id, object): (&str, &str),
+        runs: &[DataRef],
+    ) -> Result<usize> {
         let names: Vec<String> = runs
             .iter()
             .filter(|r| r.inline_shard.is_none())
@@ -515,7 +521,7 @@ impl Zone {
                 inline
                     .entry(shard)
                     .or_default()
-                    .push(crate::index::inline_key(&r.inst));
+                    .push(crate::index::inline_key(object, &r.inst));
             }
         }
         let pool = self.pools().data.clone();
@@ -588,6 +594,12 @@ pub(crate) fn kib(bytes: u64) -> u32 {
     u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
+/// Bytes `[off, off + len)` of a whole stored stripe, or what of them it has.
+fn slice_of(whole: &Bytes, off: u64, len: u64) -> Bytes {
+    let end = (off + len).min(whole.len() as u64);
+    whole.slice(off.min(end) as usize..end as usize)
+}
+
 /// Bytes that hold a share of a buffer budget until they are dropped.
 struct Budgeted {
     bytes: Bytes,
@@ -606,6 +618,8 @@ enum StripeAt {
     Pool(String),
     /// An omap value of an index shard object (an inline run).
     Inline { shard: String, key: Bytes },
+    /// An inline run's stored bytes, read with the version's index entry.
+    Fetched(Bytes),
 }
 
 impl std::fmt::Display for StripeAt {
@@ -617,6 +631,7 @@ impl std::fmt::Display for StripeAt {
                 "inline data {} in index shard {shard}",
                 String::from_utf8_lossy(key)
             ),
+            StripeAt::Fetched(_) => write!(f, "inline data"),
         }
     }
 }
@@ -681,9 +696,9 @@ impl Piece {
                         .and_then(|r| r.entries.into_iter().next())
                         .map(|kv| kv.value)
                         .ok_or_else(|| this.corrupt("missing".into()))?;
-                    let end = (off + len).min(whole.len() as u64);
-                    whole.slice(off.min(end) as usize..end as usize)
+                    slice_of(&whole, off, len)
                 }
+                StripeAt::Fetched(whole) => slice_of(whole, off, len),
             };
             if data.len() as u64 != len {
                 return Err(this.corrupt(format!("{} bytes at {off}, expected {len}", data.len())));

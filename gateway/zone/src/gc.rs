@@ -207,7 +207,8 @@ impl Zone {
             let mut done = Vec::with_capacity(due.len());
             for (k, v) in due {
                 let rec: GcRecord = parse("gc record", &v)?;
-                report.objects_deleted += self.delete_runs(&b.id, &rec.runs).await? as u64;
+                report.objects_deleted +=
+                    self.delete_runs((&b.id, &rec.key), &rec.runs).await? as u64;
                 report.records += 1;
                 done.push(k);
             }
@@ -420,9 +421,9 @@ impl Zone {
         };
         let mut inline_report = CheckReport::default();
         for s in 0..b.num_shards {
-            // Inline runs of this shard: inst -> a version (not only a GC
-            // record) references it.
-            let mut inline: BTreeMap<String, bool> = BTreeMap::new();
+            // Inline runs of this shard: omap key -> a version (not only a
+            // GC record) references it.
+            let mut inline: BTreeMap<Bytes, bool> = BTreeMap::new();
             // Sources before destinations (intent → part or version, part →
             // version, anything → GC record), so data that moves from one
             // reference to another during the scan is seen in one of them.
@@ -458,7 +459,7 @@ impl Zone {
                 for r in &e.manifest.runs {
                     match r.inline_shard {
                         Some(_) => {
-                            inline.insert(r.inst.clone(), true);
+                            inline.insert(index::inline_key(&e.key, &r.inst), true);
                         }
                         None => note(&r.inst, r.size, true),
                     }
@@ -472,7 +473,9 @@ impl Zone {
                 for r in &g.runs {
                     match r.inline_shard {
                         Some(_) => {
-                            inline.entry(r.inst.clone()).or_insert(false);
+                            inline
+                                .entry(index::inline_key(&g.key, &r.inst))
+                                .or_insert(false);
                         }
                         None => note(&r.inst, r.size, false),
                     }
@@ -481,25 +484,19 @@ impl Zone {
             // Inline data last: it is written with the version that references
             // it and deleted only after that version became a GC record.
             let shard_obj = index::shard_object(&b.id, s);
-            let named = |inst: &str| {
-                format!(
-                    "{shard_obj}/{}",
-                    String::from_utf8_lossy(&index::inline_key(inst))
-                )
-            };
+            let named = |k: &[u8]| format!("{shard_obj}/{}", String::from_utf8_lossy(k));
             for (k, _) in self
                 .scan_shard(&b, s, Bytes::from_static(index::INLINE_PREFIX))
                 .await?
             {
-                let inst = String::from_utf8_lossy(&k[index::INLINE_PREFIX.len()..]).into_owned();
                 inline_report.data_objects += 1;
-                if inline.remove(&inst).is_none() {
-                    inline_report.orphans.push(named(&inst));
+                if inline.remove(&k).is_none() {
+                    inline_report.orphans.push(named(&k));
                 }
             }
-            for (inst, must) in inline {
+            for (k, must) in inline {
                 if must {
-                    inline_report.missing.push(named(&inst));
+                    inline_report.missing.push(named(&k));
                 }
             }
         }

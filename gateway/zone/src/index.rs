@@ -107,9 +107,24 @@ pub fn tombstone_key(key: &str) -> Bytes {
 pub fn intent_key(inst: &str) -> Bytes {
     cat(&[INTENT_PREFIX, inst.as_bytes()])
 }
-/// `d<inst>`: the stored bytes of an inline run.
-pub fn inline_key(inst: &str) -> Bytes {
-    cat(&[INLINE_PREFIX, inst.as_bytes()])
+/// `d<key>\0<inst>`: the stored bytes of an inline run of `key`.
+pub fn inline_key(key: &str, inst: &str) -> Bytes {
+    cat(&[INLINE_PREFIX, key.as_bytes(), b"\0", inst.as_bytes()])
+}
+/// `d<key>\0`: every inline run of `key`, newest first (see [`inline_inst`]).
+pub fn inline_prefix(key: &str) -> Bytes {
+    cat(&[INLINE_PREFIX, key.as_bytes(), b"\0"])
+}
+/// The instance id in an inline run's omap key.
+pub fn inst_of_inline_key(k: &[u8]) -> String {
+    let inst = k.rsplit(|&b| b == 0).next().unwrap_or_default();
+    String::from_utf8_lossy(inst).into_owned()
+}
+/// A fresh instance id for an inline run: it sorts before the ids of runs
+/// written earlier (by this clock), so the first entry under
+/// [`inline_prefix`] is, almost always, the current version's data.
+pub fn inline_inst(now_ns: u64) -> String {
+    format!("{:016x}{:016x}", u64::MAX - now_ns, rand::random::<u64>())
 }
 /// `g<due ms><inst>`.
 pub fn gc_key(due_ms: u64, inst: &str) -> Bytes {

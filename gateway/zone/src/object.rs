@@ -222,6 +222,20 @@ fn version_key_of(key: &str, vid: &str) -> Option<Bytes> {
     }
 }
 
+/// The current version of `key` in `snap` (which read its current key).
+fn current_in(snap: &Snapshot, key: &str) -> Result<IndexEntry> {
+    let e: IndexEntry = snap
+        .get(&index::current_key(key))?
+        .ok_or_else(|| ZoneError::NoSuchKey(key.into()))?;
+    if e.delete_marker {
+        return Err(ZoneError::DeleteMarker {
+            key: key.into(),
+            version_id: e.version_id,
+        });
+    }
+    Ok(e)
+}
+
 /// The index entry of a PUT that stored `written` as `run` (no run when empty).
 fn put_entry(
     key: &str,
@@ -422,7 +436,7 @@ impl Zone {
         let obj = index::shard_object(&bucket.id, shard);
         let mut ops = vec![sub::omap_rm(vec![index::intent_key(inst)])];
         if let Err(e) = self
-            .delete_runs(&bucket.id, std::slice::from_ref(&run))
+            .delete_runs((&bucket.id, key), std::slice::from_ref(&run))
             .await
         {
             tracing::warn!(bucket = %bucket.name, key, error = %e, "abandoned write's data left to GC");
@@ -556,7 +570,7 @@ impl Zone {
         len: u64,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        let inst = random_id();
+        let inst = index::inline_inst(now_ns());
         let (written, stored, _permit) = self
             .read_inline_run(
                 &inst,
@@ -572,7 +586,7 @@ impl Zone {
         check_written(&written, (Some(len), opts.content_md5))?;
         let mut run = written.run(&inst);
         run.inline_shard = Some(index::shard_of(key, bucket.num_shards));
-        let stored = (written.size > 0).then(|| (index::inline_key(&inst), stored));
+        let stored = (written.size > 0).then(|| (index::inline_key(key, &inst), stored));
         let entry = put_entry(key, &written, run, opts.owner, opts.attrs);
         self.link(
             bucket,
@@ -718,6 +732,37 @@ impl Zone {
         .await
     }
 
+    /// [`Zone::lookup`] before a read of the version's data: the current
+    /// version's look-up also reads the key's newest inline run, which is the
+    /// version's data when it is stored inline, so a small GET is one read.
+    pub async fn lookup_with_data(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<IndexEntry> {
+        if version_id.is_some() {
+            return self.lookup(bucket, key, version_id).await;
+        }
+        validate_key(key)?;
+        let shard = index::shard_of(key, bucket.num_shards);
+        let k = index::current_key(key);
+        let newest_inline = RangeReq::prefix(index::inline_prefix(key), 1);
+        let snap = self
+            .shard_read(bucket, shard, std::slice::from_ref(&k), &[newest_inline])
+            .await?;
+        let mut e = current_in(&snap, key)?;
+        if let Some((ik, stored)) = snap.ranges.first().and_then(|(r, _)| r.first()) {
+            let inst = index::inst_of_inline_key(ik);
+            for run in &mut e.manifest.runs {
+                if run.inline_shard.is_some() && run.inst == inst {
+                    run.prefetched = Some(stored.clone());
+                }
+            }
+        }
+        Ok(e)
+    }
+
     /// The current version of `key` (None) or a given version.
     pub async fn lookup(
         &self,
@@ -733,16 +778,7 @@ impl Zone {
                 let snap = self
                     .shard_read(bucket, shard, std::slice::from_ref(&k), &[])
                     .await?;
-                let e: IndexEntry = snap
-                    .get(&k)?
-                    .ok_or_else(|| ZoneError::NoSuchKey(key.into()))?;
-                if e.delete_marker {
-                    return Err(ZoneError::DeleteMarker {
-                        key: key.into(),
-                        version_id: e.version_id,
-                    });
-                }
-                Ok(e)
+                current_in(&snap, key)
             }
             Some(vid) => {
                 let not_found = || ZoneError::NoSuchVersion {
@@ -1021,7 +1057,12 @@ impl Zone {
         opts: PutOptions,
         src_key: Option<crate::crypt::DataKey>,
     ) -> Result<PutResult> {
-        let body = self.copy_source(&src_bucket.id, &src.manifest.runs, (0, src.size), src_key);
+        let body = self.copy_source(
+            (&src_bucket.id, &src.key),
+            &src.manifest.runs,
+            (0, src.size),
+            src_key,
+        );
         let mut opts = opts;
         opts.length = Some(src.size);
         opts.content_md5 = None;

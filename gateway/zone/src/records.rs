@@ -3,6 +3,7 @@
 //! so a newer gateway can add fields without a migration; a record whose
 //! meaning changes gets a new `v`.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -598,6 +599,10 @@ pub struct DataRef {
     /// The index shard holding the run inline (None: in the data pool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline_shard: Option<u32>,
+    /// An inline run's stored bytes, when the look-up that found the
+    /// version read them too (never stored).
+    #[serde(skip)]
+    pub prefetched: Option<Bytes>,
 }
 
 impl DataRef {
@@ -608,6 +613,7 @@ impl DataRef {
             size,
             compression: None,
             inline_shard: None,
+            prefetched: None,
         }
     }
 
