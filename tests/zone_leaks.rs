@@ -801,6 +801,14 @@ async fn small_puts_keep_their_data_inline_and_gc_collects_it() {
     // A look-up before a read brings the inline data along.
     let e = z.lookup_with_data(&b, "small", None).await.expect("lookup");
     assert_eq!(e.manifest.runs[0].prefetched.as_deref(), Some(&small[..]));
+    for (from, to) in [(0, small.len() as u64), (100, 4321), (4999, 5000)] {
+        let mut s = z.read_runs((&b.id, &e.key), &e.manifest.runs, (from, to), None);
+        let mut got = Vec::new();
+        while let Some(chunk) = s.next().await {
+            got.extend_from_slice(&chunk.expect("read the prefetched bytes"));
+        }
+        assert_eq!(got[..], small[from as usize..to as usize]);
+    }
     let e = z.lookup_with_data(&b, "over", None).await.expect("lookup");
     assert_eq!(e.manifest.runs[0].prefetched, None);
 

@@ -235,3 +235,17 @@ def test_a_stripe_that_does_not_save_enough_is_stored_as_is(s3, bucket_factory):
     # Text compresses to maybe 10%, not 1%: every stripe is stored plain.
     assert utilized(b) == len(data)
     assert read(s3, b, "o") == data
+
+
+def test_small_objects_kept_inline_are_compressed_too(s3, bucket_factory):
+    """An object small enough to live inline in its index shard is stored
+    compressed as a stripe would be, and reads back whole and in ranges."""
+    data = text(6000)
+    with compression(s3, bucket_factory, "zstd", "force"):
+        b = bucket_factory()
+        s3.put_object(Bucket=b, Key="small", Body=data, ContentType="text/plain")
+    assert stripes_of(b) == [], "a 6,000-byte object is kept inline, not in the data pool"
+    assert utilized(b) < len(data)
+    assert read(s3, b, "small") == data
+    assert read(s3, b, "small", "bytes=100-4320") == data[100:4321]
+    assert read(s3, b, "small", "bytes=-17") == data[-17:]

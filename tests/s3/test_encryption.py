@@ -130,8 +130,12 @@ def test_every_mode_is_sealed_in_the_pool_and_reads_back(s3, s3_tls, bucket):
     r = s3.get_object(Bucket=bucket, Key="default", Range="bytes=4194290-4194320")["Body"].read()
     assert r == plain[4194290:4194321]
     assert s3.get_object(Bucket=bucket, Key="sse-s3")["Body"].read() == canary("s3", 5000)
+    r = s3.get_object(Bucket=bucket, Key="sse-s3", Range="bytes=100-4320")["Body"].read()
+    assert r == canary("s3", 5000)[100:4321]
     assert s3_tls.get_object(Bucket=bucket, Key="kms")["Body"].read() == canary("kms", 5000)
     assert s3_tls.get_object(Bucket=bucket, Key="ssec", **ssec(key))["Body"].read() == canary("ssec", 5000)
+    r = s3_tls.get_object(Bucket=bucket, Key="ssec", Range="bytes=4000-", **ssec(key))["Body"].read()
+    assert r == canary("ssec", 5000)[4000:]
     mp = s3_tls.get_object(Bucket=bucket, Key="mp", Range="bytes=5242870-5242889", **ssec(key))["Body"].read()
     assert mp == (canary("mp1", 5 * MiB) + canary("mp2", 1000))[5242870:5242890]
     # And the pools hold none of it in clear: the large objects and the parts

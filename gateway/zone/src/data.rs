@@ -323,7 +323,18 @@ impl Zone {
         }
         let size = buf.len() as u64;
         let packing = self.packing(enc.hint);
-        let stored = encode_stripe(buf, (inst, 0), packing, enc.key)?;
+        let stored = match packing {
+            None => encode_stripe(buf, (inst, 0), None, enc.key)?,
+            // Compressing is CPU work: off the async workers, as for stripes.
+            Some(_) => {
+                let (inst, key) = (inst.to_string(), enc.key.cloned());
+                tokio::task::spawn_blocking(move || {
+                    encode_stripe(buf, (&inst, 0), packing, key.as_ref())
+                })
+                .await
+                .map_err(|e| ZoneError::Body(format!("stripe encoder: {e}")))??
+            }
+        };
         let compression = packing
             .filter(|_| (stored.len() as u64) < size)
             .map(|(algorithm, _)| RunCompression {

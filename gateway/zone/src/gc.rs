@@ -380,6 +380,20 @@ impl Zone {
         prefix: Bytes,
     ) -> Result<Vec<(Bytes, Bytes)>> {
         let mut out = Vec::new();
+        self.scan_shard_pages(b, shard, prefix, 1000, |page| out.extend(page))
+            .await?;
+        Ok(out)
+    }
+
+    /// Hands every entry of one shard with `prefix` to `page`, `max` at a time.
+    async fn scan_shard_pages(
+        &self,
+        b: &BucketInfo,
+        shard: u32,
+        prefix: Bytes,
+        max: u32,
+        mut page: impl FnMut(Vec<(Bytes, Bytes)>),
+    ) -> Result<()> {
         let mut after = Bytes::new();
         loop {
             let snap = self
@@ -390,7 +404,7 @@ impl Zone {
                     &[RangeReq {
                         prefix: prefix.clone(),
                         start_after: after.clone(),
-                        max: 1000,
+                        max,
                     }],
                 )
                 .await?;
@@ -398,9 +412,9 @@ impl Zone {
             if let Some((k, _)) = entries.last() {
                 after = k.clone();
             }
-            out.extend(entries);
+            page(entries);
             if !more {
-                return Ok(out);
+                return Ok(());
             }
         }
     }
@@ -485,15 +499,19 @@ impl Zone {
             // it and deleted only after that version became a GC record.
             let shard_obj = index::shard_object(&b.id, s);
             let named = |k: &[u8]| format!("{shard_obj}/{}", String::from_utf8_lossy(k));
-            for (k, _) in self
-                .scan_shard(&b, s, Bytes::from_static(index::INLINE_PREFIX))
-                .await?
-            {
-                inline_report.data_objects += 1;
-                if inline.remove(&k).is_none() {
-                    inline_report.orphans.push(named(&k));
+            // Values come with the keys (the op has no keys-only range):
+            // pages of at most 16 MiB, none kept.
+            let per_page = (16 << 20) / self.params().inline_max.max(1);
+            let prefix = Bytes::from_static(index::INLINE_PREFIX);
+            self.scan_shard_pages(&b, s, prefix, per_page.clamp(1, 1000) as u32, |page| {
+                for (k, _) in page {
+                    inline_report.data_objects += 1;
+                    if inline.remove(&k).is_none() {
+                        inline_report.orphans.push(named(&k));
+                    }
                 }
-            }
+            })
+            .await?;
             for (k, must) in inline {
                 if must {
                     inline_report.missing.push(named(&k));

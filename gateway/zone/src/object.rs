@@ -504,7 +504,7 @@ impl Zone {
     ) -> Result<PutResult> {
         validate_key(key)?;
         if let Some(len) = opts.length
-            && len <= self.params().inline_max
+            && len <= self.params().inline_max.min(self.params().max_put_size)
         {
             return self.put_inline(bucket, key, body, len, opts).await;
         }
