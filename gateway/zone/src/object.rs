@@ -741,15 +741,33 @@ impl Zone {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<IndexEntry> {
-        if version_id.is_some() {
-            return self.lookup(bucket, key, version_id).await;
+        match version_id {
+            None => {
+                validate_key(key)?;
+                self.current_version(bucket, key, true).await
+            }
+            Some(_) => self.lookup(bucket, key, version_id).await,
         }
-        validate_key(key)?;
+    }
+
+    /// The current version of `key`; `with_data`: with its inline data, when
+    /// the key's newest inline run (read in the same op) is the version's.
+    async fn current_version(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        with_data: bool,
+    ) -> Result<IndexEntry> {
         let shard = index::shard_of(key, bucket.num_shards);
         let k = index::current_key(key);
-        let newest_inline = RangeReq::prefix(index::inline_prefix(key), 1);
+        let newest_inline = with_data.then(|| RangeReq::prefix(index::inline_prefix(key), 1));
         let snap = self
-            .shard_read(bucket, shard, std::slice::from_ref(&k), &[newest_inline])
+            .shard_read(
+                bucket,
+                shard,
+                std::slice::from_ref(&k),
+                newest_inline.as_slice(),
+            )
             .await?;
         let mut e = current_in(&snap, key)?;
         if let Some((ik, stored)) = snap.ranges.first().and_then(|(r, _)| r.first()) {
@@ -773,13 +791,7 @@ impl Zone {
         validate_key(key)?;
         let shard = index::shard_of(key, bucket.num_shards);
         match version_id {
-            None => {
-                let k = index::current_key(key);
-                let snap = self
-                    .shard_read(bucket, shard, std::slice::from_ref(&k), &[])
-                    .await?;
-                current_in(&snap, key)
-            }
+            None => self.current_version(bucket, key, false).await,
             Some(vid) => {
                 let not_found = || ZoneError::NoSuchVersion {
                     key: key.into(),
