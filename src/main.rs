@@ -208,6 +208,32 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (its place in `mi_option_e` of the
+/// vendored mimalloc 3 header, which the `libmimalloc-sys` bindings do not name).
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+/// How long a gateway's freed memory stays resident before mimalloc returns
+/// it to the kernel. mimalloc 3 waits 1 s; a gateway allocates and frees a
+/// 4 MiB wire buffer per stripe, and at 800 MB/s of GETs that second kept
+/// ~60 MiB beyond its `memory_target` resident (peak 150–160 MiB with the
+/// 64M of `dev up`; 115–125 MiB at 10 ms, the same speed within noise).
+/// OSDs keep the 1 s: 10 ms cost them a quarter of their 4 MiB throughput
+/// in page faults. `MIMALLOC_PURGE_DELAY` in the environment overrides this.
+const GATEWAY_PURGE_DELAY_MS: std::ffi::c_long = 10;
+
+unsafe extern "C" {
+    /// Sets a mimalloc option (linked in by the `mimalloc` crate).
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// Gives a gateway process its allocator purge delay (see [`GATEWAY_PURGE_DELAY_MS`]).
+fn tune_gateway_allocator() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: mimalloc options may be set at any time; the value is a
+        // plain integer option.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, GATEWAY_PURGE_DELAY_MS) };
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let daemon = matches!(&cli.cmd, Command::Mon(a) if a.id.is_some())
@@ -221,6 +247,9 @@ fn main() -> std::process::ExitCode {
             }
         );
     cli::init_tracing(daemon);
+    if matches!(&cli.cmd, Command::Gateway(_)) {
+        tune_gateway_allocator();
+    }
     if !daemon {
         // A tool piped into `head` ends quietly, as Unix tools do (daemons keep
         // ignoring SIGPIPE: a peer closing a socket must not kill them).

@@ -11,6 +11,19 @@ use std::path::Path;
 use std::sync::RwLock;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
 
+/// Largest HTTP/2 frame this process accepts (RFC 9113's default is 16 KiB).
+/// A 4 MiB object read or write crosses in 4 frames instead of 256: each
+/// frame is a separate parse, wake-up and buffer on both sides, and with
+/// 16 KiB frames the 4 MiB rows ran 25–35% slower (README, Performance).
+pub const H2_MAX_FRAME_BYTES: u32 = 1 << 20;
+/// Flow-control window of one HTTP/2 stream: room for a whole 4 MiB op and
+/// its envelope, so a large read or write never stops halfway to wait for a
+/// WINDOW_UPDATE (hyper's default is 1 MiB on servers).
+pub const H2_STREAM_WINDOW_BYTES: u32 = 8 << 20;
+/// Flow-control window of one HTTP/2 connection (all its streams): several
+/// 4 MiB ops in flight at once between two daemons.
+pub const H2_CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
+
 /// `Some`: connect with TLS, trusting these CAs.
 static INTERNAL_TLS: RwLock<Option<Certificate>> = RwLock::new(None);
 
@@ -74,7 +87,10 @@ pub fn endpoint(addr: &str) -> Result<Endpoint, TransportError> {
         .clone();
     let scheme = if ca.is_some() { "https" } else { "http" };
     let ep = Endpoint::from_shared(format!("{scheme}://{addr}"))
-        .map_err(|e| TransportError::Tls(format!("address {addr:?}: {e}")))?;
+        .map_err(|e| TransportError::Tls(format!("address {addr:?}: {e}")))?
+        .max_frame_size(H2_MAX_FRAME_BYTES)
+        .initial_stream_window_size(H2_STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW_BYTES);
     match ca {
         None => Ok(ep),
         Some(ca) => ep
@@ -91,7 +107,10 @@ pub fn server(
     cert: Option<&Path>,
     key: Option<&Path>,
 ) -> Result<tonic::transport::Server, TransportError> {
-    let builder = tonic::transport::Server::builder();
+    let builder = tonic::transport::Server::builder()
+        .max_frame_size(H2_MAX_FRAME_BYTES)
+        .initial_stream_window_size(H2_STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW_BYTES);
     if !internal_tls {
         return Ok(builder);
     }
