@@ -12,7 +12,8 @@
 //!
 //! * A small PUT keeps its data inline in the key's index shard: nothing in
 //!   the data pool, nothing left by a refused write, and the inline data of
-//!   replaced and deleted versions collected by GC.
+//!   replaced and deleted versions collected by GC. A small version
+//!   replicated from another zone is stored the same way.
 //!
 //! Also here, as it needs the same real zone: the lifecycle lease that lets
 //! one gateway of a zone at a time run lifecycle passes.
@@ -549,6 +550,27 @@ async fn group_commit_of_replicated_versions_links_each_and_leaks_nothing() {
         z.lookup(&b, &keys[3], None).await.is_err(),
         "the forged copy is not linked"
     );
+    // Copies of at most `inline_max` bytes are inline in their shard, as
+    // local PUTs of their size are: only keys[2] (70,000 bytes) has a data
+    // object, and the forged and losing copies wrote nothing inline.
+    assert_eq!(data_objects(&z, &b).await.len(), 1);
+    let mut linked_inline = Vec::new();
+    for (k, body) in [&keys[0], &keys[1], &keys[4]]
+        .into_iter()
+        .zip([&bodies[0], &bodies[1], &newer])
+    {
+        let e = z.lookup(&b, k, None).await.expect("linked");
+        assert_eq!(e.manifest.runs[0].inline_shard, Some(0), "{k}");
+        linked_inline.push((0, index::inline_key(k, &e.manifest.runs[0].inst)));
+        assert_eq!(read_object(&z, &b, &e).await[..], body[..], "{k}");
+    }
+    linked_inline.sort();
+    let mut inline = inline_runs(&z, &b).await;
+    inline.sort();
+    assert_eq!(inline, linked_inline);
+    let big = z.lookup(&b, &keys[2], None).await.expect("linked");
+    assert_eq!(big.manifest.runs[0].inline_shard, None);
+    assert_eq!(read_object(&z, &b, &big).await[..], bodies[2][..]);
     // One bilog entry per change, in order: the single apply, then the batch.
     let (log, _) = z.bilog_list(&b, 0, "", 1000).await.expect("bilog");
     let logged: Vec<&str> = log.iter().map(|l| l.entry.key.as_str()).collect();
@@ -713,6 +735,17 @@ async fn shard_keys(z: &Zone, b: &BucketInfo, prefix: &'static [u8]) -> Vec<(u32
 }
 
 /// The inline data keys (`d<inst>`) in the bucket's index shards.
+/// The whole of version `e`'s bytes.
+async fn read_object(z: &Zone, b: &BucketInfo, e: &meridian_zone::IndexEntry) -> Vec<u8> {
+    use futures::StreamExt as _;
+    let mut s = z.read_runs((&b.id, &e.key), &e.manifest.runs, (0, e.size), None);
+    let mut got = Vec::new();
+    while let Some(chunk) = s.next().await {
+        got.extend_from_slice(&chunk.expect("read"));
+    }
+    got
+}
+
 async fn inline_runs(z: &Zone, b: &BucketInfo) -> Vec<(u32, Bytes)> {
     shard_keys(z, b, index::INLINE_PREFIX).await
 }

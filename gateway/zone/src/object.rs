@@ -263,7 +263,7 @@ fn put_entry(
 }
 
 /// Checks what a body stored against its declared length and Content-MD5.
-fn check_written(
+pub(crate) fn check_written(
     w: &crate::data::Written,
     (length, content_md5): (Option<u64>, Option<[u8; 16]>),
 ) -> Result<()> {

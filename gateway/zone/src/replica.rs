@@ -228,12 +228,23 @@ impl Zone {
         match self.replica_plan(bucket, &incoming).await? {
             Plan::Skip(s) => return Ok(Applied::Skipped(s)),
             Plan::Insert { .. } if !v.delete_marker && v.size > 0 => {}
-            _ => return self.replica_commit(bucket, &incoming, None, trace).await,
+            _ => {
+                return self
+                    .replica_commit(bucket, &incoming, None, None, trace)
+                    .await;
+            }
         }
         let body = body.ok_or_else(|| {
             ZoneError::InvalidArgument(format!("no data for version {} of {}", v.version_id, v.key))
         })?;
         let deadline = self.write_deadline();
+        if self.stores_inline(v) {
+            let data = self.read_replica_inline(bucket, body, v, deadline).await?;
+            let inline = data.inline.as_ref();
+            return self
+                .replica_commit(bucket, &incoming, Some(&data.run), inline, trace)
+                .await;
+        }
         // The intent alone: the commit below writes the data log hints.
         let inst = self.begin_replica_write(bucket, &v.key, v.size).await?;
         let written = match self
@@ -251,7 +262,7 @@ impl Zone {
             return Err(ZoneError::BadDigest);
         }
         let r = self
-            .replica_commit(bucket, &incoming, Some(&written.run(&inst)), trace)
+            .replica_commit(bucket, &incoming, Some(&written.run(&inst)), None, trace)
             .await;
         if !matches!(r, Ok(Applied::Stored { .. })) {
             self.abandon_write(bucket, &v.key, &inst, v.size).await;
@@ -270,10 +281,7 @@ impl Zone {
         v: &IndexEntry,
         deadline: std::time::Instant,
     ) -> Result<crate::data::Written> {
-        let key = self
-            .params()
-            .keys
-            .data_key(v.attrs.encryption.as_ref(), None)?;
+        let key = self.replica_data_key(v)?;
         let enc = crate::data::Encoding {
             key: key.as_ref(),
             hint: v.attrs.compress_hint(),
@@ -282,6 +290,55 @@ impl Zone {
         };
         self.store_body(bucket, inst, body, (Some(v.size), None), deadline, enc)
             .await
+    }
+
+    /// The key replicated version `v` is sealed with here (None: stored in
+    /// the clear). Other zones send plaintext; SSE-S3/SSE-KMS versions are
+    /// sealed again under this zone's copy of the same master key.
+    fn replica_data_key(&self, v: &IndexEntry) -> Result<Option<crate::crypt::DataKey>> {
+        self.params()
+            .keys
+            .data_key(v.attrs.encryption.as_ref(), None)
+    }
+
+    /// Whether replicated version `v` (which has bytes) is stored inline in
+    /// its key's index shard, as a local PUT of its size would be.
+    fn stores_inline(&self, v: &IndexEntry) -> bool {
+        v.size <= self.params().inline_max
+    }
+
+    /// Reads the bytes of replicated version `v` (at most `inline_max`)
+    /// into memory, encoded as an inline run of its key's shard, to be
+    /// written by the op that links it (as `Zone::put_inline` does): no
+    /// intent and no data object, so nothing is left to collect if it loses.
+    async fn read_replica_inline(
+        &self,
+        bucket: &BucketInfo,
+        body: Body,
+        v: &IndexEntry,
+        deadline: std::time::Instant,
+    ) -> Result<ReplicaData> {
+        let key = self.replica_data_key(v)?;
+        let enc = crate::data::Encoding {
+            key: key.as_ref(),
+            hint: v.attrs.compress_hint(),
+            checksum: None,
+        };
+        let inst = index::inline_inst(now_ns());
+        let (written, stored, permit) = self
+            .read_inline_run(&inst, body, (v.size, deadline), enc)
+            .await?;
+        crate::object::check_written(&written, (Some(v.size), None))?;
+        if !is_copy_of(v, &written.md5) {
+            return Err(ZoneError::BadDigest);
+        }
+        let mut run = written.run(&inst);
+        run.inline_shard = Some(index::shard_of(&v.key, bucket.num_shards));
+        Ok(ReplicaData {
+            run,
+            inline: Some((index::inline_key(&v.key, &inst), stored)),
+            _budget: Some(permit),
+        })
     }
 
     /// Records the intent of a replicated write (its data is stored next).
@@ -320,7 +377,8 @@ impl Zone {
             version_id: version_id.to_string(),
             stamp,
         };
-        self.replica_commit(bucket, &incoming, None, trace).await
+        self.replica_commit(bucket, &incoming, None, None, trace)
+            .await
     }
 
     /// How `incoming` would apply to the key as it is now.
@@ -378,7 +436,7 @@ impl Zone {
         }
         let probe: Vec<StagedChange> = incoming
             .iter()
-            .map(|inc| StagedChange::new(self, inc, None, Vec::new()))
+            .map(|inc| StagedChange::new(self, inc, (None, None), Vec::new()))
             .collect();
         let (keys, ranges) = lookups(&probe);
         let snap = self.shard_read(bucket, shard, &keys, &ranges).await?;
@@ -399,16 +457,17 @@ impl Zone {
 
     /// Decides and applies `incoming` in one compare-and-swap on the key's
     /// shard; `data` is the run holding the version's bytes (its intent is
-    /// consumed).
+    /// consumed), `inline` the omap key and bytes of an inline run.
     async fn replica_commit(
         &self,
         bucket: &BucketInfo,
         incoming: &Incoming,
         data: Option<&DataRef>,
+        inline: Option<&(Bytes, Bytes)>,
         trace: Vec<String>,
     ) -> Result<Applied> {
         let shard = index::shard_of(incoming.key(), bucket.num_shards);
-        let change = StagedChange::new(self, incoming, data, trace);
+        let change = StagedChange::new(self, incoming, (data, inline), trace);
         let (keys, ranges) = lookups(std::slice::from_ref(&change));
         let quiet = self.quiet(&change.trace);
         let due = self.gc_due_ms();
@@ -428,8 +487,10 @@ impl Zone {
     }
 
     /// Applies versions of distinct keys of one bucket shard that another
-    /// zone stores (full sync): one index op records the intents of all
-    /// their data, the bytes are stored concurrently, and one index op
+    /// zone stores (full sync): one index op records the intents of the
+    /// data of all but the small ones (at most `inline_max` bytes, read into
+    /// memory and written inline by the commit, as a local PUT of their size
+    /// would be), the bytes are stored concurrently, and one index op
     /// commits them all (with one bilog entry each). Per item as
     /// [`Zone::apply_version`]; the outer error means nothing was committed.
     pub async fn apply_versions(
@@ -477,7 +538,11 @@ impl Zone {
                 _ => plain.push((i, inc, trace)),
             }
         }
-        // The intents of every run about to be stored, in one op.
+        // Small versions are read into memory and committed inline; the
+        // others are stored in the data pool under intents, all in one op.
+        let (inline, with_data): (Vec<_>, Vec<_>) = with_data
+            .into_iter()
+            .partition(|(_, inc, ..)| self.stores_inline(as_version(inc)));
         let intents: Vec<(String, crate::Intent)> = with_data
             .iter()
             .map(|(_, inc, _, _)| {
@@ -494,51 +559,66 @@ impl Zone {
                 .await?;
         }
         let deadline = self.write_deadline();
-        type Stored = (usize, Incoming, Vec<String>, String, Result<DataRef>);
-        let stores: Vec<futures::future::BoxFuture<'_, Stored>> = with_data
-            .into_iter()
-            .zip(intents)
-            .map(|((i, inc, body, trace), (inst, _))| {
-                Box::pin(async move {
-                    let v = as_version(&inc);
-                    let r = match self
-                        .store_replica_body(bucket, &inst, body, v, deadline)
-                        .await
-                    {
-                        Ok(w) if !is_copy_of(v, &w.md5) => Err(ZoneError::BadDigest),
-                        Ok(w) => Ok(w.run(&inst)),
-                        Err(e) => Err(e),
-                    };
-                    (i, inc, trace, inst, r)
-                }) as futures::future::BoxFuture<'_, Stored>
-            })
-            .collect();
+        type Stored = (usize, Incoming, Vec<String>, Result<ReplicaData>);
+        let mut stores: Vec<futures::future::BoxFuture<'_, Stored>> = Vec::new();
+        for (i, inc, body, trace) in inline {
+            stores.push(Box::pin(async move {
+                let r = self
+                    .read_replica_inline(bucket, body, as_version(&inc), deadline)
+                    .await;
+                (i, inc, trace, r)
+            }));
+        }
+        for ((i, inc, body, trace), (inst, _)) in with_data.into_iter().zip(intents) {
+            stores.push(Box::pin(async move {
+                let v = as_version(&inc);
+                let r = match self
+                    .store_replica_body(bucket, &inst, body, v, deadline)
+                    .await
+                {
+                    Ok(w) if !is_copy_of(v, &w.md5) => Err(ZoneError::BadDigest),
+                    Ok(w) => Ok(ReplicaData::in_pool(w.run(&inst))),
+                    Err(e) => Err(e),
+                };
+                if r.is_err() {
+                    self.abandon_write(bucket, &v.key, &inst, v.size).await;
+                }
+                (i, inc, trace, r)
+            }));
+        }
         let stored: Vec<Stored> = futures::stream::iter(stores)
             .buffer_unordered(8)
             .collect()
             .await;
         let mut commit = Vec::new();
-        for (i, inc, trace, inst, r) in stored {
+        for (i, inc, trace, r) in stored {
             match r {
-                Ok(run) => commit.push((i, inc, Some(run), trace)),
-                Err(e) => {
-                    let v = as_version(&inc);
-                    self.abandon_write(bucket, &v.key, &inst, v.size).await;
-                    out[i] = Some(Err(e));
-                }
+                Ok(data) => commit.push((i, inc, Some(data), trace)),
+                Err(e) => out[i] = Some(Err(e)),
             }
         }
         commit.extend(plain.into_iter().map(|(i, inc, t)| (i, inc, None, t)));
         // Logged in the order given.
         commit.sort_by_key(|c| c.0);
+        // Runs in the data pool, which a change that is not applied leaves
+        // to collect (an inline run is written only by its change).
         let runs: Vec<(usize, String, u64)> = commit
             .iter()
             .enumerate()
-            .filter_map(|(n, (_, _, data, _))| data.as_ref().map(|r| (n, r.inst.clone(), r.size)))
+            .filter_map(|(n, (_, _, data, _))| {
+                data.as_ref()
+                    .filter(|d| d.inline.is_none())
+                    .map(|d| (n, d.run.inst.clone(), d.run.size))
+            })
             .collect();
         let changes: Vec<StagedChange> = commit
             .iter()
-            .map(|(_, inc, data, t)| StagedChange::new(self, inc, data.as_ref(), t.clone()))
+            .map(|(_, inc, data, t)| {
+                let parts = data
+                    .as_ref()
+                    .map_or((None, None), |d| (Some(&d.run), d.inline.as_ref()));
+                StagedChange::new(self, inc, parts, t.clone())
+            })
             .collect();
         let (keys, ranges) = lookups(&changes);
         let quiet = changes.iter().all(|c| self.quiet(&c.trace));
@@ -601,10 +681,33 @@ fn as_version(inc: &Incoming) -> &IndexEntry {
     }
 }
 
+/// Where a replicated version's bytes went, ready to be linked.
+struct ReplicaData {
+    /// The run record.
+    run: DataRef,
+    /// The omap key and stored bytes of an inline run, written by its link.
+    inline: Option<(Bytes, Bytes)>,
+    /// Write budget held by inline bytes until they are committed.
+    _budget: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl ReplicaData {
+    /// A run already stored in the data pool.
+    fn in_pool(run: DataRef) -> Self {
+        ReplicaData {
+            run,
+            inline: None,
+            _budget: None,
+        }
+    }
+}
+
 /// One replicated change about to be staged into a shard transaction.
 struct StagedChange<'a> {
     incoming: &'a Incoming,
     data: Option<&'a DataRef>,
+    /// The omap key and bytes of `data` when it is an inline run.
+    inline: Option<&'a (Bytes, Bytes)>,
     /// The operation's zone trace, this zone included.
     trace: Vec<String>,
 }
@@ -618,7 +721,7 @@ fn lookups(changes: &[StagedChange]) -> (Vec<Bytes>, Vec<RangeReq>) {
         let key = c.incoming.key();
         keys.push(index::current_key(key));
         keys.push(index::tombstone_key(key));
-        if let Some(run) = c.data {
+        if let Some(run) = c.data.filter(|r| r.inline_shard.is_none()) {
             keys.push(index::intent_key(&run.inst));
         }
         ranges.push(RangeReq::prefix(
@@ -633,7 +736,7 @@ impl<'a> StagedChange<'a> {
     fn new(
         zone: &Zone,
         incoming: &'a Incoming,
-        data: Option<&'a DataRef>,
+        (data, inline): (Option<&'a DataRef>, Option<&'a (Bytes, Bytes)>),
         mut trace: Vec<String>,
     ) -> Self {
         let me = zone.zone_id();
@@ -643,6 +746,7 @@ impl<'a> StagedChange<'a> {
         StagedChange {
             incoming,
             data,
+            inline,
             trace,
         }
     }
@@ -668,11 +772,14 @@ impl<'a> StagedChange<'a> {
                 e.manifest = Manifest {
                     runs: data.cloned().into_iter().collect(),
                 };
-                if let Some(run) = data {
+                if let Some(run) = data.filter(|r| r.inline_shard.is_none()) {
                     if snap.raw(&index::intent_key(&run.inst)).is_none() {
                         return Err(ZoneError::Expired);
                     }
                     txn.rm(index::intent_key(&run.inst));
+                }
+                if let Some((k, bytes)) = self.inline {
+                    txn.set_raw(k.clone(), bytes.clone());
                 }
                 replaces.sort_unstable();
                 for i in replaces.into_iter().rev() {
