@@ -112,12 +112,18 @@ struct Inner {
     opts: ClientOptions,
 }
 
+/// A channel to a monitor or OSD, with the transport's fixed HTTP/2
+/// windows. Not hyper's adaptive window: it sizes the connection window
+/// like one stream's (a bandwidth-delay estimate, small on loopback), so
+/// one reply nobody reads yet (a read ahead of a GET or copy that waits
+/// for write budget) could take the whole connection's window and stall
+/// the small replies of the writes that would free that budget. With 8 MiB
+/// streams in a 32 MiB connection, four such replies fit.
 fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
     Ok(meridian_auth::transport::endpoint(addr)
         .map_err(|e| ClientError::Invalid(format!("monitor/OSD address {addr:?}: {e}")))?
         .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
-        .http2_adaptive_window(true))
+        .tcp_nodelay(true))
 }
 
 /// A monitor client whose calls carry a credential.
