@@ -570,10 +570,10 @@ impl Zone {
         len: u64,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        let inst = index::inline_inst(now_ns());
-        let (written, stored, _permit) = self
-            .read_inline_run(
-                &inst,
+        let (written, run, stored, _permit) = self
+            .read_inline_version(
+                bucket,
+                key,
                 body,
                 (len, self.write_deadline()),
                 crate::data::Encoding {
@@ -584,9 +584,7 @@ impl Zone {
             )
             .await?;
         check_written(&written, (Some(len), opts.content_md5))?;
-        let mut run = written.run(&inst);
-        run.inline_shard = Some(index::shard_of(key, bucket.num_shards));
-        let stored = (written.size > 0).then(|| (index::inline_key(key, &inst), stored));
+        let stored = (written.size > 0).then_some(stored);
         let entry = put_entry(key, &written, run, opts.owner, opts.attrs);
         self.link(
             bucket,
@@ -601,6 +599,36 @@ impl Zone {
             },
         )
         .await
+    }
+
+    /// Reads a body of at most `limit` bytes into a new inline run of
+    /// `key`'s shard: what was written, the run record, the omap key and
+    /// value the link writes, and the write budget the bytes hold until then.
+    pub(crate) async fn read_inline_version(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        body: Body,
+        (limit, deadline): (u64, Instant),
+        enc: crate::data::Encoding<'_>,
+    ) -> Result<(
+        crate::data::Written,
+        DataRef,
+        (Bytes, Bytes),
+        tokio::sync::OwnedSemaphorePermit,
+    )> {
+        let inst = index::inline_inst(now_ns());
+        let (written, stored, permit) = self
+            .read_inline_run(&inst, body, (limit, deadline), enc)
+            .await?;
+        let mut run = written.run(&inst);
+        run.inline_shard = Some(index::shard_of(key, bucket.num_shards));
+        Ok((
+            written,
+            run,
+            (index::inline_key(key, &inst), stored),
+            permit,
+        ))
     }
 
     /// A PUT's first step: its intent, written together with the read its

@@ -324,19 +324,16 @@ impl Zone {
             hint: v.attrs.compress_hint(),
             checksum: None,
         };
-        let inst = index::inline_inst(now_ns());
-        let (written, stored, permit) = self
-            .read_inline_run(&inst, body, (v.size, deadline), enc)
+        let (written, run, stored, permit) = self
+            .read_inline_version(bucket, &v.key, body, (v.size, deadline), enc)
             .await?;
         crate::object::check_written(&written, (Some(v.size), None))?;
         if !is_copy_of(v, &written.md5) {
             return Err(ZoneError::BadDigest);
         }
-        let mut run = written.run(&inst);
-        run.inline_shard = Some(index::shard_of(&v.key, bucket.num_shards));
         Ok(ReplicaData {
             run,
-            inline: Some((index::inline_key(&v.key, &inst), stored)),
+            inline: Some(stored),
             _budget: Some(permit),
         })
     }
