@@ -352,6 +352,7 @@ impl Gateway {
             };
             return Ok(resp.map(Body::http_body_unsync));
         }
+        let (req, unread_body) = crate::unread_body::watch(req);
         let started = Instant::now();
         let rid = request_id();
         let method = req.method().clone();
@@ -394,7 +395,7 @@ impl Gateway {
                 Some(signer) => {
                     req.map(|b| Body::http_body(crate::chunked::GuardedBody::new(b, signer)))
                 }
-                None => req.map(Body::from),
+                None => req.map(Body::http_body),
             };
             let form_post = crate::sigv2::is_form_post(&req);
             let resp = self.s3.call(req).await?;
@@ -432,6 +433,7 @@ impl Gateway {
             }
             resp
         };
+        unread_body.settle(&mut resp).await;
         let h = resp.headers_mut();
         if let Ok(v) = http::HeaderValue::from_str(&rid) {
             h.insert("x-amz-request-id", v.clone());

@@ -18,6 +18,7 @@ mod sigv2;
 pub mod site;
 mod sync_rpc;
 pub mod tls;
+mod unread_body;
 
 /// The request parsers in front of s3s, for the fuzz targets (not an API).
 #[doc(hidden)]

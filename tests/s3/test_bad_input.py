@@ -6,6 +6,7 @@ truncated bodies, garbage on the socket."""
 import errno
 import http.client
 import socket
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -339,4 +340,55 @@ def test_body_over_5gib_rejected_up_front(sentinel):
         from conftest import parse_s3_error
 
         assert parse_s3_error(body)["Code"] == "EntityTooLarge"
+    sentinel.check()
+
+
+# ----------------------------------------- unread bodies on keep-alive connections
+
+
+def _response(sock):
+    """One HTTP/1.1 response read from ``sock``: (status, headers, body)."""
+    r = http.client.HTTPResponse(sock)
+    r.begin()
+    body = r.read()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+
+
+@meridian_only("moto's werkzeug server closes every connection after a refused body")
+def test_refused_put_body_does_not_bleed_into_the_next_request(sentinel):
+    """An anonymous PUT refused before its body arrives: the gateway reads the
+    small rest of the body, so the same connection serves the next request
+    (its byte once landed in front of the next method: NotImplemented)."""
+    host, port = _host_port()
+    target = obj_path(sentinel.bucket, "anon")
+    for _ in range(10):
+        with socket.create_connection((host, port), timeout=30) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(f"PUT {target} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 1\r\n\r\n".encode())
+            time.sleep(0.02)  # the refusal is decided before the body arrives
+            sock.sendall(b"x")
+            status, headers, body = _response(sock)
+            assert status == 403 and b"AccessDenied" in body, (status, body[:300])
+            assert headers.get("connection", "").lower() != "close", headers
+            sock.sendall(f"DELETE {target} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            status, headers, body = _response(sock)
+            assert status == 403 and b"AccessDenied" in body, (status, body[:300])
+    sentinel.check()
+
+
+@meridian_only("moto answers 100 Continue and reads the body")
+def test_refused_put_awaiting_100_continue_closes_the_connection(sentinel):
+    """The client holds its body back for a 100 Continue that never comes:
+    the refusal says Connection: close, and the connection does close."""
+    host, port = _host_port()
+    target = obj_path(sentinel.bucket, "anon")
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall(
+            f"PUT {target} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 1000\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
+        )
+        status, headers, body = _response(sock)
+        assert status == 403 and b"AccessDenied" in body, (status, body[:300])
+        assert headers.get("connection", "").lower() == "close", headers
+        assert sock.recv(1) == b""
     sentinel.check()
