@@ -114,10 +114,17 @@ impl Pg {
         txn: Transaction,
     ) -> Result<QueuedCommit, OsdError> {
         let inflight = self.local_commit();
-        let store = store.clone();
-        let pending = tokio::task::spawn_blocking(move || store.queue(txn))
-            .await
-            .map_err(|e| OsdError::Internal(e.to_string()))?;
+        // On this thread unless the store's submit queue is full: a hop to a
+        // blocking thread per write was a good share of a small write's CPU.
+        let pending = match store.try_queue(txn) {
+            Ok(pending) => pending,
+            Err(txn) => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.queue(txn))
+                    .await
+                    .map_err(|e| OsdError::Internal(e.to_string()))?
+            }
+        };
         Ok(QueuedCommit {
             pending,
             _inflight: inflight,
@@ -140,9 +147,7 @@ impl QueuedCommit {
     /// Waits until the transaction is durable (or failed).
     pub async fn wait(self) -> Result<(), OsdError> {
         let QueuedCommit { pending, _inflight } = self;
-        let r = tokio::task::spawn_blocking(move || pending.wait())
-            .await
-            .map_err(|e| OsdError::Internal(e.to_string()))?;
+        let r = pending.committed().await;
         drop(_inflight);
         r.map_err(OsdError::from)
     }

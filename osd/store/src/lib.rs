@@ -138,12 +138,13 @@ pub use types::{
 };
 
 /// A transaction handed to the store with [`ObjectStore::queue`]: wait for
-/// its commit with [`Pending::wait`].
+/// its commit with [`Pending::wait`] (blocking) or [`Pending::committed`]
+/// (async, so a daemon's task needs no blocking thread per write in flight).
 pub struct Pending(PendingInner);
 
 enum PendingInner {
     Done(Result<(), StoreError>),
-    Waiting(crossbeam::channel::Receiver<Result<(), StoreError>>),
+    Waiting(tokio::sync::oneshot::Receiver<Result<(), StoreError>>),
 }
 
 impl Pending {
@@ -152,15 +153,20 @@ impl Pending {
         Self(PendingInner::Done(r))
     }
 
-    pub(crate) fn waiting(rx: crossbeam::channel::Receiver<Result<(), StoreError>>) -> Self {
+    pub(crate) fn waiting(rx: tokio::sync::oneshot::Receiver<Result<(), StoreError>>) -> Self {
         Self(PendingInner::Waiting(rx))
     }
 
     /// Blocks until the transaction is durable (or failed).
     pub fn wait(self) -> Result<(), StoreError> {
+        futures::executor::block_on(self.committed())
+    }
+
+    /// Resolves once the transaction is durable (or failed).
+    pub async fn committed(self) -> Result<(), StoreError> {
         match self.0 {
             PendingInner::Done(r) => r,
-            PendingInner::Waiting(rx) => rx.recv().map_err(|_| StoreError::Closed)?,
+            PendingInner::Waiting(rx) => rx.await.map_err(|_| StoreError::Closed)?,
         }
     }
 }
@@ -178,6 +184,14 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// in version order. The default commits before returning.
     fn queue(&self, txn: Transaction) -> Pending {
         Pending::done(self.submit(txn))
+    }
+
+    /// Like [`queue`](Self::queue), but hands `txn` back instead of blocking
+    /// when the store's submit queue is full, so an async caller can queue
+    /// on its own thread and fall back to a blocking one only then. The
+    /// default commits before returning, as `queue` does.
+    fn try_queue(&self, txn: Transaction) -> Result<Pending, Transaction> {
+        Ok(self.queue(txn))
     }
 
     /// Reads up to `len` bytes (all if `None`) from `offset`; short at EOF.

@@ -346,3 +346,61 @@ fn failpoints_armed_through_the_environment() {
     assert!(s.stat(&key(1, "inline-ok")).unwrap().is_some());
     assert_eq!(s.stat(&key(1, "synced")).unwrap(), None);
 }
+
+#[test]
+fn try_queue_hands_a_transaction_back_while_the_submit_queue_is_full() {
+    let _fp = FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new("test-fsid-0001", 3);
+    cfg.block_size_bytes = 64 << 20;
+    cfg.cache_bytes = 32 << 20;
+    cfg.submit_queue_depth = 1;
+    BlockStore::mkfs(dir.path(), &cfg).unwrap();
+    let s = BlockStore::open(dir.path(), &cfg).unwrap();
+    let txn = |i: u64| Transaction::new().write_full(&key(1, &format!("o{i}")), pattern(i, 5_000));
+
+    // The committer stops inside its first commit, so the queue (one slot)
+    // fills behind it: at most one batch taken plus one queued.
+    fail::cfg(KV_COMMIT, "pause").unwrap();
+    let mut queued = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let refused = loop {
+        let i = queued.len() as u64;
+        match s.try_queue(txn(i)) {
+            Ok(p) => queued.push(p),
+            Err(back) => break (i, back),
+        }
+        assert!(
+            queued.len() <= 8,
+            "a paused committer took {} transactions",
+            queued.len()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue never filled"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert_eq!(
+        refused.1,
+        txn(refused.0),
+        "the refused transaction comes back intact"
+    );
+    assert!(!queued.is_empty());
+
+    fail::remove(KV_COMMIT);
+    for p in queued {
+        p.wait().unwrap();
+    }
+    let p = s
+        .try_queue(refused.1)
+        .expect("room again once the committer runs");
+    futures::executor::block_on(p.committed()).unwrap();
+    for i in 0..=refused.0 {
+        assert_eq!(
+            s.read(&key(1, &format!("o{i}")), 0, None).unwrap(),
+            pattern(i, 5_000),
+            "object o{i}"
+        );
+    }
+}

@@ -338,7 +338,7 @@ const MAX_READ_RUN: u64 = 128 * CHUNK;
 
 struct Submission {
     txn: Transaction,
-    reply: Sender<Result<(), StoreError>>,
+    reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
 }
 
 /// The block-file object store. Dropping it drains queued transactions and
@@ -487,6 +487,48 @@ fn open_block_file(path: &Path) -> Result<File, StoreError> {
 }
 
 impl BlockStore {
+    /// Hands `txn` to the committer. With `block`, waits for room in the
+    /// submit queue; without, hands `txn` back when the queue is full.
+    fn enqueue(&self, txn: Transaction, block: bool) -> Result<crate::Pending, Transaction> {
+        // Before anything else: even an empty transaction is not acknowledged
+        // by a store that can no longer promise durability.
+        if let Some(reason) = self.inner.poisoned() {
+            return Ok(crate::Pending::done(Err(StoreError::Poisoned(reason))));
+        }
+        if let Err(e) = txn.validate() {
+            return Ok(crate::Pending::done(Err(e)));
+        }
+        if txn.is_empty() {
+            Counters::add(&self.inner.counters.submits, 1);
+            return Ok(crate::Pending::done(Ok(())));
+        }
+        let Some(tx) = self.tx.as_ref() else {
+            Counters::add(&self.inner.counters.submits, 1);
+            return Ok(crate::Pending::done(Err(StoreError::Closed)));
+        };
+        let (rtx, rrx) = tokio::sync::oneshot::channel();
+        let sub = Submission { txn, reply: rtx };
+        let sent = if block {
+            tx.send(sub).map_err(|_| None)
+        } else {
+            tx.try_send(sub).map_err(|e| match e {
+                channel::TrySendError::Full(sub) => Some(sub.txn),
+                channel::TrySendError::Disconnected(_) => None,
+            })
+        };
+        match sent {
+            Ok(()) => {
+                Counters::add(&self.inner.counters.submits, 1);
+                Ok(crate::Pending::waiting(rrx))
+            }
+            Err(Some(txn)) => Err(txn),
+            Err(None) => {
+                Counters::add(&self.inner.counters.submits, 1);
+                Ok(crate::Pending::done(Err(StoreError::Closed)))
+            }
+        }
+    }
+
     /// Formats `dir` as a new, empty store for `cfg.fsid` / `cfg.osd_id`.
     ///
     /// Refuses a directory that already holds a store. Creates the block file
@@ -1077,26 +1119,12 @@ impl ObjectStore for BlockStore {
     }
 
     fn queue(&self, txn: Transaction) -> crate::Pending {
-        // Before anything else: even an empty transaction is not acknowledged
-        // by a store that can no longer promise durability.
-        if let Some(reason) = self.inner.poisoned() {
-            return crate::Pending::done(Err(StoreError::Poisoned(reason)));
-        }
-        if let Err(e) = txn.validate() {
-            return crate::Pending::done(Err(e));
-        }
-        Counters::add(&self.inner.counters.submits, 1);
-        if txn.is_empty() {
-            return crate::Pending::done(Ok(()));
-        }
-        let Some(tx) = self.tx.as_ref() else {
-            return crate::Pending::done(Err(StoreError::Closed));
-        };
-        let (rtx, rrx) = channel::bounded(1);
-        if tx.send(Submission { txn, reply: rtx }).is_err() {
-            return crate::Pending::done(Err(StoreError::Closed));
-        }
-        crate::Pending::waiting(rrx)
+        self.enqueue(txn, true)
+            .unwrap_or_else(|_| crate::Pending::done(Err(StoreError::Closed)))
+    }
+
+    fn try_queue(&self, txn: Transaction) -> Result<crate::Pending, Transaction> {
+        self.enqueue(txn, false)
     }
 
     fn read(&self, key: &ObjectKey, offset: u64, len: Option<u64>) -> Result<Bytes, StoreError> {
