@@ -194,13 +194,15 @@ pub async fn handle_op(osd: &Arc<Osd>, req: OpRequest) -> OpReply {
         return rep;
     }
     let key = ObjectKey::new(id, req.object.clone());
-    let k2 = key.clone();
-    let ops = req.ops.clone();
     let max_size = osd.tunables.max_object_size;
-    let prepared = osd
-        .blocking(move |s| Ok(prepare(s, &k2, &ops, max_size)))
-        .await
-        .unwrap_or_else(|e| Err(reply(store_code(&e), e.to_string())));
+    let prepared = if reads_little(osd.store.as_ref(), &key, &req.ops) {
+        prepare(osd.store.as_ref(), &key, &req.ops, max_size)
+    } else {
+        let (k2, ops) = (key.clone(), req.ops.clone());
+        osd.blocking(move |s| Ok(prepare(s, &k2, &ops, max_size)))
+            .await
+            .unwrap_or_else(|e| Err(reply(store_code(&e), e.to_string())))
+    };
     let mut prepared = match prepared {
         Ok(p) => p,
         Err(rep) => {
@@ -654,6 +656,29 @@ struct Prepared {
     deletes: bool,
 }
 
+/// Ops that read at most this much object data are prepared on their own
+/// task: the store's default inline threshold, so such a read is a KV look-up
+/// rather than a block-file read that would hold an async worker. A hop to a
+/// blocking thread cost a 4 KiB write or read more CPU than the look-ups.
+const INLINE_READ_MAX: u64 = 8 << 10;
+
+/// True when `ops` read at most [`INLINE_READ_MAX`] bytes of object data
+/// (a whole-object read counts the object's size).
+fn reads_little(s: &dyn ObjectStore, key: &ObjectKey, ops: &[SubOp]) -> bool {
+    let mut size = None;
+    ops.iter().all(|op| match &op.op {
+        Some(Op::Read(r)) if r.length > 0 => r.length <= INLINE_READ_MAX,
+        Some(Op::Read(r)) => {
+            let size = *size.get_or_insert_with(|| match s.stat(key) {
+                Ok(st) => st.map_or(0, |st| st.size),
+                Err(_) => u64::MAX,
+            });
+            size.saturating_sub(r.offset) <= INLINE_READ_MAX
+        }
+        _ => true,
+    })
+}
+
 /// Evaluates guards and reads, and resolves mutations (pure over the store's current state).
 fn prepare(
     s: &dyn ObjectStore,
@@ -1022,6 +1047,42 @@ fn seq_suffix(old: u64, i: usize, n: usize) -> String {
 mod tests {
     use super::*;
     use meridian_objectstore::MemStore;
+
+    #[test]
+    fn only_ops_reading_little_data_are_prepared_inline() {
+        let s = MemStore::new();
+        let pg = PgId { pool: 1, seed: 0 };
+        let (small, big) = (ObjectKey::new(pg, "small"), ObjectKey::new(pg, "big"));
+        s.submit(
+            Transaction::new()
+                .write_full(&small, vec![1u8; 4096])
+                .write_full(&big, vec![2u8; 100_000]),
+        )
+        .unwrap();
+        let read = |offset, length| SubOp {
+            op: Some(Op::Read(ReadAt { offset, length })),
+        };
+        let stat = SubOp {
+            op: Some(Op::Stat(Empty {})),
+        };
+        let write = SubOp {
+            op: Some(Op::WriteFull(Bytes::from(vec![3u8; 1 << 20]))),
+        };
+        assert!(
+            reads_little(&s, &small, &[read(0, 0)]),
+            "a whole small object"
+        );
+        assert!(!reads_little(&s, &big, &[read(0, 0)]), "a whole big object");
+        assert!(
+            reads_little(&s, &big, &[read(96_000, 0)]),
+            "the small tail of one"
+        );
+        assert!(reads_little(&s, &big, &[read(0, 8192), stat.clone()]));
+        assert!(!reads_little(&s, &big, &[stat.clone(), read(0, 8193)]));
+        assert!(reads_little(&s, &big, &[write, stat]), "no data read");
+        let absent = ObjectKey::new(pg, "absent");
+        assert!(reads_little(&s, &absent, &[read(0, 0)]), "nothing to read");
+    }
 
     fn store_with_log_object(user_version: u64) -> (MemStore, ObjectKey) {
         let s = MemStore::new();
