@@ -498,12 +498,22 @@ impl BlockStore {
         if let Err(e) = txn.validate() {
             return Ok(crate::Pending::done(Err(e)));
         }
+        let pending = self.send_to_committer(txn, block)?;
+        Counters::add(&self.inner.counters.submits, 1);
+        Ok(pending)
+    }
+
+    /// The send half of [`enqueue`](Self::enqueue): `Err` only when the
+    /// queue is full and `block` is false.
+    fn send_to_committer(
+        &self,
+        txn: Transaction,
+        block: bool,
+    ) -> Result<crate::Pending, Transaction> {
         if txn.is_empty() {
-            Counters::add(&self.inner.counters.submits, 1);
             return Ok(crate::Pending::done(Ok(())));
         }
         let Some(tx) = self.tx.as_ref() else {
-            Counters::add(&self.inner.counters.submits, 1);
             return Ok(crate::Pending::done(Err(StoreError::Closed)));
         };
         let (rtx, rrx) = tokio::sync::oneshot::channel();
@@ -517,15 +527,9 @@ impl BlockStore {
             })
         };
         match sent {
-            Ok(()) => {
-                Counters::add(&self.inner.counters.submits, 1);
-                Ok(crate::Pending::waiting(rrx))
-            }
+            Ok(()) => Ok(crate::Pending::waiting(rrx)),
             Err(Some(txn)) => Err(txn),
-            Err(None) => {
-                Counters::add(&self.inner.counters.submits, 1);
-                Ok(crate::Pending::done(Err(StoreError::Closed)))
-            }
+            Err(None) => Ok(crate::Pending::done(Err(StoreError::Closed))),
         }
     }
 
