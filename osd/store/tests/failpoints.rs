@@ -350,13 +350,10 @@ fn failpoints_armed_through_the_environment() {
 #[test]
 fn try_queue_hands_a_transaction_back_while_the_submit_queue_is_full() {
     let _fp = FailScenario::setup();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = StoreConfig::new("test-fsid-0001", 3);
-    cfg.block_size_bytes = 64 << 20;
-    cfg.cache_bytes = 32 << 20;
-    cfg.submit_queue_depth = 1;
-    BlockStore::mkfs(dir.path(), &cfg).unwrap();
-    let s = BlockStore::open(dir.path(), &cfg).unwrap();
+    let mut t = TempBlock::new(IoEngine::Auto, 64 << 20);
+    t.cfg.submit_queue_depth = 1;
+    t.reopen();
+    let s = t.s();
     let txn = |i: u64| Transaction::new().write_full(&key(1, &format!("o{i}")), pattern(i, 5_000));
 
     // The committer stops inside its first commit, so the queue (one slot)
