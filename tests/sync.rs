@@ -273,6 +273,7 @@ async fn two_zones_replicate_both_ways_through_kills_and_conflicts() {
             access_key: dev.0.clone(),
             secret_key: "not-the-secret".into(),
         },
+        links: Default::default(),
     };
     let e = wrong
         .log_positions(meridian_zone::log::LogKind::Data, &[], Duration::ZERO)

@@ -122,6 +122,7 @@ impl SyncPlan {
                 access_key: ak,
                 secret_key: sk,
             },
+            links: Default::default(),
         })
     }
 }

@@ -309,6 +309,7 @@ async fn whoami(
         id: String::new(),
         endpoints: endpoints.to_vec(),
         key: key.clone(),
+        links: Default::default(),
     };
     zone.whoami().await.map_err(|e| {
         // Without the "source zone" prefix, which would mislead for the destination.

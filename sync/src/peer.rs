@@ -193,10 +193,13 @@ impl ReplayGuard {
     }
 }
 
+/// Longest wait for an answer of [`on_any`]'s calls.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A client of a zone endpoint (`http://host:port`, the gateway's S3 port)
-/// whose calls time out after 30 s.
+/// on a connection of its own.
 pub fn client(endpoint: &str) -> Result<ZoneServiceClient<Channel>, tonic::Status> {
-    client_with(endpoint, Some(Duration::from_secs(30)))
+    Ok(zone_client(channel(endpoint)?))
 }
 
 /// CAs this process trusts for `https://` zone endpoints (`[global]
@@ -236,13 +239,14 @@ fn zone_tls() -> tonic::transport::ClientTlsConfig {
     }
 }
 
-/// A client of a zone endpoint with a per-call timeout (None: only the
-/// connect timeout; for streams of large objects and long polls, whose
-/// callers bound them themselves).
-pub fn client_with(
-    endpoint: &str,
-    timeout: Option<Duration>,
-) -> Result<ZoneServiceClient<Channel>, tonic::Status> {
+/// A lazily connected channel to a zone endpoint. HTTP/2 with the internal
+/// transport's frames and windows: an object fetch streams up to 8 MiB
+/// before it waits for a window update, and several fetches share one
+/// connection without stalling each other.
+fn channel(endpoint: &str) -> Result<Channel, tonic::Status> {
+    use meridian_auth::transport::{
+        H2_CONNECTION_WINDOW_BYTES, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES,
+    };
     let url = if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
         endpoint.to_string()
     } else {
@@ -253,7 +257,10 @@ pub fn client_with(
         .connect_timeout(Duration::from_secs(3))
         .tcp_keepalive(Some(Duration::from_secs(30)))
         .http2_keep_alive_interval(Duration::from_secs(15))
-        .keep_alive_timeout(Duration::from_secs(10));
+        .keep_alive_timeout(Duration::from_secs(10))
+        .max_frame_size(H2_MAX_FRAME_BYTES)
+        .initial_stream_window_size(H2_STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW_BYTES);
     let ep = if url.starts_with("https://") {
         ep.tls_config(zone_tls()).map_err(|e| {
             tonic::Status::invalid_argument(format!("TLS for endpoint {endpoint:?}: {e}"))
@@ -261,27 +268,81 @@ pub fn client_with(
     } else {
         ep
     };
-    let ep = match timeout {
-        Some(t) => ep.timeout(t),
-        None => ep,
-    };
-    Ok(ZoneServiceClient::new(ep.connect_lazy())
-        .max_decoding_message_size(meridian_proto::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(meridian_proto::MAX_MESSAGE_BYTES))
+    Ok(ep.connect_lazy())
 }
 
-/// Tries `call` on each endpoint in turn; the first success wins, else the
-/// last error (every endpoint's failure named).
+fn zone_client(c: Channel) -> ZoneServiceClient<Channel> {
+    ZoneServiceClient::new(c)
+        .max_decoding_message_size(meridian_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(meridian_proto::MAX_MESSAGE_BYTES)
+}
+
+/// Connections to one zone's endpoints, kept for the calls that follow.
+/// Without them every call opened a connection of its own: a TCP and, on
+/// `https://` endpoints, a TLS handshake per sync request (the handshakes'
+/// key exchange and signatures were the largest CPU cost of both gateways
+/// at 200 replicated PUTs a second). A channel lives in the tokio runtime
+/// that first used it, so links belong to a long-lived owner (a
+/// [`crate::remote::RemoteZone`]), not to the process.
+#[derive(Clone, Default)]
+pub struct ZoneLinks(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Channel>>>);
+
+impl std::fmt::Debug for ZoneLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let open = self.0.lock().map(|m| m.len()).unwrap_or_default();
+        f.debug_struct("ZoneLinks").field("open", &open).finish()
+    }
+}
+
+impl ZoneLinks {
+    /// The client of `endpoint`, on its kept connection (opened if none).
+    fn client(&self, endpoint: &str) -> Result<ZoneServiceClient<Channel>, tonic::Status> {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = open.get(endpoint) {
+            return Ok(zone_client(c.clone()));
+        }
+        let c = channel(endpoint)?;
+        open.insert(endpoint.to_string(), c.clone());
+        Ok(zone_client(c))
+    }
+
+    /// Forgets `endpoint`'s connection (it failed: the next call opens another).
+    fn drop_link(&self, endpoint: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(endpoint);
+    }
+}
+
+/// Tries `call` on each endpoint in turn, each on a connection of its own;
+/// the first success wins, else the last error (every endpoint's failure
+/// named). Calls wait at most [`CALL_TIMEOUT`] for an answer.
 pub async fn on_any<T, F, Fut>(endpoints: &[String], call: F) -> Result<T, tonic::Status>
 where
     F: FnMut(ZoneServiceClient<Channel>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
-    on_any_with(endpoints, Some(Duration::from_secs(30)), call).await
+    on_any_with(endpoints, Some(CALL_TIMEOUT), call).await
 }
 
-/// [`on_any`] with a per-call timeout (None: none).
+/// [`on_any`] with a per-call timeout (None: none; for streams of large
+/// objects and long polls, whose callers bound them themselves).
 pub async fn on_any_with<T, F, Fut>(
+    endpoints: &[String],
+    timeout: Option<Duration>,
+    call: F,
+) -> Result<T, tonic::Status>
+where
+    F: FnMut(ZoneServiceClient<Channel>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    on_any_via(&ZoneLinks::default(), endpoints, timeout, call).await
+}
+
+/// [`on_any_with`] on the connections kept in `links`.
+pub async fn on_any_via<T, F, Fut>(
+    links: &ZoneLinks,
     endpoints: &[String],
     timeout: Option<Duration>,
     mut call: F,
@@ -297,24 +358,40 @@ where
     }
     let mut errors = Vec::new();
     for e in endpoints {
-        match client_with(e, timeout) {
-            Ok(c) => match call(c).await {
-                Ok(r) => return Ok(r.into_inner()),
-                // A refusal is an answer: do not ask the next endpoint.
-                Err(s)
-                    if !matches!(
-                        s.code(),
-                        tonic::Code::Unavailable
-                            | tonic::Code::Unknown
-                            | tonic::Code::DeadlineExceeded
-                            | tonic::Code::Cancelled
-                    ) =>
-                {
-                    return Err(s);
-                }
-                Err(s) => errors.push(format!("{e}: {}", s.message())),
-            },
-            Err(s) => errors.push(format!("{e}: {}", s.message())),
+        let c = match links.client(e) {
+            Ok(c) => c,
+            Err(s) => {
+                errors.push(format!("{e}: {}", s.message()));
+                continue;
+            }
+        };
+        let answer = match timeout {
+            Some(t) => tokio::time::timeout(t, call(c)).await.unwrap_or_else(|_| {
+                Err(tonic::Status::deadline_exceeded(format!(
+                    "no answer within {} s",
+                    t.as_secs_f64()
+                )))
+            }),
+            None => call(c).await,
+        };
+        match answer {
+            Ok(r) => return Ok(r.into_inner()),
+            // A refusal is an answer: do not ask the next endpoint.
+            Err(s)
+                if !matches!(
+                    s.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::Unknown
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Cancelled
+                ) =>
+            {
+                return Err(s);
+            }
+            Err(s) => {
+                links.drop_link(e);
+                errors.push(format!("{e}: {}", s.message()));
+            }
         }
     }
     Err(tonic::Status::unavailable(format!(

@@ -21,6 +21,8 @@ pub struct RemoteZone {
     pub endpoints: Vec<String>,
     /// The key requests are signed with.
     pub key: SystemKey,
+    /// Connections to `endpoints`, kept across calls (clones share them).
+    pub links: peer::ZoneLinks,
 }
 
 /// How far a peer has read a zone's logs (see [`RemoteZone::sync_markers`]).
@@ -49,6 +51,20 @@ fn proto_kind(kind: meridian_zone::log::LogKind) -> i32 {
 }
 
 impl RemoteZone {
+    /// `call` on whichever of the zone's endpoints answers, over the kept
+    /// connections, each call waiting at most `timeout` for its answer.
+    async fn ask<T, F, Fut>(&self, timeout: Option<Duration>, call: F) -> Result<T, tonic::Status>
+    where
+        F: FnMut(
+            meridian_proto::multisite::zone_service_client::ZoneServiceClient<
+                tonic::transport::Channel,
+            >,
+        ) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        peer::on_any_via(&self.links, &self.endpoints, timeout, call).await
+    }
+
     /// The source's log positions, waiting up to `wait` for one to move past
     /// `known` (empty `known`: answer at once). Checks the answering zone is
     /// the one meant.
@@ -90,7 +106,7 @@ impl RemoteZone {
             wait_ms: wait.as_millis() as u32,
         };
         let timeout = wait + Duration::from_secs(30);
-        peer::on_any_with(&self.endpoints, Some(timeout), |mut c| {
+        self.ask(Some(timeout), |mut c| {
             let req = sign(req.clone(), &self.key);
             async move { c.log_positions(req).await }
         })
@@ -111,11 +127,12 @@ impl RemoteZone {
                 bucket_after: after.clone(),
                 max_buckets: 1000,
             };
-            let r = peer::on_any(&self.endpoints, |mut c| {
-                let req = sign(req.clone(), &self.key);
-                async move { c.sync_markers(req).await }
-            })
-            .await?;
+            let r = self
+                .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+                    let req = sign(req.clone(), &self.key);
+                    async move { c.sync_markers(req).await }
+                })
+                .await?;
             if !self.id.is_empty() && r.zone_id != self.id {
                 return Err(SyncError::WrongZone {
                     expected: format!("{} ({})", self.name, self.id),
@@ -157,11 +174,12 @@ impl RemoteZone {
             after: after.to_string(),
             max,
         };
-        let r = peer::on_any(&self.endpoints, |mut c| {
-            let req = sign(req.clone(), &self.key);
-            async move { c.list_log(req).await }
-        })
-        .await?;
+        let r = self
+            .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+                let req = sign(req.clone(), &self.key);
+                async move { c.list_log(req).await }
+            })
+            .await?;
         let items = r
             .items
             .into_iter()
@@ -186,11 +204,12 @@ impl RemoteZone {
             after: after.to_string(),
             max,
         };
-        let r = peer::on_any(&self.endpoints, |mut c| {
-            let req = sign(req.clone(), &self.key);
-            async move { c.list_bilog(req).await }
-        })
-        .await?;
+        let r = self
+            .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+                let req = sign(req.clone(), &self.key);
+                async move { c.list_bilog(req).await }
+            })
+            .await?;
         let items = r
             .items
             .into_iter()
@@ -216,11 +235,12 @@ impl RemoteZone {
             after: after.to_string(),
             max,
         };
-        let r = peer::on_any(&self.endpoints, |mut c| {
-            let req = sign(req.clone(), &self.key);
-            async move { c.list_shard(req).await }
-        })
-        .await?;
+        let r = self
+            .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+                let req = sign(req.clone(), &self.key);
+                async move { c.list_shard(req).await }
+            })
+            .await?;
         let items = r
             .items
             .into_iter()
@@ -252,11 +272,12 @@ impl RemoteZone {
                     .collect(),
                 for_zone: for_zone.to_string(),
             };
-            let r = peer::on_any(&self.endpoints, |mut c| {
-                let req = sign(req.clone(), &self.key);
-                async move { c.bilog_pending(req).await }
-            })
-            .await?;
+            let r = self
+                .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+                    let req = sign(req.clone(), &self.key);
+                    async move { c.bilog_pending(req).await }
+                })
+                .await?;
             if r.pending.len() != chunk.len() {
                 return Err(SyncError::Corrupt(format!(
                     "bilog pending answered {} shards of {}",
@@ -282,11 +303,12 @@ impl RemoteZone {
             after: after.to_string(),
             max,
         };
-        let r = peer::on_any(&self.endpoints, |mut c| {
-            let req = sign(req.clone(), &self.key);
-            async move { c.list_metadata(req).await }
-        })
-        .await?;
+        let r = self
+            .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+                let req = sign(req.clone(), &self.key);
+                async move { c.list_metadata(req).await }
+            })
+            .await?;
         Ok((r.names, r.more))
     }
 
@@ -301,11 +323,12 @@ impl RemoteZone {
             section: section.to_string(),
             name: name.to_string(),
         };
-        let r = peer::on_any(&self.endpoints, |mut c| {
-            let req = sign(req.clone(), &self.key);
-            async move { c.get_metadata(req).await }
-        })
-        .await?;
+        let r = self
+            .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+                let req = sign(req.clone(), &self.key);
+                async move { c.get_metadata(req).await }
+            })
+            .await?;
         if !r.found {
             return Ok(None);
         }
@@ -331,11 +354,12 @@ impl RemoteZone {
             if_not_mtime_ns: 0,
             if_not_etag: String::new(),
         };
-        let mut stream = peer::on_any_with(&self.endpoints, None, |mut c| {
-            let req = sign(req.clone(), &self.key);
-            async move { c.fetch_object(req).await }
-        })
-        .await?;
+        let mut stream = self
+            .ask(None, |mut c| {
+                let req = sign(req.clone(), &self.key);
+                async move { c.fetch_object(req).await }
+            })
+            .await?;
         let first = match tokio::time::timeout(idle, stream.message()).await {
             Ok(Ok(Some(m))) => m,
             Ok(Ok(None)) => return Err(SyncError::Corrupt("empty object stream".into())),

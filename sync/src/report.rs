@@ -87,6 +87,7 @@ pub fn remotes(plan: &SyncPlan) -> (Option<RemoteZone>, Vec<RemoteZone>) {
             access_key: key.0.clone(),
             secret_key: key.1.clone(),
         },
+        links: Default::default(),
     };
     (
         plan.master.as_ref().map(mk),

@@ -380,6 +380,7 @@ impl LogTrimmer {
                         id: r.id.clone(),
                         endpoints: r.endpoints.clone(),
                         key: key.clone(),
+                        links: Default::default(),
                     };
                     match tokio::time::timeout(
                         Duration::from_secs(30),
