@@ -1,8 +1,9 @@
-//! Group commit of full-sync applies: the versions of one bucket shard
+//! Group commit of replicated versions: the versions of one bucket shard
 //! fetched while an index commit is in flight go into the next one together
 //! (`Zone::apply_versions`: one op for the intents of their pool data, one
-//! for their index entries and inline data), so a full sync is not bound by
-//! one index round trip per object.
+//! for their index entries and inline data), so neither a full sync nor a
+//! busy shard's incremental sync is bound by one index round trip per
+//! object.
 
 use crate::SyncError;
 use meridian_zone::data::Body;

@@ -473,10 +473,16 @@ impl DataSync {
             tuning.window = self.settings.full_window.max(1);
         }
         let mut m = ShardMachine::new(st, tuning);
-        // Only a full listing brings many new keys at once; log entries
-        // are applied one by one, in the order the source made them.
-        let batch = full
-            .then(|| crate::batch::ApplyBatcher::start(self.local.clone(), local.clone(), shard));
+        // Versions fetched while an index commit is in flight go into the
+        // next one together, in full sync and incremental alike: a busy
+        // shard's log brings many keys at once too. The machine still
+        // applies one entry per key at a time, so a key's changes keep the
+        // source's order.
+        let batch = Some(crate::batch::ApplyBatcher::start(
+            self.local.clone(),
+            local.clone(),
+            shard,
+        ));
         let exec = BucketExec {
             sync: self,
             bucket: local.clone(),
@@ -839,9 +845,9 @@ impl BucketExec<'_> {
         let body = self.sync.settings.bandwidth.throttle(body);
         let body = (!entry.delete_marker && entry.size > 0).then_some(body);
         let labels = metric_labels(&self.sync.source);
-        let r = match (&self.batch, listed) {
-            (Some(b), Some(_)) => b.apply(entry.clone(), body, trace).await?,
-            _ => {
+        let r = match &self.batch {
+            Some(b) => b.apply(entry.clone(), body, trace).await?,
+            None => {
                 self.sync
                     .local
                     .apply_version(&self.bucket, entry.clone(), body, trace)
