@@ -296,6 +296,21 @@ pub enum Step<T> {
 /// Attempts of a compare-and-swap before giving up with `Contention`.
 const CAS_ATTEMPTS: u32 = 64;
 
+/// How long a pre-commit data log hint serves the later changes of its
+/// shard (see `Zone::hint_before_commit`).
+pub const HINT_SHARED_FOR: Duration = Duration::from_millis(100);
+/// Shards remembered before stale hints are swept out.
+const HINT_SHARED_MAX: usize = 4096;
+
+/// A pre-commit data log hint that several changes of a shard wait on.
+#[derive(Clone)]
+pub(crate) struct SharedHint {
+    /// When its write started.
+    started: std::time::Instant,
+    /// Set once the write ended: whether it was written.
+    written: std::sync::Arc<tokio::sync::OnceCell<bool>>,
+}
+
 impl Zone {
     /// Reads point keys (plus the header) and ranges of one shard in one op.
     pub async fn shard_read(
@@ -444,7 +459,7 @@ impl Zone {
             } else if visible && !hinted {
                 let (snap, hint) = futures::join!(
                     self.shard_read(bucket, shard, &keys, &ranges),
-                    self.datalog_hint(bucket, shard)
+                    self.hint_before_commit(bucket, shard)
                 );
                 hint?;
                 hinted = true;
@@ -463,7 +478,7 @@ impl Zone {
                 return Ok(out);
             }
             if !txn.log.is_empty() && !hinted {
-                self.datalog_hint(bucket, shard).await?;
+                self.hint_before_commit(bucket, shard).await?;
                 hinted = true;
             }
             let mut ops: Vec<SubOp> = Vec::with_capacity(keys.len() + txn.guards.len() + 4);
@@ -554,6 +569,68 @@ impl Zone {
                 break;
             }
         });
+    }
+
+    /// A data log hint for a change about to commit to `shard`, durable
+    /// before the commit. Changes of one shard that start within
+    /// [`HINT_SHARED_FOR`] of each other share one hint write instead of
+    /// one each (a busy shard wrote as many hints as objects). The hint
+    /// before a commit is only insurance for a gateway that dies between
+    /// its commit and the hint after it (`hint_after_commit`), and never a
+    /// full one: an agent may read a change's own hint before the change
+    /// commits, as it may read a shared one. Such a change is found by the
+    /// periodic comparison of bilog heads with markers either way; sharing
+    /// only makes that path a little likelier after a crash.
+    pub(crate) async fn hint_before_commit(&self, bucket: &BucketInfo, shard: u32) -> Result<()> {
+        if !self.has_peers() {
+            return Ok(());
+        }
+        let key = format!("{}:{shard}", bucket.id);
+        let hint = {
+            let mut m = self
+                .inner
+                .pre_hints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match m.get(&key) {
+                Some(h) if h.started.elapsed() < HINT_SHARED_FOR => h.clone(),
+                _ => {
+                    if m.len() >= HINT_SHARED_MAX {
+                        m.retain(|_, h| h.started.elapsed() < HINT_SHARED_FOR);
+                    }
+                    let h = SharedHint {
+                        started: std::time::Instant::now(),
+                        written: std::sync::Arc::new(tokio::sync::OnceCell::new()),
+                    };
+                    m.insert(key.clone(), h.clone());
+                    h
+                }
+            }
+        };
+        // The first to get here writes it; the others wait for that write
+        // (and take it over if the writer's request is dropped meanwhile).
+        let written = *hint
+            .written
+            .get_or_init(|| async { self.datalog_hint(bucket, shard).await.is_ok() })
+            .await;
+        if written {
+            return Ok(());
+        }
+        // The shared write failed: no change waits on a failed one again,
+        // and this one writes its own (reporting why it failed too).
+        {
+            let mut m = self
+                .inner
+                .pre_hints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if m.get(&key)
+                .is_some_and(|h| std::sync::Arc::ptr_eq(&h.written, &hint.written))
+            {
+                m.remove(&key);
+            }
+        }
+        self.datalog_hint(bucket, shard).await
     }
 
     /// Writes the data log entry "bucket shard changed", when another zone

@@ -196,6 +196,10 @@ struct ZoneInner {
     /// Index shards with a post-commit data log hint being written (true:
     /// another commit came meanwhile and needs one more).
     post_hints: Mutex<HashMap<String, bool>>,
+    /// The newest pre-commit data log hint of each index shard (when it
+    /// was started, and whether it was written), shared by the changes
+    /// that start within `index::HINT_SHARED_FOR` of it.
+    pre_hints: Mutex<HashMap<String, index::SharedHint>>,
     /// Rung on every metadata / data log append made by this process: one
     /// counter per log shard, so a waiting peer re-reads only what moved.
     log_bells: [tokio::sync::watch::Sender<Vec<u64>>; 2],
@@ -224,6 +228,7 @@ impl Zone {
                 write_buffers,
                 read_buffers,
                 post_hints: Mutex::new(HashMap::new()),
+                pre_hints: Mutex::new(HashMap::new()),
                 log_bells: [
                     tokio::sync::watch::channel(vec![0; md_shards]).0,
                     tokio::sync::watch::channel(vec![0; data_shards]).0,

@@ -651,7 +651,7 @@ impl Zone {
                 &keys,
                 &ranges,
             ),
-            self.datalog_hint(bucket, shard)
+            self.hint_before_commit(bucket, shard)
         );
         hint?;
         Ok((inst, snap?))
