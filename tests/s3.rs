@@ -253,6 +253,21 @@ fn suite(second: bool) {
             );
         }
     }
+    // `--max-objects` ends a write run at that count, well before its time.
+    let out = Command::new(bin())
+        .arg("-c")
+        .arg(tc.conf())
+        .args(["--format", "json", "bench", "--s3", &endpoints[1]])
+        .args(["--access-key", &ak, "--secret", &sk, "--bucket", "capped"])
+        .args(["60", "write", "-b", "4K", "-t", "4", "--max-objects", "7"])
+        .output()
+        .expect("run meridian bench --s3 --max-objects");
+    let report = json(&out);
+    assert_eq!(report["ops"], 7, "{report}");
+    assert!(
+        report["total_time_s"].as_f64().unwrap_or(60.0) < 30.0,
+        "{report}"
+    );
     // HTTPS without the CA is refused before any request, with the reason
     // (AWS_CA_BUNDLE, which the bench reads as the AWS CLI does, removed:
     // some machines point it at the system roots).

@@ -73,6 +73,10 @@ pub struct BenchArgs {
     /// Concurrent operations.
     #[arg(short = 't', long = "concurrent-ios", default_value_t = 16)]
     pub concurrency: usize,
+    /// Write at most this many objects (0: no limit; rados bench's
+    /// `--max-objects`): the run ends at whichever comes first.
+    #[arg(long = "max-objects", default_value_t = 0)]
+    pub max_objects: u64,
     /// Keep the written objects (for a following seq/rand run).
     #[arg(long = "no-cleanup")]
     pub no_cleanup: bool,
@@ -384,7 +388,11 @@ pub async fn run(c: &Target, a: BenchArgs, json_out: bool) -> anyhow::Result<()>
                 bail!("-b must be at least 1 byte");
             }
             let run_id = format!("{}_{}", hostname(), std::process::id());
-            (size, u64::MAX, run_id)
+            let limit = match a.max_objects {
+                0 => u64::MAX,
+                n => n,
+            };
+            (size, limit, run_id)
         }
         Mode::Seq | Mode::Rand => {
             let meta = c.get(METADATA_OBJECT).await.map_err(|e| {
@@ -415,8 +423,8 @@ pub async fn run(c: &Target, a: BenchArgs, json_out: bool) -> anyhow::Result<()>
     let mode_name = format!("{:?}", a.mode).to_lowercase();
     if !json_out {
         println!(
-            "Maintaining {} concurrent writes of {} bytes to objects of size {} for up to {} seconds or 0 objects",
-            a.concurrency, size, size, a.seconds
+            "Maintaining {} concurrent writes of {} bytes to objects of size {} for up to {} seconds or {} objects",
+            a.concurrency, size, size, a.seconds, a.max_objects
         );
         println!("Object prefix: {}_{run_id}", a.run_name);
     }
