@@ -521,6 +521,16 @@ async fn a_fresh_zone_full_syncs_ten_thousand_objects_through_an_agent_crash() {
         puts.iter().find(|r| r.is_err())
     );
     eprintln!("stored {N} objects in zone A in {:?}", started.elapsed());
+    // 64 PUTs in flight over 11 index shards: changes of a shard that
+    // start within 100 ms of each other share one pre-commit data log hint
+    // (each used to write its own).
+    let shared = gateway_counter(&a, "meridian_zone_datalog_hints_shared_total").unwrap_or(0.0);
+    let written = gateway_counter(&a, "meridian_zone_datalog_hints_total").unwrap_or(0.0);
+    eprintln!("data log hints: {written} written, {shared} changes shared one");
+    assert!(
+        shared >= (N / 10) as f64,
+        "only {shared} of {N} PUTs shared a pre-commit data log hint ({written} written)"
+    );
 
     // Pair files the agent cannot use are refused with the reason.
     let key = dev_system_key(&b);

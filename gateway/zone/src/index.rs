@@ -609,10 +609,17 @@ impl Zone {
         };
         // The first to get here writes it; the others wait for that write
         // (and take it over if the writer's request is dropped meanwhile).
+        let mut wrote = false;
         let written = *hint
             .written
-            .get_or_init(|| async { self.datalog_hint(bucket, shard).await.is_ok() })
+            .get_or_init(|| {
+                wrote = true;
+                async { self.datalog_hint(bucket, shard).await.is_ok() }
+            })
             .await;
+        if !wrote {
+            metrics::counter!("meridian_zone_datalog_hints_shared_total").increment(1);
+        }
         if written {
             return Ok(());
         }
@@ -657,6 +664,7 @@ impl Zone {
                 vec![sub::omap_set_seq(vec![(Bytes::new(), json(&entry))])],
             )
             .await?;
+        metrics::counter!("meridian_zone_datalog_hints_total").increment(1);
         self.ring(crate::log::LogKind::Data, n);
         Ok(())
     }
