@@ -239,14 +239,21 @@ fn zone_tls() -> tonic::transport::ClientTlsConfig {
     }
 }
 
-/// A lazily connected channel to a zone endpoint. HTTP/2 with the internal
-/// transport's frames and windows: an object fetch streams up to 8 MiB
-/// before it waits for a window update, and several fetches share one
-/// connection without stalling each other.
+/// Flow-control window of one zone-to-zone stream (hyper's client
+/// default): what a fetched object not being read yet may hold in memory.
+const ZONE_STREAM_WINDOW_BYTES: u32 = 2 << 20;
+/// Flow-control window of a zone-to-zone connection: the largest HTTP/2
+/// allows, so the streams sync has not started reading (fetched versions
+/// waiting for their group commit) can never use up the connection's window
+/// and stall the streams it is reading. With a 32 MiB connection window,
+/// 32 fetches of 1 MiB waiting in a group did exactly that under load.
+/// Memory stays bounded by the stream windows times the fetches in flight.
+const ZONE_CONNECTION_WINDOW_BYTES: u32 = (1 << 31) - 1;
+
+/// A lazily connected channel to a zone endpoint, HTTP/2 with the internal
+/// transport's frame size and the windows above.
 fn channel(endpoint: &str) -> Result<Channel, tonic::Status> {
-    use meridian_auth::transport::{
-        H2_CONNECTION_WINDOW_BYTES, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES,
-    };
+    use meridian_auth::transport::H2_MAX_FRAME_BYTES;
     let url = if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
         endpoint.to_string()
     } else {
@@ -259,8 +266,8 @@ fn channel(endpoint: &str) -> Result<Channel, tonic::Status> {
         .http2_keep_alive_interval(Duration::from_secs(15))
         .keep_alive_timeout(Duration::from_secs(10))
         .max_frame_size(H2_MAX_FRAME_BYTES)
-        .initial_stream_window_size(H2_STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(H2_CONNECTION_WINDOW_BYTES);
+        .initial_stream_window_size(ZONE_STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(ZONE_CONNECTION_WINDOW_BYTES);
     let ep = if url.starts_with("https://") {
         ep.tls_config(zone_tls()).map_err(|e| {
             tonic::Status::invalid_argument(format!("TLS for endpoint {endpoint:?}: {e}"))
