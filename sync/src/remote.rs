@@ -52,8 +52,25 @@ fn proto_kind(kind: meridian_zone::log::LogKind) -> i32 {
 
 impl RemoteZone {
     /// `call` on whichever of the zone's endpoints answers, over the kept
-    /// connections, each call waiting at most `timeout` for its answer.
-    async fn ask<T, F, Fut>(&self, timeout: Option<Duration>, call: F) -> Result<T, tonic::Status>
+    /// connections, each call waiting at most [`peer::CALL_TIMEOUT`].
+    async fn ask<T, F, Fut>(&self, call: F) -> Result<T, tonic::Status>
+    where
+        F: FnMut(
+            meridian_proto::multisite::zone_service_client::ZoneServiceClient<
+                tonic::transport::Channel,
+            >,
+        ) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.ask_within(Some(peer::CALL_TIMEOUT), call).await
+    }
+
+    /// [`Self::ask`] with its own bound on the wait (None: none).
+    async fn ask_within<T, F, Fut>(
+        &self,
+        timeout: Option<Duration>,
+        call: F,
+    ) -> Result<T, tonic::Status>
     where
         F: FnMut(
             meridian_proto::multisite::zone_service_client::ZoneServiceClient<
@@ -106,7 +123,7 @@ impl RemoteZone {
             wait_ms: wait.as_millis() as u32,
         };
         let timeout = wait + Duration::from_secs(30);
-        self.ask(Some(timeout), |mut c| {
+        self.ask_within(Some(timeout), |mut c| {
             let req = sign(req.clone(), &self.key);
             async move { c.log_positions(req).await }
         })
@@ -128,7 +145,7 @@ impl RemoteZone {
                 max_buckets: 1000,
             };
             let r = self
-                .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+                .ask(|mut c| {
                     let req = sign(req.clone(), &self.key);
                     async move { c.sync_markers(req).await }
                 })
@@ -175,7 +192,7 @@ impl RemoteZone {
             max,
         };
         let r = self
-            .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+            .ask(|mut c| {
                 let req = sign(req.clone(), &self.key);
                 async move { c.list_log(req).await }
             })
@@ -205,7 +222,7 @@ impl RemoteZone {
             max,
         };
         let r = self
-            .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+            .ask(|mut c| {
                 let req = sign(req.clone(), &self.key);
                 async move { c.list_bilog(req).await }
             })
@@ -236,7 +253,7 @@ impl RemoteZone {
             max,
         };
         let r = self
-            .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+            .ask(|mut c| {
                 let req = sign(req.clone(), &self.key);
                 async move { c.list_shard(req).await }
             })
@@ -273,7 +290,7 @@ impl RemoteZone {
                 for_zone: for_zone.to_string(),
             };
             let r = self
-                .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+                .ask(|mut c| {
                     let req = sign(req.clone(), &self.key);
                     async move { c.bilog_pending(req).await }
                 })
@@ -304,7 +321,7 @@ impl RemoteZone {
             max,
         };
         let r = self
-            .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+            .ask(|mut c| {
                 let req = sign(req.clone(), &self.key);
                 async move { c.list_metadata(req).await }
             })
@@ -324,7 +341,7 @@ impl RemoteZone {
             name: name.to_string(),
         };
         let r = self
-            .ask(Some(peer::CALL_TIMEOUT), |mut c| {
+            .ask(|mut c| {
                 let req = sign(req.clone(), &self.key);
                 async move { c.get_metadata(req).await }
             })
@@ -355,7 +372,7 @@ impl RemoteZone {
             if_not_etag: String::new(),
         };
         let mut stream = self
-            .ask(None, |mut c| {
+            .ask_within(None, |mut c| {
                 let req = sign(req.clone(), &self.key);
                 async move { c.fetch_object(req).await }
             })
